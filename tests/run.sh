@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The one command that installs everything and runs every test (README, .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/install-deps.sh
+# Two cores: integration tests start JVMs and daemons, so they run one at a time.
+exec python3 -m pytest -ra -p no:cacheprovider "$@"
