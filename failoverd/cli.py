@@ -1,0 +1,373 @@
+"""`failoverctl`: the operator's view and controls (DESIGN.md §6). Talks to ZooKeeper
+only, with the node's own config file.
+
+Exit codes: 0 success (status: one healthy active), 1 refused/failed/degraded,
+2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from failoverd.config import Config, ConfigError, load_config
+from failoverd.coordination import CoordinationError, Coordinator
+from failoverd.znodes import Control, MemberStatus, Request, now_iso
+
+CONNECT_TIMEOUT = 3.0
+CALL_TIMEOUT = 3.0
+
+
+class Refused(click.ClickException):
+    """The operation was refused or failed: exit 1 with the reason."""
+
+    exit_code = 1
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default="/etc/failoverd/failoverd.yaml",
+    show_default=True,
+    help="the node's failoverd config file",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str) -> None:
+    """Inspect and steer a failoverd cluster."""
+    ctx.obj = config_path
+
+
+def _config(ctx: click.Context) -> Config:
+    try:
+        return load_config(ctx.obj)
+    except ConfigError as e:
+        for line in e.problems:
+            click.echo(line, err=True)
+        ctx.exit(2)
+        raise AssertionError("unreachable") from None
+
+
+@contextmanager
+def _zk(config: Config) -> Iterator[Coordinator]:
+    coord = Coordinator(config)
+    try:
+        coord.start(timeout=CONNECT_TIMEOUT)
+    except CoordinationError as e:
+        raise Refused(str(e)) from None
+    try:
+        yield coord
+    except CoordinationError as e:
+        raise Refused(str(e)) from None
+    finally:
+        coord.close()
+
+
+def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
+    """The `status --json` object (DESIGN.md §9: a contract, keep it exact)."""
+    holder, _, _ = coord.read_lock(CALL_TIMEOUT)
+    crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
+    control, _ = coord.read_control(CALL_TIMEOUT)
+    members = coord.read_members(CALL_TIMEOUT)
+    names = list(config.member_names) + sorted(set(members) - set(config.member_names))
+    rows = []
+    for name in names:
+        m = members.get(name)
+        rows.append(
+            {
+                "node": name,
+                "role": m.role if m else "stopped",
+                "healthy": bool(m and m.healthy),
+                "epoch": m.epoch if m else None,
+                "connected": name in members,
+            }
+        )
+    active = None
+    if readable and crumb is not None and crumb.node is not None:
+        active = {
+            "node": crumb.node,
+            "epoch": crumb.epoch,
+            "since": crumb.since,
+            "clean": crumb.clean,
+        }
+    return {
+        "cluster": config.cluster,
+        "lease_holder": holder if holder else None,
+        "active": active,
+        "maintenance": control.maintenance,
+        "members": rows,
+    }
+
+
+def verdict(status: dict[str, Any]) -> tuple[bool, str]:
+    """(healthy cluster?, one sentence)."""
+    holder = status["lease_holder"]
+    rows = {r["node"]: r for r in status["members"]}
+    if status["maintenance"]:
+        return False, "maintenance mode is on: no automatic failover"
+    if holder is None:
+        return False, "no node holds the lease: no active"
+    h = rows.get(holder)
+    if h is None or h["role"] != "active":
+        return False, f"{holder} holds the lease but is not (yet) active"
+    if not h["healthy"]:
+        return False, f"the active {holder} fails its health checks"
+    standbys = [r for r in rows.values() if r["node"] != holder]
+    bad = [r["node"] for r in standbys if not (r["connected"] and r["healthy"])]
+    if bad:
+        return False, f"standby not ready: {', '.join(bad)} (failover would not be possible)"
+    return True, f"one healthy active ({holder}), {len(standbys)} healthy standby"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
+    config = _config(ctx)
+    with _zk(config) as coord:
+        st = gather_status(config, coord)
+        members = coord.read_members(CALL_TIMEOUT)
+        recent = coord.read_history(5, CALL_TIMEOUT)
+    ok, sentence = verdict(st)
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+    else:
+        _print_table(st, members, recent, sentence)
+    ctx.exit(0 if ok else 1)
+
+
+def _print_table(
+    st: dict[str, Any], members: dict[str, MemberStatus | None], recent: list[Any], sentence: str
+) -> None:
+    active = st["active"]
+    maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
+    click.echo(
+        f"cluster {st['cluster']}   lease holder: {st['lease_holder'] or '-'}   "
+        f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
+    )
+    header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "SINCE", "LAST TRANSITION")
+    rows = [header]
+    for r in st["members"]:
+        m = members.get(r["node"])
+        rows.append(
+            (
+                r["node"],
+                r["role"],
+                "healthy" if r["healthy"] else "UNHEALTHY",
+                "-" if r["epoch"] is None else str(r["epoch"]),
+                "yes" if r["connected"] else "NO",
+                m.since if m else "-",
+                m.reason if m else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        click.echo(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
+    click.echo(f"verdict: {sentence}")
+    if recent:
+        click.echo("recent transitions:")
+        for e in recent:
+            click.echo(
+                f"  {e.time}  {e.node:<8} {e.event:<13} {e.reason}" if e else "  (unreadable entry)"
+            )
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def history(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The audit trail, newest first."""
+    config = _config(ctx)
+    with _zk(config) as coord:
+        entries = coord.read_history(limit, CALL_TIMEOUT)
+    if as_json:
+        click.echo(json.dumps([asdict(e) if e else None for e in entries], indent=2))
+        return
+    for e in entries:
+        if e is None:
+            click.echo("(unreadable entry)")
+        else:
+            epoch = "-" if e.epoch is None else e.epoch
+            click.echo(f"{e.time}  {e.node:<8} {e.event:<13} epoch={epoch}  {e.reason}")
+
+
+@cli.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.pass_context
+def maintenance(ctx: click.Context, state: str) -> None:
+    """Freeze (on) or resume (off) automatic transitions."""
+    config = _config(ctx)
+    with _zk(config) as coord:
+        control, version = coord.read_control(CALL_TIMEOUT)
+        coord.write_control(
+            Control(state == "on", control.switchover, control.failover), version, CALL_TIMEOUT
+        )
+    click.echo(
+        f"maintenance {state}"
+        + (": no automatic failover until 'maintenance off'" if state == "on" else "")
+    )
+
+
+def _wait_for_active(
+    coord: Coordinator, config: Config, old: str | None, target: str | None, timeout: float
+) -> tuple[str, int] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holder, _, _ = coord.read_lock(CALL_TIMEOUT)
+        if holder and holder != old and (target is None or holder == target):
+            m = coord.read_members(CALL_TIMEOUT).get(holder)
+            if m is not None and m.role == "active" and m.epoch is not None:
+                return holder, m.epoch
+        time.sleep(0.02)
+    return None
+
+
+def _post_request(
+    coord: Coordinator, kind: str, to: str | None, timeout: float, config: Config
+) -> Request:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    req = Request(str(uuid.uuid4()), to, timeout, config.node.name, now_iso())
+    new = Control(
+        control.maintenance,
+        req if kind == "switchover" else None,
+        req if kind == "failover" else None,
+    )
+    coord.write_control(new, version, CALL_TIMEOUT)
+    return req
+
+
+def _withdraw(coord: Coordinator, req: Request) -> None:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    if req in (control.switchover, control.failover):
+        coord.write_control(Control(control.maintenance), version, CALL_TIMEOUT)
+
+
+@cli.command()
+@click.option(
+    "--to", "to", metavar="NODE", help="the standby to hand over to (default: any healthy one)"
+)
+@click.pass_context
+def switchover(ctx: click.Context, to: str | None) -> None:
+    """Planned handover: the active stops cleanly, the target takes over without fencing."""
+    config = _config(ctx)
+    with _zk(config) as coord:
+        st = gather_status(config, coord)
+        rows = {r["node"]: r for r in st["members"]}
+        old = st["lease_holder"]
+        if st["maintenance"]:
+            raise Refused("refused: maintenance mode is on (failoverctl maintenance off first)")
+        if old is None or rows.get(old, {}).get("role") != "active":
+            raise Refused(
+                "refused: no active node to switch over from (use failover --to NODE --force)"
+            )
+        if to is not None:
+            if to not in rows:
+                raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
+            if to == old:
+                raise Refused(f"refused: {to} is already active")
+            r = rows[to]
+            if not r["connected"]:
+                raise Refused(f"refused: {to} is not connected to ZooKeeper")
+            if not r["healthy"]:
+                raise Refused(f"refused: {to} fails its health checks")
+            if r["role"] != "standby":
+                raise Refused(f"refused: {to} is {r['role']}, not standby")
+        elif not any(
+            r["connected"] and r["healthy"] and r["role"] == "standby"
+            for n, r in rows.items()
+            if n != old
+        ):
+            raise Refused("refused: no healthy, connected standby to hand over to")
+        timeout = config.switchover.timeout
+        started = time.monotonic()
+        req = _post_request(coord, "switchover", to, timeout, config)
+        got = _wait_for_active(coord, config, old, to, timeout + 1.0)
+        took = time.monotonic() - started
+        if got is None:
+            _withdraw(coord, req)
+            raise Refused(
+                f"switchover timed out: {to or 'no standby'} did not take over within "
+                f"{timeout:g}s; {old} resumes"
+            )
+        click.echo(f"switchover {old} -> {got[0]} done in {took:.2f}s (epoch {got[1]})")
+
+
+@cli.command()
+@click.option("--to", "to", required=True, metavar="NODE", help="the node to promote")
+@click.option("--force", is_flag=True, help="required: confirms the active is gone")
+@click.pass_context
+def failover(ctx: click.Context, to: str, force: bool) -> None:
+    """Promote NODE when the active is gone. Fencing still runs."""
+    if not force:
+        raise click.UsageError(
+            "failover needs --force (it promotes a node without a clean handover)"
+        )
+    config = _config(ctx)
+    with _zk(config) as coord:
+        st = gather_status(config, coord)
+        rows = {r["node"]: r for r in st["members"]}
+        if to not in rows:
+            raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
+        if not rows[to]["connected"]:
+            raise Refused(f"refused: {to} is not connected to ZooKeeper")
+        holder = st["lease_holder"]
+        if holder is not None:
+            raise Refused(
+                f"refused: {holder} holds the lease; use 'switchover --to {to}' for a live active"
+            )
+        timeout = config.switchover.timeout + config.zookeeper.session_timeout
+        started = time.monotonic()
+        req = _post_request(coord, "failover", to, timeout, config)
+        got = _wait_for_active(coord, config, None, to, timeout + 30.0)
+        if got is None:
+            _withdraw(coord, req)
+            raise Refused(
+                f"failover to {to} did not complete (see failoverctl history: fencing may have failed)"
+            )
+        click.echo(f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})")
+
+
+@cli.command("fence-check")
+@click.argument("node")
+@click.pass_context
+def fence_check(ctx: click.Context, node: str) -> None:
+    """Dry-run every fencing method against NODE; fences nothing."""
+    config = _config(ctx)
+    peer = config.peer(node)
+    if peer is None:
+        raise click.BadParameter(f"{node!r} is not a peer in {config.path}", param_hint="NODE")
+    from failoverd.fencing import FenceTarget, build_fence_chain
+
+    outcomes = build_fence_chain(config).check(FenceTarget(peer.name, peer.address))
+    for o in outcomes:
+        mark = click.style("OK  ", fg="green") if o.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {o.method:<10} {o.reason} ({o.took * 1000:.0f} ms)")
+    if not any(o.ok for o in outcomes):
+        raise Refused(
+            f"no fencing method would work against {node}: a takeover from it would be refused"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="failoverctl", standalone_mode=True)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""Everything failoverd says to ZooKeeper (DESIGN.md §3), through kazoo.
+
+Rules that keep this safe (MACHINE-NOTES.md has the measurements behind them):
+
+* Every call has a deadline: requests queued while kazoo reconnects may run much
+  later (kazoo #588), so nobody waits on ZooKeeper without a bound.
+* Listener and watch callbacks only hand an event name to the daemon's queue;
+  they never call back into kazoo (deadlocks: kazoo #381, #356, #405).
+* Lock ownership is judged by the lock's `ephemeralOwner` against the session
+  the lease was granted in, never by kazoo's connection state.
+* Writes that must not race use a multi-op transaction that also checks our lock,
+  so they cannot succeed unless our session still holds the lease.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import ZnodeStat
+from kazoo.retry import KazooRetry
+from kazoo.security import make_digest_acl
+
+from failoverd.config import Config
+from failoverd.lease import LocalLease, boottime
+from failoverd.znodes import (
+    UNREADABLE_CONTROL,
+    Breadcrumb,
+    Control,
+    HistoryEntry,
+    LockData,
+    MemberStatus,
+    ZnodeError,
+    encode,
+    now_iso,
+)
+
+log = structlog.get_logger(__name__)
+
+HISTORY_KEEP = 200  # entries kept in history/ (oldest pruned)
+HISTORY_PREFIX = "entry-"
+
+
+class CoordinationError(Exception):
+    """A ZooKeeper call failed or missed its deadline."""
+
+
+@contextmanager
+def _zk_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except KazooTimeoutError:
+        raise CoordinationError(f"{what}: no answer from ZooKeeper in time") from None
+    except (KazooException, ZnodeError) as e:
+        raise CoordinationError(f"{what}: {type(e).__name__} {e}".strip()) from None
+
+
+def make_client(config: Config) -> KazooClient:
+    zk = config.zookeeper
+    # Bounded reconnect back-off: the default grows to an hour, and delayed
+    # reconnection by ~2 s after a partition healed in our measurements.
+    retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=1.0)
+    kwargs: dict[str, Any] = {}
+    if zk.auth is not None:
+        user, _, password = zk.auth.credential.partition(":")
+        kwargs["auth_data"] = [("digest", zk.auth.credential)]
+        kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
+    return KazooClient(hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs)
+
+
+class Coordinator:
+    """One cluster's znodes under `<root>/<cluster>`."""
+
+    def __init__(self, config: Config, on_event: Callable[[str], None] = lambda _e: None):
+        self.config = config
+        self.node = config.node.name
+        self.root = config.cluster_path
+        self.lock_path = f"{self.root}/lock"
+        self.active_path = f"{self.root}/active"
+        self.control_path = f"{self.root}/control"
+        self.members_path = f"{self.root}/members"
+        self.history_path = f"{self.root}/history"
+        self.client = make_client(config)
+        self.on_event = on_event
+        self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
+        self.client.add_listener(self._on_state)
+
+    # -- connection -------------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        # kazoo's event thread: hand over, never block.
+        self.on_event(f"zk_{str(state).lower()}")
+
+    def start(self, timeout: float | None = None) -> None:
+        """Connect; with a timeout, raise CoordinationError if not connected by then."""
+        event = self.client.start_async()
+        if timeout is not None:
+            event.wait(timeout)
+            if not self.client.connected:
+                self.client.stop()
+                raise CoordinationError(
+                    f"cannot reach ZooKeeper at {self.config.zookeeper.hosts} within {timeout:g}s"
+                )
+
+    def close(self) -> None:
+        try:
+            self.client.stop()
+            self.client.close()
+        except Exception:  # noqa: BLE001 - closing must not raise at shutdown
+            log.warning("zookeeper_close_failed")
+
+    @property
+    def connected(self) -> bool:
+        return self.client.state == KazooState.CONNECTED
+
+    @property
+    def session_id(self) -> int | None:
+        cid = self.client.client_id
+        return cid[0] if cid and self.connected else None
+
+    def watch(self) -> None:
+        """Wake the daemon whenever the lock or the operator's control changes.
+        DataWatch re-registers itself across reconnects."""
+        self.client.DataWatch(self.lock_path, lambda *_a: self.on_event("lock_changed"))
+        self.client.DataWatch(self.control_path, lambda *_a: self.on_event("control_changed"))
+
+    def _wait(self, async_result: Any, timeout: float) -> Any:
+        self.requests += 1
+        return async_result.get(timeout=timeout)
+
+    # -- tree ---------------------------------------------------------------
+
+    def ensure_tree(self, timeout: float) -> None:
+        """Create the cluster's znodes. A brand-new cluster gets an initial clean
+        breadcrumb naming nobody, in the same transaction as the cluster node: so a
+        cluster node *without* a breadcrumb can only mean the breadcrumb was lost,
+        which plan_fencing treats as "previous active unknown"."""
+        with _zk_errors("creating the cluster's znodes"):
+            parent = self.root.rsplit("/", 1)[0]
+            if parent:
+                self._wait(self.client.ensure_path_async(parent), timeout)
+            if self._wait(self.client.exists_async(self.root), timeout) is None:
+                t = self.client.transaction()
+                t.create(self.root, b"")
+                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)))
+                t.create(self.control_path, encode(Control()))
+                t.create(self.members_path, b"")
+                t.create(self.history_path, b"")
+                results = self._wait(t.commit_async(), timeout)
+                if any(isinstance(r, Exception) for r in results) and not isinstance(
+                    results[0], NodeExistsError
+                ):
+                    raise CoordinationError(f"creating the cluster's znodes: {results}")
+            for path, data in (
+                (self.members_path, b""),
+                (self.history_path, b""),
+                (self.control_path, encode(Control())),
+            ):
+                try:
+                    self._wait(self.client.create_async(path, data), timeout)
+                except NodeExistsError:
+                    pass
+
+    # -- lock (the lease) ----------------------------------------------------
+
+    def try_acquire(self, lease: LocalLease, timeout: float) -> bool:
+        """Create the ephemeral lock; on success grant the local lease from the
+        moment the request was sent."""
+        session = self.session_id
+        if session is None:
+            return False
+        t_send = boottime()
+        data = encode(LockData(self.node, f"{session:#x}"))
+        with _zk_errors("creating the lock"):
+            try:
+                self._wait(self.client.create_async(self.lock_path, data, ephemeral=True), timeout)
+            except NodeExistsError:
+                return False
+        lease.grant(session, t_send)
+        return True
+
+    def read_lock(self, timeout: float) -> tuple[str | None, int | None, int]:
+        """(holder name or None if no lock or "" if unreadable, ephemeralOwner, version)."""
+        with _zk_errors("reading the lock"):
+            try:
+                raw, stat = self._wait(self.client.get_async(self.lock_path), timeout)
+            except NoNodeError:
+                return None, None, -1
+        try:
+            holder = LockData.decode(raw).node
+        except ZnodeError as e:
+            log.error("lock_unreadable", error=str(e))
+            holder = ""
+        return holder, stat.ephemeralOwner, stat.version
+
+    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
+        """One lease round trip: sync (so a follower cut off from the quorum cannot
+        answer from stale data), then read the lock's stat. True: renewed; False:
+        the lock is gone or owned by another session (lease revoked); None: no
+        answer in time (the lease simply is not renewed)."""
+        session = lease.session
+        if session is None:
+            return False
+        t_send = boottime()
+        try:
+            # ZooKeeper answers one session's requests in order: the exists is
+            # served only after the sync went through the leader.
+            self.client.sync_async(self.lock_path)
+            stat: ZnodeStat | None = self._wait(self.client.exists_async(self.lock_path), timeout)
+        except (KazooTimeoutError, KazooException):
+            return None
+        if stat is None or stat.ephemeralOwner != session:
+            lease.revoke()
+            return False
+        return lease.renew(session, t_send)
+
+    def release_lock(self, lease: LocalLease, timeout: float) -> bool:
+        """Delete the lock, but only if our lease's session owns it."""
+        session = lease.session
+        lease.revoke()
+        if session is None:
+            return False
+        with _zk_errors("releasing the lock"):
+            try:
+                stat = self._wait(self.client.exists_async(self.lock_path), timeout)
+                if stat is None or stat.ephemeralOwner != session:
+                    return False
+                self._wait(self.client.delete_async(self.lock_path, version=stat.version), timeout)
+            except NoNodeError:
+                return False
+        return True
+
+    def release_stray_lock(self, timeout: float) -> None:
+        session = self.session_id
+        holder, owner, version = self.read_lock(timeout)
+        if owner is not None and owner == session:
+            with _zk_errors("releasing a stray lock"):
+                self._wait(self.client.delete_async(self.lock_path, version=version), timeout)
+
+    # -- breadcrumb -------------------------------------------------------------
+
+    def read_breadcrumb(self, timeout: float) -> tuple[Breadcrumb | None, bool, int | None]:
+        """(breadcrumb or None, readable, znode data version or None if missing)."""
+        with _zk_errors("reading the breadcrumb"):
+            try:
+                raw, stat = self._wait(self.client.get_async(self.active_path), timeout)
+            except NoNodeError:
+                return None, True, None
+        try:
+            return Breadcrumb.decode(raw), True, stat.version
+        except ZnodeError as e:
+            log.error("breadcrumb_unreadable", error=str(e))
+            return None, False, stat.version
+
+    def write_breadcrumb(
+        self, crumb: Breadcrumb, expected_version: int | None, timeout: float
+    ) -> None:
+        """Compare-and-set the breadcrumb, in one transaction with a check that our
+        lock still exists (it can only exist in our session while we hold it)."""
+        lock_stat = None
+        with _zk_errors("writing the breadcrumb"):
+            lock_stat = self._wait(self.client.exists_async(self.lock_path), timeout)
+            if lock_stat is None:
+                raise CoordinationError("writing the breadcrumb: the lock is gone")
+            t = self.client.transaction()
+            t.check(self.lock_path, lock_stat.version)
+            if expected_version is None:
+                t.create(self.active_path, encode(crumb))
+            else:
+                t.set_data(self.active_path, encode(crumb), version=expected_version)
+            results = self._wait(t.commit_async(), timeout)
+        failures = [r for r in results if isinstance(r, Exception)]
+        if failures:
+            raise CoordinationError(f"writing the breadcrumb: {failures[0]!r}")
+
+    def mark_clean(self, epoch: int, timeout: float) -> bool:
+        """After a completed demotion: breadcrumb says we handed over cleanly."""
+        crumb, readable, version = self.read_breadcrumb(timeout)
+        if not readable or crumb is None or crumb.node != self.node or crumb.epoch != epoch:
+            return False
+        self.write_breadcrumb(Breadcrumb(self.node, epoch, crumb.since, True), version, timeout)
+        return True
+
+    # -- members, control, history ------------------------------------------
+
+    def write_member(self, status: MemberStatus, timeout: float) -> None:
+        path = f"{self.members_path}/{self.node}"
+        data = encode(status)
+        with _zk_errors("writing member status"):
+            stat = self._wait(self.client.exists_async(path), timeout)
+            if stat is not None and stat.ephemeralOwner == self.session_id:
+                self._wait(self.client.set_data_async(path, data), timeout)
+                return
+            if stat is not None:
+                # Left by our previous session (daemon restart): replace it.
+                try:
+                    self._wait(self.client.delete_async(path), timeout)
+                except NoNodeError:
+                    pass
+            self._wait(self.client.create_async(path, data, ephemeral=True), timeout)
+
+    def read_members(self, timeout: float) -> dict[str, MemberStatus | None]:
+        """name -> status (None when the status is unreadable)."""
+        out: dict[str, MemberStatus | None] = {}
+        with _zk_errors("reading members"):
+            try:
+                names = self._wait(self.client.get_children_async(self.members_path), timeout)
+            except NoNodeError:
+                return out
+            for name in sorted(names):
+                try:
+                    raw, _ = self._wait(
+                        self.client.get_async(f"{self.members_path}/{name}"), timeout
+                    )
+                except NoNodeError:
+                    continue
+                try:
+                    out[name] = MemberStatus.decode(raw)
+                except ZnodeError:
+                    out[name] = None
+        return out
+
+    def read_control(self, timeout: float) -> tuple[Control, int | None]:
+        """(control, version); unreadable content reads as maintenance (the unsafe
+        case: no automatic transitions), a missing znode as the defaults."""
+        with _zk_errors("reading control"):
+            try:
+                raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
+            except NoNodeError:
+                return Control(), None
+        try:
+            return Control.decode(raw), stat.version
+        except ZnodeError as e:
+            log.error("control_unreadable", error=str(e))
+            return UNREADABLE_CONTROL, stat.version
+
+    def write_control(self, control: Control, version: int | None, timeout: float) -> None:
+        """Compare-and-set the control znode (raises CoordinationError on a race)."""
+        with _zk_errors("writing control"):
+            if version is None:
+                self._wait(self.client.create_async(self.control_path, encode(control)), timeout)
+            else:
+                self._wait(
+                    self.client.set_data_async(self.control_path, encode(control), version=version),
+                    timeout,
+                )
+
+    def append_history(self, entry: HistoryEntry, timeout: float) -> None:
+        with _zk_errors("appending history"):
+            self._wait(
+                self.client.create_async(
+                    f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
+                ),
+                timeout,
+            )
+            names = sorted(self._wait(self.client.get_children_async(self.history_path), timeout))
+            for old in names[: max(0, len(names) - HISTORY_KEEP)]:
+                try:
+                    self._wait(self.client.delete_async(f"{self.history_path}/{old}"), timeout)
+                except NoNodeError:
+                    pass
+
+    def read_history(self, limit: int, timeout: float) -> list[HistoryEntry | None]:
+        """Newest first; None for an unreadable entry."""
+        out: list[HistoryEntry | None] = []
+        with _zk_errors("reading history"):
+            try:
+                names = self._wait(self.client.get_children_async(self.history_path), timeout)
+            except NoNodeError:
+                return out
+            for name in sorted(names, reverse=True)[:limit]:
+                try:
+                    raw, _ = self._wait(
+                        self.client.get_async(f"{self.history_path}/{name}"), timeout
+                    )
+                except NoNodeError:
+                    continue
+                try:
+                    out.append(HistoryEntry.decode(raw))
+                except ZnodeError:
+                    out.append(None)
+        return out
+
+    def highest_known_epoch(self, timeout: float) -> int:
+        """The highest epoch in history and member statuses (a floor for next_epoch)."""
+        epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
+        epochs += [
+            m.epoch for m in self.read_members(timeout).values() if m and m.epoch is not None
+        ]
+        return max(epochs, default=0)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the local lease every `interval` (at most T/4, DESIGN.md §5) on its
+    own thread, so a slow fence or resource start in the main loop never starves it."""
+
+    def __init__(
+        self, coord: Coordinator, lease: LocalLease, interval: float, on_lost: Callable[[], None]
+    ):
+        super().__init__(name="lease-keeper", daemon=True)
+        self.coord = coord
+        self.lease = lease
+        self.interval = interval
+        self.on_lost = on_lost
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            if self.lease.session is not None and self.coord.connected:
+                if self.coord.check_lease(self.lease, timeout=self.interval) is False:
+                    self.on_lost()
+            self.wake.wait(self.interval)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()

@@ -1,0 +1,606 @@
+"""The daemon: gathers observations, asks `decision.decide`, carries the answer out.
+
+The main loop owns every transition. Blocking work (fencing, resource start and
+stop) runs on one worker thread while the main loop waits with a deadline and keeps
+petting the watchdog; the lease is renewed on its own thread (coordination.LeaseKeeper).
+
+Restart safety: on start-up the daemon first stops every local resource (they may
+be left from a crash or a restart on the active) and only then becomes a standby.
+Stopping the daemon on the active is a planned handover: it stops the resources,
+marks the breadcrumb clean and releases the lease, so a peer takes over without
+fencing.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+import structlog
+
+from failoverd import __version__
+from failoverd.config import Config
+from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
+from failoverd.decision import (
+    Act,
+    Decision,
+    Observation,
+    Role,
+    decide,
+    may_start_resource,
+    next_epoch,
+    plan_fencing,
+)
+from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
+from failoverd.health import HealthMonitor
+from failoverd.lease import LocalLease
+from failoverd.marker import FenceMarker
+from failoverd.metrics import Metrics
+from failoverd.notify import Watchdog, sd_notify
+from failoverd.resources import ResourceError, build_resources, stop_all
+from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
+
+log = structlog.get_logger("failoverd.daemon")
+T = TypeVar("T")
+
+TICK = 0.1  # main loop period when nothing happens (seconds)
+CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
+MEMBERS_REFRESH = 0.5
+DIRTY_RETRY = 10.0  # retry stopping resources that failed to stop
+ANY_EPOCH = sys.maxsize  # marker.blocks(ANY_EPOCH) is true only for an unreadable marker
+
+
+class Daemon:
+    def __init__(self, config: Config):
+        self.config = config
+        self.node = config.node.name
+        zk = config.zookeeper
+        self.op_timeout = max(1.0, zk.session_timeout / 2)  # deadline of one ZooKeeper call
+        self.events: queue.Queue[str] = queue.Queue()
+        self.coord = Coordinator(config, self.events.put)
+        self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
+        self.keeper = LeaseKeeper(
+            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+        )
+        self.health = HealthMonitor(config.health, on_change=lambda *_: self.events.put("health"))
+        self.resources = build_resources(config.resources)
+        self.fence_chain = build_fence_chain(config)
+        self.marker = FenceMarker(config.node.state_dir)
+        self.watchdog = Watchdog(config.watchdog)
+        self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+
+        self.role = Role.INIT
+        self.epoch: int | None = None
+        self.reason = "starting"
+        self.backoff_until = 0.0
+        self.dirty = False
+        self.dirty_since = 0.0
+        self.health_demotions: deque[float] = deque()
+        self.session: int | None = None  # session the tree/member/watches were set up in
+        self.watching = False
+        self.lock_holder: str | None = None
+        self.lock_owner: int | None = None
+        self.lock_free_since: float | None = None
+        self.lock_read_at = float("-inf")
+        self.control = Control()
+        self.control_read_at = float("-inf")
+        self.requests_seen: dict[str, float] = {}
+        self.requests_done: set[str] = set()
+        self.members: dict[str, MemberStatus | None] = {}
+        self.members_read_at = float("-inf")
+        self.member_written: tuple[Any, ...] | None = None
+        self.last_decision: Decision | None = None
+        self.stopping = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self.metrics.start()
+        self._set_role(Role.INIT, "starting")
+        log.info(
+            "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
+        )
+        self._stop_leftover_resources()
+        self.health.start()
+        self.coord.start()
+        self.keeper.start()
+        self._set_role(Role.STANDBY, "started")
+        sd_notify("READY=1\nSTATUS=standby")
+        try:
+            while not self.stopping.is_set():
+                self._wait_for_events()
+                if self.stopping.is_set():
+                    break
+                self.step()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self.stopping.set()
+            self.events.put("stop")
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.events.put("reload"))
+
+    def _shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        if self.role in (Role.ACTIVE, Role.PROMOTING, Role.FENCING):
+            self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
+        self._set_role(Role.STOPPED, "stopped")
+        self.keeper.stop()
+        self.health.stop()
+        self.coord.close()
+        self.watchdog.close(clean=not self.dirty)
+        self.worker.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped", dirty=self.dirty)
+
+    def _wait_for_events(self) -> set[str]:
+        got: set[str] = set()
+        try:
+            got.add(self.events.get(timeout=TICK))
+            while True:
+                got.add(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        if "lock_changed" in got or any(e.startswith("zk_") for e in got) or "lease_lost" in got:
+            self.lock_read_at = float("-inf")
+        if "control_changed" in got:
+            self.control_read_at = float("-inf")
+        if "reload" in got:
+            log.warning("reload_not_supported", hint="restart failoverd to apply config changes")
+        return got
+
+    # -- one loop cycle ---------------------------------------------------------
+
+    def step(self) -> None:
+        now = time.monotonic()
+        self._refresh(now)
+        obs = self._observe(now)
+        d = decide(obs)
+        if self.last_decision is None or (d.act, d.reason) != (
+            self.last_decision.act,
+            self.last_decision.reason,
+        ):
+            log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+        self.last_decision = d
+        if d.act is Act.CONTEND:
+            self._take_over(d)
+        elif d.act is Act.DEMOTE:
+            self._demote(d)
+        elif d.act is Act.RELEASE_STRAY_LOCK:
+            self._try(
+                "releasing a stray lock", lambda: self.coord.release_stray_lock(self.op_timeout)
+            )
+            self.lock_read_at = float("-inf")
+        if self.dirty and now - self.dirty_since > DIRTY_RETRY:
+            self._stop_leftover_resources()
+        self._pet()
+        self._report()
+
+    def _refresh(self, now: float) -> None:
+        """Bring the cached view of ZooKeeper up to date (each read has a deadline)."""
+        if not self.coord.connected:
+            return
+        session = self.coord.session_id
+        if session != self.session:
+            if not self._guard("setting up the session", self._setup_session):
+                return
+            self.session = session
+        # The active's own lock is watched by the lease keeper; the others poll it
+        # besides its watch, in case a watch event was lost with a connection.
+        stale = now - self.lock_read_at > self.config.zookeeper.session_timeout / 4
+        if stale and self.role is not Role.ACTIVE:
+            res = self._guard("reading the lock", lambda: self.coord.read_lock(self.op_timeout))
+            if res is not None:
+                self.lock_holder, self.lock_owner, _ = res
+                self.lock_read_at = now
+                if self.lock_holder is None:
+                    self.lock_free_since = self.lock_free_since or now
+                else:
+                    self.lock_free_since = None
+        if now - self.control_read_at > CONTROL_REFRESH:
+            res2 = self._guard("reading control", lambda: self.coord.read_control(self.op_timeout))
+            if res2 is not None:
+                self.control, _ = res2
+                self.control_read_at = now
+                self.metrics.set_maintenance(self.control.maintenance)
+                for req in (self.control.switchover, self.control.failover):
+                    if req is not None and req.id not in self.requests_seen:
+                        self.requests_seen[req.id] = now
+                        log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
+        wants_members = self.role is Role.ACTIVE and (
+            not self.health.healthy or self._pending(self.control.switchover, now)
+        )
+        if wants_members and now - self.members_read_at > MEMBERS_REFRESH:
+            res3 = self._guard("reading members", lambda: self.coord.read_members(self.op_timeout))
+            if res3 is not None:
+                self.members, self.members_read_at = res3, now
+
+    def _setup_session(self) -> None:
+        self.coord.ensure_tree(self.op_timeout)
+        if not self.watching:
+            self.coord.watch()
+            self.watching = True
+        self.member_written = None
+        self._write_member()
+
+    def _pending(self, req: Any, now: float) -> bool:
+        if req is None or req.id in self.requests_done:
+            return False
+        seen = self.requests_seen.get(req.id, now)
+        return bool(now - seen < req.timeout)
+
+    def _observe(self, now: float) -> Observation:
+        cfg = self.config
+        sw = self.control.switchover
+        sw_pending = self._pending(sw, now)
+        fo = self.control.failover
+        window = cfg.flap.window
+        while self.health_demotions and now - self.health_demotions[0] > window:
+            self.health_demotions.popleft()
+        if self.role is Role.ACTIVE:
+            lock_is_ours = (
+                self.lease.session is not None and self.lease.session == self.coord.session_id
+            )
+            fenced = self.epoch is not None and self.marker.blocks(self.epoch)
+        else:
+            lock_is_ours = self.lock_owner is not None and self.lock_owner == self.coord.session_id
+            fenced = self.marker.blocks(ANY_EPOCH)
+        return Observation(
+            now=now,
+            node=self.node,
+            role=self.role,
+            connected=self.coord.connected and self.session is not None,
+            lease_valid=self.lease.valid(),
+            lease_remaining=self.lease.remaining(),
+            lock_holder=self.lock_holder,
+            lock_is_ours=lock_is_ours,
+            fenced=fenced,
+            healthy=self.health.healthy,
+            maintenance=self.control.maintenance,
+            backoff_until=self.backoff_until,
+            lock_free_since=self.lock_free_since,
+            priority_delay=cfg.node.priority * cfg.node.priority_delay,
+            healthy_peer=self._healthy_peer(sw.to if sw_pending and sw is not None else None),
+            switchover_to=sw.to if sw is not None else None,
+            switchover_pending=sw_pending,
+            failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
+            flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
+            dirty=self.dirty,
+            flap_backoff=cfg.flap.backoff,
+        )
+
+    def _healthy_peer(self, target: str | None) -> bool:
+        for name, m in self.members.items():
+            if name == self.node or m is None or (target is not None and name != target):
+                continue
+            if m.healthy and m.role == Role.STANDBY and not m.maintenance:
+                return True
+        return False
+
+    # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
+
+    def _take_over(self, d: Decision) -> None:
+        started = time.monotonic()
+        acquired = self._guard(
+            "creating the lock", lambda: self.coord.try_acquire(self.lease, self.op_timeout)
+        )
+        self.lock_read_at = float("-inf")
+        if not acquired:
+            return
+        self._set_role(Role.FENCING, d.reason)
+        try:
+            crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
+            floor = self.coord.highest_known_epoch(self.op_timeout)
+        except CoordinationError as e:
+            return self._abandon("coordination", str(e), backoff=0.0)
+        epoch = next_epoch(crumb, readable, version, floor)
+        peers = tuple(p.name for p in self.config.peers)
+        plan = plan_fencing(crumb, readable, self.node, peers)
+        log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
+        if not plan.possible:
+            return self._abandon("fence_impossible", plan.reason, self.config.flap.backoff)
+        for name in plan.targets:
+            if not self._fence(name, epoch):
+                return self._abandon(
+                    "fence_failed", f"could not fence {name}", self.config.flap.backoff
+                )
+        if not self.lease.valid():
+            return self._abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
+
+        self._set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
+        try:
+            self.coord.write_breadcrumb(
+                Breadcrumb(self.node, epoch, now_iso(), False), version, self.op_timeout
+            )
+        except CoordinationError as e:
+            return self._abandon("coordination", str(e), backoff=0.0)
+        # Breadcrumb first: if we crash after this, the next winner fences us.
+        self.epoch = epoch
+        env = self._env(epoch)
+        for res in self.resources:
+            try:
+                with self.marker.held(timeout=1.0):
+                    ok, why = may_start_resource(
+                        self.lease.valid(),
+                        self.lease.session is not None
+                        and self.lease.session == self.coord.session_id,
+                        self.marker.blocks(epoch),
+                    )
+                    if not ok:
+                        raise ResourceError(why)
+                    self._await(res.start, env, timeout=_resource_timeout(res) + 2.0)
+            except (ResourceError, TimeoutError) as e:
+                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
+                return self._demote(
+                    Decision(
+                        Act.DEMOTE,
+                        f"demoting: {res.name} did not start ({e})",
+                        "start_failed",
+                        backoff=self.config.flap.backoff,
+                    )
+                )
+        took = time.monotonic() - started
+        self._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
+        self.metrics.transition("takeover")
+        self._history("promoted", f"{plan.reason}; took {took:.2f}s")
+        self._clear_requests()
+
+    def _fence(self, name: str, epoch: int) -> bool:
+        peer = self.config.peer(name)
+        assert peer is not None
+        req = FenceRequest(
+            target=FenceTarget(peer.name, peer.address),
+            new_epoch=epoch,
+            env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
+            lock_free_since=self.lock_free_since,
+        )
+        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
+        budget += (
+            self.config.zookeeper.session_timeout
+            + (self.config.watchdog.timeout if self.config.watchdog else 0.0)
+            + 5.0
+        )
+        t0 = time.monotonic()
+        try:
+            ok, outcomes = self._await(self.fence_chain.fence, req, timeout=budget)
+        except TimeoutError:
+            ok, outcomes = False, []
+        for o in outcomes:
+            self.metrics.fence_finished(o.method, o.ok, o.took)
+        detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
+        if ok:
+            log.info(
+                "fenced",
+                target=name,
+                epoch=epoch,
+                took_ms=round((time.monotonic() - t0) * 1000),
+                methods=detail,
+            )
+            self._history("fenced", f"{name}: {detail[-1] if detail else ''}")
+        else:
+            log.critical(
+                "fence_failed",
+                target=name,
+                epoch=epoch,
+                methods=detail,
+                hint="no takeover until a fencing method works; run failoverctl fence-check",
+            )
+            self._history("fence_failed", f"{name}: " + "; ".join(detail))
+        return ok
+
+    def _abandon(self, code: str, reason: str, backoff: float) -> None:
+        """Give the lock back without having started anything."""
+        log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
+        self._guard(
+            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
+        )
+        self.lease.revoke()
+        self.lock_read_at = float("-inf")
+        self.backoff_until = time.monotonic() + backoff
+        self.metrics.transition(code)
+        self._set_role(Role.STANDBY, f"takeover abandoned: {reason}")
+
+    # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
+
+    def _demote(self, d: Decision) -> None:
+        started = time.monotonic()
+        epoch = self.epoch
+        self._set_role(Role.DEMOTING, d.reason)
+        env = self._env(epoch)
+        try:
+            failures = self._await(
+                stop_all, self.resources, env, timeout=_stop_budget(self.resources)
+            )
+        except TimeoutError:
+            failures = ["stop timed out"]
+        clean = False
+        if failures:
+            self._mark_dirty(failures)
+        elif epoch is not None and self.lease.valid():
+            clean = bool(
+                self._guard(
+                    "marking the breadcrumb clean",
+                    lambda: self.coord.mark_clean(epoch, self.op_timeout),
+                )
+            )
+        self._guard(
+            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
+        )
+        self.lease.revoke()
+        self.lock_read_at = float("-inf")
+        now = time.monotonic()
+        backoff = d.backoff
+        if d.code == "health":
+            self.health_demotions.append(now)
+        if d.code == "switchover" and self.control.switchover is not None:
+            backoff = max(backoff, self.control.switchover.timeout)
+            self.requests_done.add(self.control.switchover.id)
+        self.backoff_until = now + backoff
+        took = now - started
+        self.metrics.transition(d.code or "demote")
+        log.info(
+            "demoted",
+            epoch=epoch,
+            code=d.code,
+            reason=d.reason,
+            clean=clean,
+            took_ms=round(took * 1000),
+            backoff=backoff,
+        )
+        self._history("demoted", f"{d.reason}; clean={clean}")
+        self.epoch = None
+        self._set_role(Role.STANDBY, d.reason)
+
+    def _stop_leftover_resources(self) -> None:
+        failures = stop_all(self.resources, self._env(None))
+        if failures:
+            self._mark_dirty(failures)
+        elif self.dirty:
+            log.warning("resources_stopped_after_failure")
+            self.dirty = False
+
+    def _mark_dirty(self, failures: list[str]) -> None:
+        self.dirty, self.dirty_since = True, time.monotonic()
+        log.critical(
+            "stop_failed",
+            failures=failures,
+            hint="this node will not contend; the next active will fence it",
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    def _await(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """Run blocking work on the worker thread; keep petting the watchdog while
+        waiting (waiting on a bounded operation is progress)."""
+        future = self.worker.submit(fn, *args)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return future.result(timeout=TICK)
+            except FutureTimeout:
+                self._pet()
+                if time.monotonic() > deadline:
+                    log.critical(
+                        "operation_hung", operation=getattr(fn, "__name__", "?"), timeout=timeout
+                    )
+                    # Abandon the stuck thread; later work gets a fresh one.
+                    self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+                    raise TimeoutError(
+                        f"{getattr(fn, '__name__', 'operation')} hung for {timeout:g}s"
+                    ) from None
+
+    def _guard(self, what: str, fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except CoordinationError as e:
+            log.warning("zookeeper_call_failed", operation=what, error=str(e))
+            return None
+
+    def _try(self, what: str, fn: Callable[[], Any]) -> bool:
+        """Like _guard, for calls whose result does not matter: True when it worked."""
+        try:
+            fn()
+            return True
+        except CoordinationError as e:
+            log.warning("zookeeper_call_failed", operation=what, error=str(e))
+            return False
+
+    def _pet(self) -> None:
+        # An active (or a node mid-takeover) pets only while its lease is valid.
+        if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
+            self.watchdog.pet()
+
+    def _env(self, epoch: int | None) -> dict[str, str]:
+        return {
+            "FAILOVERD_CLUSTER": self.config.cluster,
+            "FAILOVERD_NODE": self.node,
+            "FAILOVERD_EPOCH": "" if epoch is None else str(epoch),
+        }
+
+    def _set_role(self, role: Role, reason: str) -> None:
+        if role is not self.role:
+            log.info(
+                "role_changed",
+                previous=str(self.role),
+                role=str(role),
+                reason=reason,
+                epoch=self.epoch,
+            )
+        self.role, self.reason = role, reason
+        self.metrics.set_role(str(role))
+        self.metrics.set_epoch(self.epoch)
+        self._write_member()
+        sd_notify(f"STATUS={role}: {reason}")
+
+    def _write_member(self) -> None:
+        if not self.coord.connected:
+            return
+        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        if key == self.member_written:
+            return
+        status = MemberStatus(
+            node=self.node,
+            role=str(self.role),
+            healthy=self.health.healthy,
+            epoch=self.epoch,
+            version=__version__,
+            address=self.config.node.address,
+            maintenance=self.control.maintenance,
+            reason=self.reason,
+            since=now_iso(),
+        )
+        if self._try(
+            "writing member status", lambda: self.coord.write_member(status, self.op_timeout)
+        ):
+            self.member_written = key
+
+    def _history(self, event: str, reason: str) -> None:
+        entry = HistoryEntry(now_iso(), self.node, event, self.epoch, reason)
+        self._try("appending history", lambda: self.coord.append_history(entry, self.op_timeout))
+
+    def _clear_requests(self) -> None:
+        """A new active has served the operator's request: remove it."""
+        res = self._guard("reading control", lambda: self.coord.read_control(self.op_timeout))
+        if res is None:
+            return
+        control, version = res
+        if control.switchover is None and control.failover is None:
+            return
+        cleared = Control(maintenance=control.maintenance)
+        self._try(
+            "clearing the request",
+            lambda: self.coord.write_control(cleared, version, self.op_timeout),
+        )
+        self.control_read_at = float("-inf")
+
+    def _report(self) -> None:
+        self.metrics.set_lease_remaining(self.lease.remaining())
+        self.metrics.set_healthy(self.health.healthy)
+        for r in getattr(self.health, "results", []) or []:
+            self.metrics.set_health(r.name, r.ok, r.took)
+        self._write_member()
+
+
+def _resource_timeout(res: Any) -> float:
+    return float(
+        getattr(res, "timeout", None) or getattr(getattr(res, "cfg", None), "timeout", 30.0)
+    )
+
+
+def _stop_budget(resources: list[Any]) -> float:
+    return sum(_resource_timeout(r) for r in resources) + 5.0

@@ -1,0 +1,90 @@
+"""`failoverd`: run the daemon, check a config, or fence this node (ssh forced command).
+
+    failoverd -c FILE                 run the daemon
+    failoverd -c FILE --check         validate the config: exit 0 valid, 2 invalid
+    failoverd -c FILE fence-self [--epoch N] [--dry-run] [--from-ssh]
+
+Exit codes: 0 success, 1 the operation failed, 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="failoverd", description="Active-passive failover for mail servers."
+    )
+    p.add_argument(
+        "-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"
+    )
+    sub = p.add_subparsers(dest="command")
+    fs = sub.add_parser("fence-self", help="stop this node's resources and write a fence marker")
+    fs.add_argument("--epoch", type=int, help="the epoch being fenced (every epoch up to it)")
+    fs.add_argument(
+        "--dry-run", action="store_true", help="check that fencing would work; change nothing"
+    )
+    fs.add_argument(
+        "--from-ssh",
+        action="store_true",
+        help="take --epoch/--dry-run from SSH_ORIGINAL_COMMAND (the forced command of authorized_keys)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from failoverd.config import ConfigError, check_report, load_config
+
+    if args.check:
+        code, text = check_report(args.config)
+        print(text, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+
+    from failoverd.log import configure_logging
+
+    configure_logging(config.log, config.node.name, config.cluster)
+    if args.command == "fence-self":
+        return _fence_self(config, args)
+
+    from failoverd.daemon import Daemon
+    from failoverd.metrics import MetricsError
+
+    try:
+        return Daemon(config).run()
+    except MetricsError as e:
+        print(f"{args.config}: metrics.listen: {e}", file=sys.stderr)
+        return 2
+
+
+def _fence_self(config: object, args: argparse.Namespace) -> int:
+    from failoverd.fence_self import parse_ssh_original_command, run_fence_self
+
+    epoch, dry_run = args.epoch, args.dry_run
+    if args.from_ssh:
+        try:
+            epoch, dry_run = parse_ssh_original_command(os.environ.get("SSH_ORIGINAL_COMMAND"))
+        except ValueError as e:
+            print(f"failoverd fence-self: refused: {e}", file=sys.stderr)
+            return 2
+    if epoch is None and not dry_run:
+        print("failoverd fence-self: --epoch N or --dry-run is required", file=sys.stderr)
+        return 2
+    return run_fence_self(config, epoch, dry_run)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

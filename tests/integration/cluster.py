@@ -1,0 +1,247 @@
+"""A failoverd cluster of real daemons on loopback, for integration tests.
+
+Each node runs `python -m failoverd.main -c NODE.yaml` with a toy SMTP service
+(tests/toyservice.py) as its `command` resource. The default fencer is a `command`
+that runs the target's own `fence-self` (everything is on one machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from failoverd.cli import gather_status
+from failoverd.config import load_config
+from failoverd.coordination import Coordinator
+from tests.toyservice import overlaps, read_events, serving_intervals
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll until predicate() is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Node:
+    name: str
+    dir: Path
+    config_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "failoverd.log"
+
+    def start(self) -> None:
+        out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [PY, "-m", "failoverd.main", "-c", str(self.config_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        out.close()
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The daemon's JSON log lines."""
+        out = []
+        if self.log_path.exists():
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+
+@dataclass
+class Cluster:
+    root: Path
+    zk_hosts: str | dict[str, str]
+    names: tuple[str, ...] = ("mail1", "mail2")
+    session_timeout: float = 2.0
+    cluster: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    health_checks: list[dict[str, Any]] = field(default_factory=list)
+    fencing: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.service_dir = self.root / "service"
+        self.service_dir.mkdir(parents=True, exist_ok=True)
+        self.ports = {n: _free_port() for n in self.names}
+        for name in self.names:
+            d = self.root / name
+            d.mkdir(parents=True, exist_ok=True)
+            self.nodes[name] = Node(name, d, d / "failoverd.yaml")
+        for i, name in enumerate(self.names):
+            self.write_config(name, i)
+
+    def hosts_for(self, name: str) -> str:
+        return self.zk_hosts if isinstance(self.zk_hosts, str) else self.zk_hosts[name]
+
+    def config_dict(self, name: str, priority: int) -> dict[str, Any]:
+        toy = [PY, "-m", "tests.toyservice"]
+        svc = ["--name", name, "--dir", str(self.service_dir), "--port", str(self.ports[name])]
+        fence_cmd = [PY, str(REPO / "tests/integration/fence_peer.py"), str(self.root), "{node}"]
+        cfg: dict[str, Any] = {
+            "cluster": self.cluster,
+            "node": {
+                "name": name,
+                "address": "127.0.0.1",
+                "priority": priority,
+                "priority_delay": "200ms",
+                "state_dir": str(self.root / name / "state"),
+            },
+            "peers": {p: {"address": "127.0.0.1"} for p in self.names if p != name},
+            "zookeeper": {"hosts": self.hosts_for(name), "session_timeout": self.session_timeout},
+            "health": {"interval": "200ms", "rise": 1, "fall": 2, "checks": self.health_checks},
+            "resources": [
+                {
+                    "type": "command",
+                    "start": [*toy, "start", *svc],
+                    "stop": [*toy, "stop", *svc],
+                    "status": [*toy, "status", *svc],
+                    "timeout": "10s",
+                }
+            ],
+            "fencing": self.fencing
+            if self.fencing is not None
+            else [{"type": "command", "argv": fence_cmd, "timeout": "10s"}],
+            "switchover": {"timeout": "5s"},
+            "flap": {"max_failovers": 3, "window": "10m", "backoff": "3s"},
+            "log": {"format": "json", "level": "debug"},
+        }
+        return _merge(cfg, self.extra)
+
+    def write_config(self, name: str, priority: int) -> None:
+        path = self.nodes[name].config_path
+        path.write_text(yaml.safe_dump(self.config_dict(name, priority), sort_keys=False))
+
+    # -- processes --------------------------------------------------------------
+
+    def start(self, *names: str) -> None:
+        for n in names or self.names:
+            self.nodes[n].start()
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+        for name in self.names:  # never leave a toy service behind
+            subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "tests.toyservice",
+                    "stop",
+                    "--name",
+                    name,
+                    "--dir",
+                    str(self.service_dir),
+                ],
+                cwd=REPO,
+                check=False,
+            )
+
+    # -- observations ------------------------------------------------------------
+
+    def status(self, via: str | None = None) -> dict[str, Any]:
+        config = load_config(str(self.nodes[via or self.names[-1]].config_path))
+        coord = Coordinator(config)
+        coord.start(timeout=5)
+        try:
+            return gather_status(config, coord)
+        finally:
+            coord.close()
+
+    def active(self, via: str | None = None) -> str | None:
+        """The one node that holds the lease and reports itself active, else None."""
+        st = self.status(via)
+        holder = st["lease_holder"]
+        actives = [m["node"] for m in st["members"] if m["role"] == "active"]
+        return holder if holder and actives == [holder] else None
+
+    def wait_active(
+        self, timeout: float = 30.0, other_than: str | None = None, via: str | None = None
+    ) -> str:
+        def found() -> str | None:
+            a = self.active(via)
+            return a if a and a != other_than else None
+
+        return wait_for(found, timeout, f"one active node (other than {other_than})")
+
+    def service_events(self) -> list[dict[str, Any]]:
+        return read_events(self.service_dir)
+
+    def serving(self) -> list[tuple[str, float, float]]:
+        return serving_intervals(self.service_events(), time.time())
+
+    def assert_never_two_serving(self) -> None:
+        both = overlaps(self.serving())
+        assert not both, f"two services ran at once: {both}\n{self.service_events()}"
+
+    def dump_logs(self) -> str:
+        parts = []
+        for node in self.nodes.values():
+            text = node.log_path.read_text(errors="replace") if node.log_path.exists() else ""
+            parts.append(
+                f"--- {node.name} log (last 60 lines)\n" + "\n".join(text.splitlines()[-60:])
+            )
+        return "\n".join(parts)
+
+
+def _free_port() -> int:
+    from chaos.zookeeper import free_port
+
+    return free_port()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
