@@ -6,8 +6,17 @@ silently disable fencing) and every problem is reported as ``FILE: key.path: mes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import difflib
+import ipaddress
+import math
+import os
+import re
+import stat
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar, cast
+
+import yaml
 
 # ---------------------------------------------------------------------------
 # The parsed shape. Other modules depend on these names: change them with care.
@@ -195,6 +204,587 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+# ---------------------------------------------------------------------------
+# Reading the file. Each getter below validates one key and, on a problem,
+# records it and returns a fallback, so a single pass reports every problem.
+# ---------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+_ABSENT = object()
+# Cluster and member names become ZooKeeper node names.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_HINT = "expected a duration like 500ms, 3s, 10m or a number of seconds"
+_LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
+
+
+class _Findings:
+    """Problems (the file is invalid) and notes (advice for the operator) of one file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self._bad: set[str] = set()
+
+    def problem(self, at: str, message: str) -> None:
+        self._bad.add(at)
+        self.problems.append(f"{self.path}: {at}: {message}")
+
+    def note(self, at: str, message: str) -> None:
+        self.notes.append(f"{at}: {message}")
+
+    def ok(self, *keys: str) -> bool:
+        """No problem at these keys or their parents (so a cross-check would not repeat it)."""
+        return not any(k == b or k.startswith(b + ".") for k in keys for b in self._bad)
+
+
+class _Section:
+    """One mapping of the file at a key path such as ``fencing[1]``."""
+
+    def __init__(self, found: _Findings, at: str, data: object, keys: str) -> None:
+        self.found, self.at = found, at
+        self.data: Mapping[Any, Any] = data if isinstance(data, Mapping) else {}
+        if not isinstance(data, Mapping):
+            found.problem(at, f"expected a mapping, got {data!r}")
+        allowed = sorted(keys.split())
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = (
+                    f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(allowed)})"
+                )
+                found.problem(self.key(str(key)), f"unknown key {key!r}{hint}")
+
+    def key(self, name: str) -> str:
+        return f"{self.at}.{name}" if self.at else name
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def section(self, name: str, keys: str) -> _Section:
+        value = self.data.get(name)
+        return _Section(self.found, self.key(name), {} if value is None else value, keys)
+
+    def items(self, name: str) -> list[tuple[str, object]]:
+        value = self._get(name, required=False)
+        if value is _ABSENT:
+            return []
+        if not isinstance(value, list):
+            return self._wrong(name, "expected a list", value, [])
+        return [(f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
+
+    def text(self, name: str, default: str | None = None) -> str:
+        """A non-empty string; required when there is no default."""
+        value = self._get(name, required=default is None)
+        if value is _ABSENT:
+            return default or ""
+        if isinstance(value, str) and value.strip():
+            return value
+        return self._wrong(name, "expected a non-empty string", value, default or "")
+
+    def name(self, name: str) -> str:
+        value = self.text(name)
+        if value and (not _NAME.fullmatch(value) or value in (".", "..")):
+            msg = "expected letters, digits, '_', '.' or '-' (it names a ZooKeeper node)"
+            return self._wrong(name, msg, value, value)
+        return value
+
+    def integer(self, name: str, default: int | None, low: int, high: int | None = None) -> int:
+        value = self._get(name, required=default is None)
+        if value is _ABSENT:
+            return default or 0
+        if _is_int(value) and value >= low and (high is None or value <= high):
+            return cast(int, value)
+        wanted = f"between {low} and {high}" if high is not None else f"of at least {low}"
+        return self._wrong(name, f"expected an integer {wanted}", value, default or 0)
+
+    def duration(self, name: str, default: float, zero_ok: bool = False) -> float:
+        value = self._get(name, required=False)
+        if value is _ABSENT:
+            return default
+        seconds = _seconds(value)
+        if seconds is None:
+            return self._wrong(name, _DURATION_HINT, value, default)
+        if seconds < 0 or (seconds == 0 and not zero_ok):
+            limit = "must not be negative" if zero_ok else "must be greater than 0"
+            return self._wrong(name, limit, value, default)
+        return seconds
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name, required=False)
+        if value is _ABSENT or isinstance(value, bool):
+            return default if value is _ABSENT else cast(bool, value)
+        return self._wrong(name, "expected true or false", value, default)
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        value = self._get(name, required=False)
+        if value is _ABSENT:
+            return default
+        if value in options:
+            return cast(str, value)
+        return self._wrong(name, f"expected one of {', '.join(options)}", value, default)
+
+    def argv(self, name: str, required: bool = True) -> tuple[str, ...] | None:
+        """A command as a list of strings; it is exec'd directly, never through a shell."""
+        value = self._get(name, required=required)
+        if value is _ABSENT:
+            return () if required else None
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        return self._wrong(name, "expected a non-empty list of strings", value, ())
+
+    def ports(self, name: str) -> tuple[int, ...] | None:
+        value = self._get(name, required=False)
+        if value is _ABSENT:
+            return None
+        if isinstance(value, list) and all(_is_int(v) and 1 <= v <= 65535 for v in value):
+            return tuple(value)
+        return self._wrong(name, "expected a list of port numbers (1-65535)", value, ())
+
+    def _get(self, name: str, required: bool) -> Any:
+        if self.has(name):
+            return self.data[name]
+        if required:
+            self.found.problem(self.key(name), "is required")
+        return _ABSENT
+
+    def _wrong(self, name: str, expected: str, value: object, fallback: _T) -> _T:
+        self.found.problem(self.key(name), f"{expected}, got {value!r}")
+        return fallback
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        return float(m[1]) * _UNIT_SECONDS[m[2] or "s"]
+    return None
+
+
+def _typed(
+    found: _Findings, at: str, value: object, schemas: Mapping[str, str]
+) -> tuple[str, _Section] | None:
+    """A list item whose ``type`` key decides which other keys it may have."""
+    kinds = ", ".join(schemas)
+    if not isinstance(value, Mapping):
+        found.problem(at, f"expected a mapping with a 'type' ({kinds}), got {value!r}")
+        return None
+    kind = value.get("type")
+    if not isinstance(kind, str) or kind not in schemas:
+        found.problem(f"{at}.type", f"expected one of {kinds}, got {kind!r}")
+        return None
+    return kind, _Section(found, at, value, f"type {schemas[kind]}")
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice is an error: plain YAML keeps the
+    last one, and a second ``fencing:`` must not silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: str) -> Mapping[Any, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 text: {e.reason} at byte {e.start}"]) from e
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{path}: {where}{e.problem or e.context}"]) from e
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{path}: {e}"]) from e
+    if data is None:
+        raise ConfigError([f"{path}: the file is empty"])
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"{path}: expected a mapping at the top level, got {data!r:.60}"])
+    return data
+
+
+# ---------------------------------------------------------------------------
+# The sections of DESIGN.md §9.
+# ---------------------------------------------------------------------------
+
+# The keys each section and each ``type`` of list item may have.
+_TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
+_NODE = "name address priority priority_delay state_dir"
+_ZOOKEEPER = "hosts session_timeout root auth lease_margin"
+_NET_CHECK = "host port timeout"
+_CHECKS = {"smtp": _NET_CHECK, "imap": _NET_CHECK, "tcp": _NET_CHECK, "command": "argv timeout"}
+# A port answers at once or the service is in trouble; a command may do real work.
+_CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}
+_RESOURCES = {
+    "vip": "address interface timeout arp_count arp_interval",
+    "systemd": "units timeout",
+    "command": "start stop status timeout",
+}
+_FENCERS = {
+    "ssh": "user key_file known_hosts port timeout verify_ports",
+    "command": "argv timeout",
+    "lease-wait": "",
+}
+
+
+def _node(s: _Section) -> NodeConfig:
+    return NodeConfig(
+        name=s.name("name"),
+        address=s.text("address"),
+        priority=s.integer("priority", NodeConfig.priority, 0),
+        priority_delay=s.duration("priority_delay", NodeConfig.priority_delay, zero_ok=True),
+        state_dir=s.text("state_dir", NodeConfig.state_dir),
+    )
+
+
+def _peers(root: _Section, own_name: str) -> tuple[PeerConfig, ...]:
+    found, raw = root.found, root.data.get("peers")
+    if not isinstance(raw, Mapping) or not raw:
+        found.problem(
+            "peers", f"expected at least one peer like {{mail2: {{address: ...}}}}, got {raw!r}"
+        )
+        return ()
+    peers = []
+    for name, value in raw.items():
+        s = _Section(found, f"peers.{name}", value, "address")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            found.problem(s.at, "a peer's name must use letters, digits, '_', '.' or '-'")
+        elif name == own_name:
+            found.problem(
+                s.at, f"{name!r} is this node's own name (node.name); list only the others"
+            )
+        peers.append(PeerConfig(name=str(name), address=s.text("address")))
+    return tuple(peers)
+
+
+def _zookeeper(s: _Section) -> ZooKeeperConfig:
+    session = s.duration("session_timeout", ZooKeeperConfig.session_timeout)
+    root = s.text("root", ZooKeeperConfig.root)
+    if not root.startswith("/"):
+        s.found.problem(
+            s.key("root"), f"expected an absolute znode path like /failoverd, got {root!r}"
+        )
+    auth = _zk_auth(s.section("auth", "scheme credential_file")) if s.has("auth") else None
+    return ZooKeeperConfig(
+        hosts=s.text("hosts"),
+        session_timeout=session,
+        root=root,
+        auth=auth,
+        # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
+        lease_margin=s.duration("lease_margin", session / 4),
+    )
+
+
+def _zk_auth(s: _Section) -> ZkAuthConfig:
+    s.choice("scheme", "digest", ("digest",))
+    path = s.text("credential_file")
+    return ZkAuthConfig("digest", path, _read_credential(s.found, s.key("credential_file"), path))
+
+
+def _read_credential(found: _Findings, at: str, path: str) -> str:
+    if not path:
+        return ""
+    try:
+        if _check_private(found, at, path):
+            with open(path, encoding="utf-8") as f:
+                credential = f.read().strip()
+            if re.fullmatch(r"[^:\s]+:\S+", credential):
+                return credential
+            found.problem(at, f"{path} does not look like user:password")
+    except (OSError, UnicodeDecodeError) as e:
+        found.problem(at, f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    return ""
+
+
+def _check_private(found: _Findings, at: str, path: str) -> bool:
+    """A secret others can read is no secret; one others can write can be replaced."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        how = "readable" if mode & 0o044 else "writable"
+        found.problem(at, f"{path} is {how} by others (mode {mode:04o}): chmod 600 it")
+    return not mode & 0o077
+
+
+def _health(s: _Section) -> HealthConfig:
+    checks = []
+    for at, item in s.items("checks"):
+        if typed := _typed(s.found, at, item, _CHECKS):
+            checks.append(_check(*typed))
+    return HealthConfig(
+        interval=s.duration("interval", HealthConfig.interval),
+        rise=s.integer("rise", HealthConfig.rise, 1),
+        fall=s.integer("fall", HealthConfig.fall, 1),
+        checks=tuple(checks),
+    )
+
+
+def _check(kind: str, s: _Section) -> CheckConfig:
+    timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
+    if kind == "command":
+        return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or ())
+    return CheckConfig(
+        cast(Literal["smtp", "imap", "tcp"], kind),
+        timeout=timeout,
+        host=s.text("host", CheckConfig.host),
+        port=s.integer("port", None, 1, 65535),
+    )
+
+
+def _resource(kind: str, s: _Section) -> ResourceConfig:
+    if kind == "vip":
+        return VipResourceConfig(
+            address=_vip_address(s),
+            interface=s.text("interface"),
+            timeout=s.duration("timeout", VipResourceConfig.timeout),
+            arp_count=s.integer("arp_count", VipResourceConfig.arp_count, 1),
+            arp_interval=s.duration("arp_interval", VipResourceConfig.arp_interval),
+        )
+    if kind == "systemd":
+        return SystemdResourceConfig(
+            units=s.argv("units") or (),
+            timeout=s.duration("timeout", SystemdResourceConfig.timeout),
+        )
+    return CommandResourceConfig(
+        start=s.argv("start") or (),
+        stop=s.argv("stop") or (),
+        status=s.argv("status", required=False),
+        timeout=s.duration("timeout", CommandResourceConfig.timeout),
+    )
+
+
+def _vip_address(s: _Section) -> str:
+    address = s.text("address")
+    try:
+        ipaddress.ip_interface(address)
+        valid = "/" in address  # without a prefix the kernel would guess /32
+    except ValueError:
+        valid = False
+    if address and not valid:
+        msg = "expected an address with a prefix length like 192.0.2.25/24"
+        s.found.problem(s.key("address"), f"{msg}, got {address!r}")
+    return address
+
+
+def _fencer(kind: str, s: _Section, health: HealthConfig, watchdog: bool) -> FencerConfig:
+    if kind == "ssh":
+        return _ssh_fencer(s, health)
+    if kind == "command":
+        timeout = s.duration("timeout", CommandFencerConfig.timeout)
+        return CommandFencerConfig(argv=s.argv("argv") or (), timeout=timeout)
+    if not watchdog:
+        msg = "lease-wait is only valid when watchdog is configured (systemd: true or a device):"
+        s.found.problem(s.at, f"{msg} without one a frozen active keeps serving after its lease")
+    return LeaseWaitFencerConfig()
+
+
+def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
+    key_file, known_hosts = s.text("key_file"), s.text("known_hosts")
+    if key_file and os.path.exists(key_file):
+        _check_private(s.found, s.key("key_file"), key_file)
+    for name, path in (("key_file", key_file), ("known_hosts", known_hosts)):
+        if path and not os.path.exists(path):
+            s.found.note(s.key(name), f"{path} does not exist yet: ssh fencing fails until it does")
+    ports = s.ports("verify_ports")
+    if ports is None:  # default: what this node serves, which the peer serves when active
+        ports = tuple(dict.fromkeys(c.port for c in health.checks if c.type != "command"))
+    if not ports:
+        msg = "no ports to verify: a fence is trusted on the remote command's exit status alone"
+        s.found.note(s.key("verify_ports"), msg)
+    return SshFencerConfig(
+        user=s.text("user"),
+        key_file=key_file,
+        known_hosts=known_hosts,
+        port=s.integer("port", SshFencerConfig.port, 1, 65535),
+        timeout=s.duration("timeout", SshFencerConfig.timeout),
+        verify_ports=ports,
+    )
+
+
+def _watchdog(root: _Section) -> WatchdogConfig | None:
+    if not root.has("watchdog"):
+        return None
+    s = root.section("watchdog", "systemd device timeout")
+    watchdog = WatchdogConfig(
+        systemd=s.flag("systemd", False),
+        device=s.text("device", "") or None,
+        timeout=s.duration("timeout", WatchdogConfig.timeout),
+    )
+    if not (watchdog.systemd or watchdog.device):
+        s.found.note("watchdog", "neither systemd: true nor a device is set, so no watchdog runs")
+        return None
+    return watchdog
+
+
+def _metrics(root: _Section) -> MetricsConfig | None:
+    if not root.has("metrics"):
+        return None
+    s = root.section("metrics", "listen")
+    listen = s.text("listen")
+    m = _LISTEN.fullmatch(listen)
+    port = int(m["p6"] or m["port"]) if m else 0
+    if listen and not 1 <= port <= 65535:
+        msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
+        s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
+    return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
+
+
+def _log(s: _Section) -> LogConfig:
+    fmt = s.choice("format", LogConfig.format, ("json", "console"))
+    level = s.choice("level", LogConfig.level, ("debug", "info", "warning", "error"))
+    return LogConfig(
+        format=cast(Literal["json", "console"], fmt),
+        level=cast(Literal["debug", "info", "warning", "error"], level),
+    )
+
+
+def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
+    root = _Section(found, "", data, _TOP)
+    cluster = root.name("cluster")
+    node = _node(root.section("node", _NODE))
+    peers = _peers(root, node.name)
+    zookeeper = _zookeeper(root.section("zookeeper", _ZOOKEEPER))
+    health = _health(root.section("health", "interval rise fall checks"))
+    resources = [
+        _resource(*t)
+        for at, v in root.items("resources")
+        if (t := _typed(found, at, v, _RESOURCES))
+    ]
+    watchdog = _watchdog(root)
+    fencing_items = root.items("fencing")
+    if not fencing_items and found.ok("fencing"):
+        why = "a node must be able to fence its peer before it takes over"
+        found.problem("fencing", f"no fencing method configured: {why}")
+    fencing = [
+        _fencer(*t, health, watchdog is not None)
+        for at, v in fencing_items
+        if (t := _typed(found, at, v, _FENCERS))
+    ]
+    switchover = root.section("switchover", "timeout")
+    flap = root.section("flap", "max_failovers window backoff")
+    return Config(
+        path=path,
+        cluster=cluster,
+        node=node,
+        peers=peers,
+        zookeeper=zookeeper,
+        health=health,
+        resources=tuple(resources),
+        fencing=tuple(fencing),
+        watchdog=watchdog,
+        switchover=SwitchoverConfig(
+            timeout=switchover.duration("timeout", SwitchoverConfig.timeout)
+        ),
+        flap=FlapConfig(
+            max_failovers=flap.integer("max_failovers", FlapConfig.max_failovers, 1),
+            window=flap.duration("window", FlapConfig.window),
+            backoff=flap.duration("backoff", FlapConfig.backoff, zero_ok=True),
+        ),
+        metrics=_metrics(root),
+        log=_log(root.section("log", "format level")),
+    )
+
+
+def _check_timing(c: Config, found: _Findings) -> None:
+    """The timing budget of DESIGN.md §5: errors where the lease would be unsafe, notes
+    where safety rests on fencing or failover may come sooner or later than expected."""
+    session, margin = c.zookeeper.session_timeout, c.zookeeper.lease_margin
+    st = f"zookeeper.session_timeout ({_s(session)})"
+    if found.ok("zookeeper.session_timeout") and not 1.0 <= session <= 120.0:
+        why = "ZooKeeper's minimum is 2 ticks, and a longer one delays every failover"
+        found.problem("zookeeper.session_timeout", f"must be 1s to 120s ({why}), got {_s(session)}")
+    elif found.ok("zookeeper.lease_margin") and margin > session / 2:
+        found.problem(
+            "zookeeper.lease_margin",
+            f"{_s(margin)} is more than half of {st}: it must be at most {_s(session / 2)} "
+            "so the lease is renewed at least twice before it lapses",
+        )
+    stop = sum(r.timeout for r in c.resources)  # resources stop one after another
+    if stop > margin:
+        found.note(
+            "resources",
+            f"may take up to {_s(stop)} to stop but the lease margin is only {_s(margin)}: "
+            "a partitioned active may still be stopping when its session expires; "
+            "fencing the old active is what keeps this safe",
+        )
+    h = c.health
+    if h.checks and h.interval * h.fall < session:
+        found.note(
+            "health",
+            f"health.interval ({_s(h.interval)}) x health.fall ({h.fall}) is shorter than {st}: "
+            "health failover reacts faster than ZooKeeper liveness, "
+            "so a brief stall (load spike, I/O pause) could cause a failover",
+        )
+    if not h.checks:
+        found.note("health.checks", "none: the active is replaced only if its session expires")
+    if c.switchover.timeout <= session:
+        found.note(
+            "switchover.timeout",
+            f"{_s(c.switchover.timeout)} is not longer than {st}: a switchover stops resources "
+            "here and starts them on the peer, so it may time out while it still completes",
+        )
+    _check_lease_wait(c, found)
+
+
+def _check_lease_wait(c: Config, found: _Findings) -> None:
+    kinds = [f.type for f in c.fencing]
+    if "lease-wait" not in kinds or not c.watchdog:
+        return  # without a watchdog lease-wait is already a problem
+    at = f"fencing[{kinds.index('lease-wait')}]"
+    wait = c.zookeeper.session_timeout + c.watchdog.timeout + c.zookeeper.lease_margin
+    only = "the only fencing method; " if set(kinds) == {"lease-wait"} else ""
+    found.note(
+        at,
+        f"{only}a takeover by lease-wait waits {_s(wait)} (session_timeout + watchdog.timeout "
+        "+ lease_margin) and is safe only if every member runs a watchdog; "
+        "this file cannot check the peers'",
+    )
+    if kinds[-1] != "lease-wait":
+        found.note(at, "lease-wait always succeeds, so the methods after it never run")
+
+
 def load_config(path: str) -> Config:
     """Read, parse and validate one node's config file; raise ConfigError listing every problem."""
-    raise NotImplementedError
+    found = _Findings(path)
+    config = _parse(path, _read_yaml(path), found)
+    _check_timing(config, found)
+    if found.problems:
+        raise ConfigError(found.problems)
+    return replace(config, notes=tuple(found.notes))
+
+
+def check_report(path: str) -> tuple[int, str]:
+    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid)."""
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        return 2, "\n".join(e.problems)
+    peers, methods = len(config.peers), [f.type for f in config.fencing]
+    summary = (
+        f"cluster {config.cluster}, node {config.node.name}, {peers} peer{'s' * (peers != 1)}, "
+        f"{len(methods)} fencing method{'s' * (len(methods) != 1)}: {', '.join(methods)}"
+    )
+    return 0, "\n".join([f"{path}: OK ({summary})", *(f"{path}: note: {n}" for n in config.notes)])
