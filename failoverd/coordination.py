@@ -23,6 +23,7 @@ import structlog
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
@@ -89,6 +90,7 @@ class Coordinator:
         self.client = make_client(config)
         self.on_event = on_event
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
+        self._warned_short = False
         self.client.add_listener(self._on_state)
 
     # -- connection -------------------------------------------------------
@@ -118,6 +120,24 @@ class Coordinator:
     @property
     def connected(self) -> bool:
         return self.client.state == KazooState.CONNECTED
+
+    def granted_timeout(self) -> float | None:
+        """The session timeout the server granted on the last connect (seconds)."""
+        return getattr(self.client, "granted_timeout", None)
+
+    def _limit(self, lease: LocalLease) -> None:
+        granted = self.granted_timeout()
+        if granted is None:
+            return
+        if granted < self.config.zookeeper.session_timeout and not self._warned_short:
+            self._warned_short = True
+            log.critical(
+                "session_timeout_shortened",
+                configured=self.config.zookeeper.session_timeout,
+                granted=granted,
+                hint="the server's maxSessionTimeout is lower; the lease follows the granted value",
+            )
+        lease.limit(granted)
 
     @property
     def session_id(self) -> int | None:
@@ -175,6 +195,7 @@ class Coordinator:
         session = self.session_id
         if session is None:
             return False
+        self._limit(lease)
         t_send = boottime()
         data = encode(LockData(self.node, f"{session:#x}"))
         with _zk_errors("creating the lock"):
@@ -207,6 +228,7 @@ class Coordinator:
         session = lease.session
         if session is None:
             return False
+        self._limit(lease)
         t_send = boottime()
         try:
             # ZooKeeper answers one session's requests in order: the exists is

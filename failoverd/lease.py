@@ -32,12 +32,24 @@ class LocalLease:
     ):
         if not 0 < margin < session_timeout:
             raise ValueError("lease margin must be between 0 and the session timeout")
+        self.configured_timeout = session_timeout
+        self.configured_margin = margin
         self.session_timeout = session_timeout
         self.margin = margin
         self.clock = clock
         self._lock = threading.Lock()
         self._session: int | None = None
         self._expires = float("-inf")
+
+    def limit(self, granted_timeout: float) -> None:
+        """Use the session timeout the server actually granted when it is shorter than
+        the configured one (ZooKeeper clamps requests to [min,max]SessionTimeout
+        silently); the margin shrinks in proportion. A longer grant is ignored: the
+        configured value is then the conservative one."""
+        with self._lock:
+            t = min(self.configured_timeout, granted_timeout)
+            self.session_timeout = t
+            self.margin = self.configured_margin * t / self.configured_timeout
 
     @property
     def session(self) -> int | None:
