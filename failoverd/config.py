@@ -67,6 +67,11 @@ class CheckConfig:
     host: str = "127.0.0.1"
     port: int = 0  # smtp/imap/tcp
     argv: tuple[str, ...] = ()  # command
+    # "active": judged only while this node runs its resources (a standby's Postfix
+    # is stopped, so its smtp check would always fail and no standby could ever be
+    # eligible). "always": judged on every node, e.g. "is the mail store reachable".
+    # Default: active for smtp/imap/tcp, always for command.
+    scope: Literal["active", "always"] = "always"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ class HealthConfig:
     rise: int = 2
     fall: int = 3
     checks: tuple[CheckConfig, ...] = ()
+    # After a promotion, failures of "active"-scope checks count only once they
+    # have passed once or this long has gone by (services take time to start).
+    grace: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -435,8 +443,10 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
 _NODE = "name address priority priority_delay state_dir"
 _ZOOKEEPER = "hosts session_timeout root auth lease_margin"
-_NET_CHECK = "host port timeout"
-_CHECKS = {"smtp": _NET_CHECK, "imap": _NET_CHECK, "tcp": _NET_CHECK, "command": "argv timeout"}
+_NET_CHECK = "host port timeout scope"
+_CHECKS = {
+    "smtp": _NET_CHECK, "imap": _NET_CHECK, "tcp": _NET_CHECK, "command": "argv timeout scope"
+}
 # A port answers at once or the service is in trouble; a command may do real work.
 _CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}
 _RESOURCES = {
@@ -539,18 +549,24 @@ def _health(s: _Section) -> HealthConfig:
         rise=s.integer("rise", HealthConfig.rise, 1),
         fall=s.integer("fall", HealthConfig.fall, 1),
         checks=tuple(checks),
+        grace=s.duration("grace", HealthConfig.grace, zero_ok=True),
     )
 
 
 def _check(kind: str, s: _Section) -> CheckConfig:
     timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
+    scope = cast(
+        Literal["active", "always"],
+        s.choice("scope", "always" if kind == "command" else "active", ("active", "always")),
+    )
     if kind == "command":
-        return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or ())
+        return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or (), scope=scope)
     return CheckConfig(
         cast(Literal["smtp", "imap", "tcp"], kind),
         timeout=timeout,
         host=s.text("host", CheckConfig.host),
         port=s.integer("port", None, 1, 65535),
+        scope=scope,
     )
 
 
@@ -667,7 +683,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
     node = _node(root.section("node", _NODE))
     peers = _peers(root, node.name)
     zookeeper = _zookeeper(root.section("zookeeper", _ZOOKEEPER))
-    health = _health(root.section("health", "interval rise fall checks"))
+    health = _health(root.section("health", "interval rise fall checks grace"))
     resources = [
         _resource(*t)
         for at, v in root.items("resources")

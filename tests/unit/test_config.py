@@ -113,7 +113,7 @@ def test_design_example_loads_with_units_resolved(tmp_path: Path) -> None:
     assert [(p.name, p.address) for p in c.peers] == [("mail2", "10.0.0.12")]
     assert c.zookeeper.session_timeout == 3.0 and c.zookeeper.lease_margin == 0.75
     assert c.zookeeper.auth is not None and c.zookeeper.auth.credential == "failoverd:s3cret"
-    assert c.health.checks[2] == CheckConfig("tcp", timeout=1.0, host="127.0.0.1", port=4190)
+    assert c.health.checks[2] == CheckConfig("tcp", timeout=1.0, host="127.0.0.1", port=4190, scope="active")
     assert c.health.checks[3].argv == ("/usr/local/bin/check-spool",)
     assert c.resources[0] == VipResourceConfig("192.0.2.25/24", "eth0")
     assert c.resources[1] == SystemdResourceConfig(("postfix.service", "dovecot.service"))
@@ -364,9 +364,29 @@ def test_health_checks_get_per_type_defaults(tmp_path: Path) -> None:
     data["health"] = {"checks": [{"type": "smtp", "port": 25}, {"type": "command", "argv": ["x"]}]}
     c = load(tmp_path, data)
     assert c.health.checks == (
-        CheckConfig("smtp", timeout=2.0, host="127.0.0.1", port=25),
+        CheckConfig("smtp", timeout=2.0, host="127.0.0.1", port=25, scope="active"),
         CheckConfig("command", timeout=5.0, argv=("x",)),
     )
+
+
+def test_service_checks_judge_only_the_active_unless_scoped_always(tmp_path: Path) -> None:
+    data = minimal()
+    data["health"] = {
+        "grace": "3s",
+        "checks": [
+            {"type": "smtp", "port": 25, "scope": "always"},
+            {"type": "command", "argv": ["x"], "scope": "active"},
+            {"type": "imap", "port": 143, "scope": "sometimes"},
+        ],
+    }
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, data)
+    assert any("health.checks[2].scope: expected one of active, always" in p
+               for p in err.value.problems)
+    del data["health"]["checks"][2]
+    c = load(tmp_path, data)
+    assert [ch.scope for ch in c.health.checks] == ["always", "active"]
+    assert c.health.grace == 3.0
 
 
 @pytest.mark.parametrize(
