@@ -38,10 +38,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 1.0) -> str:
-    """Send a ZooKeeper four-letter word; '' when the server does not answer."""
+def four_letter(
+    host: str, port: int, word: str = "srvr", timeout: float = 1.0, netns: str | None = None
+) -> str:
+    """Send a ZooKeeper four-letter word; '' when the server does not answer.
+
+    `netns` names a network namespace (the chaos lab) to connect from; only the
+    calling thread switches, and only while the socket is created and connected.
+    """
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        if netns is None:
+            s = socket.create_connection((host, port), timeout=timeout)
+        else:
+            from chaos.netns import inside
+
+            with inside(netns):
+                s = socket.create_connection((host, port), timeout=timeout)
+        with s:
             s.sendall(word.encode())
             chunks = []
             while data := s.recv(4096):
@@ -51,9 +64,9 @@ def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 1.0) 
         return ""
 
 
-def server_mode(host: str, port: int) -> str | None:
+def server_mode(host: str, port: int, netns: str | None = None) -> str | None:
     """'leader', 'follower', 'standalone', or None when not serving."""
-    for line in four_letter(host, port).splitlines():
+    for line in four_letter(host, port, netns=netns).splitlines():
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     return None
@@ -74,6 +87,10 @@ class ZooKeeperServer:
     # Prefix for the java command, e.g. ["ip", "netns", "exec", "zk1"] in the lab.
     wrap: Sequence[str] = ()
     proc: subprocess.Popen[bytes] | None = None
+    # The network namespace client_host lives in (the lab), for mode() probes.
+    netns: str | None = None
+    # Extra zoo.cfg lines (the lab bounds election and sync timing with them).
+    extra_config: Sequence[str] = ()
 
     @property
     def log_path(self) -> Path:
@@ -100,6 +117,7 @@ class ZooKeeperServer:
             "maxClientCnxns=0",
             # Snapshots and logs of a test server are throw-away.
             "forceSync=no",
+            *self.extra_config,
         ]
         if self.peers:
             lines.append("quorumListenOnAllIPs=true")
@@ -133,14 +151,14 @@ class ZooKeeperServer:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"zookeeper exited early:\n{self.log_tail()}")
-            mode = server_mode(self.client_host, self.client_port)
+            mode = server_mode(self.client_host, self.client_port, self.netns)
             if mode:
                 return mode
             time.sleep(0.05)
         raise TimeoutError(f"zookeeper at {self.address} not serving after {timeout}s:\n{self.log_tail()}")
 
     def mode(self) -> str | None:
-        return server_mode(self.client_host, self.client_port)
+        return server_mode(self.client_host, self.client_port, self.netns)
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,7 +1,7 @@
 """A failoverd cluster of real daemons on loopback, for integration tests.
 
 Each node runs `python -m failoverd.main -c NODE.yaml` with a toy SMTP service
-(tests/toyservice.py) as its `command` resource. The default fencer is a `command`
+(chaos/toyservice.py) as its `command` resource. The default fencer is a `command`
 that runs the target's own `fence-self` (everything is on one machine).
 """
 
@@ -24,7 +24,7 @@ import yaml
 from failoverd.cli import gather_status
 from failoverd.config import load_config
 from failoverd.coordination import Coordinator
-from tests.toyservice import overlaps, read_events, serving_intervals
+from chaos.toyservice import overlaps, read_events, serving_intervals
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -125,7 +125,7 @@ class Cluster:
         return self.zk_hosts if isinstance(self.zk_hosts, str) else self.zk_hosts[name]
 
     def config_dict(self, name: str, priority: int) -> dict[str, Any]:
-        toy = [PY, "-m", "tests.toyservice"]
+        toy = [PY, "-m", "chaos.toyservice"]
         svc = ["--name", name, "--dir", str(self.service_dir), "--port", str(self.ports[name])]
         fence_cmd = [PY, str(REPO / "tests/integration/fence_peer.py"), str(self.root), "{node}"]
         cfg: dict[str, Any] = {
@@ -176,7 +176,7 @@ class Cluster:
                 [
                     PY,
                     "-m",
-                    "tests.toyservice",
+                    "chaos.toyservice",
                     "stop",
                     "--name",
                     name,

@@ -1,6 +1,6 @@
-"""A tiny SMTP-speaking service for tests and the demo, run as a failoverd `command` resource.
+"""A tiny SMTP-speaking service for the integration tests and the loopback demo, run as a failoverd `command` resource.
 
-    python -m tests.toyservice start|stop|status --name NODE --dir DIR --port PORT
+    python -m chaos.toyservice start|stop|status --name NODE --dir DIR --port PORT
 
 `start` forks a detached server and returns once it listens; the server itself
 appends `up`/`down` events (node, epoch from FAILOVERD_EPOCH, time) to
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             sys.executable,
             "-m",
-            "tests.toyservice",
+            "chaos.toyservice",
             "serve",
             "--name",
             a.name,
