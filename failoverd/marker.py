@@ -1,0 +1,149 @@
+"""The local fence marker (DESIGN.md §4, §5): proof on a fenced node that it was fenced.
+
+When a peer fences this node (`failoverd fence-self --epoch E`, usually over ssh),
+fence-self writes ``state_dir/fence.marker`` carrying E: "every epoch up to E has been
+fenced here". Before starting *each* resource the daemon checks that no marker for
+its own epoch or a later one exists, so a daemon that was frozen in the middle of a
+promotion and resumed after the new active fenced it stops there instead of
+starting Postfix next to the new active.
+
+Why the flock on ``state_dir/fence.lock``: the daemon holds it while it checks the
+marker *and* starts one resource; fence-self holds it while it writes the marker
+*and* stops the resources. A fence therefore never interleaves with a start:
+either the start finished before the fence began (and the fence stops it), or the
+start sees the marker and refuses. A daemon frozen mid-start keeps holding the
+lock, so fence-self cannot get it, exits non-zero, the ssh fence fails within its
+timeout and the fencing chain falls through to the next method (power fencing),
+which is exactly what a frozen node needs.
+
+An unreadable or garbage marker (or an unknown version) is the unsafe case: it
+blocks every epoch, never counts as "no marker" (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+MARKER_FILE = "fence.marker"
+LOCK_FILE = "fence.lock"
+VERSION = 1
+# How often held() retries a busy lock. Small: the daemon's hold is one resource
+# start, and fence-self runs inside the peer's ssh timeout.
+LOCK_POLL = 0.01
+
+
+class MarkerUnreadable(ValueError):
+    """The marker exists but cannot be trusted; treat as 'fenced at every epoch'."""
+
+
+class FenceMarker:
+    def __init__(self, state_dir: str | Path):
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / MARKER_FILE
+        self.lock_path = self.state_dir / LOCK_FILE
+
+    def _read(self) -> int | None:
+        """The marker's epoch, None if there is no marker; MarkerUnreadable otherwise."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise MarkerUnreadable(f"{self.path}: {e}") from e
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            raise MarkerUnreadable(f"{self.path}: not JSON: {e}") from e
+        if not isinstance(data, dict) or data.get("v") != VERSION:
+            raise MarkerUnreadable(f"{self.path}: not a version {VERSION} marker")
+        epoch = data.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise MarkerUnreadable(f"{self.path}: epoch {epoch!r} is not a non-negative integer")
+        return epoch
+
+    def fenced_epoch(self) -> int | None:
+        """The highest epoch fenced here so far; None if there is no marker.
+
+        Raises MarkerUnreadable for a garbage marker: callers must not read that as None.
+        """
+        return self._read()
+
+    def blocks(self, epoch: int) -> bool:
+        """True if this node must not serve `epoch`: a marker for it or a later one exists,
+        or the marker is unreadable (unsafe case: blocks every epoch)."""
+        try:
+            fenced = self._read()
+        except MarkerUnreadable as e:
+            log.error("fence_marker_unreadable", error=str(e), blocks_epoch=epoch)
+            return True
+        return fenced is not None and fenced >= epoch
+
+    def write(self, epoch: int, by: str) -> None:
+        """Record that every epoch up to `epoch` is fenced; never lowers an existing marker.
+
+        Atomic and durable: a crash leaves either the old or the new marker, never a torn
+        one (tmp file + fsync + rename + fsync of the directory).
+        """
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        try:
+            old = self._read()
+        except MarkerUnreadable as e:
+            # Replacing garbage with a real epoch is safe: every later promotion of this
+            # node takes an epoch from ZooKeeper above the one being fenced now.
+            log.warning("fence_marker_replaced_unreadable", error=str(e), epoch=epoch)
+            old = None
+        keep = max(epoch, old) if old is not None else epoch
+        record = {"v": VERSION, "epoch": keep, "by": by, "time": datetime.now(UTC).isoformat()}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / f".{MARKER_FILE}.tmp.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, (json.dumps(record) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)  # makes the rename itself durable
+        finally:
+            os.close(dfd)
+        log.info("fence_marker_written", epoch=keep, requested=epoch, previous=old, by=by)
+
+    @contextlib.contextmanager
+    def held(self, timeout: float) -> Iterator[None]:
+        """Hold the exclusive fence lock; TimeoutError if it stays busy for `timeout` s."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # O_CLOEXEC: a resource started under the lock (a forked mail server) must not
+        # inherit the descriptor, or it would hold the lock, and block every fence, forever.
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"fence lock {self.lock_path} still held after {timeout:g}s"
+                        ) from None
+                    time.sleep(LOCK_POLL)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
