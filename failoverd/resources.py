@@ -1,0 +1,464 @@
+"""What the active node runs (DESIGN.md §4, §9): the service IP, systemd units, commands.
+
+Resources are started in configured order on promotion and stopped in reverse on
+demotion. Every call is bounded by the resource's ``timeout``; a resource never
+leaves a child process running past its deadline, except the daemon a start
+command deliberately launches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import IO, Protocol
+
+import structlog
+
+from failoverd.config import (
+    CommandResourceConfig,
+    ResourceConfig,
+    SystemdResourceConfig,
+    VipResourceConfig,
+)
+
+log = structlog.get_logger(__name__)
+
+TAIL_BYTES = 4096  # how much of a command's output we keep for the error message
+TAIL_CHARS = 400
+
+
+class ResourceError(Exception):
+    """A resource could not be started or stopped; the message says what and why."""
+
+
+class Resource(Protocol):
+    name: str
+    timeout: float  # the bound of one start/stop call (the daemon budgets with it)
+
+    def start(self, env: Mapping[str, str]) -> None: ...
+
+    def stop(self, env: Mapping[str, str]) -> None: ...
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None: ...
+
+
+# -- Running a command with a hard deadline ------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: it did not run to completion
+    output: str  # tail of stdout+stderr
+    timed_out: bool = False
+    error: str = ""  # why it could not be executed at all
+    timeout: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """One sentence for an error message: '`x y` exited with 3: <tail>'."""
+        cmd = " ".join(self.argv)
+        if self.error:
+            return f"`{cmd}` could not run: {self.error}"
+        if self.timed_out:
+            what = f"`{cmd}` timed out after {self.timeout:g}s"
+        else:
+            what = f"`{cmd}` exited with {self.returncode}"
+        tail = " | ".join(self.output.strip().splitlines()[-3:])
+        return f"{what}: {tail}" if tail else what
+
+    def last_line(self) -> str:
+        lines = self.output.strip().splitlines()
+        return lines[-1][:200] if lines else ""
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> CommandOutcome:
+    """Run argv to completion within timeout seconds; never raises.
+
+    Output goes to an unlinked temporary file, not a pipe: a start command that
+    launches a daemon hands it our stdout, and waiting for EOF on a pipe would
+    wait for the daemon to exit. The command gets its own session so that on
+    timeout we can kill everything it started (its process group) at once; on
+    normal exit the group is left alone, since it may hold the daemon we wanted.
+    """
+    args = tuple(argv)
+    full_env = {**os.environ, **env}
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=full_env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            return CommandOutcome(args, None, "", error=str(e))
+        try:
+            rc: int | None = proc.wait(timeout=max(timeout, 0.0))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            rc, timed_out = None, True
+        return CommandOutcome(args, rc, _tail(out), timed_out=timed_out, timeout=timeout)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _tail(out: IO[bytes]) -> str:
+    size = out.seek(0, os.SEEK_END)
+    out.seek(max(0, size - TAIL_BYTES))
+    return out.read().decode("utf-8", "replace")[-TAIL_CHARS:]
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _fail(outcome: CommandOutcome, what: str) -> ResourceError:
+    return ResourceError(f"{what}: {outcome.describe()}")
+
+
+# -- command -------------------------------------------------------------------------
+
+# Wrappers skipped when naming a command resource after the program it runs.
+_WRAPPERS = re.compile(r"^(env|sudo|nice|ionice|timeout|sh|bash|dash|python[0-9.]*|perl)$")
+
+
+def command_label(argv: Sequence[str]) -> str:
+    """'python3 -m tests.toyservice start' -> 'tests.toyservice'."""
+    for arg in argv:
+        base = os.path.basename(arg)
+        if arg.startswith("-") or _WRAPPERS.match(base):
+            continue
+        return base[:40]
+    return os.path.basename(argv[0])[:40] if argv else "?"
+
+
+class CommandResource:
+    def __init__(self, cfg: CommandResourceConfig, name: str | None = None):
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self.name = name or f"command {command_label(cfg.start)}"
+
+    def start(self, env: Mapping[str, str]) -> None:
+        started = time.monotonic()
+        self._run(self.cfg.start, env, "start")
+        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        # Idempotence is the stop command's contract: stopping a stopped service exits 0.
+        self._run(self.cfg.stop, env, "stop")
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        if not self.cfg.status:
+            return None
+        outcome = run_command(self.cfg.status, env, self.timeout)
+        if outcome.returncode is None:
+            return None
+        return outcome.ok
+
+    def _run(self, argv: Sequence[str], env: Mapping[str, str], what: str) -> None:
+        outcome = run_command(argv, env, self.timeout)
+        if not outcome.ok:
+            raise _fail(outcome, f"{self.name} {what}")
+
+
+# -- systemd -------------------------------------------------------------------------
+
+# `systemctl is-active` exit codes that mean "definitely not running":
+# 3 inactive/failed, 4 no such unit. Anything else (1: cannot talk to systemd) is "cannot tell".
+_INACTIVE = (3, 4)
+
+
+class SystemdResource:
+    def __init__(self, cfg: SystemdResourceConfig, systemctl: str = "systemctl"):
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self.systemctl = systemctl
+        self.name = "systemd " + " ".join(cfg.units)
+
+    def start(self, env: Mapping[str, str]) -> None:
+        started = time.monotonic()
+        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, self.timeout)
+        if not outcome.ok:
+            raise _fail(outcome, f"{self.name} start")
+        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        deadline = time.monotonic() + self.timeout
+        units = list(reversed(self.cfg.units))
+        outcome = run_command([self.systemctl, "stop", *units], env, self.timeout)
+        if outcome.ok:
+            return
+        if outcome.timed_out:
+            raise _fail(outcome, f"{self.name} stop")
+        # `stop` also fails for a unit that is not loaded at all. What counts is that
+        # nothing is left running, so judge by is-active rather than by the exit code.
+        states = [self._active(u, env, deadline - time.monotonic()) for u in units]
+        if all(s is False for s in states):
+            error = outcome.describe()
+            log.warning("systemd_stop_failed_but_inactive", resource=self.name, error=error)
+            return
+        raise _fail(outcome, f"{self.name} stop")
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        deadline = time.monotonic() + self.timeout
+        states = [self._active(u, env, deadline - time.monotonic()) for u in self.cfg.units]
+        if all(s is True for s in states):
+            return True
+        if any(s is False for s in states):
+            return False
+        return None
+
+    def _active(self, unit: str, env: Mapping[str, str], timeout: float) -> bool | None:
+        outcome = run_command([self.systemctl, "is-active", "--quiet", unit], env, timeout)
+        if outcome.returncode == 0:
+            return True
+        if outcome.returncode in _INACTIVE:
+            return False
+        return None
+
+
+# -- vip -----------------------------------------------------------------------------
+
+
+class ArpingFlavour(Enum):
+    IPUTILS = "iputils"  # arping -U -c 1 -I IFACE IP
+    HABETS = "habets"  # arping -U -c 1 -w 0 -i IFACE -S IP IP (Thomas Habets' arping)
+    MISSING = "missing"
+
+
+class GratuitousArp:
+    """Announces that this host now owns an IPv4 address (unsolicited ARP).
+
+    Without it clients and switches keep the old owner's MAC in their ARP caches
+    and are black-holed until the entries expire (30-52 s measured, DESIGN.md §9).
+    """
+
+    def __init__(self, arping: Sequence[str], interface: str, ip: str, timeout: float):
+        self.arping = tuple(arping)
+        self.interface = interface
+        self.ip = ip
+        self.timeout = timeout
+        self._flavour: ArpingFlavour | None = None
+        self._use_reply_mode = False  # iputils builds without -U fall back to -A
+
+    def flavour(self) -> ArpingFlavour:
+        if self._flavour is None:
+            self._flavour = self._detect()
+            log.info("arping_detected", flavour=self._flavour.value, arping=" ".join(self.arping))
+        return self._flavour
+
+    def _detect(self) -> ArpingFlavour:
+        probes = [run_command([*self.arping, opt], {}, self.timeout) for opt in ("--help", "-V")]
+        if all(p.error for p in probes):
+            return ArpingFlavour.MISSING
+        text = " ".join(p.output for p in probes).lower()
+        if "habets" in text:
+            return ArpingFlavour.HABETS
+        # iputils ("arping from iputils ...") and anything unknown: iputils syntax,
+        # the more widespread one, with the -A fallback below.
+        return ArpingFlavour.IPUTILS
+
+    def send(self, timeout: float) -> bool:
+        """One announcement; True when a packet went out."""
+        flavour = self.flavour()
+        if flavour is ArpingFlavour.MISSING:
+            log.warning("arp_skipped", address=self.ip, reason="arping not installed")
+            return False
+        outcome = run_command(self._argv(flavour), {}, timeout)
+        if not _sent(outcome) and flavour is ArpingFlavour.IPUTILS and not self._use_reply_mode:
+            # Some builds lack -U; a gratuitous ARP reply (-A) updates caches as well.
+            self._use_reply_mode = True
+            outcome = run_command(self._argv(flavour), {}, timeout)
+        if _sent(outcome):
+            log.info("arp_announced", address=self.ip, interface=self.interface)
+            return True
+        error = outcome.describe()
+        log.warning("arp_failed", address=self.ip, interface=self.interface, error=error)
+        return False
+
+    def _argv(self, flavour: ArpingFlavour) -> list[str]:
+        if flavour is ArpingFlavour.HABETS:
+            # -w 0: do not wait a second for replies that never come; -S: source = the VIP.
+            opts = ["-U", "-c", "1", "-w", "0", "-i", self.interface, "-S", self.ip]
+        else:
+            opts = ["-A" if self._use_reply_mode else "-U", "-c", "1", "-I", self.interface]
+        return [*self.arping, *opts, self.ip]
+
+
+def _sent(outcome: CommandOutcome) -> bool:
+    # Nobody replies to an unsolicited ARP, and Habets' arping exits 1 when nobody
+    # replied: judge by what it says it sent, not only by the exit code.
+    if outcome.ok:
+        return True
+    m = re.search(r"(\d+) packets transmitted|Sent (\d+) probe", outcome.output)
+    return bool(m and int(m.group(1) or m.group(2)) > 0)
+
+
+class VipResource:
+    """The service IP: `ip addr replace` on start, `ip addr del` + verification on stop."""
+
+    def __init__(
+        self,
+        cfg: VipResourceConfig,
+        ip: Sequence[str] = ("ip",),
+        arping: Sequence[str] = ("arping",),
+    ):
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self.ip = tuple(ip)  # a prefix such as ("ip", "netns", "exec", "lab", "ip") in tests
+        self.iface_addr = ipaddress.ip_interface(cfg.address)
+        self.name = f"vip {cfg.address} on {cfg.interface}"
+        self.arp = GratuitousArp(arping, cfg.interface, str(self.iface_addr.ip), cfg.timeout)
+        self._cancel = threading.Event()
+        self._announcer: threading.Thread | None = None
+
+    def start(self, env: Mapping[str, str]) -> None:
+        started = time.monotonic()
+        deadline = started + self.timeout
+        self._stop_announcer()
+        # replace, not add: idempotent when the address is already there.
+        argv = [*self.ip, "addr", "replace", self.cfg.address, "dev", self.cfg.interface]
+        outcome = run_command(argv, env, _left(deadline))
+        if not outcome.ok:
+            raise _fail(outcome, f"{self.name} start")
+        if self.iface_addr.version == 6:
+            reason = "unsolicited NA not implemented"
+            log.warning("arp_skipped", address=self.cfg.address, reason=reason)
+        elif self.cfg.arp_count > 0:
+            self._announce(deadline)
+        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
+
+    def _announce(self, deadline: float) -> None:
+        # The first announcement before returning: clients must learn the new owner
+        # at once. A failed announcement does not fail the start: the address is
+        # ours, and clients still find us once their ARP entries expire.
+        self.arp.send(_left(deadline))
+        if self.cfg.arp_count > 1:
+            self._cancel = threading.Event()
+            self._announcer = threading.Thread(
+                target=self._announce_rest, args=(self._cancel,), name="vip-arp", daemon=True
+            )
+            self._announcer.start()
+
+    def _announce_rest(self, cancel: threading.Event) -> None:
+        # Repeats cover switches and hosts that missed the first packet.
+        for _ in range(self.cfg.arp_count - 1):
+            if cancel.wait(self.cfg.arp_interval):
+                return
+            self.arp.send(self.timeout)
+
+    def _stop_announcer(self) -> None:
+        # Announcing an address we no longer hold would pull clients to the wrong node.
+        self._cancel.set()
+        if self._announcer is not None:
+            self._announcer.join(timeout=self.timeout)
+            self._announcer = None
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        deadline = time.monotonic() + self.timeout
+        self._stop_announcer()
+        argv = [*self.ip, "addr", "del", self.cfg.address, "dev", self.cfg.interface]
+        outcome = run_command(argv, env, _left(deadline))
+        if not outcome.ok and not _absent(outcome):
+            log.warning("vip_del_failed", resource=self.name, error=outcome.describe())
+        present = self._present(env, _left(deadline))
+        if present is None:
+            raise ResourceError(f"{self.name} stop: could not verify the address is gone")
+        if present:
+            raise ResourceError(f"{self.name} stop: address still present ({outcome.describe()})")
+        log.info("vip_removed", address=self.cfg.address, interface=self.cfg.interface)
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        return self._present(env, self.timeout)
+
+    def _present(self, env: Mapping[str, str], timeout: float) -> bool | None:
+        argv = [*self.ip, "-o", "addr", "show", "dev", self.cfg.interface]
+        outcome = run_command(argv, env, timeout)
+        if not outcome.ok:
+            # No such interface: then the address cannot be on it.
+            return False if _no_device(outcome) else None
+        for line in outcome.output.splitlines():
+            tokens = line.split()
+            for family, value in zip(tokens, tokens[1:], strict=False):
+                if family in ("inet", "inet6") and _same_ip(value, self.iface_addr):
+                    return True
+        return False
+
+
+def _left(deadline: float) -> float:
+    # A floor, so that a step still gets a chance when an earlier one used the budget up.
+    return max(0.2, deadline - time.monotonic())
+
+
+def _same_ip(value: str, want: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> bool:
+    try:
+        return ipaddress.ip_interface(value).ip == want.ip
+    except ValueError:
+        return False
+
+
+def _absent(outcome: CommandOutcome) -> bool:
+    text = outcome.output.lower()
+    gone = "cannot assign requested address" in text or "address not found" in text
+    return gone or _no_device(outcome)
+
+
+def _no_device(outcome: CommandOutcome) -> bool:
+    text = outcome.output.lower()
+    return "does not exist" in text or "cannot find device" in text
+
+
+# -- building and stopping -----------------------------------------------------------
+
+
+def build_resource(cfg: ResourceConfig) -> Resource:
+    if isinstance(cfg, VipResourceConfig):
+        return VipResource(cfg)
+    if isinstance(cfg, SystemdResourceConfig):
+        return SystemdResource(cfg)
+    if isinstance(cfg, CommandResourceConfig):
+        return CommandResource(cfg)
+    raise TypeError(f"unknown resource config: {cfg!r}")
+
+
+def build_resources(cfgs: Iterable[ResourceConfig]) -> list[Resource]:
+    return [build_resource(c) for c in cfgs]
+
+
+def stop_all(resources: Sequence[Resource], env: Mapping[str, str]) -> list[str]:
+    """Stop in reverse start order; keep going past failures so that as much as
+    possible is stopped. Returns one '<name>: <reason>' per failure (empty: all stopped)."""
+    failures: list[str] = []
+    for res in reversed(resources):
+        started = time.monotonic()
+        try:
+            res.stop(env)
+        except Exception as e:  # one broken resource must not keep the others running
+            failures.append(f"{res.name}: {e}")
+            log.error("resource_stop_failed", resource=res.name, error=str(e))
+            continue
+        log.info("resource_stopped", resource=res.name, took_ms=_ms_since(started))
+    return failures

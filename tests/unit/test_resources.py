@@ -1,0 +1,409 @@
+"""Resources with real processes: command, systemd (fake systemctl), vip (own netns)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from failoverd.config import CommandResourceConfig, SystemdResourceConfig, VipResourceConfig
+from failoverd.resources import (
+    CommandResource,
+    GratuitousArp,
+    ResourceError,
+    SystemdResource,
+    VipResource,
+    build_resource,
+    build_resources,
+    stop_all,
+)
+
+ENV = {"FAILOVERD_CLUSTER": "mail-east", "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "7"}
+
+
+def script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def command(start: str, stop: str = "true", status: str | None = None, timeout: float = 5.0):
+    cfg = CommandResourceConfig(
+        start=("sh", "-c", start),
+        stop=("sh", "-c", stop),
+        status=("sh", "-c", status) if status else None,
+        timeout=timeout,
+    )
+    return CommandResource(cfg)
+
+
+# -- command ------------------------------------------------------------------------
+
+
+def test_start_returns_promptly_while_the_daemon_it_launched_keeps_running(tmp_path: Path) -> None:
+    # The background sleep inherits stdout/stderr: waiting on a pipe would hang 30 s.
+    pidfile = tmp_path / "daemon.pid"
+    res = command(f"sleep 30 & echo $! > {pidfile}; echo daemon started")
+    t0 = time.monotonic()
+    res.start(ENV)
+    took = time.monotonic() - t0
+    pid = int(pidfile.read_text())
+    try:
+        assert took < 2.0
+        assert alive(pid)  # a normal exit must not kill the daemon it left behind
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_commands_get_the_failoverd_environment_on_top_of_os_environ(tmp_path: Path) -> None:
+    out = tmp_path / "env"
+    res = command(f'echo "$FAILOVERD_CLUSTER $FAILOVERD_NODE $FAILOVERD_EPOCH $HOME" > {out}')
+    res.start(ENV)
+    assert out.read_text().split() == ["mail-east", "mail1", "7", os.environ["HOME"]]
+
+
+def test_start_that_times_out_is_killed_with_its_process_group(tmp_path: Path) -> None:
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    res = command(f"echo $$ > {parent}; sleep 30 & echo $! > {child}; wait", timeout=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(ResourceError, match=r"start: `sh -c .*` timed out after 0.5s"):
+        res.start(ENV)
+    assert time.monotonic() - t0 < 2.0
+    pids = [int(parent.read_text()), int(child.read_text())]
+    assert wait_for(lambda: not any(alive(p) for p in pids))
+
+
+def test_failing_stop_raises_with_exit_code_and_stderr_tail() -> None:
+    res = command("true", stop="echo stopping; echo 'cannot stop: queue busy' >&2; exit 4")
+    with pytest.raises(ResourceError) as e:
+        res.stop(ENV)
+    assert "stop" in str(e.value)
+    assert "exited with 4" in str(e.value)
+    assert "cannot stop: queue busy" in str(e.value)
+
+
+def test_missing_start_program_raises() -> None:
+    cfg = CommandResourceConfig(start=("/nonexistent/mysmtpd",), stop=("true",))
+    with pytest.raises(ResourceError, match="could not run"):
+        CommandResource(cfg).start(ENV)
+
+
+def test_is_running_follows_the_status_exit_code(tmp_path: Path) -> None:
+    flag = tmp_path / "up"
+    res = command("true", status=f"test -e {flag}")
+    assert res.is_running(ENV) is False
+    flag.touch()
+    assert res.is_running(ENV) is True
+    assert command("true").is_running(ENV) is None  # no status command: cannot tell
+
+
+def test_command_resource_is_named_after_the_program_it_runs() -> None:
+    def name(*start: str) -> str:
+        return build_resource(CommandResourceConfig(start=start, stop=("true",))).name
+
+    assert name("/usr/local/bin/mail-service", "start") == "command mail-service"
+    assert name("python3", "-m", "tests.toyservice", "start") == "command tests.toyservice"
+
+
+# -- stop_all -----------------------------------------------------------------------
+
+
+class Exploding:
+    name = "exploding"
+    timeout = 1.0
+
+    def start(self, env: Mapping[str, str]) -> None: ...
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        raise RuntimeError("boom")
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        return None
+
+
+def test_stop_all_stops_in_reverse_order_and_continues_past_failures(tmp_path: Path) -> None:
+    order = tmp_path / "order"
+    cfgs = []
+    for svc, rc in (("svc-a", 0), ("svc-b", 3), ("svc-c", 0)):
+        prog = script(
+            tmp_path / svc, f'echo {svc} >> {order}; echo "{svc} refused" >&2; exit {rc}\n'
+        )
+        cfgs.append(CommandResourceConfig(start=(str(prog),), stop=(str(prog),)))
+    resources = [*build_resources(cfgs), Exploding()]
+    failures = stop_all(resources, ENV)
+    assert order.read_text().split() == ["svc-c", "svc-b", "svc-a"]
+    assert len(failures) == 2
+    assert failures[0] == "exploding: boom"
+    assert failures[1].startswith("command svc-b: ")
+    assert "exited with 3" in failures[1] and "svc-b refused" in failures[1]
+    assert stop_all(build_resources(cfgs[:1]), ENV) == []
+
+
+# -- systemd (fake systemctl) --------------------------------------------------------
+
+
+@pytest.fixture
+def systemctl(tmp_path: Path) -> Path:
+    """Logs its argv; `start`/`stop` fail when a fail-<verb> file exists; `is-active`
+    exits 0 when an active-<unit> file exists, else 3."""
+    d = tmp_path / "systemd"
+    return script(
+        tmp_path / "bin" / "systemctl",
+        f"""echo "$*" >> {d}.log
+case "$1" in
+  start|stop) if [ -e {d}-fail-$1 ]; then echo "Job for $2 failed." >&2; exit 1; fi ;;
+  is-active) [ -e {d}-active-$3 ] || exit 3 ;;
+esac
+""",
+    )
+
+
+def calls(systemctl: Path) -> list[str]:
+    log = systemctl.parent.parent / "systemd.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def flag(systemctl: Path, name: str) -> Path:
+    return systemctl.parent.parent / f"systemd-{name}"
+
+
+UNITS = SystemdResourceConfig(units=("postfix.service", "dovecot.service"), timeout=5.0)
+
+
+def test_systemd_starts_in_order_and_stops_in_reverse(systemctl: Path) -> None:
+    res = SystemdResource(UNITS, systemctl=str(systemctl))
+    assert res.name == "systemd postfix.service dovecot.service"
+    res.start(ENV)
+    res.stop(ENV)
+    assert calls(systemctl) == [
+        "start postfix.service dovecot.service",
+        "stop dovecot.service postfix.service",
+    ]
+
+
+def test_systemd_default_systemctl_is_found_on_path(systemctl: Path) -> None:
+    res = build_resource(UNITS)
+    res.start({**ENV, "PATH": f"{systemctl.parent}:{os.environ['PATH']}"})
+    assert calls(systemctl) == ["start postfix.service dovecot.service"]
+
+
+def test_systemd_is_running_only_when_every_unit_is_active(systemctl: Path) -> None:
+    res = SystemdResource(UNITS, systemctl=str(systemctl))
+    assert res.is_running(ENV) is False
+    flag(systemctl, "active-postfix.service").touch()
+    assert res.is_running(ENV) is False
+    flag(systemctl, "active-dovecot.service").touch()
+    assert res.is_running(ENV) is True
+    assert "is-active --quiet postfix.service" in calls(systemctl)
+
+
+def test_systemd_failed_start_raises_with_stderr(systemctl: Path) -> None:
+    flag(systemctl, "fail-start").touch()
+    with pytest.raises(ResourceError, match="exited with 1: Job for postfix.service failed"):
+        SystemdResource(UNITS, systemctl=str(systemctl)).start(ENV)
+
+
+def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(systemctl: Path) -> None:
+    flag(systemctl, "fail-stop").touch()  # e.g. "Unit not loaded"
+    res = SystemdResource(UNITS, systemctl=str(systemctl))
+    res.stop(ENV)
+    flag(systemctl, "active-postfix.service").touch()
+    with pytest.raises(ResourceError, match="stop"):
+        res.stop(ENV)
+
+
+# -- vip: flavours of arping and `ip` output, with fake programs ----------------------
+
+
+def test_habets_arping_sends_unsolicited_arp_from_the_vip(tmp_path: Path) -> None:
+    log = tmp_path / "arping.log"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo "$*" >> {log}
+echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=2.0)
+    assert arp.send(2.0)  # nobody answers an unsolicited ARP: exit 1 is still "sent"
+    assert log.read_text().split() == "-U -c 1 -w 0 -i eth0 -S 192.0.2.25 192.0.2.25".split()
+
+
+def test_iputils_arping_without_u_falls_back_to_a(tmp_path: Path) -> None:
+    log = tmp_path / "arping.log"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "Usage: arping [-fqbDUAV] [-I device]" >&2; exit 2;;
+  -V) echo "arping from iputils 20221126"; exit 0;; esac
+echo "$*" >> {log}
+[ "$1" = -U ] && {{ echo "arping: invalid option -- 'U'" >&2; exit 2; }}
+echo "Sent 1 probes (1 broadcast(s))"; exit 0
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=2.0)
+    assert arp.send(2.0)
+    assert arp.send(2.0)
+    assert log.read_text().splitlines() == [
+        "-U -c 1 -I eth0 192.0.2.25",
+        "-A -c 1 -I eth0 192.0.2.25",
+        "-A -c 1 -I eth0 192.0.2.25",
+    ]
+
+
+def test_missing_arping_is_logged_not_fatal() -> None:
+    arp = GratuitousArp(["/nonexistent/arping"], "eth0", "192.0.2.25", timeout=1.0)
+    with capture_logs() as logs:
+        assert not arp.send(1.0)
+    assert any(e["event"] == "arp_skipped" for e in logs)
+
+
+def fake_ip(tmp_path: Path, shown: str, del_error: str = "") -> tuple[Path, Path]:
+    log = tmp_path / "ip.log"
+    del_line = f'echo "{del_error}" >&2; exit 2' if del_error else "exit 0"
+    ip = script(
+        tmp_path / "ip",
+        f"""echo "$*" >> {log}
+case "$*" in *" show "*) echo "{shown}";; *"addr del "*) {del_line};; esac
+""",
+    )
+    return ip, log
+
+
+def test_ipv6_vip_is_added_without_arping(tmp_path: Path) -> None:
+    ip, log = fake_ip(tmp_path, shown="")
+    arping = script(tmp_path / "arping", f"echo called >> {tmp_path}/arping.log\n")
+    cfg = VipResourceConfig(address="2001:db8::25/64", interface="eth0")
+    with capture_logs() as logs:
+        VipResource(cfg, ip=[str(ip)], arping=[str(arping)]).start(ENV)
+    assert log.read_text().splitlines() == ["addr replace 2001:db8::25/64 dev eth0"]
+    assert not (tmp_path / "arping.log").exists()
+    assert any(e["event"] == "arp_skipped" for e in logs)
+
+
+def test_vip_stop_treats_an_absent_address_as_stopped(tmp_path: Path) -> None:
+    shown = "2: eth0    inet 192.0.2.11/24 brd 192.0.2.255 scope global eth0"
+    ip, _ = fake_ip(tmp_path, shown, del_error="RTNETLINK answers: Cannot assign requested address")
+    res = VipResource(VipResourceConfig(address="192.0.2.25/24", interface="eth0"), ip=[str(ip)])
+    res.stop(ENV)
+    assert res.is_running(ENV) is False
+
+
+def test_vip_stop_fails_when_the_address_is_still_there(tmp_path: Path) -> None:
+    shown = "2: eth0    inet 192.0.2.25/24 scope global secondary eth0"
+    ip, _ = fake_ip(tmp_path, shown, del_error="RTNETLINK answers: Operation not permitted")
+    res = VipResource(VipResourceConfig(address="192.0.2.25/24", interface="eth0"), ip=[str(ip)])
+    with pytest.raises(ResourceError, match="still present.*Operation not permitted"):
+        res.stop(ENV)
+    assert res.is_running(ENV) is True
+
+
+# -- vip in a throw-away network namespace (root) -------------------------------------
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=10).stdout
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A namespace with a veth pair v0 <-> v1: v0 carries the VIP, v1 counts what
+    v0 sent. Nothing leaves the namespace; it is deleted whatever happens."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2")
+    name = f"fo-test-{secrets.token_hex(4)}"
+    sh("ip", "netns", "add", name)
+    try:
+        # No IPv6: then the only packets on the link are the ones arping sends.
+        for knob in ("all", "default"):
+            sh("ip", "netns", "exec", name, "sh", "-c",
+               f"echo 1 > /proc/sys/net/ipv6/conf/{knob}/disable_ipv6")  # fmt: skip
+        sh("ip", "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        sh("ip", "-n", name, "link", "set", "v0", "up")
+        sh("ip", "-n", name, "link", "set", "v1", "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+def vip_in(ns: str, **kw: float) -> VipResource:
+    cfg = VipResourceConfig(address="192.0.2.25/24", interface="v0", timeout=5.0, **kw)  # type: ignore[arg-type]
+    wrap = ("ip", "netns", "exec", ns)
+    return VipResource(cfg, ip=[*wrap, "ip"], arping=[*wrap, "arping"])
+
+
+def addresses(ns: str) -> str:
+    return sh("ip", "-n", ns, "-o", "addr", "show", "dev", "v0")
+
+
+def received(ns: str) -> int:
+    return int(sh("ip", "netns", "exec", ns, "cat", "/sys/class/net/v1/statistics/rx_packets"))
+
+
+def test_vip_is_added_and_removed_in_a_namespace(netns: str) -> None:
+    res = vip_in(netns, arp_count=0)
+    assert res.is_running(ENV) is False
+    res.start(ENV)
+    res.start(ENV)  # idempotent
+    assert "inet 192.0.2.25/24" in addresses(netns)
+    assert res.is_running(ENV) is True
+    res.stop(ENV)
+    assert "192.0.2.25" not in addresses(netns)
+    assert res.is_running(ENV) is False
+    res.stop(ENV)  # stopping a stopped vip succeeds
+
+
+@pytest.fixture
+def arping_installed() -> None:
+    if shutil.which("arping") is None:
+        pytest.skip("arping not installed")
+
+
+def test_vip_announces_first_arp_before_start_returns_and_the_rest_after(
+    netns: str, arping_installed: None
+) -> None:
+    res = vip_in(netns, arp_count=3, arp_interval=0.2)
+    with capture_logs() as logs:
+        t0 = time.monotonic()
+        res.start(ENV)
+        took = time.monotonic() - t0
+        assert took < 1.0  # the repeats do not hold up the promotion
+        assert received(netns) >= 1  # the first one is already on the wire
+        assert wait_for(lambda: received(netns) >= 3)
+        assert wait_for(lambda: sum(e["event"] == "arp_announced" for e in logs) == 3)
+    res.stop(ENV)
+
+
+def test_vip_stop_cancels_pending_announcements(netns: str, arping_installed: None) -> None:
+    res = vip_in(netns, arp_count=5, arp_interval=0.3)
+    res.start(ENV)
+    res.stop(ENV)
+    sent = received(netns)
+    time.sleep(0.7)  # two more announcements would have gone out by now
+    assert received(netns) == sent
+    assert "192.0.2.25" not in addresses(netns)
