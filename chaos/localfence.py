@@ -1,10 +1,12 @@
-"""Test fencer (a `command` fencing method): runs the target's own `fence-self`.
+"""A `command` fencer for clusters whose nodes all live on this machine (the
+integration tests and the loopback demo): it runs the target's own `fence-self`.
 
-    fence_peer.py CLUSTER_ROOT NODE
+    python -m chaos.localfence CLUSTER_ROOT NODE      (config: CLUSTER_ROOT/NODE/failoverd.yaml)
 
-All test nodes live on one machine, so "power" is running the target's fence-self
-locally. Every call is appended to CLUSTER_ROOT/fence-calls.jsonl for assertions;
-the file CLUSTER_ROOT/fence-broken makes it fail (a fencer that cannot reach its target).
+FAILOVERD_EPOCH (set by failoverd) is the winner's new epoch; the target fences
+every epoch below it. Every call is appended to CLUSTER_ROOT/fence-calls.jsonl;
+the file CLUSTER_ROOT/fence-broken makes it fail, standing in for a fencer that
+cannot reach its target.
 """
 
 import json

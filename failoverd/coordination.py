@@ -72,7 +72,37 @@ def make_client(config: Config) -> KazooClient:
         user, _, password = zk.auth.credential.partition(":")
         kwargs["auth_data"] = [("digest", zk.auth.credential)]
         kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
-    return KazooClient(hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs)
+    client = KazooClient(
+        hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs
+    )
+    _record_granted_timeout(client)
+    return client
+
+
+def _record_granted_timeout(client: KazooClient) -> None:
+    """Remember the session timeout the server granted (kazoo only logs it).
+
+    ZooKeeper clamps the requested timeout to the server's [min,max]SessionTimeout
+    without error; a lease computed from a configured 30 s on a server that grants
+    10 s would outlive the session. Wraps kazoo's connect-time request writer; if
+    kazoo's internals differ, we keep the configured value and say so."""
+    client.granted_timeout = None  # type: ignore[attr-defined]
+    conn = getattr(client, "_connection", None)
+    original = getattr(conn, "_invoke", None)
+    if conn is None or original is None:
+        log.warning("granted_session_timeout_unknown", reason="kazoo internals changed")
+        return
+
+    def invoke(timeout: float, request: Any, xid: Any = None) -> Any:
+        result = original(timeout, request, xid)
+        if isinstance(request, Connect):
+            try:
+                client.granted_timeout = result[0].time_out / 1000.0  # type: ignore[attr-defined]
+            except (AttributeError, IndexError, TypeError):
+                pass
+        return result
+
+    conn._invoke = invoke
 
 
 class Coordinator:
@@ -91,6 +121,7 @@ class Coordinator:
         self.on_event = on_event
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
         self._warned_short = False
+        self._member_session: int | None = None
         self.client.add_listener(self._on_state)
 
     # -- connection -------------------------------------------------------
@@ -138,6 +169,14 @@ class Coordinator:
                 hint="the server's maxSessionTimeout is lower; the lease follows the granted value",
             )
         lease.limit(granted)
+
+    @property
+    def last_session_id(self) -> int | None:
+        """The session kazoo holds or is trying to resume, connected or not (it
+        changes only when the session expired and a new one was created)."""
+        # kazoo's client_id is None while disconnected; _session_id survives a
+        # disconnect and is reset only when the session expired.
+        return getattr(self.client, "_session_id", None) or None
 
     @property
     def session_id(self) -> int | None:
@@ -312,20 +351,30 @@ class Coordinator:
     # -- members, control, history ------------------------------------------
 
     def write_member(self, status: MemberStatus, timeout: float) -> None:
+        """Publish our status. After the first write in a session the update is sent
+        without waiting for the answer: a status report must never delay a
+        demotion (ZooKeeper applies one session's writes in order)."""
         path = f"{self.members_path}/{self.node}"
         data = encode(status)
+        session = self.session_id
+        if session is not None and session == self._member_session:
+            self.requests += 1
+            self.client.set_async(path, data)
+            return
         with _zk_errors("writing member status"):
             stat = self._wait(self.client.exists_async(path), timeout)
-            if stat is not None and stat.ephemeralOwner == self.session_id:
-                self._wait(self.client.set_data_async(path, data), timeout)
-                return
-            if stat is not None:
+            if stat is not None and stat.ephemeralOwner != session:
                 # Left by our previous session (daemon restart): replace it.
                 try:
                     self._wait(self.client.delete_async(path), timeout)
                 except NoNodeError:
                     pass
-            self._wait(self.client.create_async(path, data, ephemeral=True), timeout)
+                stat = None
+            if stat is None:
+                self._wait(self.client.create_async(path, data, ephemeral=True), timeout)
+            else:
+                self._wait(self.client.set_async(path, data), timeout)
+        self._member_session = session
 
     def read_members(self, timeout: float) -> dict[str, MemberStatus | None]:
         """name -> status (None when the status is unreadable)."""
@@ -369,18 +418,20 @@ class Coordinator:
                 self._wait(self.client.create_async(self.control_path, encode(control)), timeout)
             else:
                 self._wait(
-                    self.client.set_data_async(self.control_path, encode(control), version=version),
+                    self.client.set_async(self.control_path, encode(control), version=version),
                     timeout,
                 )
 
-    def append_history(self, entry: HistoryEntry, timeout: float) -> None:
-        with _zk_errors("appending history"):
-            self._wait(
-                self.client.create_async(
-                    f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
-                ),
-                timeout,
-            )
+    def append_history(self, entry: HistoryEntry) -> None:
+        """Add an audit record without waiting (it must not delay a transition)."""
+        self.requests += 1
+        self.client.create_async(
+            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
+        )
+
+    def prune_history(self, timeout: float) -> None:
+        """Keep the newest HISTORY_KEEP entries."""
+        with _zk_errors("pruning history"):
             names = sorted(self._wait(self.client.get_children_async(self.history_path), timeout))
             for old in names[: max(0, len(names) - HISTORY_KEEP)]:
                 try:

@@ -54,7 +54,8 @@ T = TypeVar("T")
 TICK = 0.1  # main loop period when nothing happens (seconds)
 CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
 MEMBERS_REFRESH = 0.5
-DIRTY_RETRY = 10.0  # retry stopping resources that failed to stop
+DIRTY_RETRY = 10.0
+HISTORY_PRUNE_EVERY = 20  # appends between prunings of history/  # retry stopping resources that failed to stop
 ANY_EPOCH = sys.maxsize  # marker.blocks(ANY_EPOCH) is true only for an unreadable marker
 
 
@@ -70,7 +71,11 @@ class Daemon:
         self.keeper = LeaseKeeper(
             self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
         )
-        self.health = HealthMonitor(config.health, on_change=lambda *_: self.events.put("health"))
+        self.health = HealthMonitor(
+            config.health,
+            on_change=lambda *_: self.events.put("health"),
+            env={"FAILOVERD_CLUSTER": config.cluster, "FAILOVERD_NODE": self.node},
+        )
         self.resources = build_resources(config.resources)
         self.fence_chain = build_fence_chain(config)
         self.marker = FenceMarker(config.node.state_dir)
@@ -100,6 +105,7 @@ class Daemon:
         self.member_written: tuple[Any, ...] | None = None
         self.last_decision: Decision | None = None
         self.stopping = threading.Event()
+        self.history_written = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -121,7 +127,13 @@ class Daemon:
                 self._wait_for_events()
                 if self.stopping.is_set():
                     break
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
+                    # The lease, the marker and the watchdog still guard safety; the
+                    # next cycle re-observes everything from scratch.
+                    log.exception("step_failed", role=str(self.role))
+                    time.sleep(TICK)
         finally:
             self._shutdown()
         return 0
@@ -185,6 +197,9 @@ class Daemon:
                 "releasing a stray lock", lambda: self.coord.release_stray_lock(self.op_timeout)
             )
             self.lock_read_at = float("-inf")
+        if self.history_written >= HISTORY_PRUNE_EVERY and self.role in (Role.STANDBY, Role.ACTIVE):
+            if self._try("pruning history", lambda: self.coord.prune_history(self.op_timeout)):
+                self.history_written = 0
         if self.dirty and now - self.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
         self._pet()
@@ -196,7 +211,7 @@ class Daemon:
             return
         session = self.coord.session_id
         if session != self.session:
-            if not self._guard("setting up the session", self._setup_session):
+            if not self._try("setting up the session", self._setup_session):
                 return
             self.session = session
         # The active's own lock is watched by the lease keeper; the others poll it
@@ -252,8 +267,11 @@ class Daemon:
         while self.health_demotions and now - self.health_demotions[0] > window:
             self.health_demotions.popleft()
         if self.role is Role.ACTIVE:
+            # Disconnected is not lost: the lease clock decides that. A *new* session
+            # means the old one expired, and the lock with it.
             lock_is_ours = (
-                self.lease.session is not None and self.lease.session == self.coord.session_id
+                self.lease.session is not None
+                and self.lease.session == self.coord.last_session_id
             )
             fenced = self.epoch is not None and self.marker.blocks(self.epoch)
         else:
@@ -330,6 +348,8 @@ class Daemon:
             return self._abandon("coordination", str(e), backoff=0.0)
         # Breadcrumb first: if we crash after this, the next winner fences us.
         self.epoch = epoch
+        # From here on the service checks (scope "active") judge this node too.
+        self.health.set_active(True)
         env = self._env(epoch)
         for res in self.resources:
             try:
@@ -337,7 +357,7 @@ class Daemon:
                     ok, why = may_start_resource(
                         self.lease.valid(),
                         self.lease.session is not None
-                        and self.lease.session == self.coord.session_id,
+                        and self.lease.session == self.coord.last_session_id,
                         self.marker.blocks(epoch),
                     )
                     if not ok:
@@ -464,6 +484,7 @@ class Daemon:
         )
         self._history("demoted", f"{d.reason}; clean={clean}")
         self.epoch = None
+        self.health.set_active(False)
         self._set_role(Role.STANDBY, d.reason)
 
     def _stop_leftover_resources(self) -> None:
@@ -570,8 +591,9 @@ class Daemon:
             self.member_written = key
 
     def _history(self, event: str, reason: str) -> None:
-        entry = HistoryEntry(now_iso(), self.node, event, self.epoch, reason)
-        self._try("appending history", lambda: self.coord.append_history(entry, self.op_timeout))
+        if self.coord.connected:
+            self.coord.append_history(HistoryEntry(now_iso(), self.node, event, self.epoch, reason))
+            self.history_written += 1
 
     def _clear_requests(self) -> None:
         """A new active has served the operator's request: remove it."""

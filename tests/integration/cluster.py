@@ -127,7 +127,7 @@ class Cluster:
     def config_dict(self, name: str, priority: int) -> dict[str, Any]:
         toy = [PY, "-m", "chaos.toyservice"]
         svc = ["--name", name, "--dir", str(self.service_dir), "--port", str(self.ports[name])]
-        fence_cmd = [PY, str(REPO / "tests/integration/fence_peer.py"), str(self.root), "{node}"]
+        fence_cmd = [PY, "-m", "chaos.localfence", str(self.root), "{node}"]
         cfg: dict[str, Any] = {
             "cluster": self.cluster,
             "node": {

@@ -1,0 +1,238 @@
+"""A failover you can watch: ZooKeeper and two failoverd nodes on loopback.
+
+    python -m chaos.demo [--dir DIR] [--keep]
+
+Both nodes offer "mail" on the same service address, 127.0.0.1:2525 (on real
+machines this is the VIP). The demo shows who is active, kills the active node's
+*daemon* with SIGKILL — its mail service keeps running, as after a crash of
+failoverd itself — and shows the standby fence the old service and take over.
+Everything it starts is stopped at the end; logs stay in DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaos.zookeeper import ZooKeeperServer, free_port
+
+SERVICE_PORT = 2525
+NODES = ("mail1", "mail2")
+PY = sys.executable
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def who_answers(port: int = SERVICE_PORT) -> str:
+    """The SMTP banner's host name at the service address, or why nobody answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.settimeout(0.5)
+            banner = s.recv(200).decode(errors="replace").split()
+            s.sendall(b"QUIT\r\n")
+            return banner[1] if len(banner) > 1 else "?"
+    except OSError as e:
+        return f"nobody ({e.strerror or e})"
+
+
+def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]:
+    svc = ["--name", name, "--dir", str(root / "service"), "--port", str(SERVICE_PORT)]
+    toy = [PY, "-m", "chaos.toyservice"]
+    return {
+        "cluster": "demo",
+        "node": {
+            "name": name,
+            "address": "127.0.0.1",
+            "priority": priority,
+            "state_dir": str(root / name / "state"),
+        },
+        "peers": {p: {"address": "127.0.0.1"} for p in NODES if p != name},
+        "zookeeper": {"hosts": zk, "session_timeout": "2s"},
+        "health": {
+            "interval": "500ms",
+            "rise": 2,
+            "fall": 3,
+            "checks": [
+                {"type": "smtp", "host": "127.0.0.1", "port": SERVICE_PORT, "timeout": "1s"}
+            ],
+        },
+        "resources": [
+            {
+                "type": "command",
+                "start": [*toy, "start", *svc],
+                "stop": [*toy, "stop", *svc],
+                "status": [*toy, "status", *svc],
+                "timeout": "10s",
+            }
+        ],
+        # Both nodes are on this machine, so "power fencing" runs the peer's own
+        # fence-self; on real machines this is the ssh fencer and a PDU command.
+        "fencing": [
+            {
+                "type": "command",
+                "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"],
+                "timeout": "10s",
+            }
+        ],
+        "log": {"format": "json", "level": "info"},
+    }
+
+
+def ctl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "failoverd.cli", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def status(config: Path) -> dict[str, Any] | None:
+    out = ctl(config, "status", "--json")
+    try:
+        return json.loads(out.stdout) if out.stdout else None
+    except json.JSONDecodeError:
+        return None
+
+
+def active_of(st: dict[str, Any] | None) -> str | None:
+    if not st:
+        return None
+    holder = st["lease_holder"]
+    roles = {m["node"]: m["role"] for m in st["members"]}
+    return holder if holder and roles.get(holder) == "active" else None
+
+
+def wait_active(config: Path, timeout: float, other_than: str | None = None) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        a = active_of(status(config))
+        if a and a != other_than:
+            return a
+        time.sleep(0.2)
+    return None
+
+
+def run(root: Path) -> int:
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    zk = ZooKeeperServer(root / "zookeeper", free_port())
+    daemons: dict[str, subprocess.Popen[bytes]] = {}
+    configs = {n: root / n / "failoverd.yaml" for n in NODES}
+    try:
+        say("starting ZooKeeper on loopback")
+        zk.start()
+        zk.wait_serving()
+        for i, name in enumerate(NODES):
+            configs[name].parent.mkdir(parents=True)
+            configs[name].write_text(yaml.safe_dump(node_config(root, zk.address, name, i)))
+        for name in NODES:
+            log = open(root / name / "failoverd.log", "ab")  # noqa: SIM115 - owned by the child
+            daemons[name] = subprocess.Popen(
+                [PY, "-m", "failoverd.main", "-c", str(configs[name])],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            say(f"started failoverd on {name} (log: {root / name / 'failoverd.log'})")
+        active = wait_active(configs["mail2"], 30)
+        if active is None:
+            say("no node became active within 30 s: see the logs")
+            return 1
+        say(
+            f"{active} is active; the mail service at 127.0.0.1:{SERVICE_PORT} is answered by: "
+            f"{who_answers()}"
+        )
+        print(ctl(configs["mail2"], "status").stdout, flush=True)
+
+        standby = next(n for n in NODES if n != active)
+        say(
+            f"killing failoverd on {active} with SIGKILL: its mail service keeps running, "
+            f"so {standby} must fence it before it may start its own"
+        )
+        killed = time.monotonic()
+        os.kill(daemons[active].pid, signal.SIGKILL)
+        daemons[active].wait()
+        last = ""
+        while time.monotonic() - killed < 30:
+            now = who_answers()
+            st = status(configs[standby])
+            roles = ", ".join(f"{m['node']}={m['role']}" for m in st["members"]) if st else "?"
+            line = f"service answered by: {now:<28} roles: {roles}"
+            if line != last:
+                say(f"+{time.monotonic() - killed:4.1f}s  {line}")
+                last = line
+            if active_of(st) == standby and now == standby:
+                break
+            time.sleep(0.1)
+        else:
+            say(f"{standby} did not take over within 30 s: see the logs")
+            return 1
+        say(
+            f"takeover complete in {time.monotonic() - killed:.1f}s "
+            f"(session timeout 2 s + fence + start)"
+        )
+        fence_log = root / "fence-calls.jsonl"
+        if fence_log.exists():
+            for line in fence_log.read_text().splitlines():
+                call = json.loads(line)
+                say(
+                    f"fence: {call['by']} fenced {call['target']} (epochs <= {call['epoch']}), "
+                    f"exit {call['rc']}"
+                )
+        print(ctl(configs[standby], "status").stdout, flush=True)
+        print(ctl(configs[standby], "history", "--limit", "6").stdout, flush=True)
+        return 0
+    finally:
+        for p in daemons.values():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for name in NODES:
+            subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "chaos.toyservice",
+                    "stop",
+                    "--name",
+                    name,
+                    "--dir",
+                    str(root / "service"),
+                ],
+                check=False,
+            )
+        zk.stop()
+        say(f"demo stopped; logs are in {root}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m chaos.demo", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("demo-run").resolve(),
+        help="working directory for logs and state (default ./demo-run)",
+    )
+    return run(p.parse_args(argv).dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

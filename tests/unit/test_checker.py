@@ -1,0 +1,330 @@
+"""The chaos checker judges synthetic histories: each rule fails exactly what it should."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaos.checker import check, service_intervals, settled_at
+from chaos.history import (
+    Delivery,
+    Expectation,
+    History,
+    LabEvent,
+    LogRecord,
+    ServiceEvent,
+    StoreWrite,
+    load_history,
+)
+
+
+class Builder:
+    """A tiny history DSL: a clean failover from mail1 (epoch 1) to mail2 (epoch 2) by default."""
+
+    def __init__(self) -> None:
+        self.h = History(nodes=("mail1", "mail2"))
+
+    def up(self, node: str, t: float, epoch: int) -> Builder:
+        self.h.service.append(ServiceEvent(node, "service_up", t, epoch))
+        return self
+
+    def down(self, node: str, t: float, epoch: int | None = None) -> Builder:
+        self.h.service.append(ServiceEvent(node, "service_down", t, epoch))
+        return self
+
+    def lab(self, event: str, t: float, **kw: str) -> Builder:
+        self.h.lab.append(LabEvent(event, t, kw.get("node"), kw.get("fault")))
+        return self
+
+    def fault(self, start: float, heal: float | None, name: str = "kill") -> Builder:
+        self.lab("fault_start", start, fault=name)
+        if heal is not None:
+            self.lab("fault_heal", heal)
+        return self
+
+    def deliver(self, n: int, t: float, node: str | None, epoch: int = 1, ack: bool = True):
+        """A delivery at t; when `node` is given it was written by that node first."""
+        if node is not None:
+            self.h.writes.append(StoreWrite(n, node, epoch, t))
+        code = 250 if ack else None
+        self.h.deliveries.append(
+            Delivery(n, t - 0.01, t + 0.01, code, None if ack else "timeout", node)
+        )
+        return self
+
+    def traffic(self, start: float, end: float, node: str | None, epoch: int, first_n: int) -> int:
+        n, t = first_n, start
+        while t < end:
+            self.deliver(n, t, node, epoch, ack=node is not None)
+            n, t = n + 1, t + 0.5
+        return n
+
+    def end(self, t: float) -> History:
+        self.h.end = t
+        return self.h
+
+
+def clean_failover() -> History:
+    b = Builder().up("mail1", 0.0, 1)
+    n = b.traffic(1.0, 10.0, "mail1", 1, 0)
+    b.fault(10.0, 20.0).down("mail1", 11.0, 1)
+    n = b.traffic(11.0, 13.0, None, 1, n)
+    b.up("mail2", 13.0, 2)
+    b.traffic(13.5, 30.0, "mail2", 2, n)
+    return b.end(30.0)
+
+
+REQUIRED = Expectation(failover="required", settle=10.0, max_takeovers=1)
+
+
+def rules(verdict) -> set[str]:
+    return {v.rule for v in verdict.violations}
+
+
+# -- clean histories pass ------------------------------------------------------------------
+
+
+def test_clean_failover_passes_and_reports_the_outage() -> None:
+    verdict = check(clean_failover(), REQUIRED)
+    assert verdict.passed, verdict.violations
+    assert (verdict.takeovers, verdict.failovers) == (1, 1)
+    [o] = verdict.outages
+    # First failure at 10.99 (the message sent at 11.0), first success after at 13.51.
+    assert o["outage"] == pytest.approx(13.51 - 10.99, abs=1e-3)
+    assert o["gap"] == pytest.approx(13.51 - 9.51, abs=1e-3)
+    assert o["failed"] == 4
+
+
+def test_no_fault_and_steady_service_passes_a_forbidden_scenario() -> None:
+    b = Builder().up("mail1", 0.0, 1)
+    b.traffic(1.0, 10.0, "mail1", 1, 0)
+    b.fault(3.0, 6.0, "peer-link")
+    verdict = check(b.end(10.0), Expectation(failover="forbidden", settle=5.0))
+    assert verdict.passed, verdict.violations
+    assert verdict.outages[0]["outage"] == 0.0
+
+
+def test_switchover_handover_touching_intervals_is_not_an_overlap() -> None:
+    b = Builder().up("mail1", 0.0, 1).down("mail1", 5.0, 1).up("mail2", 5.0, 2)
+    b.fault(4.0, 4.5, "switchover")
+    assert check(b.end(20.0), REQUIRED).passed
+
+
+# -- rule 1: overlap -----------------------------------------------------------------------
+
+
+def test_overlapping_service_intervals_fail() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0).up("mail2", 8.0, 2).down("mail1", 9.0, 1)
+    verdict = check(b.end(20.0), Expectation())
+    assert "overlap" in rules(verdict)
+    assert "from 8.000 to 9.000" in verdict.violations[0].message
+
+
+def test_a_store_write_proves_serving_even_without_service_events() -> None:
+    b = Builder().up("mail2", 0.0, 2).fault(1.0, 2.0)
+    b.deliver(7, 5.0, "mail1", epoch=1)  # mail1 never said it was up, but it wrote
+    verdict = check(b.end(10.0), Expectation())
+    assert "overlap" in rules(verdict)
+    assert any(i.proof == "write" and i.node == "mail1" for i in verdict.intervals)
+
+
+def test_a_service_never_stopped_is_open_until_the_end_of_observation() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0).up("mail2", 15.0, 2)
+    assert "overlap" in rules(check(b.end(20.0), Expectation()))
+
+
+def test_power_off_closes_an_interval_whose_down_event_was_never_written() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 12.0, "power-off")
+    b.lab("power_off", 6.0, node="mail1").up("mail2", 9.0, 2)
+    verdict = check(b.end(30.0), REQUIRED)
+    assert verdict.passed, verdict.violations
+    assert [(i.node, i.end) for i in verdict.intervals][0] == ("mail1", 6.0)
+
+
+def test_power_off_after_the_new_active_started_is_an_overlap() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 12.0)
+    b.up("mail2", 7.0, 2).lab("power_off", 8.0, node="mail1")
+    assert "overlap" in rules(check(b.end(30.0), Expectation()))
+
+
+def test_a_second_up_without_down_keeps_the_earlier_start() -> None:
+    b = Builder().up("mail1", 0.0, 1).up("mail1", 5.0, 1).down("mail1", 6.0)
+    [i] = service_intervals(b.end(10.0))
+    assert (i.start, i.end) == (0.0, 6.0)
+
+
+# -- rule 2: lost mail --------------------------------------------------------------------
+
+
+def test_acknowledged_message_missing_from_the_store_fails() -> None:
+    h = clean_failover()
+    h.writes = [w for w in h.writes if w.msg != 3]
+    verdict = check(h, REQUIRED)
+    assert rules(verdict) == {"lost"}
+    assert "[3]" in verdict.violations[0].message
+
+
+def test_a_rejected_write_does_not_count_as_stored() -> None:
+    h = clean_failover()
+    h.writes = [StoreWrite(w.msg, w.node, w.epoch, w.t, w.msg != 3) for w in h.writes]
+    assert "lost" in rules(check(h, REQUIRED))
+
+
+def test_unacknowledged_message_in_the_store_is_fine() -> None:
+    h = clean_failover()
+    h.writes.append(StoreWrite(999, "mail2", 2, 20.0))
+    assert check(h, REQUIRED).passed
+
+
+# -- rule 3: epochs -----------------------------------------------------------------------
+
+
+def test_a_write_with_an_epoch_below_one_already_seen_fails() -> None:
+    h = clean_failover()
+    h.writes.append(StoreWrite(500, "mail2", 1, 25.0))
+    verdict = check(h, REQUIRED)
+    assert rules(verdict) == {"stale_epoch"}
+
+
+def test_a_write_without_an_epoch_fails() -> None:
+    h = clean_failover()
+    h.writes.append(StoreWrite(500, "mail2", None, 25.0))
+    assert "stale_epoch" in rules(check(h, REQUIRED))
+
+
+def test_a_stale_write_the_fenced_store_rejected_is_not_a_violation() -> None:
+    h = clean_failover()
+    h.writes.append(StoreWrite(500, "mail2", 1, 25.0, accepted=False))
+    assert check(h, REQUIRED).passed
+
+
+# -- rule 4: one active after the heal --------------------------------------------------------
+
+
+def test_no_active_after_the_heal_fails() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0).down("mail1", 5.5, 1)
+    verdict = check(b.end(30.0), Expectation(settle=10.0))
+    assert "not_settled" in rules(verdict)
+    assert verdict.outages[0]["settled_after_heal"] is None
+
+
+def test_an_active_later_than_the_bound_fails() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0).down("mail1", 5.5, 1).up("mail2", 20.0, 2)
+    verdict = check(b.end(40.0), Expectation(settle=10.0))
+    assert "not_settled" in rules(verdict)
+    assert verdict.outages[0]["settled_after_heal"] == pytest.approx(14.0)
+
+
+def test_flapping_until_the_end_is_not_settled() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0)
+    for k in range(10):  # mail1 and mail2 alternate with gaps until the end
+        node = ("mail1", "mail2")[k % 2]
+        b.down(node, 7.0 + 2 * k).up(("mail2", "mail1")[k % 2], 7.5 + 2 * k, k + 2)
+    verdict = check(b.end(27.0), Expectation(settle=5.0))
+    assert "not_settled" in rules(verdict)
+
+
+def test_each_repetition_of_a_fault_is_judged_on_its_own() -> None:
+    b = Builder().up("mail1", 0.0, 1)
+    b.fault(5.0, 6.0, "restart").down("mail1", 5.2).up("mail2", 7.0, 2)
+    b.fault(10.0, 11.0, "restart").down("mail2", 10.2)  # nobody after the second heal
+    verdict = check(b.end(30.0), Expectation(settle=5.0))
+    assert [o["settled_after_heal"] for o in verdict.outages] == [1.0, None]
+    assert rules(verdict) == {"not_settled"}
+
+
+def test_settled_at_finds_the_start_of_the_final_single_active_stretch() -> None:
+    h = Builder().up("mail1", 0.0, 1).down("mail1", 4.0).up("mail2", 6.0, 2).end(10.0)
+    assert settled_at(service_intervals(h), 2.0, 10.0) == 6.0
+
+
+# -- rule 5: failovers the scenario does not allow -----------------------------------------
+
+
+def test_a_failover_where_none_was_warranted_fails() -> None:
+    verdict = check(clean_failover(), Expectation(failover="forbidden", settle=20.0))
+    assert rules(verdict) == {"unwarranted_failover"}
+
+
+def test_a_restart_on_the_same_node_also_counts_as_an_unwarranted_takeover() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0).down("mail1", 7.0).up("mail1", 8.0, 2)
+    verdict = check(b.end(20.0), Expectation(failover="forbidden"))
+    assert (verdict.takeovers, verdict.failovers) == (1, 0)
+    assert rules(verdict) == {"unwarranted_failover"}
+
+
+def test_forbidden_during_fault_allows_a_takeover_after_the_heal_only() -> None:
+    h = clean_failover()  # takeover at 13, heal at 20
+    during = Expectation(failover="forbidden-during-fault", settle=20.0)
+    assert rules(check(h, during)) == {"unwarranted_failover"}
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 10.0, "no-fencing")
+    b.down("mail1", 11.0).up("mail2", 12.0, 2)
+    assert check(b.end(30.0), during).passed
+
+
+def test_a_required_failover_that_did_not_happen_fails() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 6.0)
+    assert rules(check(b.end(20.0), REQUIRED)) == {"no_failover"}
+
+
+def test_more_takeovers_than_the_bound_fail() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 20.0, "lossy")
+    for k in range(4):
+        a, z = ("mail1", "mail2")[k % 2], ("mail2", "mail1")[k % 2]
+        b.down(a, 6.0 + 3 * k).up(z, 7.0 + 3 * k, k + 2)
+    verdict = check(b.end(40.0), Expectation(max_takeovers=3, settle=20.0))
+    assert rules(verdict) == {"too_many_takeovers"}
+    assert (verdict.takeovers, verdict.failovers) == (4, 4)
+
+
+def test_missing_alert_fails_when_required_and_a_fence_alert_satisfies_it() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 10.0, "no-fencing")
+    h = b.end(20.0)
+    expect = Expectation(failover="forbidden", require_alert=True)
+    assert rules(check(h, expect)) == {"no_alert"}
+    h.logs.append(LogRecord("mail2", "fence_failed", "critical"))
+    assert check(h, expect).passed
+
+
+def test_an_outage_above_the_scenario_bound_fails() -> None:
+    expect = Expectation(failover="required", settle=10.0, max_outage=1.0)
+    assert rules(check(clean_failover(), expect)) == {"outage"}
+
+
+def test_unknown_failover_mode_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Expectation(failover="sometimes")
+
+
+# -- the loader --------------------------------------------------------------------------
+
+
+def test_load_history_reads_a_run_folder_and_skips_a_torn_last_line(tmp_path: Path) -> None:
+    def lines(path: Path, *recs: dict, torn: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in recs)
+        path.write_text(text + ('{"event": "serv' if torn else ""))
+
+    lines(tmp_path / "events/mail1-service.jsonl", {"event": "service_up", "t": 1.0, "epoch": 1})
+    lines(
+        tmp_path / "events/lab.jsonl",
+        {"event": "fault_start", "t": 2.0, "fault": "kill"},
+        {"event": "power_off", "t": 2.5, "node": "mail1"},
+        {"event": "fault_heal", "t": 3.0},
+        {"event": "observation_end", "t": 9.0},
+        torn=True,
+    )
+    lines(tmp_path / "store/messages.jsonl", {"msg": 0, "node": "mail1", "epoch": 1, "t": 1.5})
+    lines(
+        tmp_path / "client.jsonl",
+        {"n": 0, "t_start": 1.4, "t_end": 1.6, "code": 250, "error": None},
+    )
+    lines(tmp_path / "mail2/failoverd.log", {"event": "fence_failed", "level": "critical"})
+    h = load_history(tmp_path)
+    assert h.end == 9.0
+    assert [f.name for f in h.faults()] == ["kill"]
+    assert [(i.node, i.start, i.end) for i in service_intervals(h)] == [("mail1", 1.0, 2.5)]
+    assert h.logs == [LogRecord("mail2", "fence_failed", "critical")]
+    assert h.deliveries[0].ok
