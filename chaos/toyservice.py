@@ -1,4 +1,5 @@
-"""A tiny SMTP-speaking service for the integration tests and the loopback demo, run as a failoverd `command` resource.
+"""A tiny SMTP-speaking service, run as a failoverd `command` resource by the
+integration tests and the loopback demo.
 
     python -m chaos.toyservice start|stop|status --name NODE --dir DIR --port PORT
 
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if pid_of(a.dir, a.name) else 0
     if pid_of(a.dir, a.name):
         return 0
+    if (a.dir / f"{a.name}.fail-start").exists():  # tests: a service that cannot start
+        print(f"{a.name}: start refused (fail-start flag)", file=sys.stderr)
+        return 1
     (a.dir / f"{a.name}.ready").unlink(missing_ok=True)
     import subprocess
 

@@ -163,7 +163,7 @@ def _print_table(
             (
                 r["node"],
                 r["role"],
-                "healthy" if r["healthy"] else "UNHEALTHY",
+                "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
                 m.since if m else "-",
@@ -335,7 +335,8 @@ def failover(ctx: click.Context, to: str, force: bool) -> None:
         if got is None:
             _withdraw(coord, req)
             raise Refused(
-                f"failover to {to} did not complete (see failoverctl history: fencing may have failed)"
+                f"failover to {to} did not complete "
+                "(see failoverctl history: fencing may have failed)"
             )
         click.echo(f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})")
 

@@ -445,7 +445,10 @@ _NODE = "name address priority priority_delay state_dir"
 _ZOOKEEPER = "hosts session_timeout root auth lease_margin"
 _NET_CHECK = "host port timeout scope"
 _CHECKS = {
-    "smtp": _NET_CHECK, "imap": _NET_CHECK, "tcp": _NET_CHECK, "command": "argv timeout scope"
+    "smtp": _NET_CHECK,
+    "imap": _NET_CHECK,
+    "tcp": _NET_CHECK,
+    "command": "argv timeout scope",
 }
 # A port answers at once or the service is in trouble; a command may do real work.
 _CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}

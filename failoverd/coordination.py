@@ -26,7 +26,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry
-from kazoo.security import make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, Permissions, make_digest_acl
 
 from failoverd.config import Config
 from failoverd.lease import LocalLease, boottime
@@ -203,7 +203,10 @@ class Coordinator:
         with _zk_errors("creating the cluster's znodes"):
             parent = self.root.rsplit("/", 1)[0]
             if parent:
-                self._wait(self.client.ensure_path_async(parent), timeout)
+                # The shared parent (e.g. /failoverd) may hold clusters with different
+                # credentials, so it stays open; each cluster's own tree gets the
+                # client's default ACL (digest-only when zookeeper.auth is set).
+                self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
                 t = self.client.transaction()
                 t.create(self.root, b"")
@@ -225,6 +228,17 @@ class Coordinator:
                     self._wait(self.client.create_async(path, data), timeout)
                 except NodeExistsError:
                     pass
+
+    def world_writable(self, timeout: float) -> bool:
+        """True when anyone may change the cluster's tree (no auth, or an open ACL):
+        whoever can write `lock` or `active` can cause a split brain."""
+        with _zk_errors("reading the cluster's ACL"):
+            acls, _ = self._wait(self.client.get_acls_async(self.root), timeout)
+        return any(
+            a.id.scheme == "world"
+            and a.perms & (Permissions.WRITE | Permissions.CREATE | Permissions.DELETE)
+            for a in acls
+        )
 
     # -- lock (the lease) ----------------------------------------------------
 

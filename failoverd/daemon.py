@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import structlog
@@ -55,7 +56,9 @@ TICK = 0.1  # main loop period when nothing happens (seconds)
 CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
 MEMBERS_REFRESH = 0.5
 DIRTY_RETRY = 10.0
-HISTORY_PRUNE_EVERY = 20  # appends between prunings of history/  # retry stopping resources that failed to stop
+HISTORY_PRUNE_EVERY = (
+    20  # appends between prunings of history/  # retry stopping resources that failed to stop
+)
 ANY_EPOCH = sys.maxsize  # marker.blocks(ANY_EPOCH) is true only for an unreadable marker
 
 
@@ -172,8 +175,32 @@ class Daemon:
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:
-            log.warning("reload_not_supported", hint="restart failoverd to apply config changes")
+            self._reload()
         return got
+
+    def _reload(self) -> None:
+        """SIGHUP: re-read the config. Only logging is applied live; everything else
+        shapes the safety argument (timeouts, fencing, resources) and needs a restart,
+        which on the active is a clean handover."""
+        from dataclasses import fields
+
+        from failoverd.config import ConfigError, load_config
+        from failoverd.log import configure_logging
+
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as e:
+            log.error("reload_failed", problems=e.problems, hint="keeping the running config")
+            return
+        changed = [
+            f.name
+            for f in fields(new)
+            if f.name not in ("log", "notes", "path")
+            and getattr(new, f.name) != getattr(self.config, f.name)
+        ]
+        configure_logging(new.log, self.node, new.cluster)
+        self.config = replace(self.config, log=new.log)
+        log.info("reloaded", applied=["log"], needs_restart=changed)
 
     # -- one loop cycle ---------------------------------------------------------
 
@@ -246,6 +273,20 @@ class Daemon:
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout)
+        if self.coord.world_writable(self.op_timeout):
+            if self.config.zookeeper.auth is not None:
+                log.critical(
+                    "zookeeper_tree_open",
+                    path=self.coord.root,
+                    hint="zookeeper.auth is set but the tree is world-writable: it was created "
+                    "without credentials; recreate it or fix its ACL (setAcl)",
+                )
+            else:
+                log.warning(
+                    "zookeeper_tree_open",
+                    path=self.coord.root,
+                    hint="anyone who can reach ZooKeeper can change the lease; set zookeeper.auth",
+                )
         if not self.watching:
             self.coord.watch()
             self.watching = True
@@ -270,8 +311,7 @@ class Daemon:
             # Disconnected is not lost: the lease clock decides that. A *new* session
             # means the old one expired, and the lock with it.
             lock_is_ours = (
-                self.lease.session is not None
-                and self.lease.session == self.coord.last_session_id
+                self.lease.session is not None and self.lease.session == self.coord.last_session_id
             )
             fenced = self.epoch is not None and self.marker.blocks(self.epoch)
         else:
@@ -619,9 +659,8 @@ class Daemon:
 
 
 def _resource_timeout(res: Any) -> float:
-    return float(
-        getattr(res, "timeout", None) or getattr(getattr(res, "cfg", None), "timeout", 30.0)
-    )
+    # Every resource has its configured per-call timeout.
+    return float(getattr(res, "timeout", 30.0))
 
 
 def _stop_budget(resources: list[Any]) -> float:

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     fs.add_argument(
         "--from-ssh",
         action="store_true",
-        help="take --epoch/--dry-run from SSH_ORIGINAL_COMMAND (the forced command of authorized_keys)",
+        help="take --epoch/--dry-run from SSH_ORIGINAL_COMMAND "
+        "(the forced command of authorized_keys)",
     )
     return p
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from chaos.toyservice import overlaps, read_events, serving_intervals
 from failoverd.cli import gather_status
 from failoverd.config import load_config
 from failoverd.coordination import Coordinator
-from chaos.toyservice import overlaps, read_events, serving_intervals
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

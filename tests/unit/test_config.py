@@ -113,7 +113,9 @@ def test_design_example_loads_with_units_resolved(tmp_path: Path) -> None:
     assert [(p.name, p.address) for p in c.peers] == [("mail2", "10.0.0.12")]
     assert c.zookeeper.session_timeout == 3.0 and c.zookeeper.lease_margin == 0.75
     assert c.zookeeper.auth is not None and c.zookeeper.auth.credential == "failoverd:s3cret"
-    assert c.health.checks[2] == CheckConfig("tcp", timeout=1.0, host="127.0.0.1", port=4190, scope="active")
+    assert c.health.checks[2] == CheckConfig(
+        "tcp", timeout=1.0, host="127.0.0.1", port=4190, scope="active"
+    )
     assert c.health.checks[3].argv == ("/usr/local/bin/check-spool",)
     assert c.resources[0] == VipResourceConfig("192.0.2.25/24", "eth0")
     assert c.resources[1] == SystemdResourceConfig(("postfix.service", "dovecot.service"))
@@ -381,8 +383,9 @@ def test_service_checks_judge_only_the_active_unless_scoped_always(tmp_path: Pat
     }
     with pytest.raises(ConfigError) as err:
         load(tmp_path, data)
-    assert any("health.checks[2].scope: expected one of active, always" in p
-               for p in err.value.problems)
+    assert any(
+        "health.checks[2].scope: expected one of active, always" in p for p in err.value.problems
+    )
     del data["health"]["checks"][2]
     c = load(tmp_path, data)
     assert [ch.scope for ch in c.health.checks] == ["always", "active"]
