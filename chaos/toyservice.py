@@ -104,11 +104,13 @@ def serve(name: str, directory: Path, port: int) -> None:
 
 
 def pid_of(directory: Path, name: str) -> int | None:
+    """The service's pid while it runs (a zombie waiting to be reaped has stopped)."""
     try:
         pid = int((directory / f"{name}.pid").read_text())
         os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return None if state in ("Z", "X") else pid
+    except (OSError, ValueError, IndexError):
         return None
 
 

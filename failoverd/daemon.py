@@ -39,6 +39,7 @@ from failoverd.decision import (
     may_start_resource,
     next_epoch,
     plan_fencing,
+    priority_wait,
 )
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
@@ -55,6 +56,7 @@ T = TypeVar("T")
 TICK = 0.1  # main loop period when nothing happens (seconds)
 CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
 MEMBERS_REFRESH = 0.5
+MEMBERS_LEARN = 5.0
 DIRTY_RETRY = 10.0
 HISTORY_PRUNE_EVERY = (
     20  # appends between prunings of history/  # retry stopping resources that failed to stop
@@ -105,6 +107,7 @@ class Daemon:
         self.requests_done: set[str] = set()
         self.members: dict[str, MemberStatus | None] = {}
         self.members_read_at = float("-inf")
+        self.peer_priority: dict[str, int] = {}  # learned from member status
         self.member_written: tuple[Any, ...] | None = None
         self.last_decision: Decision | None = None
         self.stopping = threading.Event()
@@ -263,13 +266,20 @@ class Daemon:
                     if req is not None and req.id not in self.requests_seen:
                         self.requests_seen[req.id] = now
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
-        wants_members = self.role is Role.ACTIVE and (
-            not self.health.healthy or self._pending(self.control.switchover, now)
-        )
-        if wants_members and now - self.members_read_at > MEMBERS_REFRESH:
+        if self.role is Role.ACTIVE:
+            wanted = not self.health.healthy or self._pending(self.control.switchover, now)
+            period = MEMBERS_REFRESH if wanted else float("inf")
+        else:
+            # A standby learns its peers' priorities while they are alive, so that
+            # after an active's death it knows nobody preferred is left.
+            period = MEMBERS_REFRESH if self.lock_holder is None else MEMBERS_LEARN
+        if now - self.members_read_at > period:
             res3 = self._guard("reading members", lambda: self.coord.read_members(self.op_timeout))
             if res3 is not None:
                 self.members, self.members_read_at = res3, now
+                for name, m in res3.items():
+                    if m is not None:
+                        self.peer_priority[name] = m.priority
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout)
@@ -331,7 +341,7 @@ class Daemon:
             maintenance=self.control.maintenance,
             backoff_until=self.backoff_until,
             lock_free_since=self.lock_free_since,
-            priority_delay=cfg.node.priority * cfg.node.priority_delay,
+            priority_delay=self._priority_delay(),
             healthy_peer=self._healthy_peer(sw.to if sw_pending and sw is not None else None),
             switchover_to=sw.to if sw is not None else None,
             switchover_pending=sw_pending,
@@ -339,6 +349,14 @@ class Daemon:
             flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
             dirty=self.dirty,
             flap_backoff=cfg.flap.backoff,
+        )
+
+    def _priority_delay(self) -> float:
+        return priority_wait(
+            (self.config.node.priority, self.node),
+            self.config.node.priority * self.config.node.priority_delay,
+            {p.name: self.members.get(p.name) for p in self.config.peers},
+            set(self.peer_priority),
         )
 
     def _healthy_peer(self, target: str | None) -> bool:
@@ -624,6 +642,7 @@ class Daemon:
             maintenance=self.control.maintenance,
             reason=self.reason,
             since=now_iso(),
+            priority=self.config.node.priority,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self.op_timeout)

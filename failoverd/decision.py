@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from failoverd.znodes import Breadcrumb
+from failoverd.znodes import Breadcrumb, MemberStatus
 
 
 class Role(StrEnum):
@@ -239,3 +239,26 @@ def may_start_resource(lease_valid: bool, lock_is_ours: bool, fenced: bool) -> t
     if fenced:
         return False, "fenced by a peer during promotion"
     return True, ""
+
+
+def priority_wait(
+    mine: tuple[int, str],
+    delay: float,
+    peers: dict[str, MemberStatus | None],
+    seen: set[str],
+) -> float:
+    """How long a standby waits before contending: `delay` while a preferred peer
+    (lower (priority, name)) could take the lease instead, else nothing.
+
+    A peer never seen counts as preferred (at start-up it may be about to
+    register); a peer seen before and now gone does not, so a lone standby
+    replaces a crashed active at once."""
+    for name, m in peers.items():
+        if m is None:
+            if name not in seen:
+                return delay
+            continue
+        eligible = m.role == Role.STANDBY and m.healthy and not m.maintenance
+        if eligible and (m.priority, name) < mine:
+            return delay
+    return 0.0

@@ -106,6 +106,7 @@ class MemberStatus:
     maintenance: bool
     reason: str
     since: str
+    priority: int = 0  # lower is preferred (node.priority)
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -123,6 +124,7 @@ class MemberStatus:
             maintenance=_field(d, "maintenance", bool, "member"),
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
+            priority=_field(d, "priority", int, "member"),
         )
 
 

@@ -15,8 +15,9 @@ from failoverd.decision import (
     may_start_resource,
     next_epoch,
     plan_fencing,
+    priority_wait,
 )
-from failoverd.znodes import Breadcrumb
+from failoverd.znodes import Breadcrumb, MemberStatus
 
 PEERS = ("mail2", "mail3")
 
@@ -228,3 +229,21 @@ def test_resource_start_requires_lease_lock_and_no_fence_marker() -> None:
         ok, why = may_start_resource(*args)
         assert ok == (args == (True, True, False))
         assert ok or why
+
+
+def member(role: str = "standby", healthy: bool = True, priority: int = 0) -> MemberStatus:
+    return MemberStatus("x", role, healthy, None, "v", "a", False, "r", "t", priority)
+
+
+def test_priority_wait_defers_to_a_preferred_eligible_peer_only() -> None:
+    me = (1, "mail2")
+    assert priority_wait(me, 1.0, {"mail1": member(priority=0)}, {"mail1"}) == 1.0
+    assert priority_wait(me, 1.0, {"mail1": member(priority=2)}, {"mail1"}) == 0.0
+    assert priority_wait(me, 1.0, {"mail1": member(healthy=False)}, {"mail1"}) == 0.0
+    assert priority_wait(me, 1.0, {"mail1": member(role="active")}, {"mail1"}) == 0.0
+
+
+def test_priority_wait_treats_unseen_peers_as_preferred_and_gone_peers_as_absent() -> None:
+    me = (1, "mail2")
+    assert priority_wait(me, 1.0, {"mail1": None}, set()) == 1.0  # start-up
+    assert priority_wait(me, 1.0, {"mail1": None}, {"mail1"}) == 0.0  # crashed active

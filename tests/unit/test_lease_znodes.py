@@ -72,7 +72,7 @@ def test_znodes_round_trip() -> None:
     assert Breadcrumb.decode(encode(b)) == b
     c = Control(True, Request("id", "mail2", 10.0, "mail1", "t"), None)
     assert Control.decode(encode(c)) == c
-    m = MemberStatus("mail1", "active", True, 3, "0.1", "10.0.0.1", False, "r", "t")
+    m = MemberStatus("mail1", "active", True, 3, "0.1", "10.0.0.1", False, "r", "t", 1)
     assert MemberStatus.decode(encode(m)) == m
     assert LockData.decode(encode(LockData("mail1", "0x1"))).node == "mail1"
 
