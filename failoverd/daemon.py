@@ -559,6 +559,7 @@ class Daemon:
             "stop_failed",
             failures=failures,
             hint="this node will not contend; the next active will fence it",
+            self_fence=self.watchdog.enabled,
         )
 
     # -- helpers -------------------------------------------------------------
@@ -601,6 +602,10 @@ class Daemon:
 
     def _pet(self) -> None:
         # An active (or a node mid-takeover) pets only while its lease is valid.
+        # A node whose resources would not stop pets no more either: the
+        # watchdog is the last escalation (self-fence by reset).
+        if self.dirty:
+            return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
             self.watchdog.pet()
 

@@ -241,3 +241,23 @@ def test_sighup_applies_logging_and_names_what_needs_a_restart(cluster: Cluster)
     )
     assert reloaded[0]["needs_restart"] == ["switchover"]
     assert cluster.active() == "mail1"
+
+
+def test_forced_failover_promotes_the_named_node_with_fencing_despite_maintenance(
+    cluster: Cluster,
+) -> None:
+    assert started(cluster) == "mail1"
+    assert ctl(cluster, "maintenance", "on").returncode == 0
+    refused = ctl(cluster, "failover", "--to", "mail2", "--force")
+    assert refused.returncode == 1 and "mail1 holds the lease" in refused.stderr
+    cluster.nodes["mail1"].kill()
+    wait_for(
+        lambda: cluster.status()["lease_holder"] is None, 10, "the dead active's lease to expire"
+    )
+    out = ctl(cluster, "failover", "--to", "mail2", "--force")
+    assert out.returncode == 0, out.stderr
+    assert "failover to mail2 done" in out.stdout
+    assert cluster.active() == "mail2"
+    calls = (cluster.root / "fence-calls.jsonl").read_text()
+    assert '"target": "mail1"' in calls  # fencing still ran
+    cluster.assert_never_two_serving()

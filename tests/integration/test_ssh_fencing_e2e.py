@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -108,3 +109,29 @@ def test_active_daemon_frozen_past_its_session_never_acts_as_active_after_waking
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+
+
+def test_fence_check_tells_a_working_path_from_a_wrong_host_key(ssh_cluster: Cluster) -> None:
+    c = ssh_cluster
+    cfg = str(c.nodes["mail2"].config_path)
+
+    def fence_check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "failoverd.cli", "-c", cfg, "fence-check", "mail1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    ok = fence_check()
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK" in ok.stdout and "ssh" in ok.stdout
+    assert not list((c.root / "mail1" / "state").glob("fence.marker"))  # fenced nothing
+    known = Path(c.fencing[0]["known_hosts"])  # type: ignore[index]
+    port = c.fencing[0]["port"]  # type: ignore[index]
+    other = keygen(c.root / "other_host_key", "impostor").split()[:2]
+    known.write_text(f"[127.0.0.1]:{port} {other[0]} {other[1]}\n")
+    bad = fence_check()
+    assert bad.returncode == 1
+    assert "CHANGED" in bad.stdout or "not in" in bad.stdout
