@@ -286,6 +286,7 @@ class Coordinator:
         try:
             # ZooKeeper answers one session's requests in order: the exists is
             # served only after the sync went through the leader.
+            self.requests += 1
             self.client.sync_async(self.lock_path)
             stat: ZnodeStat | None = self._wait(self.client.exists_async(self.lock_path), timeout)
         except (KazooTimeoutError, KazooException):

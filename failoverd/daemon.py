@@ -112,6 +112,7 @@ class Daemon:
         self.last_decision: Decision | None = None
         self.stopping = threading.Event()
         self.history_written = 0
+        self.requests_reported_before = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -675,6 +676,9 @@ class Daemon:
         self.control_read_at = float("-inf")
 
     def _report(self) -> None:
+        requests = self.coord.requests  # ZooKeeper requests per daemon (benchmarks)
+        self.metrics.zk_request(requests - self.requests_reported_before)
+        self.requests_reported_before = requests
         self.metrics.set_lease_remaining(self.lease.remaining())
         self.metrics.set_healthy(self.health.healthy)
         for r in getattr(self.health, "results", []) or []:

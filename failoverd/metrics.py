@@ -175,8 +175,9 @@ class Metrics:
     def set_maintenance(self, on: bool) -> None:
         self.maintenance.set(1 if on else 0)
 
-    def zk_request(self) -> None:
-        self.zk_requests.inc()
+    def zk_request(self, count: int = 1) -> None:
+        if count > 0:
+            self.zk_requests.inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
