@@ -342,8 +342,8 @@ class Coordinator:
         lock_stat = None
         with _zk_errors("writing the breadcrumb"):
             lock_stat = self._wait(self.client.exists_async(self.lock_path), timeout)
-            if lock_stat is None:
-                raise CoordinationError("writing the breadcrumb: the lock is gone")
+            if lock_stat is None or lock_stat.ephemeralOwner != self.session_id:
+                raise CoordinationError("writing the breadcrumb: the lock is not ours")
             t = self.client.transaction()
             t.check(self.lock_path, lock_stat.version)
             if expected_version is None:
