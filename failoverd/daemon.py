@@ -229,7 +229,7 @@ class Daemon:
             )
             self.lock_read_at = float("-inf")
         if self.history_written >= HISTORY_PRUNE_EVERY and self.role in (Role.STANDBY, Role.ACTIVE):
-            if self._try("pruning history", lambda: self.coord.prune_history(self.op_timeout)):
+            if self._try("pruning history", lambda: self.coord.prune_history(self._read_timeout())):
                 self.history_written = 0
         if self.dirty and now - self.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
@@ -258,7 +258,9 @@ class Daemon:
                 else:
                     self.lock_free_since = None
         if now - self.control_read_at > CONTROL_REFRESH:
-            res2 = self._guard("reading control", lambda: self.coord.read_control(self.op_timeout))
+            res2 = self._guard(
+                "reading control", lambda: self.coord.read_control(self._read_timeout())
+            )
             if res2 is not None:
                 self.control, _ = res2
                 self.control_read_at = now
@@ -275,7 +277,9 @@ class Daemon:
             # after an active's death it knows nobody preferred is left.
             period = MEMBERS_REFRESH if self.lock_holder is None else MEMBERS_LEARN
         if now - self.members_read_at > period:
-            res3 = self._guard("reading members", lambda: self.coord.read_members(self.op_timeout))
+            res3 = self._guard(
+                "reading members", lambda: self.coord.read_members(self._read_timeout())
+            )
             if res3 is not None:
                 self.members, self.members_read_at = res3, now
                 for name, m in res3.items():
@@ -303,6 +307,14 @@ class Daemon:
             self.watching = True
         self.member_written = None
         self._write_member()
+
+    def _read_timeout(self) -> float:
+        """Deadline for ZooKeeper calls made from the main loop. While we hold the
+        lease, the loop must never sit in a call for longer than a fraction of the
+        lease margin, or a lapsed lease would be acted on late."""
+        if self.role is Role.ACTIVE:
+            return max(0.05, min(self.op_timeout, self.config.zookeeper.lease_margin / 4))
+        return self.op_timeout
 
     def _pending(self, req: Any, now: float) -> bool:
         if req is None or req.id in self.requests_done:
@@ -651,7 +663,7 @@ class Daemon:
             priority=self.config.node.priority,
         )
         if self._try(
-            "writing member status", lambda: self.coord.write_member(status, self.op_timeout)
+            "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
         ):
             self.member_written = key
 
@@ -662,7 +674,7 @@ class Daemon:
 
     def _clear_requests(self) -> None:
         """A new active has served the operator's request: remove it."""
-        res = self._guard("reading control", lambda: self.coord.read_control(self.op_timeout))
+        res = self._guard("reading control", lambda: self.coord.read_control(self._read_timeout()))
         if res is None:
             return
         control, version = res
@@ -671,7 +683,7 @@ class Daemon:
         cleared = Control(maintenance=control.maintenance)
         self._try(
             "clearing the request",
-            lambda: self.coord.write_control(cleared, version, self.op_timeout),
+            lambda: self.coord.write_control(cleared, version, self._read_timeout()),
         )
         self.control_read_at = float("-inf")
 
