@@ -71,7 +71,7 @@ class Daemon:
         zk = config.zookeeper
         self.op_timeout = max(1.0, zk.session_timeout / 2)  # deadline of one ZooKeeper call
         self.events: queue.Queue[str] = queue.Queue()
-        self.coord = Coordinator(config, self.events.put)
+        self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
             self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
@@ -113,6 +113,14 @@ class Daemon:
         self.stopping = threading.Event()
         self.history_written = 0
         self.requests_reported_before = 0
+
+    def _on_zk_event(self, event: str) -> None:
+        """kazoo's thread: never block. A reconnect renews the lease at once instead
+        of at the keeper's next tick: after a ZooKeeper leader dies, the new quorum
+        may take most of the lease to form, and every millisecond counts."""
+        self.events.put(event)
+        if event == "zk_connected" and hasattr(self, "keeper"):
+            self.keeper.wake.set()
 
     # -- lifecycle ------------------------------------------------------------
 
