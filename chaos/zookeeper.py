@@ -143,7 +143,9 @@ class ZooKeeperServer:
             str(cfg),
         ]
         out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         out.close()
 
     def wait_serving(self, timeout: float = 20.0) -> str:
@@ -155,7 +157,9 @@ class ZooKeeperServer:
             if mode:
                 return mode
             time.sleep(0.05)
-        raise TimeoutError(f"zookeeper at {self.address} not serving after {timeout}s:\n{self.log_tail()}")
+        raise TimeoutError(
+            f"zookeeper at {self.address} not serving after {timeout}s:\n{self.log_tail()}"
+        )
 
     def mode(self) -> str | None:
         return server_mode(self.client_host, self.client_port, self.netns)
@@ -198,7 +202,9 @@ class Ensemble:
         ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
         peers = {i + 1: f"127.0.0.1:{q}:{e}" for i, (_, q, e) in enumerate(ports)}
         servers = [
-            ZooKeeperServer(workdir / f"zk{i + 1}", c, server_id=i + 1, peers=peers, tick_ms=tick_ms)
+            ZooKeeperServer(
+                workdir / f"zk{i + 1}", c, server_id=i + 1, peers=peers, tick_ms=tick_ms
+            )
             for i, (c, _, _) in enumerate(ports)
         ]
         return cls(servers)

@@ -8,6 +8,7 @@ About 30-45 s per scenario on two cores; the full suite is `python -m chaos run 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("number", SMOKE, ids=[find(str(n)).name for n in SMOKE])
 def test_smoke_scenario_passes_the_checker(number: int) -> None:
     scenario = find(str(number))
-    before = set(lab_namespaces())
     folder, [outcome] = run_scenarios([scenario], REPO / "chaos-runs", seed=number, log=print)
-    assert set(lab_namespaces()) <= before, "the run left lab namespaces behind"
+    prefix = json.loads((outcome.run_dir / "lab.json").read_text())["prefix"]
+    assert lab_namespaces(prefix + "-") == [], "the run left lab namespaces behind"
     assert outcome.passed, f"{describe(outcome)}\nartifacts: {folder}"

@@ -1,0 +1,162 @@
+"""`python -m chaos`: the chaos lab's command line.
+
+    python -m chaos list
+    python -m chaos run SCENARIO... [--repeat N] [--seed S] [--out DIR] [--fenced-store]
+    python -m chaos run --all | --smoke
+    python -m chaos check RUN_DIR            re-judge a recorded repetition
+    python -m chaos cleanup [--force]        remove leftovers of crashed runs
+    python -m chaos power-off --lab RUN NODE the lab's power switch (a fencing command)
+
+Exit codes: 0 every run passed (or the command worked), 1 a run failed or the
+power switch refused, 2 usage errors or missing privileges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def _need_root() -> str | None:
+    if os.geteuid() != 0:
+        return "the chaos lab needs root (network namespaces)"
+    if shutil.which("ip") is None:
+        return "iproute2 (`ip`) is not installed"
+    return None
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from chaos.scenarios import SCENARIOS, SMOKE
+
+    for s in SCENARIOS:
+        mark = "*" if s.number in SMOKE else " "
+        print(f"{s.number:>2}{mark} {s.name:<20} {s.description}")
+        e = s.expect
+        bounds = f"failover {e.failover}, single active within {e.settle:.0f}s of the heal"
+        if e.max_takeovers is not None:
+            bounds += f", at most {e.max_takeovers} takeover(s)"
+        if e.max_outage is not None:
+            bounds += f", outage <= {e.max_outage:.0f}s"
+        if e.require_alert:
+            bounds += ", alert required"
+        print(f"    {'':<20} expect: {bounds}")
+    print("(* = the CI smoke subset)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chaos.runner import run_scenarios
+    from chaos.scenarios import SCENARIOS, SMOKE, find
+
+    if problem := _need_root():
+        print(f"chaos: {problem}", file=sys.stderr)
+        return 2
+    if args.all:
+        chosen, label = SCENARIOS, "all"
+    elif args.smoke:
+        chosen, label = [find(str(n)) for n in SMOKE], "smoke"
+    elif args.scenarios:
+        try:
+            chosen, label = [find(t) for t in args.scenarios], None
+        except KeyError as e:
+            print(f"chaos: {e.args[0]}", file=sys.stderr)
+            return 2
+    else:
+        print(
+            "chaos run: name scenarios (see `python -m chaos list`), --all or --smoke",
+            file=sys.stderr,
+        )
+        return 2
+    if args.fenced_store:
+        chosen = [replace(s, fenced_store=True) for s in chosen]
+    _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label)
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from chaos.checker import check
+    from chaos.history import load_expectation, load_history
+    from chaos.timeline import draw
+
+    name, expect = load_expectation(args.run_dir)
+    history = load_history(args.run_dir)
+    verdict = check(history, expect)
+    draw(history, verdict, name, args.run_dir / "timeline.png")
+    print(json.dumps({k: v for k, v in verdict.to_json().items() if k != "intervals"}, indent=1))
+    return 0 if verdict.passed else 1
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from chaos.lab import cleanup
+
+    if problem := _need_root():
+        print(f"chaos: {problem}", file=sys.stderr)
+        return 2
+    removed = cleanup(force=args.force)
+    print(f"removed {len(removed)} lab namespaces" + (f": {' '.join(removed)}" if removed else ""))
+    return 0
+
+
+def cmd_power_off(args: argparse.Namespace) -> int:
+    """The lab's power switch: what a PDU or IPMI fencing command would do."""
+    from chaos.lab import MAIL_HOSTS, Lab
+
+    lab_dir: Path = args.lab.resolve()
+    caller = os.environ.get("FAILOVERD_NODE")
+    if args.node not in MAIL_HOSTS:
+        print(f"power-off: no such node {args.node!r}", file=sys.stderr)
+        return 1
+    if caller == args.node:
+        print("power-off: refusing to power off the caller itself", file=sys.stderr)
+        return 1
+    if (lab_dir / "flags" / "power-disabled").exists():
+        print("power-off: power switch unreachable (scenario fault)", file=sys.stderr)
+        return 1
+    lab = Lab.load(lab_dir)
+    killed = lab.power_off(args.node, by=caller or "operator")
+    print(f"power-off: {args.node} is off ({killed} processes killed)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m chaos", description="failoverd's chaos lab")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the scenarios").set_defaults(fn=cmd_list)
+    run = sub.add_parser("run", help="run scenarios, each in a fresh lab")
+    run.add_argument("scenarios", nargs="*", help="numbers or names (see list)")
+    run.add_argument("--all", action="store_true", help="every scenario")
+    run.add_argument("--smoke", action="store_true", help="the CI subset (1 2 4 5 14)")
+    run.add_argument("--repeat", type=int, default=1, metavar="N")
+    run.add_argument("--seed", type=int, default=None, metavar="S")
+    run.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
+    run.add_argument(
+        "--fenced-store",
+        action="store_true",
+        help="the shared store rejects stale epochs (defence in depth; default: record them)",
+    )
+    run.set_defaults(fn=cmd_run)
+    chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
+    chk.add_argument("run_dir", type=Path)
+    chk.set_defaults(fn=cmd_check)
+    cl = sub.add_parser("cleanup", help="remove leftover lab namespaces and processes")
+    cl.add_argument("--force", action="store_true", help="also labs whose runner is alive")
+    cl.set_defaults(fn=cmd_cleanup)
+    po = sub.add_parser("power-off", help="the lab's power switch (used as a fencing command)")
+    po.add_argument("--lab", required=True, type=Path, help="the repetition's folder")
+    po.add_argument("node")
+    po.set_defaults(fn=cmd_power_off)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except KeyboardInterrupt:
+        print("chaos: interrupted; the lab was torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

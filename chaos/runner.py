@@ -1,0 +1,218 @@
+"""Run scenarios: a fresh lab per repetition, fault, heal, settle, check, always tear down.
+
+<out>/<timestamp>-<label>/            the run folder the report names
+    summary.json                      one line per scenario repetition
+    NN-<name>[-rK]/                   everything of one repetition:
+        results.json timeline.png     the verdict, numbers and picture
+        scenario.json lab.json        what was run, and on which namespaces
+        client.jsonl store/ events/   the recorded history
+        mail1/ mail2/ zk1/ ... client.log   logs of every process
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from chaos import lab as labmod
+from chaos.checker import Violation, check
+from chaos.cluster import Cluster
+from chaos.history import expectation_dict, load_history
+from chaos.scenarios import Ctx, Scenario
+from chaos.timeline import draw
+
+START_TIMEOUT = 45.0  # ensemble + both daemons + first promotion, on 2 busy cores
+WARMUP = 2.0  # client traffic before the fault: the baseline the outage is measured from
+TAIL = 3.0  # observation after the last repair: a returning node must not disturb anything
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    run_dir: Path
+    passed: bool
+    results: dict[str, Any]
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM/SIGHUP behave like Ctrl-C, so every `finally` (teardown) runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> Outcome:
+    timings: dict[str, float] = {}
+    error: str | None = None
+    notes: list[str] = []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "scenario.json").write_text(
+        json.dumps(
+            {
+                "name": scenario.name,
+                "number": scenario.number,
+                "description": scenario.description,
+                "seed": seed,
+                "expect": expectation_dict(scenario.expect),
+            },
+            indent=1,
+        )
+    )
+    t0 = time.monotonic()
+    lab = labmod.Lab.create(run_dir)
+    timings["lab_build"] = round(time.monotonic() - t0, 3)
+    cluster = Cluster(lab, fenced_store=scenario.fenced_store)
+    try:
+        with _signals_raise():
+            timings["zookeeper_quorum"] = round(cluster.start_zookeeper(), 3)
+            cluster.prepare_nodes()
+            t = time.monotonic()
+            cluster.start_nodes()
+            active = cluster.wait_single_active(START_TIMEOUT)
+            if active is None:
+                raise RuntimeError(
+                    f"no single active {START_TIMEOUT:.0f}s after start (serving: "
+                    f"{sorted(cluster.serving())}); see mail1/failoverd.log, mail2/failoverd.log"
+                )
+            timings["first_active"] = round(time.monotonic() - t, 3)
+            log(f"  lab {lab.prefix}: quorum {timings['zookeeper_quorum']}s, {active} active")
+            cluster.start_client()
+            time.sleep(WARMUP)
+            scenario.inject(Ctx(cluster, random.Random(seed), active))
+            t = time.monotonic()
+            settled = cluster.wait_single_active(scenario.expect.settle + 5)
+            timings["settle_after_heal"] = round(time.monotonic() - t, 3)
+            notes += cluster.repair()
+            if notes:
+                lab.record("repaired", what=notes)
+                cluster.wait_single_active(20)
+            time.sleep(TAIL)
+            (run_dir / "status.json").write_text(cluster.status(settled or "mail1"))
+            cluster.stop_client()
+    except BaseException as e:  # noqa: BLE001 - Ctrl-C too: record, tear down, re-raise below
+        error = "".join(traceback.format_exception_only(type(e), e)).strip()
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        if isinstance(e, KeyboardInterrupt):
+            raise  # after the teardown below
+    finally:
+        t = time.monotonic()
+        cluster.teardown()
+        timings["teardown"] = round(time.monotonic() - t, 3)
+    return _judge(scenario, run_dir, seed, timings, error, notes)
+
+
+def _judge(
+    scenario: Scenario,
+    run_dir: Path,
+    seed: int,
+    timings: dict[str, float],
+    error: str | None,
+    notes: list[str],
+) -> Outcome:
+    history = load_history(run_dir)
+    verdict = check(history, scenario.expect)
+    if error is not None:
+        verdict.violations.insert(0, Violation("lab_error", error))
+        verdict.passed = False
+    results = {
+        "scenario": scenario.name,
+        "number": scenario.number,
+        "description": scenario.description,
+        "seed": seed,
+        "expect": expectation_dict(scenario.expect),
+        "timings": timings,
+        "repairs": notes,
+        **verdict.to_json(),
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    try:
+        draw(history, verdict, f"{scenario.number}. {scenario.name}", run_dir / "timeline.png")
+    except Exception as e:  # noqa: BLE001 - a missing picture must not hide the verdict
+        (run_dir / "timeline-error.txt").write_text(f"{type(e).__name__}: {e}")
+    return Outcome(scenario, run_dir, verdict.passed, results)
+
+
+def describe(o: Outcome) -> str:
+    r = o.results
+    head = f"{'PASS' if o.passed else 'FAIL'} {o.scenario.number:>2}. {o.scenario.name}"
+    outs = [x.get("outage") for x in r.get("outages", [])]
+    shown = ", ".join("none" if x is None else f"{x:.2f}s" for x in outs) or "-"
+    lines = [
+        f"{head}: takeovers {r['takeovers']}, failovers {r['failovers']}, outage {shown}, "
+        f"acked {r['stats']['acknowledged']}/{r['stats']['deliveries']}"
+    ]
+    lines += [f"      {v['rule']}: {v['message']}" for v in r["violations"]]
+    lines.append(f"      {o.run_dir}")
+    return "\n".join(lines)
+
+
+def run_scenarios(
+    scenarios: list[Scenario],
+    out: Path = Path("chaos-runs"),
+    repeat: int = 1,
+    seed: int | None = None,
+    label: str | None = None,
+    log: Any = print,
+) -> tuple[Path, list[Outcome]]:
+    """Run each scenario `repeat` times; return the run folder and every outcome."""
+    removed = labmod.cleanup()  # leftovers of crashed runs (never a live run's lab)
+    if removed:
+        log(f"removed leftover lab namespaces: {' '.join(removed)}")
+    seed = seed if seed is not None else random.randrange(1_000_000)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if label is None:
+        label = scenarios[0].name if len(scenarios) == 1 else f"{len(scenarios)}-scenarios"
+    folder = (out / f"{stamp}-{label}").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"chaos run {folder} (seed {seed})")
+    outcomes: list[Outcome] = []
+    for s in scenarios:
+        for k in range(repeat):
+            name = f"{s.number:02d}-{s.name}" + (f"-r{k + 1}" if repeat > 1 else "")
+            log(f"- {name} ...")
+            o = run_one(s, folder / name, seed + k, log)
+            outcomes.append(o)
+            log(describe(o))
+            _summary(folder, seed, outcomes)
+    passed = sum(o.passed for o in outcomes)
+    log(f"{passed}/{len(outcomes)} passed; results in {folder}")
+    return folder, outcomes
+
+
+def _summary(folder: Path, seed: int, outcomes: list[Outcome]) -> None:
+    rows = [
+        {
+            "scenario": o.scenario.name,
+            "number": o.scenario.number,
+            "passed": o.passed,
+            "folder": o.run_dir.name,
+            "takeovers": o.results["takeovers"],
+            "outages": [x.get("outage") for x in o.results["outages"]],
+            "violations": [v["rule"] for v in o.results["violations"]],
+            "timings": o.results["timings"],
+        }
+        for o in outcomes
+    ]
+    summary = {"seed": seed, "passed": all(o.passed for o in outcomes), "runs": rows}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
