@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__
+from failoverd import __version__, notify
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -46,7 +46,7 @@ from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
-from failoverd.notify import Watchdog, sd_notify
+from failoverd.notify import Watchdog
 from failoverd.resources import ResourceError, build_resources, stop_all
 from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
 
@@ -112,6 +112,7 @@ class Daemon:
         self.last_decision: Decision | None = None
         self.stopping = threading.Event()
         self.history_written = 0
+        self.ready = False
         self.requests_reported_before = 0
 
     def _on_zk_event(self, event: str) -> None:
@@ -136,7 +137,6 @@ class Daemon:
         self.coord.start()
         self.keeper.start()
         self._set_role(Role.STANDBY, "started")
-        sd_notify("READY=1\nSTATUS=standby")
         try:
             while not self.stopping.is_set():
                 self._wait_for_events()
@@ -163,7 +163,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.events.put("reload"))
 
     def _shutdown(self) -> None:
-        sd_notify("STOPPING=1")
+        notify.stopping()
         if self.role in (Role.ACTIVE, Role.PROMOTING, Role.FENCING):
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
@@ -241,6 +241,11 @@ class Daemon:
                 self.history_written = 0
         if self.dirty and now - self.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
+        if not self.ready and self.session is not None:
+            # systemd readiness once the initial role is known: connected, and
+            # either standing by behind a holder or active.
+            notify.ready(f"{self.role}: {self.reason}")
+            self.ready = True
         self._pet()
         self._report()
 
@@ -650,7 +655,7 @@ class Daemon:
         self.metrics.set_role(str(role))
         self.metrics.set_epoch(self.epoch)
         self._write_member()
-        sd_notify(f"STATUS={role}: {reason}")
+        notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
         if not self.coord.connected:

@@ -54,10 +54,11 @@ class Node:
     def log_path(self) -> Path:
         return self.dir / "failoverd.log"
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [PY, "-m", "failoverd.main", "-c", str(self.config_path)],
+            env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,

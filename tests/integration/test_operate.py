@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -261,3 +262,31 @@ def test_forced_failover_promotes_the_named_node_with_fencing_despite_maintenanc
     calls = (cluster.root / "fence-calls.jsonl").read_text()
     assert '"target": "mail1"' in calls  # fencing still ran
     cluster.assert_never_two_serving()
+
+
+def test_daemon_signals_readiness_and_pets_the_systemd_watchdog(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.5)
+    c = Cluster(tmp_path / "c", zk.address, extra={"watchdog": {"systemd": True, "timeout": "2s"}})
+    try:
+        c.nodes["mail1"].start(env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+        got: list[str] = []
+
+        def receive(word: str) -> bool:
+            try:
+                got.extend(sock.recv(4096).decode().splitlines())
+            except TimeoutError:
+                pass
+            return any(line.startswith(word) for line in got)
+
+        wait_for(lambda: receive("READY=1"), 20, "READY=1")
+        assert c.active(via="mail1") == "mail1"
+        got.clear()
+        wait_for(lambda: receive("WATCHDOG=1") and got.count("WATCHDOG=1") >= 2, 5, "pets")
+    finally:
+        c.stop()
+        sock.close()
