@@ -410,7 +410,9 @@ def test_command_fencer_kills_its_process_group_at_the_timeout(tmp_path: Path) -
     fencer = CommandFencer(CommandFencerConfig(argv=("sh", "-c", script), timeout=0.5))
     o = fencer.fence(request())
     assert not o.ok and o.reason == "sh did not finish within 0.5s (killed)"
-    assert o.took < 1.5
+    # Far below the child's 30 s: the fencer ended at its timeout, not when the child did
+    # (slack for a loaded 2-core CI machine).
+    assert o.took < 5.0
     assert not _alive(int(child_pid.read_text()))
 
 
