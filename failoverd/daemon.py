@@ -53,7 +53,8 @@ from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, no
 log = structlog.get_logger("failoverd.daemon")
 T = TypeVar("T")
 
-TICK = 0.1  # main loop period when nothing happens (seconds)
+TICK = 0.1  # main loop period while a timer matters (back-off, priority delay)
+IDLE_TICK = 0.5  # ... and when nothing is pending (events wake it at once)
 CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
 MEMBERS_REFRESH = 0.5
 MEMBERS_LEARN = 5.0
@@ -174,10 +175,26 @@ class Daemon:
         self.worker.shutdown(wait=False, cancel_futures=True)
         log.info("stopped", dirty=self.dirty)
 
+    def _idle_wait(self) -> float:
+        """How long the loop may sleep when nothing happens. Every change of the
+        lock, the control znode, health or the connection wakes it at once; time
+        alone matters only for the lease running out, back-offs, delays and the
+        watchdog, so the loop ticks fast only while one of those is near."""
+        waits = [IDLE_TICK]
+        if self.lease.session is not None:
+            waits.append(self.lease.remaining() + 0.005)
+        timed = self.backoff_until > time.monotonic() or self.lock_holder is None
+        if self.role is not Role.ACTIVE and (timed or self.control != Control() or self.dirty):
+            waits.append(TICK)
+        for interval in (self.watchdog.systemd_interval, self.watchdog.device_interval):
+            if interval:
+                waits.append(interval / 2)
+        return max(0.005, min(waits))
+
     def _wait_for_events(self) -> set[str]:
         got: set[str] = set()
         try:
-            got.add(self.events.get(timeout=TICK))
+            got.add(self.events.get(timeout=self._idle_wait()))
             while True:
                 got.add(self.events.get_nowait())
         except queue.Empty:
