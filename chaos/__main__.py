@@ -124,8 +124,14 @@ def cmd_power_off(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["bench"]:  # the benchmark has its own options (python -m chaos bench -h)
+        from chaos.bench import main as bench_main
+
+        return bench_main(words[1:])
     ap = argparse.ArgumentParser(prog="python -m chaos", description="failoverd's chaos lab")
     sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="outage, footprint, scale and keepalived baseline benchmarks")
     sub.add_parser("list", help="list the scenarios").set_defaults(fn=cmd_list)
     run = sub.add_parser("run", help="run scenarios, each in a fresh lab")
     run.add_argument("scenarios", nargs="*", help="numbers or names (see list)")
