@@ -147,7 +147,10 @@ def _no_fencing(x: Ctx) -> None:
         nemesis.kill_daemon(c, x.active)
         return heal
 
-    x.fault("fencing impossible, active's daemon killed", apply, 12)
+    # Long enough for the session to expire (T), the ssh attempt to time out and the
+    # power switch to refuse, with slack for a loaded machine: the alert must come
+    # while fencing is still impossible.
+    x.fault("fencing impossible, active's daemon killed", apply, 20)
 
 
 SCENARIOS = [
