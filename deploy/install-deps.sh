@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-debs=(zookeeper openssh-server iptables nftables iproute2 netcat-openbsd arping procps)
+# keepalived is only the benchmark's baseline (python -m chaos bench).
+debs=(zookeeper openssh-server iptables nftables iproute2 netcat-openbsd arping procps keepalived)
 missing=()
 for p in "${debs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
