@@ -91,6 +91,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scale-clusters", type=int, metavar="N", help="clusters (50; quick 10)")
     ap.add_argument("--scale-session", type=float, default=3.0, metavar="S", help="T at scale")
     ap.add_argument(
+        "--leader-kills", type=int, metavar="N", help="ZooKeeper leader kills at scale (3; quick 1)"
+    )
+    ap.add_argument(
         "--footprint-window", type=float, metavar="S", help="idle window (30; quick 10)"
     )
     ap.add_argument(
@@ -173,7 +176,10 @@ class Bench:
 
             n = self.args.scale_clusters or (10 if self.args.quick else 50)
             t = self.args.scale_session
-            self.data["scale"] = self.part("scale", lambda: run_scale(self.out / "scale", n, t))
+            kills = self.args.leader_kills or (1 if self.args.quick else 3)
+            self.data["scale"] = self.part(
+                "scale", lambda: run_scale(self.out / "scale", n, t, kills)
+            )
 
     def lab(self, system: str, specs: list[CaseSpec]) -> list[Any]:
         plan = [(c.key, c.title, self.reps(c)) for c in specs]
