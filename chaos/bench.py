@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos import bench_report as report
-from chaos.bench_common import log, signals_raise
+from chaos.bench_common import log
+from chaos.runner import signals_raise
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,24 +106,6 @@ def reap(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 5.0) -> None
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-
-
-@contextmanager
-def signals_raise() -> Iterator[None]:
-    """SIGTERM/SIGHUP behave like Ctrl-C, so every `finally` (teardown) runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def wait_until(pred: Any, timeout: float, interval: float = 0.1) -> Any:

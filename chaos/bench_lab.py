@@ -26,11 +26,12 @@ from functools import partial
 from pathlib import Path
 
 from chaos import nemesis, netns
-from chaos.bench_common import log, sample, signals_raise, wait_until
+from chaos.bench_common import log, sample, wait_until
 from chaos.bench_judge import CaseResult, judge_run
 from chaos.cluster import Cluster
 from chaos.lab import MAIL_HOSTS, Lab
 from chaos.nodes import SESSION_TIMEOUT
+from chaos.runner import signals_raise
 from chaos.scenarios import Ctx
 from chaos.store import append_event
 

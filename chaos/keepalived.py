@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from chaos import nemesis, netns
-from chaos.bench_common import log, signals_raise, wait_until
+from chaos.bench_common import log, wait_until
 from chaos.bench_judge import CaseResult, judge_run
 from chaos.bench_lab import WARMUP, kill_service, start_client
 from chaos.cluster import Cluster
 from chaos.lab import MAIL_HOSTS, PREFIXLEN, VIP, Lab
 from chaos.nodes import PATH, MailNode
+from chaos.runner import signals_raise
 from chaos.scenarios import Ctx
 
 PRIORITY = {"mail1": 150, "mail2": 100}

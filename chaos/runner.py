@@ -45,7 +45,7 @@ class Outcome:
 
 
 @contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGTERM/SIGHUP behave like Ctrl-C, so every `finally` (teardown) runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -84,7 +84,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
     timings["lab_build"] = round(time.monotonic() - t0, 3)
     cluster = Cluster(lab, fenced_store=scenario.fenced_store)
     try:
-        with _signals_raise():
+        with signals_raise():
             timings["zookeeper_quorum"] = round(cluster.start_zookeeper(), 3)
             cluster.prepare_nodes()
             t = time.monotonic()
