@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
-exec python3 -m chaos.demo "$@"
+exec "${FAILOVERD_VENV:-/opt/failoverd}/bin/python" -m chaos.demo "$@"

@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
-# Installs everything failoverd, its tests and its demo need on a fresh Debian 12
-# machine (run as root), then the package itself in editable mode. Idempotent.
+# Installs everything failoverd, its tests, its demo and its chaos lab need on a
+# fresh Debian 12 machine (run as root). Idempotent: a second run changes nothing.
+#
+# Python: Debian's own python3 is "externally managed" (PEP 668), so a bare
+# `pip install` is refused there. We install into a virtual environment at a
+# fixed place, $FAILOVERD_VENV (default /opt/failoverd), made by Debian's
+# /usr/bin/python3, and link the two console scripts into /usr/local/bin. Why a
+# venv and not Debian's python3-kazoo & co.: Debian 12 ships no structlog >= 23
+# and an older kazoo than the one whose behaviour MACHINE-NOTES.md measured; a
+# venv pins what we tested, leaves the system interpreter untouched, and is one
+# `rm -r` away from gone. The systemd unit's ExecStart points into it.
+#
+# This checkout is installed editable, with the test extra, so the tests and the
+# lab run the code you are looking at. A mail server installs the package
+# non-editable into the same place (README, "Install").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${FAILOVERD_VENV:-/opt/failoverd}
 
-# keepalived is only the benchmark's baseline (python -m chaos bench).
-debs=(zookeeper openssh-server iptables nftables iproute2 netcat-openbsd arping procps keepalived)
+# keepalived is only the benchmark's baseline (python -m chaos bench). postfix,
+# dovecot-imapd, resource-agents and e2fsprogs are the lab's real mail node.
+debs=(python3 python3-venv zookeeper openssh-server openssh-client iptables nftables iproute2
+      netcat-openbsd arping procps psmisc keepalived postfix dovecot-imapd resource-agents
+      e2fsprogs util-linux swaks)
 missing=()
 for p in "${debs[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix asks how to configure itself; the lab writes its own main.cf per node.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    echo "postfix postfix/mailname string localhost" | debconf-set-selections
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Package post-install scripts may start services on machines with systemd; the
 # tests and the demo start their own private instances on loopback instead.
 mkdir -p /run/sshd
 
-python3 -m pip install -q --disable-pip-version-check -e "$here[test]"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    /usr/bin/python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+# Only the default install owns the system-wide names (a developer's side venv,
+# FAILOVERD_VENV=/opt/fo-x, must not repoint them).
+if [ "$venv" = /opt/failoverd ]; then
+    for script in failoverd failoverctl; do
+        ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
+    done
+fi

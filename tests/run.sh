@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 # Two cores: integration tests start JVMs and daemons, so they run one at a time.
-exec python3 -m pytest -ra -p no:cacheprovider "$@"
+exec "${FAILOVERD_VENV:-/opt/failoverd}/bin/python" -m pytest -ra -p no:cacheprovider "$@"
