@@ -25,6 +25,7 @@ import structlog
 
 from failoverd.config import (
     CommandResourceConfig,
+    OcfResourceConfig,
     ResourceConfig,
     SystemdResourceConfig,
     VipResourceConfig,
@@ -441,6 +442,10 @@ def build_resource(cfg: ResourceConfig) -> Resource:
         return SystemdResource(cfg)
     if isinstance(cfg, CommandResourceConfig):
         return CommandResource(cfg)
+    if isinstance(cfg, OcfResourceConfig):
+        from failoverd.ocf import OcfResource  # imports this module: a late import
+
+        return OcfResource(cfg)
     raise TypeError(f"unknown resource config: {cfg!r}")
 
 
