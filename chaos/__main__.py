@@ -74,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.fenced_store:
         chosen = [replace(s, fenced_store=True) for s in chosen]
+    if args.mail:
+        chosen = [replace(s, mail=args.mail) for s in chosen]
     _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label)
     return 0 if all(o.passed for o in outcomes) else 1
 
@@ -144,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         "--fenced-store",
         action="store_true",
         help="the shared store rejects stale epochs (defence in depth; default: record them)",
+    )
+    run.add_argument(
+        "--mail",
+        choices=["postfix"],
+        default=None,
+        help="run Debian's Postfix and Dovecot on a loop-device store (default: the toy service)",
     )
     run.set_defaults(fn=cmd_run)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")

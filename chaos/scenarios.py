@@ -69,6 +69,7 @@ class Scenario:
     expect: Expectation
     inject: Callable[[Ctx], None]
     fenced_store: bool = False
+    mail: str | None = None  # "postfix": the real mail node (--mail postfix)
 
 
 def _kill(x: Ctx) -> None:
