@@ -3,6 +3,8 @@
     python -m chaos list
     python -m chaos run SCENARIO... [--repeat N] [--seed S] [--out DIR] [--fenced-store]
     python -m chaos run --all | --smoke
+    python -m chaos run ... --mail postfix   the real mail node (Postfix, Dovecot, ext4 store)
+    python -m chaos controls                 negative controls (exit 0: every one was flagged)
     python -m chaos check RUN_DIR            re-judge a recorded repetition
     python -m chaos cleanup [--force]        remove leftovers of crashed runs
     python -m chaos power-off --lab RUN NODE the lab's power switch (a fencing command)
@@ -80,6 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
+def cmd_controls(args: argparse.Namespace) -> int:
+    from chaos.controls import run_controls
+
+    if problem := _need_root():
+        print(f"chaos: {problem}", file=sys.stderr)
+        return 2
+    _, rows = run_controls(args.out)
+    return 0 if rows and all(r["flagged"] for r in rows) else 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from chaos.checker import check
     from chaos.history import load_expectation, load_history
@@ -154,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run Debian's Postfix and Dovecot on a loop-device store (default: the toy service)",
     )
     run.set_defaults(fn=cmd_run)
+    ctl = sub.add_parser(
+        "controls", help="negative controls: planted loss and split brain must be flagged"
+    )
+    ctl.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
+    ctl.set_defaults(fn=cmd_controls)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
     chk.add_argument("run_dir", type=Path)
     chk.set_defaults(fn=cmd_check)

@@ -178,7 +178,9 @@ def check(h: History, expect: Expectation, delivered: set[int] | None = None) ->
     lost = sorted(d.n for d in h.deliveries if d.ok and d.n not in stored)
     where = "the store" if delivered is None else "any mailbox (read over IMAP)"
     if lost:
-        v.append(Violation("lost", f"{len(lost)} acknowledged messages not in {where}: {lost[:20]}"))
+        v.append(
+            Violation("lost", f"{len(lost)} acknowledged messages not in {where}: {lost[:20]}")
+        )
 
     highest: int | None = None
     for w in h.writes:

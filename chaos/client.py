@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-
 QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 
 

@@ -89,7 +89,7 @@ class Cluster:
             from chaos import mailnode, mailstore
 
             mailstore.create(self.lab)
-            mailnode.prepare_cluster(self.run_dir)
+            mailnode.prepare_cluster(self.run_dir, self.mail)
         for prio, name in enumerate(MAIL_HOSTS):
             node = MailNode(self.lab, name, prio, self.fenced_store, mail=self.mail)
             self.nodes[name] = node

@@ -58,7 +58,8 @@ class NodePaths:
         self.events = lab / "events" / f"{node}-service.jsonl"  # service_up/down only
         self.processes = lab / "events" / f"{node}-mail.jsonl"  # master pids
         self.unhealthy = lab / "flags" / f"{node}.unhealthy"
-        self.local_queue_flag = lab / "flags" / "local-queue"
+        self.local_queue_flag = lab / "flags" / "local-queue"  # negative control
+        self.backlog_flag = lab / "flags" / "mail-backlog"  # negative control
 
     @property
     def local_queue(self) -> bool:
@@ -66,7 +67,9 @@ class NodePaths:
 
     @property
     def queue(self) -> Path:
-        return (self.lab / self.node / "local-queue") if self.local_queue else self.store / "postfix"
+        return (
+            (self.lab / self.node / "local-queue") if self.local_queue else self.store / "postfix"
+        )
 
     @property
     def data(self) -> Path:
@@ -90,7 +93,8 @@ class NodePaths:
 
 def main_cf(p: NodePaths) -> str:
     boxes = ", ".join(f"{{{u}@lab = {u}/}}" for u in USERS)
-    return f"""# Written by chaos/mailnode.py for {p.node}. The settings that matter for
+    return (
+        f"""# Written by chaos/mailnode.py for {p.node}. The settings that matter for
 # failover are explained in deploy/examples/postfix-dovecot/README.md.
 compatibility_level = 3.6
 config_directory = {p.postfix}
@@ -118,6 +122,12 @@ maximal_backoff_time = 2s
 smtpd_client_connection_count_limit = 0
 default_process_limit = 60
 """
+        + (
+            # A backlog (negative control): one delivery per second, so acknowledged
+            # mail waits in the queue as it would during a flood.
+            "virtual_destination_rate_delay = 1s\n" if p.backlog_flag.exists() else ""
+        )
+    )
 
 
 def master_cf() -> str:
@@ -160,7 +170,11 @@ userdb {{
 """
 
 
-def prepare_cluster(run_dir: Path) -> None:
+def prepare_cluster(run_dir: Path, mail: str = "postfix") -> None:
+    """Files both nodes share; `mail` may name a negative control's planted mistake."""
+    if mail == "postfix-local-queue":
+        (run_dir / "flags" / "local-queue").touch()
+        (run_dir / "flags" / "mail-backlog").touch()
     users = "".join(
         f"{u}:{{PLAIN}}{PASSWORD}:{VMAIL_UID}:{VMAIL_UID}::{run_dir / 'store-mnt' / 'mail' / u}\n"
         for u in USERS
@@ -227,6 +241,8 @@ def mail_config(node: MailNode, cfg: dict[str, Any]) -> dict[str, Any]:
     for f in cfg["fencing"]:
         if f["type"] == "ssh":
             f["verify_ports"] = [25, 143]
+    if node.mail == "postfix-lying-fencer":  # negative control: a fence that always "works"
+        cfg["fencing"] = [{"type": "command", "argv": ["/bin/true"], "timeout": "5s"}]
     return cfg
 
 
@@ -334,6 +350,7 @@ def start_postfix(p: NodePaths, timeout: float) -> int:
         return 1
     if _postfix_master() is not None:
         stop_postfix(p, timeout)  # a restart: the new instance carries the new epoch
+    (p.postfix / "main.cf").write_text(main_cf(p))  # flags of the controls are read now
     postfix_uid = pwd.getpwnam("postfix").pw_uid
     for d in (p.queue, p.data):
         d.mkdir(parents=True, exist_ok=True)
