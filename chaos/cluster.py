@@ -222,3 +222,4 @@ class Cluster:
 
             # The processes are dead, so are their mount namespaces: detach the store.
             mailstore.release(mailstore.image_path(self.run_dir))
+            mailstore.remove_short_dir(self.lab.prefix)

@@ -7,7 +7,7 @@ Per node, in the run folder: `<node>/postfix/{main.cf,master.cf}` (one Postfix
 instance, `postfix -c DIR`), `<node>/dovecot/dovecot.conf` (`dovecot -c FILE`,
 its own base_dir). Both listen on the VIP only (SMTP 25, IMAP 143). The store
 (chaos/mailstore.py) is mounted by failoverd's first resource,
-ocf:heartbeat:Filesystem, on `<run>/store-mnt`, and holds Postfix's
+ocf:heartbeat:Filesystem, on `/run/failoverd-chaos/mail/<prefix>/store`, and holds Postfix's
 queue_directory and data_directory and the Maildirs. With `local_queue` (the
 negative control) the queue stays on node-local disk instead.
 
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos.lab import PREFIXLEN, VIP
+from chaos.mailstore import mount_dir, short_dir
 from chaos.store import append_event
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ DOVECOT_BIN = ("/usr/sbin/dovecot", "/usr/lib/dovecot/")
 class NodePaths:
     def __init__(self, lab: Path, node: str):
         self.lab, self.node = lab, node
-        self.store = lab / "store-mnt"
+        short = short_dir(lab)  # UNIX sockets live below here (sun_path is 108 bytes)
+        self.store = mount_dir(lab)
+        self.local = short / node  # node-local disk
         self.postfix = lab / node / "postfix"
         self.dovecot = lab / node / "dovecot"
         self.events = lab / "events" / f"{node}-service.jsonl"  # service_up/down only
@@ -67,13 +70,11 @@ class NodePaths:
 
     @property
     def queue(self) -> Path:
-        return (
-            (self.lab / self.node / "local-queue") if self.local_queue else self.store / "postfix"
-        )
+        return (self.local / "local-queue") if self.local_queue else self.store / "postfix"
 
     @property
     def data(self) -> Path:
-        base = (self.lab / self.node) if self.local_queue else self.store
+        base = self.local if self.local_queue else self.store
         return base / "postfix-data"
 
     @property
@@ -144,8 +145,8 @@ def master_cf() -> str:
 
 def dovecot_conf(p: NodePaths) -> str:
     return f"""# Written by chaos/mailnode.py for {p.node}.
-base_dir = {p.dovecot / "run"}
-state_dir = {p.dovecot / "state"}
+base_dir = {p.local / "dovecot-run"}
+state_dir = {p.local / "dovecot-state"}
 log_path = {p.lab / p.node / "dovecot.log"}
 listen = {VIP}
 protocols = imap
@@ -176,7 +177,7 @@ def prepare_cluster(run_dir: Path, mail: str = "postfix") -> None:
         (run_dir / "flags" / "local-queue").touch()
         (run_dir / "flags" / "mail-backlog").touch()
     users = "".join(
-        f"{u}:{{PLAIN}}{PASSWORD}:{VMAIL_UID}:{VMAIL_UID}::{run_dir / 'store-mnt' / 'mail' / u}\n"
+        f"{u}:{{PLAIN}}{PASSWORD}:{VMAIL_UID}:{VMAIL_UID}::{mount_dir(run_dir) / 'mail' / u}\n"
         for u in USERS
     )
     (run_dir / "dovecot-users").write_text(users)
@@ -185,8 +186,9 @@ def prepare_cluster(run_dir: Path, mail: str = "postfix") -> None:
 def prepare_node(run_dir: Path, node: str) -> None:
     p = NodePaths(run_dir, node)
     p.postfix.mkdir(parents=True, exist_ok=True)
-    (p.dovecot / "run").mkdir(parents=True, exist_ok=True)
-    (p.dovecot / "state").mkdir(parents=True, exist_ok=True)
+    p.dovecot.mkdir(parents=True, exist_ok=True)
+    (p.local / "dovecot-run").mkdir(parents=True, exist_ok=True)
+    (p.local / "dovecot-state").mkdir(parents=True, exist_ok=True)
     (p.postfix / "main.cf").write_text(main_cf(p))
     (p.postfix / "master.cf").write_text(master_cf())
     (p.dovecot / "dovecot.conf").write_text(dovecot_conf(p))
@@ -229,7 +231,7 @@ def mail_config(node: MailNode, cfg: dict[str, Any]) -> dict[str, Any]:
             "agent": "heartbeat:Filesystem",
             "params": {
                 "device": loop_device(run, node.name),
-                "directory": str(run / "store-mnt"),
+                "directory": str(mount_dir(run)),
                 "fstype": "ext4",
             },
             "timeout": "20s",
@@ -359,9 +361,12 @@ def start_postfix(p: NodePaths, timeout: float) -> int:
     os.chown(p.mail, VMAIL_UID, VMAIL_UID)
     # Up before the port can open: the recorded interval covers every moment we serve.
     p.event("service_up", epoch=_epoch(), by="postfix", queue=str(p.queue))
+    # Postfix prints its fatal errors only to a terminal (else to syslog, which the
+    # lab does not run): `script` gives it one, so postfix.out says why it failed.
+    start = f"postfix -c {p.postfix} start"
     with open(p.lab / p.node / "postfix.out", "ab") as out:
         run = subprocess.run(
-            ["postfix", "-c", str(p.postfix), "start"],
+            ["script", "-qec", start, "/dev/null"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
@@ -373,13 +378,23 @@ def start_postfix(p: NodePaths, timeout: float) -> int:
             p.process_event("postfix_master", pid=_postfix_master(), epoch=_epoch())
             return 0
         time.sleep(0.05)
-    print(f"postfix start exited {run.returncode}; see {p.node}/postfix.log", file=sys.stderr)
+    print(f"postfix start exited {run.returncode}; see {p.node}/postfix.out", file=sys.stderr)
     stop_postfix(p, 5.0)
     return 1
 
 
+def _interval_open(p: NodePaths) -> bool:
+    """Did this node's last service record say `service_up`?"""
+    from chaos.store import read_records
+
+    last = [r["event"] for r in read_records(p.events) if r.get("node") == p.node]
+    return bool(last) and last[-1] == "service_up"
+
+
 def stop_postfix(p: NodePaths, timeout: float) -> int:
     if not node_processes((POSTFIX_BIN,)):
+        if _interval_open(p):  # a start that failed, or a Postfix that died by itself
+            p.event("service_down", by="postfix-not-running", epoch=_epoch())
         return 0
     subprocess.run(
         ["postfix", "-c", str(p.postfix), "stop"],

@@ -28,15 +28,32 @@ from chaos.lab import MAIL_HOSTS, REGISTRY, Lab
 
 IMAGE = "mailstore.img"
 SIZE = "64M"
-MOUNT_DIR = "store-mnt"  # the same path on both nodes; each mounts it in its own namespace
+# Short paths for everything that holds UNIX sockets (Postfix's queue, Dovecot's
+# base_dir): sun_path has 108 bytes, and a run folder under a checkout is longer.
+SHORT_ROOT = REGISTRY / "mail"
 
 
 def image_path(run_dir: Path) -> Path:
     return run_dir / IMAGE
 
 
+def short_dir(run_dir: Path) -> Path:
+    """/run/failoverd-chaos/mail/<prefix>: this lab's short-path folder."""
+    prefix = json.loads((run_dir / "lab.json").read_text())["prefix"]
+    return SHORT_ROOT / prefix
+
+
 def mount_dir(run_dir: Path) -> Path:
-    return run_dir / MOUNT_DIR
+    """The store's mount point: the same path on both nodes, each mounts it privately."""
+    return short_dir(run_dir) / "store"
+
+
+def remove_short_dir(prefix: str) -> None:
+    """Empty folders in the root namespace (the mounts live in the nodes' namespaces)."""
+    import shutil
+
+    if prefix and "/" not in prefix:
+        shutil.rmtree(SHORT_ROOT / prefix, ignore_errors=True)
 
 
 def _sh(argv: list[str], timeout: float = 30.0) -> str:
@@ -113,3 +130,4 @@ def release_registered(info: dict[str, Any]) -> None:
     img = info.get("mail_image")
     if isinstance(img, str) and img.endswith("/" + IMAGE):
         release(Path(img), timeout=5.0)
+        remove_short_dir(str(info.get("prefix", "")))

@@ -129,3 +129,12 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
     )
     assert "resources[2].agent: no executable OCF agent" in out
     assert "resources[3].agent: expected PROVIDER:TYPE" in out
+
+
+@pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
+def test_postfix_dovecot_recipe_passes_check_with_resources_in_order() -> None:
+    path = Path(__file__).resolve().parents[2] / "deploy/examples/postfix-dovecot/failoverd.yaml"
+    code, out = check_report(str(path))
+    assert code == 0, out
+    kinds = [r.type for r in load_config(str(path)).resources]
+    assert kinds == ["ocf", "vip", "systemd", "systemd"]  # store, VIP, Postfix, Dovecot
