@@ -102,9 +102,11 @@ def collect(cluster: Cluster) -> None:
 def fsck_store(run_dir: Path) -> None:
     img = mailstore.image_path(run_dir)
     released = mailstore.release(img)
-    result = mailstore.fsck(img) if released else {"ok": False, "exit": None}
-    if not released:
-        result["output"] = "loop devices could not be released: not judged"
+    result: dict[str, Any] = (
+        mailstore.fsck(img)
+        if released
+        else {"ok": False, "exit": None, "output": "loop devices could not be released"}
+    )
     (run_dir / "fsck.json").write_text(json.dumps(result, indent=1))
 
 
