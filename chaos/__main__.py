@@ -99,9 +99,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     name, expect = load_expectation(args.run_dir)
     history = load_history(args.run_dir)
-    verdict = check(history, expect)
+    mail = None
+    if (args.run_dir / "mailstore.json").exists():  # a --mail postfix run: judge the mailboxes
+        from chaos.checker import Violation
+        from chaos.mailcheck import judge
+
+        mail = judge(args.run_dir)
+    verdict = check(history, expect, None if mail is None else mail.pop("delivered_set"))
+    if mail is not None:
+        verdict.violations += [Violation(rule, msg) for rule, msg in mail.pop("problems")]
+        verdict.passed = not verdict.violations
     draw(history, verdict, name, args.run_dir / "timeline.png")
-    print(json.dumps({k: v for k, v in verdict.to_json().items() if k != "intervals"}, indent=1))
+    out = {k: v for k, v in verdict.to_json().items() if k != "intervals"}
+    print(json.dumps({**out, **(mail or {})}, indent=1))
     return 0 if verdict.passed else 1
 
 
