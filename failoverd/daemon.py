@@ -36,19 +36,17 @@ from failoverd.decision import (
     Observation,
     Role,
     decide,
-    may_start_resource,
-    next_epoch,
-    plan_fencing,
     priority_wait,
 )
-from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
+from failoverd.fencing import build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
-from failoverd.resources import ResourceError, build_resources, stop_all
-from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
+from failoverd.resources import build_resources, stop_all
+from failoverd.transitions import Transitions
+from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
 log = structlog.get_logger("failoverd.daemon")
 T = TypeVar("T")
@@ -88,6 +86,7 @@ class Daemon:
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        self.transitions = Transitions(self)
 
         self.role = Role.INIT
         self.epoch: int | None = None
@@ -410,183 +409,13 @@ class Daemon:
                 return True
         return False
 
-    # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
+    # -- transitions (failoverd/transitions.py holds the steps) ---------------------
 
     def _take_over(self, d: Decision) -> None:
-        started = time.monotonic()
-        acquired = self._guard(
-            "creating the lock", lambda: self.coord.try_acquire(self.lease, self.op_timeout)
-        )
-        self.lock_read_at = float("-inf")
-        if not acquired:
-            return
-        self._set_role(Role.FENCING, d.reason)
-        try:
-            crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
-            floor = self.coord.highest_known_epoch(self.op_timeout)
-        except CoordinationError as e:
-            return self._abandon("coordination", str(e), backoff=0.0)
-        epoch = next_epoch(crumb, readable, version, floor)
-        peers = tuple(p.name for p in self.config.peers)
-        plan = plan_fencing(crumb, readable, self.node, peers)
-        log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
-        if not plan.possible:
-            return self._abandon("fence_impossible", plan.reason, self.config.flap.backoff)
-        for name in plan.targets:
-            if not self._fence(name, epoch):
-                return self._abandon(
-                    "fence_failed", f"could not fence {name}", self.config.flap.backoff
-                )
-        if not self.lease.valid():
-            return self._abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
-
-        self._set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
-        try:
-            self.coord.write_breadcrumb(
-                Breadcrumb(self.node, epoch, now_iso(), False), version, self.op_timeout
-            )
-        except CoordinationError as e:
-            return self._abandon("coordination", str(e), backoff=0.0)
-        # Breadcrumb first: if we crash after this, the next winner fences us.
-        self.epoch = epoch
-        # From here on the service checks (scope "active") judge this node too.
-        self.health.set_active(True)
-        env = self._env(epoch)
-        for res in self.resources:
-            try:
-                with self.marker.held(timeout=1.0):
-                    ok, why = may_start_resource(
-                        self.lease.valid(),
-                        self.lease.session is not None
-                        and self.lease.session == self.coord.last_session_id,
-                        self.marker.blocks(epoch),
-                    )
-                    if not ok:
-                        raise ResourceError(why)
-                    self._await(res.start, env, timeout=_resource_timeout(res) + 2.0)
-            except (ResourceError, TimeoutError) as e:
-                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
-                return self._demote(
-                    Decision(
-                        Act.DEMOTE,
-                        f"demoting: {res.name} did not start ({e})",
-                        "start_failed",
-                        backoff=self.config.flap.backoff,
-                    )
-                )
-        took = time.monotonic() - started
-        self._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
-        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
-        self.metrics.transition("takeover")
-        self._history("promoted", f"{plan.reason}; took {took:.2f}s")
-        self._clear_requests()
-
-    def _fence(self, name: str, epoch: int) -> bool:
-        peer = self.config.peer(name)
-        assert peer is not None
-        req = FenceRequest(
-            target=FenceTarget(peer.name, peer.address),
-            new_epoch=epoch,
-            env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
-            lock_free_since=self.lock_free_since,
-        )
-        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
-        budget += (
-            self.config.zookeeper.session_timeout
-            + (self.config.watchdog.timeout if self.config.watchdog else 0.0)
-            + 5.0
-        )
-        t0 = time.monotonic()
-        try:
-            ok, outcomes = self._await(self.fence_chain.fence, req, timeout=budget)
-        except TimeoutError:
-            ok, outcomes = False, []
-        for o in outcomes:
-            self.metrics.fence_finished(o.method, o.ok, o.took)
-        detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
-        if ok:
-            log.info(
-                "fenced",
-                target=name,
-                epoch=epoch,
-                took_ms=round((time.monotonic() - t0) * 1000),
-                methods=detail,
-            )
-            self._history("fenced", f"{name}: {detail[-1] if detail else ''}")
-        else:
-            log.critical(
-                "fence_failed",
-                target=name,
-                epoch=epoch,
-                methods=detail,
-                hint="no takeover until a fencing method works; run failoverctl fence-check",
-            )
-            self._history("fence_failed", f"{name}: " + "; ".join(detail))
-        return ok
-
-    def _abandon(self, code: str, reason: str, backoff: float) -> None:
-        """Give the lock back without having started anything."""
-        log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
-        self._guard(
-            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
-        )
-        self.lease.revoke()
-        self.lock_read_at = float("-inf")
-        self.backoff_until = time.monotonic() + backoff
-        self.metrics.transition(code)
-        self._set_role(Role.STANDBY, f"takeover abandoned: {reason}")
-
-    # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
+        self.transitions.take_over(d)
 
     def _demote(self, d: Decision) -> None:
-        started = time.monotonic()
-        epoch = self.epoch
-        self._set_role(Role.DEMOTING, d.reason)
-        env = self._env(epoch)
-        try:
-            failures = self._await(
-                stop_all, self.resources, env, timeout=_stop_budget(self.resources)
-            )
-        except TimeoutError:
-            failures = ["stop timed out"]
-        clean = False
-        if failures:
-            self._mark_dirty(failures)
-        elif epoch is not None and self.lease.valid():
-            clean = bool(
-                self._guard(
-                    "marking the breadcrumb clean",
-                    lambda: self.coord.mark_clean(epoch, self.op_timeout),
-                )
-            )
-        self._guard(
-            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
-        )
-        self.lease.revoke()
-        self.lock_read_at = float("-inf")
-        now = time.monotonic()
-        backoff = d.backoff
-        if d.code == "health":
-            self.health_demotions.append(now)
-        if d.code == "switchover" and self.control.switchover is not None:
-            backoff = max(backoff, self.control.switchover.timeout)
-            self.requests_done.add(self.control.switchover.id)
-        self.backoff_until = now + backoff
-        took = now - started
-        self.metrics.transition(d.code or "demote")
-        log.info(
-            "demoted",
-            epoch=epoch,
-            code=d.code,
-            reason=d.reason,
-            clean=clean,
-            took_ms=round(took * 1000),
-            backoff=backoff,
-        )
-        self._history("demoted", f"{d.reason}; clean={clean}")
-        self.epoch = None
-        self.health.set_active(False)
-        self._set_role(Role.STANDBY, d.reason)
+        self.transitions.demote(d)
 
     def _stop_leftover_resources(self) -> None:
         failures = stop_all(self.resources, self._env(None))
@@ -726,12 +555,3 @@ class Daemon:
         for r in getattr(self.health, "results", []) or []:
             self.metrics.set_health(r.name, r.ok, r.took)
         self._write_member()
-
-
-def _resource_timeout(res: Any) -> float:
-    # Every resource has its configured per-call timeout.
-    return float(getattr(res, "timeout", 30.0))
-
-
-def _stop_budget(resources: list[Any]) -> float:
-    return sum(_resource_timeout(r) for r in resources) + 5.0

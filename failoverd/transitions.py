@@ -1,0 +1,254 @@
+"""Takeover and demotion as explicit steps (DESIGN.md §4): the safety argument.
+
+    takeover:  STANDBY -> FENCING -> PROMOTING -> ACTIVE
+    demotion:  ACTIVE | PROMOTING | FENCING -> DEMOTING -> STANDBY
+
+Each move is guarded by the role it starts from (`_expect`), and every failure
+edge is taken where it is commented (`# FENCING -> STANDBY: fence failed`).
+The daemon's loop only decides *that* a transition happens; how it happens, and
+what the node is left with when a step fails, is here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from failoverd.coordination import CoordinationError
+from failoverd.decision import (
+    Act,
+    Decision,
+    Role,
+    may_start_resource,
+    next_epoch,
+    plan_fencing,
+)
+from failoverd.fencing import FenceRequest, FenceTarget
+from failoverd.resources import ResourceError, stop_all
+from failoverd.znodes import Breadcrumb, now_iso
+
+if TYPE_CHECKING:
+    from failoverd.daemon import Daemon
+
+log = structlog.get_logger("failoverd.transitions")
+
+
+class Transitions:
+    """The takeover and demotion sequences of one daemon (its state lives there)."""
+
+    def __init__(self, daemon: Daemon):
+        self.n = daemon
+
+    # -- guards ---------------------------------------------------------------
+
+    def _expect(self, *roles: Role) -> None:
+        """Like supervisor's _assertInState: a move from an unexpected role is a bug."""
+        if self.n.role not in roles:
+            allowed = "|".join(str(r) for r in roles)
+            raise AssertionError(f"transition from {self.n.role}, expected {allowed}")
+
+    # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
+
+    def take_over(self, d: Decision) -> None:
+        n = self.n
+        self._expect(Role.STANDBY)
+        started = time.monotonic()
+        acquired = n._guard("creating the lock", lambda: n.coord.try_acquire(n.lease, n.op_timeout))
+        n.lock_read_at = float("-inf")
+        if not acquired:
+            return  # STANDBY -> STANDBY: a peer was faster, or ZooKeeper did not answer
+        # STANDBY -> FENCING: lock won
+        n._set_role(Role.FENCING, d.reason)
+        try:
+            crumb, readable, version = n.coord.read_breadcrumb(n.op_timeout)
+            floor = n.coord.highest_known_epoch(n.op_timeout)
+        except CoordinationError as e:
+            # FENCING -> STANDBY: cannot tell whom to fence
+            return self.abandon("coordination", str(e), backoff=0.0)
+        epoch = next_epoch(crumb, readable, version, floor)
+        peers = tuple(p.name for p in n.config.peers)
+        plan = plan_fencing(crumb, readable, n.node, peers)
+        log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
+        if not plan.possible:
+            # FENCING -> STANDBY: the previous active is nobody we can fence
+            return self.abandon("fence_impossible", plan.reason, n.config.flap.backoff)
+        for name in plan.targets:
+            if not self.fence(name, epoch):
+                # FENCING -> STANDBY: fence failed
+                return self.abandon(
+                    "fence_failed", f"could not fence {name}", n.config.flap.backoff
+                )
+        if not n.lease.valid():
+            # FENCING -> STANDBY: the lease ran out while we fenced; a peer may hold it now
+            return self.abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
+
+        self._expect(Role.FENCING)
+        # FENCING -> PROMOTING: every previous active fenced (or handed over cleanly)
+        n._set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
+        try:
+            n.coord.write_breadcrumb(
+                Breadcrumb(n.node, epoch, now_iso(), False), version, n.op_timeout
+            )
+        except CoordinationError as e:
+            # PROMOTING -> STANDBY: breadcrumb not written, so nothing may start
+            return self.abandon("coordination", str(e), backoff=0.0)
+        # Breadcrumb first: if we crash after this, the next winner fences us.
+        n.epoch = epoch
+        # From here on the service checks (scope "active") judge this node too.
+        n.health.set_active(True)
+        env = n._env(epoch)
+        for res in n.resources:
+            try:
+                with n.marker.held(timeout=1.0):
+                    ok, why = may_start_resource(
+                        n.lease.valid(),
+                        n.lease.session is not None and n.lease.session == n.coord.last_session_id,
+                        n.marker.blocks(epoch),
+                    )
+                    if not ok:
+                        raise ResourceError(why)
+                    n._await(res.start, env, timeout=resource_timeout(res) + 2.0)
+            except (ResourceError, TimeoutError) as e:
+                # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
+                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
+                return self.demote(
+                    Decision(
+                        Act.DEMOTE,
+                        f"demoting: {res.name} did not start ({e})",
+                        "start_failed",
+                        backoff=n.config.flap.backoff,
+                    )
+                )
+        took = time.monotonic() - started
+        self._expect(Role.PROMOTING)
+        # PROMOTING -> ACTIVE: every resource started under a valid lease
+        n._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
+        n.metrics.transition("takeover")
+        n._history("promoted", f"{plan.reason}; took {took:.2f}s")
+        n._clear_requests()
+
+    def fence(self, name: str, epoch: int) -> bool:
+        """Run the fencing chain against one peer; True when a method succeeded."""
+        n = self.n
+        peer = n.config.peer(name)
+        assert peer is not None
+        req = FenceRequest(
+            target=FenceTarget(peer.name, peer.address),
+            new_epoch=epoch,
+            env={**n._env(epoch), "FAILOVERD_TARGET": peer.name},
+            lock_free_since=n.lock_free_since,
+        )
+        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in n.config.fencing)
+        budget += (
+            n.config.zookeeper.session_timeout
+            + (n.config.watchdog.timeout if n.config.watchdog else 0.0)
+            + 5.0
+        )
+        t0 = time.monotonic()
+        try:
+            ok, outcomes = n._await(n.fence_chain.fence, req, timeout=budget)
+        except TimeoutError:
+            ok, outcomes = False, []
+        for o in outcomes:
+            n.metrics.fence_finished(o.method, o.ok, o.took)
+        detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
+        if ok:
+            log.info(
+                "fenced",
+                target=name,
+                epoch=epoch,
+                took_ms=round((time.monotonic() - t0) * 1000),
+                methods=detail,
+            )
+            n._history("fenced", f"{name}: {detail[-1] if detail else ''}")
+        else:
+            log.critical(
+                "fence_failed",
+                target=name,
+                epoch=epoch,
+                methods=detail,
+                hint="no takeover until a fencing method works; run failoverctl fence-check",
+            )
+            n._history("fence_failed", f"{name}: " + "; ".join(detail))
+        return ok
+
+    def abandon(self, code: str, reason: str, backoff: float) -> None:
+        """Give the lock back without having started anything."""
+        n = self.n
+        self._expect(Role.FENCING, Role.PROMOTING)
+        log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
+        n._guard("releasing the lock", lambda: n.coord.release_lock(n.lease, n.op_timeout))
+        n.lease.revoke()
+        n.lock_read_at = float("-inf")
+        n.backoff_until = time.monotonic() + backoff
+        n.metrics.transition(code)
+        # FENCING|PROMOTING -> STANDBY: lock released, nothing started
+        n._set_role(Role.STANDBY, f"takeover abandoned: {reason}")
+
+    # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
+
+    def demote(self, d: Decision) -> None:
+        n = self.n
+        self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING)
+        started = time.monotonic()
+        epoch = n.epoch
+        # ACTIVE|PROMOTING|FENCING -> DEMOTING
+        n._set_role(Role.DEMOTING, d.reason)
+        env = n._env(epoch)
+        try:
+            failures = n._await(stop_all, n.resources, env, timeout=stop_budget(n.resources))
+        except TimeoutError:
+            failures = ["stop timed out"]
+        clean = False
+        if failures:
+            # A stop failed: never clean; the node stays out of contention (dirty)
+            # and the next active fences it.
+            n._mark_dirty(failures)
+        elif epoch is not None and n.lease.valid():
+            # Clean only with the lease still ours: then no peer can hold it yet.
+            clean = bool(
+                n._guard(
+                    "marking the breadcrumb clean",
+                    lambda: n.coord.mark_clean(epoch, n.op_timeout),
+                )
+            )
+        n._guard("releasing the lock", lambda: n.coord.release_lock(n.lease, n.op_timeout))
+        n.lease.revoke()
+        n.lock_read_at = float("-inf")
+        now = time.monotonic()
+        backoff = d.backoff
+        if d.code == "health":
+            n.health_demotions.append(now)
+        if d.code == "switchover" and n.control.switchover is not None:
+            backoff = max(backoff, n.control.switchover.timeout)
+            n.requests_done.add(n.control.switchover.id)
+        n.backoff_until = now + backoff
+        took = now - started
+        n.metrics.transition(d.code or "demote")
+        log.info(
+            "demoted",
+            epoch=epoch,
+            code=d.code,
+            reason=d.reason,
+            clean=clean,
+            took_ms=round(took * 1000),
+            backoff=backoff,
+        )
+        n._history("demoted", f"{d.reason}; clean={clean}")
+        n.epoch = None
+        n.health.set_active(False)
+        self._expect(Role.DEMOTING)
+        # DEMOTING -> STANDBY
+        n._set_role(Role.STANDBY, d.reason)
+
+
+def resource_timeout(res: Any) -> float:
+    # Every resource has its configured per-call timeout.
+    return float(getattr(res, "timeout", 30.0))
+
+
+def stop_budget(resources: list[Any]) -> float:
+    return sum(resource_timeout(r) for r in resources) + 5.0
