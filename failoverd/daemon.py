@@ -142,16 +142,46 @@ class Daemon:
                 self._wait_for_events()
                 if self.stopping.is_set():
                     break
-                try:
-                    self.step()
-                except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
-                    # The lease, the marker and the watchdog still guard safety; the
-                    # next cycle re-observes everything from scratch.
-                    log.exception("step_failed", role=str(self.role))
-                    time.sleep(TICK)
+                self.cycle()
         finally:
             self._shutdown()
         return 0
+
+    def cycle(self) -> None:
+        """One loop cycle: observe -> decide -> act (step), with the failure path."""
+        try:
+            self.step()
+        except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
+            # The next cycle re-observes everything from scratch; meanwhile the
+            # lease rule must hold even without an observation (issue 14).
+            log.exception("step_failed", role=str(self.role))
+            self._after_failed_step()
+            time.sleep(TICK)
+
+    def _after_failed_step(self) -> None:
+        """A step raised before it could decide (a poisoned znode, a bug). An active
+        whose local lease ran out demotes anyway, and a node left in a transitional
+        role is brought back to standby: decide() is not needed for either."""
+        transitional = self.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING)
+        if self.role is Role.ACTIVE and not self.lease.valid():
+            d = Decision(
+                Act.DEMOTE,
+                "demoting: the local lease ran out (and a loop step fails)",
+                "lease_lost",
+            )
+        elif transitional:
+            d = Decision(
+                Act.DEMOTE,
+                f"demoting: a loop step failed in {self.role}",
+                "transition_failed",
+                backoff=self.config.flap.backoff,
+            )
+        else:
+            return
+        try:
+            self._demote(d)
+        except Exception:  # noqa: BLE001 - demote is total; this is the last guard
+            log.exception("demote_failed", role=str(self.role))
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -200,6 +230,10 @@ class Daemon:
             pass
         if "lock_changed" in got or any(e.startswith("zk_") for e in got) or "lease_lost" in got:
             self.lock_read_at = float("-inf")
+        if any(e in got for e in ("zk_suspended", "zk_lost")):
+            # While disconnected we cannot see who held the lock; lease-wait must
+            # count from a time this node saw it free again (DESIGN.md §5).
+            self.lock_free_since = None
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:
@@ -271,6 +305,8 @@ class Daemon:
             return
         session = self.coord.session_id
         if session != self.session:
+            # A new session: whatever we saw of the lock in the old one is stale.
+            self.lock_free_since = None
             if not self._try("setting up the session", self._setup_session):
                 return
             self.session = session
@@ -283,7 +319,9 @@ class Daemon:
                 self.lock_holder, self.lock_owner, _ = res
                 self.lock_read_at = now
                 if self.lock_holder is None:
-                    self.lock_free_since = self.lock_free_since or now
+                    # Counted from the answer, not from `now` (before the request):
+                    # the lock may have vanished while the read was on its way.
+                    self.lock_free_since = self.lock_free_since or time.monotonic()
                 else:
                     self.lock_free_since = None
         if now - self.control_read_at > CONTROL_REFRESH:

@@ -80,7 +80,29 @@ def decide(o: Observation) -> Decision:
         return _decide_active(o)
     if o.role is Role.STANDBY:
         return _decide_standby(o)
+    if o.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING):
+        return _decide_stuck(o)
     return Decision(Act.WAIT, f"in transition ({o.role})", "transition")
+
+
+def _decide_stuck(o: Observation) -> Decision:
+    """A transitional role seen by the loop. Transitions run to completion inside
+    one loop cycle, so the loop only sees one when a transition was cut short: it
+    must never stay there (the lease keeper would renew forever and nothing would
+    serve). Demoting stops whatever started and releases the lock (DESIGN.md §4)."""
+    if not o.lease_valid:
+        return Decision(
+            Act.DEMOTE,
+            f"demoting: stuck in {o.role} and the local lease is gone",
+            "lease_lost",
+            backoff=o.flap_backoff,
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: a transition was cut short in {o.role}",
+        "transition_failed",
+        backoff=o.flap_backoff,
+    )
 
 
 def _decide_active(o: Observation) -> Decision:

@@ -12,7 +12,8 @@ what the node is left with when a step fails, is here.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from failoverd.daemon import Daemon
 
 log = structlog.get_logger("failoverd.transitions")
+T = TypeVar("T")
 
 
 class Transitions:
@@ -52,13 +54,53 @@ class Transitions:
     # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
 
     def take_over(self, d: Decision) -> None:
-        n = self.n
+        """STANDBY -> FENCING -> PROMOTING -> ACTIVE, or back to STANDBY by a failure edge."""
         self._expect(Role.STANDBY)
+        try:
+            self._take_over(d)
+        except Exception as e:  # noqa: BLE001 - the edge for everything nobody foresaw
+            self.failed(e)
+
+    def failed(self, e: BaseException) -> None:
+        """The catch-all failure edge (DESIGN.md §4, "every transition is total").
+
+        Whatever a step raised (OSError from a state dir that went read-only, a bug,
+        a poisoned znode), the node ends in STANDBY: the lock released, anything it
+        started stopped, backed off, alerted. It never sits in a transitional role,
+        where nothing would ever move it again while the lease keeper renews."""
+        n = self.n
+        role = n.role
+        log.critical(
+            "transition_failed",
+            role=str(role),
+            error=f"{type(e).__name__}: {e}",
+            exc_info=e,
+            hint="the node backs off and retries; if this repeats, check its state dir and log",
+        )
+        why = f"{role} failed ({type(e).__name__}: {e})"
+        backoff = n.config.flap.backoff
+        if role is Role.STANDBY:
+            # STANDBY -> STANDBY: the lock create itself failed oddly; if it did reach
+            # ZooKeeper, the loop gives the stray lock back (RELEASE_STRAY_LOCK).
+            n.lease.revoke()
+            n.lock_read_at = float("-inf")
+            n.backoff_until = time.monotonic() + backoff
+        elif role is Role.FENCING:
+            # FENCING -> STANDBY: nothing started yet
+            self.abandon("transition_failed", why, backoff)
+        else:
+            # PROMOTING|DEMOTING|ACTIVE -> DEMOTING -> STANDBY: stop whatever started
+            self.demote(Decision(Act.DEMOTE, f"demoting: {why}", "transition_failed", backoff))
+
+    def _take_over(self, d: Decision) -> None:
+        n = self.n
         started = time.monotonic()
         acquired = n._guard("creating the lock", lambda: n.coord.try_acquire(n.lease, n.op_timeout))
         n.lock_read_at = float("-inf")
         if not acquired:
             return  # STANDBY -> STANDBY: a peer was faster, or ZooKeeper did not answer
+        # Lease-wait counts only from a time this node sees the lock free *after* now.
+        n.lock_free_since = None
         # STANDBY -> FENCING: lock won
         n._set_role(Role.FENCING, d.reason)
         try:
@@ -176,56 +218,79 @@ class Transitions:
         return ok
 
     def abandon(self, code: str, reason: str, backoff: float) -> None:
-        """Give the lock back without having started anything."""
+        """Give the lock back without having started anything. Total: each step may
+        fail on its own, and the node still ends in STANDBY without a lease."""
         n = self.n
         self._expect(Role.FENCING, Role.PROMOTING)
+        release = lambda: n.coord.release_lock(n.lease, n.op_timeout)  # noqa: E731
         log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
-        n._guard("releasing the lock", lambda: n.coord.release_lock(n.lease, n.op_timeout))
-        n.lease.revoke()
-        n.lock_read_at = float("-inf")
-        n.backoff_until = time.monotonic() + backoff
-        n.metrics.transition(code)
-        # FENCING|PROMOTING -> STANDBY: lock released, nothing started
-        n._set_role(Role.STANDBY, f"takeover abandoned: {reason}")
+        try:
+            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
+            _step("counting the transition", lambda: n.metrics.transition(code))
+        finally:
+            n.lease.revoke()
+            n.lock_read_at = float("-inf")
+            n.lock_free_since = None
+            n.backoff_until = time.monotonic() + backoff
+            # FENCING|PROMOTING -> STANDBY: lock released, nothing started
+            _step(
+                "publishing the role",
+                lambda: n._set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
+            )
 
     # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
 
     def demote(self, d: Decision) -> None:
+        """Stop resources in reverse -> breadcrumb clean -> release. Total: each step
+        may fail on its own, and the node still ends in STANDBY without a lease."""
         n = self.n
-        self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING)
+        self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING, Role.DEMOTING)
+        release = lambda: n.coord.release_lock(n.lease, n.op_timeout)  # noqa: E731
         started = time.monotonic()
         epoch = n.epoch
-        # ACTIVE|PROMOTING|FENCING -> DEMOTING
-        n._set_role(Role.DEMOTING, d.reason)
-        env = n._env(epoch)
-        try:
-            failures = n._await(stop_all, n.resources, env, timeout=stop_budget(n.resources))
-        except TimeoutError:
-            failures = ["stop timed out"]
         clean = False
-        if failures:
-            # A stop failed: never clean; the node stays out of contention (dirty)
-            # and the next active fences it.
-            n._mark_dirty(failures)
-        elif epoch is not None and n.lease.valid():
-            # Clean only with the lease still ours: then no peer can hold it yet.
-            clean = bool(
-                n._guard(
-                    "marking the breadcrumb clean",
-                    lambda: n.coord.mark_clean(epoch, n.op_timeout),
-                )
-            )
-        n._guard("releasing the lock", lambda: n.coord.release_lock(n.lease, n.op_timeout))
-        n.lease.revoke()
-        n.lock_read_at = float("-inf")
-        now = time.monotonic()
         backoff = d.backoff
-        if d.code == "health":
-            n.health_demotions.append(now)
-        if d.code == "switchover" and n.control.switchover is not None:
-            backoff = max(backoff, n.control.switchover.timeout)
-            n.requests_done.add(n.control.switchover.id)
-        n.backoff_until = now + backoff
+        try:
+            # ACTIVE|PROMOTING|FENCING -> DEMOTING
+            n._set_role(Role.DEMOTING, d.reason)
+            env = n._env(epoch)
+            try:
+                failures = n._await(stop_all, n.resources, env, timeout=stop_budget(n.resources))
+            except TimeoutError:
+                failures = ["stop timed out"]
+            except Exception as e:  # noqa: BLE001 - cannot tell what runs: not stopped
+                failures = [f"stopping failed: {type(e).__name__}: {e}"]
+            if failures:
+                # A stop failed: never clean; the node stays out of contention (dirty)
+                # and the next active fences it.
+                n._mark_dirty(failures)
+            elif epoch is not None and n.lease.valid():
+                # Clean only with the lease still ours: then no peer can hold it yet.
+                clean = bool(
+                    _step(
+                        "marking the breadcrumb clean",
+                        lambda: n._guard(
+                            "marking the breadcrumb clean",
+                            lambda: n.coord.mark_clean(epoch, n.op_timeout),
+                        ),
+                    )
+                )
+            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
+        finally:
+            n.lease.revoke()
+            n.lock_read_at = float("-inf")
+            n.lock_free_since = None
+            now = time.monotonic()
+            if d.code == "health":
+                n.health_demotions.append(now)
+            if d.code == "switchover" and n.control.switchover is not None:
+                backoff = max(backoff, n.control.switchover.timeout)
+                n.requests_done.add(n.control.switchover.id)
+            n.backoff_until = now + backoff
+            n.epoch = None
+            _step("leaving active health checks", lambda: n.health.set_active(False))
+            # DEMOTING -> STANDBY (also when a step above raised: never stay DEMOTING)
+            _step("publishing the role", lambda: n._set_role(Role.STANDBY, d.reason))
         took = now - started
         n.metrics.transition(d.code or "demote")
         log.info(
@@ -237,12 +302,7 @@ class Transitions:
             took_ms=round(took * 1000),
             backoff=backoff,
         )
-        n._history("demoted", f"{d.reason}; clean={clean}")
-        n.epoch = None
-        n.health.set_active(False)
-        self._expect(Role.DEMOTING)
-        # DEMOTING -> STANDBY
-        n._set_role(Role.STANDBY, d.reason)
+        _step("writing history", lambda: n._history("demoted", f"{d.reason}; clean={clean}"))
 
 
 def resource_timeout(res: Any) -> float:
@@ -252,3 +312,13 @@ def resource_timeout(res: Any) -> float:
 
 def stop_budget(resources: list[Any]) -> float:
     return sum(resource_timeout(r) for r in resources) + 5.0
+
+
+def _step(what: str, fn: Callable[[], T]) -> T | None:
+    """One step of a failure path: its own failure is logged and does not stop
+    the steps after it (a failed release must not leave the role DEMOTING)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - see docstring
+        log.error("transition_step_failed", step=what, error=f"{type(e).__name__}: {e}")
+        return None

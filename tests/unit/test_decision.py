@@ -175,9 +175,27 @@ def test_active_refuses_a_switchover_when_the_target_is_not_ready() -> None:
     assert d.act is Act.STAY and "not a healthy" in d.reason
 
 
-def test_transitional_roles_never_start_a_new_action() -> None:
-    for role in (Role.INIT, Role.FENCING, Role.PROMOTING, Role.DEMOTING, Role.STOPPED):
+def test_init_and_stopped_never_start_a_new_action() -> None:
+    for role in (Role.INIT, Role.STOPPED):
         assert decide(obs(role=role)).act is Act.WAIT
+        assert decide(active(role=role)).act is Act.WAIT
+
+
+@pytest.mark.parametrize("role", [Role.FENCING, Role.PROMOTING, Role.DEMOTING])
+def test_transitional_role_whose_lease_is_gone_demotes(role: Role) -> None:
+    # Transitions finish inside one loop cycle, so the loop sees one only when it was
+    # cut short: staying there would wedge the node (issue 9, item 4).
+    d = decide(active(role=role, lease_valid=False, lease_remaining=0.0, maintenance=True))
+    assert d.act is Act.DEMOTE and d.code == "lease_lost" and str(role) in d.reason
+    assert d.backoff == 30.0
+
+
+@pytest.mark.parametrize("role", [Role.FENCING, Role.PROMOTING, Role.DEMOTING])
+def test_transitional_role_seen_by_the_loop_demotes_even_with_a_valid_lease(role: Role) -> None:
+    # The lease keeper keeps renewing a wedged node's lease: waiting for it to run out
+    # would wait forever.
+    d = decide(active(role=role))
+    assert d.act is Act.DEMOTE and d.code == "transition_failed"
 
 
 # -- fencing plan, epochs, start guard -------------------------------------------
