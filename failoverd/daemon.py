@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import structlog
 
 from failoverd import __version__, notify
+from failoverd.abandoned import SWEEP_INTERVAL, AbandonedWork
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -87,6 +88,7 @@ class Daemon:
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.transitions = Transitions(self)
+        self.abandoned = AbandonedWork(self.marker.lock_path)
 
         self.role = Role.INIT
         self.epoch: int | None = None
@@ -200,7 +202,7 @@ class Daemon:
         self.keeper.stop()
         self.health.stop()
         self.coord.close()
-        self.watchdog.close(clean=not self.dirty)
+        self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
         log.info("stopped", dirty=self.dirty)
 
@@ -213,7 +215,8 @@ class Daemon:
         if self.lease.session is not None:
             waits.append(self.lease.remaining() + 0.005)
         timed = self.backoff_until > time.monotonic() or self.lock_holder is None
-        if self.role is not Role.ACTIVE and (timed or self.control != Control() or self.dirty):
+        busy = self.dirty or self.abandoned.pending
+        if self.role is not Role.ACTIVE and (timed or self.control != Control() or busy):
             waits.append(TICK)
         for interval in (self.watchdog.systemd_interval, self.watchdog.device_interval):
             if interval:
@@ -291,6 +294,12 @@ class Daemon:
                 self.history_written = 0
         if self.dirty and now - self.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
+        if (
+            self.abandoned.pending
+            and self.role is Role.STANDBY
+            and now >= self.abandoned.next_sweep
+        ):
+            self._sweep_abandoned(now)
         if not self.ready and self.session is not None:
             # systemd readiness once the initial role is known: connected, and
             # either standing by behind a holder or active.
@@ -427,7 +436,8 @@ class Daemon:
             switchover_pending=sw_pending,
             failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
             flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
-            dirty=self.dirty,
+            dirty=self.dirty or self.abandoned.pending,
+            dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
             flap_backoff=cfg.flap.backoff,
         )
 
@@ -463,6 +473,23 @@ class Daemon:
             log.warning("resources_stopped_after_failure")
             self.dirty = False
 
+    def _sweep_abandoned(self, now: float) -> None:
+        """Work towards confirming that every abandoned operation is gone
+        (failoverd/abandoned.py); meanwhile the node reports why it is unclean."""
+        self.abandoned.next_sweep = now + SWEEP_INTERVAL
+        try:
+            self._await(
+                self.abandoned.sweep,
+                self.resources,
+                self._env(None),
+                timeout=sum(r.timeout for r in self.resources) * 2 + 5.0,
+            )
+        except TimeoutError:
+            pass  # the next sweep tries again; the node stays unclean meanwhile
+        reason = self.abandoned.reason() if self.abandoned.pending else "abandoned work gone"
+        if reason != self.reason:
+            self._set_role(self.role, reason)
+
     def _mark_dirty(self, failures: list[str]) -> None:
         self.dirty, self.dirty_since = True, time.monotonic()
         log.critical(
@@ -474,9 +501,16 @@ class Daemon:
 
     # -- helpers -------------------------------------------------------------
 
-    def _await(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    def _await(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float,
+        abandon: tuple[str, str] | None = None,
+    ) -> T:
         """Run blocking work on the worker thread; keep petting the watchdog while
-        waiting (waiting on a bounded operation is progress)."""
+        waiting (waiting on a bounded operation is progress). `abandon`: (tag, what)
+        of a resource operation that makes the node unclean if it hangs."""
         future = self.worker.submit(fn, *args)
         deadline = time.monotonic() + timeout
         while True:
@@ -490,6 +524,8 @@ class Daemon:
                     )
                     # Abandon the stuck thread; later work gets a fresh one.
                     self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+                    if abandon is not None:
+                        self.abandoned.add(abandon[0], abandon[1], timeout, future)
                     raise TimeoutError(
                         f"{getattr(fn, '__name__', 'operation')} hung for {timeout:g}s"
                     ) from None
@@ -514,7 +550,7 @@ class Daemon:
         # An active (or a node mid-takeover) pets only while its lease is valid.
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
-        if self.dirty:
+        if self.dirty or self.abandoned.stuck:
             return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
             self.watchdog.pet()

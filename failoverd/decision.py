@@ -73,6 +73,8 @@ class Observation:
     # Our resources could not be stopped: we must never contend (and should be fenced).
     dirty: bool
     flap_backoff: float
+    # Why dirty, when it is an abandoned operation (failoverd/abandoned.py).
+    dirty_reason: str = ""
 
 
 def decide(o: Observation) -> Decision:
@@ -168,7 +170,8 @@ def _decide_standby(o: Observation) -> Decision:
         who = o.lock_holder or "an unreadable holder"
         return Decision(Act.WAIT, f"{who} holds the lease", "")
     if o.dirty:
-        return Decision(Act.WAIT, "not contending: local resources could not be stopped", "dirty")
+        why = o.dirty_reason or "local resources could not be stopped"
+        return Decision(Act.WAIT, f"not contending: {why}", "dirty")
     if o.fenced:
         return Decision(Act.WAIT, "not contending: the fence marker is unreadable", "fenced")
     forced = o.failover_to is not None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from failoverd.abandoned import tagged
 from failoverd.coordination import CoordinationError
 from failoverd.decision import (
     Act,
@@ -27,7 +28,7 @@ from failoverd.decision import (
     plan_fencing,
 )
 from failoverd.fencing import FenceRequest, FenceTarget
-from failoverd.resources import ResourceError, stop_all
+from failoverd.resources import ResourceError, ResourceTimeout, stop_all
 from failoverd.znodes import Breadcrumb, now_iso
 
 if TYPE_CHECKING:
@@ -142,6 +143,9 @@ class Transitions:
         n.health.set_active(True)
         env = n._env(epoch)
         for res in n.resources:
+            # Tagged, so that every process of this start can be found if we give up on it.
+            tag, start_env = tagged(env)
+            what, timeout = f"{res.name} start", resource_timeout(res)
             try:
                 with n.marker.held(timeout=1.0):
                     ok, why = may_start_resource(
@@ -151,8 +155,12 @@ class Transitions:
                     )
                     if not ok:
                         raise ResourceError(why)
-                    n._await(res.start, env, timeout=resource_timeout(res) + 2.0)
+                    n._await(res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what))
             except (ResourceError, TimeoutError) as e:
+                if isinstance(e, ResourceTimeout):
+                    # Killed at its timeout, but what it setsid'ed may still come up:
+                    # the node is unclean until that is confirmed gone.
+                    n.abandoned.add(tag, what, timeout, None)
                 # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
                 log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
                 return self.demote(
@@ -253,9 +261,18 @@ class Transitions:
         try:
             # ACTIVE|PROMOTING|FENCING -> DEMOTING
             n._set_role(Role.DEMOTING, d.reason)
-            env = n._env(epoch)
+            if n.abandoned.pending:
+                # An abandoned start may still complete. Before the lock goes: hold
+                # the fence lock (our own fence-self cannot be trusted now) and kill
+                # whatever of it is still there; we will not be clean.
+                _step("holding the fence lock", n.abandoned.hold_fence_lock)
+                _step("killing abandoned processes", n.abandoned.kill_leftovers)
+            tag, env = tagged(n._env(epoch))
+            budget = stop_budget(n.resources)
             try:
-                failures = n._await(stop_all, n.resources, env, timeout=stop_budget(n.resources))
+                failures = n._await(
+                    stop_all, n.resources, env, timeout=budget, abandon=(tag, "stop")
+                )
             except TimeoutError:
                 failures = ["stop timed out"]
             except Exception as e:  # noqa: BLE001 - cannot tell what runs: not stopped
@@ -264,8 +281,9 @@ class Transitions:
                 # A stop failed: never clean; the node stays out of contention (dirty)
                 # and the next active fences it.
                 n._mark_dirty(failures)
-            elif epoch is not None and n.lease.valid():
-                # Clean only with the lease still ours: then no peer can hold it yet.
+            elif epoch is not None and n.lease.valid() and not n.abandoned.pending:
+                # Clean only with the lease still ours (then no peer can hold it yet)
+                # and nothing abandoned that may still start behind our back.
                 clean = bool(
                     _step(
                         "marking the breadcrumb clean",
@@ -289,8 +307,11 @@ class Transitions:
             n.backoff_until = now + backoff
             n.epoch = None
             _step("leaving active health checks", lambda: n.health.set_active(False))
+            reason = d.reason
+            if n.abandoned.pending:
+                reason = f"{reason}; {n.abandoned.reason()}"
             # DEMOTING -> STANDBY (also when a step above raised: never stay DEMOTING)
-            _step("publishing the role", lambda: n._set_role(Role.STANDBY, d.reason))
+            _step("publishing the role", lambda: n._set_role(Role.STANDBY, reason))
         took = now - started
         n.metrics.transition(d.code or "demote")
         log.info(

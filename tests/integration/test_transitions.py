@@ -8,7 +8,6 @@ stopped, backed off, alerted; and a node that abandoned a start is not clean.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +82,52 @@ def test_promotion_that_raises_ends_in_standby_with_the_lock_released_and_retrie
     assert c.wait_active(timeout=30, other_than="mail1") == "mail2"
     wait_for(lambda: [i for i in c.serving() if i[0] == "mail2"], 10, "mail2's service up")
     c.assert_never_two_serving()
+
+
+# A start that hands its service to a detached helper (setsid) and then hangs: the
+# helper brings the service up only after `DELAY` s, later than the start's timeout
+# (2 s), when the daemon has already given up on the start. Only for the node named
+# by the flag file; every other start runs the toy service directly.
+HANGING_START = """
+flag="$1/hang-start-$FAILOVERD_NODE"; shift
+if [ -e "$flag" ]; then
+    setsid sh -c 'sleep 3; exec "$@"' sh "$@" </dev/null >/dev/null 2>&1 &
+    exec sleep 60
+fi
+exec "$@"
+"""
+
+
+def with_hanging_start(c: Cluster) -> None:
+    script = c.root / "hanging-start.sh"
+    script.write_text(HANGING_START)
+    for i, name in enumerate(c.names):
+        cfg = c.config_dict(name, i)
+        res = cfg["resources"][0]
+        res["start"] = ["sh", str(script), str(c.root), *res["start"]]
+        res["timeout"] = "2s"
+        c.nodes[name].config_path.write_text(json.dumps(cfg))
+
+
+def test_abandoned_start_is_never_clean_so_the_successor_fences_and_services_never_overlap(
+    zk: ZooKeeperServer, make_cluster: Any
+) -> None:
+    """Issue 9 item 3: the start times out (its process group is killed) but the
+    helper it setsid'ed lives on and brings the service up later. Before the fix
+    mail1 stopped 'nothing', marked the breadcrumb clean, mail2 took over without
+    fencing, and then mail1's service came up next to mail2's."""
+    c = make_cluster(zk_hosts=zk.address)
+    with_hanging_start(c)
+    (c.root / "hang-start-mail1").touch()
+    c.start()
+    wait_for(lambda: events(c, "mail1", "demoted"), 20, "mail1 to give up its start")
+    demoted = events(c, "mail1", "demoted")[0]
+    assert demoted["clean"] is False and demoted["code"] == "start_failed", demoted
+    (c.root / "hang-start-mail1").unlink()
+    assert c.wait_active(timeout=30) == "mail2"
+    wait_for(lambda: [i for i in c.serving() if i[0] == "mail2"], 10, "mail2's service up")
+    calls = fence_calls(c)
+    assert calls and calls[-1]["target"] == "mail1" and calls[-1]["rc"] == 0, calls
+    time.sleep(3.0)  # the helper's delay: the window in which mail1's service would come up
+    c.assert_never_two_serving()
+    assert not [i for i in c.serving() if i[0] == "mail1"], c.service_events()
