@@ -104,9 +104,7 @@ def test_lease_wait_counts_from_the_lock_seen_free_in_the_current_session(
     zkc = KazooClient(hosts=zk.address)
     zkc.start()
     try:
-        zkc.set(
-            f"/failoverd/{c.cluster}/active", encode(Breadcrumb("mail2", 1, now_iso(), False))
-        )
+        zkc.set(f"/failoverd/{c.cluster}/active", encode(Breadcrumb("mail2", 1, now_iso(), False)))
     finally:
         zkc.stop()
         zkc.close()
