@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chaos.zookeeper import ZooKeeperServer
-from tests.integration.cluster import PY, Cluster, wait_for
+from tests.integration.cluster import Cluster, wait_for
 
 
 @pytest.fixture
