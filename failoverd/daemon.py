@@ -45,6 +45,7 @@ from failoverd.lease import LocalLease
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
+from failoverd.resource_watch import ResourceWatch
 from failoverd.resources import build_resources, stop_all
 from failoverd.transitions import Transitions
 from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
@@ -89,6 +90,9 @@ class Daemon:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.transitions = Transitions(self)
         self.abandoned = AbandonedWork(self.marker.lock_path)
+        self.resource_watch = ResourceWatch(
+            self.resources, lambda: self.events.put("resource_lost")
+        )
 
         self.role = Role.INIT
         self.epoch: int | None = None
@@ -138,6 +142,7 @@ class Daemon:
         self.health.start()
         self.coord.start()
         self.keeper.start()
+        self.resource_watch.start()
         self._set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
@@ -200,6 +205,7 @@ class Daemon:
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
+        self.resource_watch.stop()
         self.health.stop()
         self.coord.close()
         self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
@@ -347,6 +353,7 @@ class Daemon:
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
         if self.role is Role.ACTIVE:
             wanted = not self.health.healthy or self._pending(self.control.switchover, now)
+            wanted = wanted or self.resource_watch.lost is not None  # is a peer ready?
             period = MEMBERS_REFRESH if wanted else float("inf")
         else:
             # A standby learns its peers' priorities while they are alive, so that
@@ -438,6 +445,7 @@ class Daemon:
             flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
             dirty=self.dirty or self.abandoned.pending,
             dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
+            resource_lost=self.resource_watch.lost if self.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
         )
 

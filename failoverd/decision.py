@@ -75,6 +75,8 @@ class Observation:
     flap_backoff: float
     # Why dirty, when it is an abandoned operation (failoverd/abandoned.py).
     dirty_reason: str = ""
+    # Active: a resource whose status says it stopped underneath us (resource_watch.py).
+    resource_lost: str | None = None
 
 
 def decide(o: Observation) -> Decision:
@@ -133,6 +135,8 @@ def _decide_active(o: Observation) -> Decision:
         return Decision(Act.DEMOTE, f"demoting for a switchover to {target}", "switchover")
     if o.maintenance:
         return Decision(Act.STAY, "maintenance mode: no automatic transitions", "")
+    if o.resource_lost is not None:
+        return _decide_resource_lost(o, o.resource_lost)
     if not o.healthy:
         if o.flap_limited:
             return Decision(
@@ -153,6 +157,28 @@ def _decide_active(o: Observation) -> Decision:
             backoff=o.flap_backoff,
         )
     return Decision(Act.STAY, "active and healthy", "")
+
+
+def _decide_resource_lost(o: Observation, name: str) -> Decision:
+    """A resource stopped underneath the active (a fence-self from an older fence,
+    a crash). Unlike failing health checks, this is no opinion about a busy
+    node: "active" with nothing running serves nobody, so it demotes even without
+    a healthy standby, and then with no back-off, so that it may take the lease
+    again at once and restart its resources. Maintenance still freezes this (an
+    operator may stop Postfix on purpose), and it counts towards the flap limit
+    like a health demotion: a service that keeps dying after every restart or
+    failover needs an operator, not more flapping."""
+    what = f"{name} stopped underneath this node (resource status)"
+    if o.flap_limited:
+        return Decision(
+            Act.STAY, f"{what}, but the flap limit is reached: operator needed", "flap_limit"
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: {what}",
+        "resource_lost",
+        backoff=o.flap_backoff if o.healthy_peer else 0.0,
+    )
 
 
 def _decide_standby(o: Observation) -> Decision:

@@ -175,6 +175,7 @@ class Transitions:
         self._expect(Role.PROMOTING)
         # PROMOTING -> ACTIVE: every resource started under a valid lease
         n._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+        n.resource_watch.watch(env)
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         n.metrics.transition("takeover")
         n._history("promoted", f"{plan.reason}; took {took:.2f}s")
@@ -258,6 +259,7 @@ class Transitions:
         epoch = n.epoch
         clean = False
         backoff = d.backoff
+        n.resource_watch.unwatch()  # stopping on purpose from here on
         try:
             # ACTIVE|PROMOTING|FENCING -> DEMOTING
             n._set_role(Role.DEMOTING, d.reason)
@@ -299,7 +301,8 @@ class Transitions:
             n.lock_read_at = float("-inf")
             n.lock_free_since = None
             now = time.monotonic()
-            if d.code == "health":
+            if d.code in ("health", "resource_lost"):
+                # Both count towards the flap limit (decision.py says why).
                 n.health_demotions.append(now)
             if d.code == "switchover" and n.control.switchover is not None:
                 backoff = max(backoff, n.control.switchover.timeout)

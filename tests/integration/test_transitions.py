@@ -8,6 +8,7 @@ stopped, backed off, alerted; and a node that abandoned a start is not clean.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from chaos.zookeeper import ZooKeeperServer
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import PY, REPO, Cluster, wait_for
 
 
 @pytest.fixture
@@ -49,6 +50,15 @@ def member(c: Cluster, node: str) -> dict[str, Any]:
     return next(m for m in c.status()["members"] if m["node"] == node)
 
 
+def start_mail1_first(c: Cluster) -> None:
+    """mail1 active, then mail2 standing by (on a loaded machine a simultaneous
+    start may let mail2 win before mail1 has registered)."""
+    c.start("mail1")
+    assert c.wait_active(timeout=20) == "mail1"
+    c.start("mail2")
+    wait_for(lambda: member(c, "mail2")["role"] == "standby", 15, "mail2 standing by")
+
+
 def test_promotion_that_raises_ends_in_standby_with_the_lock_released_and_retries(
     zk: ZooKeeperServer, make_cluster: Any
 ) -> None:
@@ -56,9 +66,7 @@ def test_promotion_that_raises_ends_in_standby_with_the_lock_released_and_retrie
     as after a botched restore; root ignores chmod), so taking the fence lock raises
     OSError mid-promotion. The node must not sit in `promoting` holding the lock."""
     c = make_cluster(zk_hosts=zk.address)
-    c.start()
-    assert c.wait_active(timeout=20) == "mail1"
-    wait_for(lambda: member(c, "mail2")["role"] == "standby", 10, "mail2 standing by")
+    start_mail1_first(c)
     lock = c.root / "mail2" / "state" / "fence.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.unlink(missing_ok=True)
@@ -119,8 +127,9 @@ def test_abandoned_start_is_never_clean_so_the_successor_fences_and_services_nev
     c = make_cluster(zk_hosts=zk.address)
     with_hanging_start(c)
     (c.root / "hang-start-mail1").touch()
-    c.start()
+    c.start("mail1")
     wait_for(lambda: events(c, "mail1", "demoted"), 20, "mail1 to give up its start")
+    c.start("mail2")
     demoted = events(c, "mail1", "demoted")[0]
     assert demoted["clean"] is False and demoted["code"] == "start_failed", demoted
     (c.root / "hang-start-mail1").unlink()
@@ -131,3 +140,22 @@ def test_abandoned_start_is_never_clean_so_the_successor_fences_and_services_nev
     time.sleep(3.0)  # the helper's delay: the window in which mail1's service would come up
     c.assert_never_two_serving()
     assert not [i for i in c.serving() if i[0] == "mail1"], c.service_events()
+
+
+def test_active_whose_service_is_stopped_underneath_demotes_and_the_peer_takes_over(
+    zk: ZooKeeperServer, make_cluster: Any
+) -> None:
+    """Issue 9 item 5c: with nothing running (here no health check would notice), the
+    active used to stay "active" forever; its resource status now says stopped."""
+    c = make_cluster(zk_hosts=zk.address)
+    start_mail1_first(c)
+    wait_for(lambda: [i for i in c.serving() if i[0] == "mail1"], 10, "mail1's service up")
+    toy = [PY, "-m", "chaos.toyservice", "stop", "--name", "mail1", "--dir", str(c.service_dir)]
+    subprocess.run(toy, cwd=REPO, check=True)  # as a fence-self from an older fence would
+    wait_for(lambda: events(c, "mail1", "demoted"), 20, "mail1 to notice and demote")
+    demoted = events(c, "mail1", "demoted")[0]
+    assert demoted["code"] == "resource_lost" and demoted["clean"] is True, demoted
+    assert c.wait_active(timeout=20, other_than="mail1") == "mail2"
+    assert fence_calls(c) == []  # mail1 stopped everything and said so
+    wait_for(lambda: [i for i in c.serving() if i[0] == "mail2"], 10, "mail2's service up")
+    c.assert_never_two_serving()

@@ -265,3 +265,32 @@ def test_priority_wait_treats_unseen_peers_as_preferred_and_gone_peers_as_absent
     me = (1, "mail2")
     assert priority_wait(me, 1.0, {"mail1": None}, set()) == 1.0  # start-up
     assert priority_wait(me, 1.0, {"mail1": None}, {"mail1"}) == 0.0  # crashed active
+
+
+# -- resources stopped underneath the active (issue 9, item 5c) ---------------------
+
+
+def test_active_whose_resource_stopped_underneath_demotes_and_backs_off_for_a_peer() -> None:
+    d = decide(active(resource_lost="command toyservice"))
+    assert d.act is Act.DEMOTE and d.code == "resource_lost" and "toyservice" in d.reason
+    assert d.backoff == 30.0  # a healthy standby takes over meanwhile
+
+
+def test_lone_active_whose_resource_stopped_demotes_without_backoff_to_restart_it() -> None:
+    d = decide(active(resource_lost="vip", healthy_peer=False, healthy=False))
+    assert d.act is Act.DEMOTE and d.code == "resource_lost" and d.backoff == 0.0
+
+
+def test_resource_stopped_underneath_is_frozen_by_maintenance_and_the_flap_limit() -> None:
+    assert decide(active(resource_lost="vip", maintenance=True)).act is Act.STAY
+    d = decide(active(resource_lost="vip", flap_limited=True))
+    assert d.act is Act.STAY and d.code == "flap_limit" and "operator" in d.reason
+
+
+def test_losing_the_lease_outranks_a_resource_stopped_underneath() -> None:
+    d = decide(active(resource_lost="vip", lease_valid=False))
+    assert d.code == "lease_lost"
+
+
+def test_standby_never_acts_on_resource_status() -> None:
+    assert decide(obs(resource_lost="vip")).act is Act.CONTEND
