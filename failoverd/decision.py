@@ -215,7 +215,9 @@ def _decide_standby(o: Observation) -> Decision:
         if o.now < o.backoff_until:
             return Decision(Act.WAIT, f"backing off for {o.backoff_until - o.now:.1f}s more", "")
         targeted = o.switchover_pending and o.switchover_to == o.node
-        if not targeted and o.lock_free_since is not None:
+        # priority 0 contends at once (DESIGN.md §4), even when the lock was seen free
+        # after this cycle began (lock_free_since is taken after the read's answer).
+        if not targeted and o.lock_free_since is not None and o.priority_delay > 0:
             waited = o.now - o.lock_free_since
             if waited < o.priority_delay:
                 return Decision(

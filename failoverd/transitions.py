@@ -174,12 +174,16 @@ class Transitions:
         took = time.monotonic() - started
         self._expect(Role.PROMOTING)
         # PROMOTING -> ACTIVE: every resource started under a valid lease
-        n._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+        # _set_role sets the role before it publishes it; a failure to publish (or
+        # any bookkeeping below) must not undo a finished promotion.
+        _step(
+            "publishing the role", lambda: n._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+        )
         n.resource_watch.watch(env)
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
-        n.metrics.transition("takeover")
-        n._history("promoted", f"{plan.reason}; took {took:.2f}s")
-        n._clear_requests()
+        _step("counting the transition", lambda: n.metrics.transition("takeover"))
+        _step("writing history", lambda: n._history("promoted", f"{plan.reason}; took {took:.2f}s"))
+        _step("clearing the operator's request", n._clear_requests)
 
     def fence(self, name: str, epoch: int) -> bool:
         """Run the fencing chain against one peer; True when a method succeeded."""

@@ -294,3 +294,8 @@ def test_losing_the_lease_outranks_a_resource_stopped_underneath() -> None:
 
 def test_standby_never_acts_on_resource_status() -> None:
     assert decide(obs(resource_lost="vip")).act is Act.CONTEND
+
+
+def test_priority_zero_contends_even_when_the_lock_was_seen_free_after_the_cycle_began() -> None:
+    # lock_free_since is taken after the read's answer, so it may be later than `now`.
+    assert decide(obs(now=100.0, lock_free_since=100.01, priority_delay=0.0)).act is Act.CONTEND
