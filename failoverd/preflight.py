@@ -34,6 +34,7 @@ from failoverd.config import (
 
 PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
 PROBE = ".failoverd-probe"
+UNIT_STATE_DIR = "/var/lib/failoverd"  # StateDirectory= and ReadWritePaths= of the unit
 
 
 def zk_access_problems(config: Config) -> list[str]:
@@ -192,6 +193,19 @@ def metrics_notes(config: Config) -> list[str]:
     ]
 
 
+def unit_notes(config: Config) -> list[str]:
+    """deploy/failoverd.service lets the daemon write only UNIT_STATE_DIR
+    (ProtectSystem=strict); another state dir needs a ReadWritePaths= drop-in."""
+    path = os.path.normpath(config.node.state_dir)
+    if path == UNIT_STATE_DIR:
+        return []
+    return [
+        f"node.state_dir: {path} is not {UNIT_STATE_DIR}, the only directory the shipped "
+        "systemd unit lets failoverd write: add a drop-in (systemctl edit failoverd) with "
+        f"[Service] ReadWritePaths={path}"
+    ]
+
+
 def preflight(config: Config) -> tuple[list[str], list[str]]:
     """(problems, notes); problems are formatted like config problems."""
     problems = [
@@ -199,5 +213,5 @@ def preflight(config: Config) -> tuple[list[str], list[str]]:
         *state_dir_problems(config.node.state_dir),
         *file_problems(config),
     ]
-    notes = [*zk_access_notes(config), *metrics_notes(config)]
+    notes = [*zk_access_notes(config), *metrics_notes(config), *unit_notes(config)]
     return [f"{config.path}: {p}" for p in problems], notes

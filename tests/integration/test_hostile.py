@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError
+from kazoo.exceptions import NoAuthError, SessionClosedRequireSaslError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from chaos.access import digest_auth, write_credential
@@ -252,3 +252,36 @@ def test_maintenance_reason_and_operator_go_into_status_and_history_once(
         ("maintenance_on", "alice", "disk swap", "mail1"),
         ("maintenance_off", "alice", "done", "mail1"),
     ]
+
+
+def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
+    tmp_path: Path, make_cluster
+) -> None:
+    """The settings deploy/zookeeper/zoo.cfg ships: the daemons and failoverctl
+    authenticate before their first request, anonymous clients get nothing."""
+    from chaos.zookeeper import free_port
+
+    server = ZooKeeperServer(
+        tmp_path / "zk-enforced",
+        free_port(),
+        extra_config=[
+            line
+            for line in (REPO / "deploy/zookeeper/zoo.cfg").read_text().splitlines()
+            if line.startswith("enforce.auth.")
+        ],
+    )
+    server.start()
+    try:
+        server.wait_serving()
+        c = make_cluster(zk_hosts=server.address)
+        assert started(c) == "mail1"
+        assert ctl(c, "status").returncode == 0
+        anon = KazooClient(hosts=server.address, connection_retry={"max_tries": 1})
+        with pytest.raises(SessionClosedRequireSaslError):  # closed, nothing answered
+            anon.start(timeout=3)
+            anon.get(f"/failoverd/{c.cluster}/active")
+        anon.stop()
+        anon.close()
+        c.stop()
+    finally:
+        server.stop()

@@ -251,3 +251,9 @@ def test_non_loopback_metrics_listen_is_noted(tmp_path: Path) -> None:
     assert "note: metrics.listen: 0.0.0.0:9468 is not loopback" in text
     data["metrics"] = {"listen": "127.0.0.1:9468"}
     assert "metrics.listen" not in check_report(write(tmp_path, data))[1]
+
+
+def test_a_state_dir_other_than_the_units_is_noted_with_the_drop_in(tmp_path: Path) -> None:
+    code, text = check_report(write(tmp_path, config(tmp_path)))
+    assert code == 0, text
+    assert "ReadWritePaths=/run/failoverd-test/" in text and "systemctl edit failoverd" in text
