@@ -285,3 +285,22 @@ def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
         c.stop()
     finally:
         server.stop()
+
+
+def test_a_marker_far_ahead_of_zookeepers_epoch_raises_a_critical_alert(
+    zk: ZooKeeperServer, make_cluster
+) -> None:
+    from failoverd.marker import FenceMarker
+
+    c = make_cluster(zk_hosts=zk.address)
+    # A fence-self with a made-up epoch, before mail2's daemon ever ran.
+    FenceMarker(c.state_dirs["mail2"]).write(50, by="test")
+    assert started(c) == "mail1"
+
+    def alerts() -> list[dict[str, object]]:
+        return [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_marker_ahead"]
+
+    (alert,) = wait_for(alerts, 10, "fence_marker_ahead on mail2")
+    assert alert["level"] == "critical"
+    assert (alert["marker_epoch"], alert["zookeeper_epoch"]) in ((50, 0), (50, 1))
+    assert not [e for e in c.nodes["mail1"].events() if e.get("event") == "fence_marker_ahead"]
