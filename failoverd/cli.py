@@ -165,9 +165,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         members = coord.read_members(CALL_TIMEOUT)
         recent = coord.read_history(5, CALL_TIMEOUT)
         control, _ = coord.read_control(CALL_TIMEOUT)
-    if control.maintenance:
-        st["maintenance_by"] = control.maintenance_by
-        st["maintenance_reason"] = control.maintenance_reason
+    # Who turned maintenance on and why (failoverctl maintenance on --reason);
+    # null while maintenance is off.
+    on = control.maintenance
+    st["maintenance_by"] = (control.maintenance_by or None) if on else None
+    st["maintenance_reason"] = (control.maintenance_reason or None) if on else None
     ok, sentence = verdict(st)
     if as_json:
         click.echo(json.dumps(st, indent=2))

@@ -156,6 +156,10 @@ def file_problems(config: Config) -> list[str]:
     zk = config.zookeeper
     if zk.auth is not None:
         out += owner_problems("zookeeper.auth.credential_file", zk.auth.credential_file, "file")
+    if zk.tls is not None:  # the CA decides which servers are ZooKeeper
+        for key in ("ca", "cert", "key"):
+            if path := getattr(zk.tls, key):
+                out += owner_problems(f"zookeeper.tls.{key}", path, "file")
     programs: list[tuple[str, tuple[str, ...] | None]] = []
     for i, c in enumerate(config.health.checks):
         if c.type == "command":
