@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify
+from failoverd import __version__, notify, session_checks
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -44,7 +44,7 @@ from failoverd.decision import (
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
-from failoverd.marker import FenceMarker, marker_ahead
+from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
@@ -346,33 +346,12 @@ class Daemon:
         self._write_member()
 
     def _check_access(self) -> None:
-        """Refuse to run on a tree whose ACL is not the one we set (zkacl): whoever
-        changed it holds ADMIN rights over our lease. Then compare the local fence
-        marker with ZooKeeper's epoch."""
-        mismatches = self.coord.acl_mismatches(self.op_timeout)
-        if mismatches:
-            log.critical(
-                "zookeeper_acl_mismatch",
-                mismatches=mismatches,
-                hint="failoverd refuses to run on a tree with an ACL it did not set; "
-                "check who changed it, then run failoverctl fix-acl",
-            )
-            self.exit_code = 2
+        if not session_checks.tree_is_ours(self.coord, self.op_timeout):
+            self.exit_code = 2  # refuse to run; a restart cannot fix it
             self.stopping.set()
             self.events.put("stop")
             raise CoordinationError("the cluster's ACL is not the expected one")
-        crumb, readable, _ = self.coord.read_breadcrumb(self.op_timeout)
-        if readable and crumb is not None:
-            ahead = marker_ahead(self.marker, crumb.epoch)
-            if ahead is not None:
-                log.critical(
-                    "fence_marker_ahead",
-                    marker_epoch=ahead,
-                    zookeeper_epoch=crumb.epoch,
-                    hint="a fence for an epoch ZooKeeper never issued: ZooKeeper lost data, "
-                    "or someone ran fence-self with a made-up epoch; this node cannot "
-                    "serve until epochs pass it",
-                )
+        session_checks.alert_marker_ahead(self.coord, self.marker, self.op_timeout)
 
     def _record_operator_actions(self) -> None:
         recorder = is_recorder(self.node, self.role is Role.ACTIVE, self.lock_holder, self.members)
