@@ -165,21 +165,20 @@ def status(ctx: click.Context, as_json: bool) -> None:
         members = coord.read_members(CALL_TIMEOUT)
         recent = coord.read_history(5, CALL_TIMEOUT)
         control, _ = coord.read_control(CALL_TIMEOUT)
-    # Who turned maintenance on and why (failoverctl maintenance on --reason);
-    # null while maintenance is off.
-    on = control.maintenance
-    st["maintenance_by"] = (control.maintenance_by or None) if on else None
-    st["maintenance_reason"] = (control.maintenance_reason or None) if on else None
     ok, sentence = verdict(st)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
-        _print_table(st, members, recent, sentence)
+        _print_table(st, members, recent, sentence, control)
     ctx.exit(0 if ok else 1)
 
 
 def _print_table(
-    st: dict[str, Any], members: dict[str, MemberStatus | None], recent: list[Any], sentence: str
+    st: dict[str, Any],
+    members: dict[str, MemberStatus | None],
+    recent: list[Any],
+    sentence: str,
+    control: Control,
 ) -> None:
     active = st["active"]
     maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
@@ -187,9 +186,11 @@ def _print_table(
         f"cluster {st['cluster']}   lease holder: {printable(st['lease_holder'] or '-')}   "
         f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
     )
-    if st["maintenance"] and st.get("maintenance_by"):
-        why = st.get("maintenance_reason") or "no reason given"
-        click.echo(f"maintenance set by {printable(st['maintenance_by'])}: {printable(why)}")
+    if control.maintenance and control.maintenance_by:
+        # Who turned it on and why (failoverctl maintenance on --reason).
+        why = control.maintenance_reason or "no reason given"
+        since = f" since {control.maintenance_since}" if control.maintenance_since else ""
+        click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
     header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "SINCE", "LAST TRANSITION")
     rows = [header]
     for r in st["members"]:
