@@ -439,7 +439,8 @@ def fix_acl(ctx: click.Context) -> None:
     want = zkacl.expected(config)
     if want is None:
         raise Refused("refused: zookeeper.auth is not set, so there is no ACL to apply")
-    with _zk(config) as coord:
+    credential, _ = _operator(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
+    with _zk(config, credential) as coord:
         for name in zkacl.CHECKED:
             path = f"{coord.root}/{name}" if name else coord.root
             try:

@@ -304,3 +304,25 @@ def test_a_marker_far_ahead_of_zookeepers_epoch_raises_a_critical_alert(
     assert alert["level"] == "critical"
     assert (alert["marker_epoch"], alert["zookeeper_epoch"]) in ((50, 0), (50, 1))
     assert not [e for e in c.nodes["mail1"].events() if e.get("event") == "fence_marker_ahead"]
+
+
+def test_an_operator_switchover_is_served_and_recorded_with_who_and_why(
+    zk: ZooKeeperServer, make_cluster, operator: tuple[Path, str]
+) -> None:
+    cred_file, digest = operator
+    c = make_cluster(zk_hosts=zk.address, extra={"zookeeper": {"operators": [digest]}})
+    assert started(c) == "mail1"
+    out = ctl(c, "--credential", str(cred_file), "switchover", "--to", "mail2", "--reason", "patch")
+    assert out.returncode == 0, out.stderr
+    assert c.wait_active(timeout=10) == "mail2"
+
+    def requested() -> list[dict[str, object]]:
+        entries = json.loads(ctl(c, "history", "--json").stdout)
+        return [e for e in entries if e and e["event"] == "switchover_requested"]
+
+    (entry,) = wait_for(requested, 10, "switchover_requested in history")
+    assert (entry["by"], entry["reason"], entry["node"]) == ("alice", "to mail2: patch", "mail1")
+    # The operator's credential cannot do what only nodes may.
+    refused = ctl(c, "--credential", str(cred_file), "fix-acl")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    c.assert_never_two_serving()
