@@ -230,7 +230,10 @@ class Coordinator:
             if parent:
                 # The shared parent (e.g. /failoverd) may hold clusters with different
                 # credentials, so it stays open; each cluster's own tree gets the
-                # client's default ACL (digest-only when zookeeper.auth is set).
+                # ACLs of failoverd.zkacl (nodes ALL, operators READ, + WRITE on
+                # control), which the daemon then checks exactly. Someone who
+                # creates the cluster node first with other ACLs is refused, not
+                # trusted.
                 self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
             acl = zkacl.default_acl(self.config)
             control_acl = zkacl.control_acl(self.config)
