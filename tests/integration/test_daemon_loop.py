@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from chaos.access import digest_auth
 from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import load_config
 from failoverd.daemon import Daemon
@@ -101,7 +102,7 @@ def test_lease_wait_counts_from_the_lock_seen_free_in_the_current_session(
     d = loop.d
     loop.until(lambda: d.lock_free_since is not None, 10, "mail1 to see the lock free")
     # The previous active was mail2 and did not hand over: mail1 will have to fence it.
-    zkc = KazooClient(hosts=zk.address)
+    zkc = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
     zkc.start()
     try:
         zkc.set(f"/failoverd/{c.cluster}/active", encode(Breadcrumb("mail2", 1, now_iso(), False)))

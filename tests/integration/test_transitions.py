@@ -67,8 +67,7 @@ def test_promotion_that_raises_ends_in_standby_with_the_lock_released_and_retrie
     OSError mid-promotion. The node must not sit in `promoting` holding the lock."""
     c = make_cluster(zk_hosts=zk.address)
     start_mail1_first(c)
-    lock = c.root / "mail2" / "state" / "fence.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock = c.state_dirs["mail2"] / "fence.lock"
     lock.unlink(missing_ok=True)
     lock.mkdir()
     c.nodes["mail1"].kill()
