@@ -191,19 +191,23 @@ class AbandonedWork:
         return True
 
     def _find_problem(self, resources: Sequence[Resource], env: Mapping[str, str]) -> str:
-        running = [op.what for op in self.ops.values() if op.worker and not op.worker.done()]
-        if running:
-            return f"the abandoned {', '.join(running)} is still running"
+        busy = [op.what for op in self.ops.values() if op.worker and not op.worker.done()]
+        if busy:
+            return f"the abandoned {', '.join(busy)} is still running"
         killed = self.kill_leftovers()
         if killed:
             return f"{killed} process(es) of the abandoned operation were still there"
         if self._lock_fd is None:
             return "cannot hold the fence lock"
+        # Status first: a resource found running again (a helper that dropped our
+        # tag brought it up late) restarts the quiet period; then stop it again.
+        states = {r.name: r.is_running(env) for r in resources}
+        if all(state is False for state in states.values()):
+            return ""
         failures = stop_all(resources, env)
-        if failures:
-            return "stop failed: " + "; ".join(failures)
-        for res in resources:
-            state = res.is_running(env)
-            if state is not False:
-                return f"{res.name} status says {'running' if state else 'unknown'}"
-        return ""
+        seen = "; ".join(
+            f"{name} status says {'running' if state else 'unknown'}"
+            for name, state in states.items()
+            if state is not False
+        )
+        return seen + ("; stop failed: " + "; ".join(failures) if failures else "; stopped again")
