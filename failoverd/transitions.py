@@ -300,6 +300,12 @@ class Transitions:
                     )
                 )
             _step("releasing the lock", lambda: n._guard("releasing the lock", release))
+        except Exception as e:  # noqa: BLE001 - demote is the failure edge: it never raises
+            log.critical("demotion_step_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+            # Whether everything stopped is unknown: not clean, not contending.
+            failure = f"demotion failed: {type(e).__name__}: {e}"
+            _step("marking dirty", lambda: n._mark_dirty([failure]))
+            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
         finally:
             n.lease.revoke()
             n.lock_read_at = float("-inf")
@@ -320,7 +326,7 @@ class Transitions:
             # DEMOTING -> STANDBY (also when a step above raised: never stay DEMOTING)
             _step("publishing the role", lambda: n._set_role(Role.STANDBY, reason))
         took = now - started
-        n.metrics.transition(d.code or "demote")
+        _step("counting the transition", lambda: n.metrics.transition(d.code or "demote"))
         log.info(
             "demoted",
             epoch=epoch,

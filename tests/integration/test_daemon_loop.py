@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from kazoo.client import KazooClient
 
 from chaos.access import digest_auth
@@ -128,3 +129,32 @@ def test_lease_wait_counts_from_the_lock_seen_free_in_the_current_session(
     loop.until(lambda: requests, 15, "mail1 to fence mail2")
     since = requests[0].lock_free_since
     assert since is None or since >= reconnected, (since, reconnected)
+
+
+@pytest.mark.parametrize(
+    ("method", "role"),
+    [
+        # A poisoned history entry (issue 14) used to leave the node in FENCING forever.
+        ("highest_known_epoch", "fencing"),
+        # Anything unforeseen after the lock was won, here in the breadcrumb write.
+        ("write_breadcrumb", "promoting"),
+    ],
+)
+def test_any_exception_mid_takeover_ends_in_standby_with_the_lock_released(
+    zk: ZooKeeperServer, loops: Any, method: str, role: str
+) -> None:
+    c, loop = loops(zk)
+    d = loop.d
+
+    def poisoned(*_a: object, **_kw: object) -> Any:
+        raise RecursionError("maximum recursion depth exceeded while decoding JSON")
+
+    setattr(d.coord, method, poisoned)
+    with structlog.testing.capture_logs() as logs:
+        loop.until(lambda: any(e["event"] == "transition_failed" for e in logs), 10, "the failure")
+    failed = next(e for e in logs if e["event"] == "transition_failed")
+    assert failed["log_level"] == "critical" and failed["role"] == role
+    assert d.role is Role.STANDBY and not d.lease.valid()
+    assert d.backoff_until > time.monotonic()  # backs off before it tries again
+    assert c.status()["lease_holder"] is None
+    assert not c.serving()
