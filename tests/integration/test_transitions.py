@@ -8,6 +8,8 @@ stopped, backed off, alerted; and a node that abandoned a start is not clean.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,9 +34,24 @@ def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any
     yield factory
     for c in made:
         c.stop()
+        _kill_services_of(c)
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             print(c.dump_logs())
+
+
+def _kill_services_of(c: Cluster) -> None:
+    """A service a failed test left behind (e.g. one a helper started late, whose
+    pid file the toy service's stop no longer names), found by its directory."""
+    needle = str(c.service_dir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def events(c: Cluster, node: str, name: str) -> list[dict[str, Any]]:
