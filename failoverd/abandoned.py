@@ -28,9 +28,12 @@ children inherit it, setsid or not, and /proc/<pid>/environ shows it to root.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import secrets
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -46,6 +49,10 @@ log = structlog.get_logger(__name__)
 
 OPERATION_ENV = "FAILOVERD_OPERATION"
 SWEEP_INTERVAL = 0.5  # seconds between sweeps while something is abandoned
+RECORD_FILE = "abandoned.json"
+RECORD_VERSION = 1
+UNKNOWN_TIMEOUT = 30.0  # quiet period for an operation whose record is unreadable
+_TAG = re.compile(r"[0-9a-f]{16}")
 
 
 def tagged(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
@@ -84,8 +91,18 @@ class Operation:
 
 
 class AbandonedWork:
-    def __init__(self, lock_path: Path, clock: Callable[[], float] = time.monotonic):
+    """`record`: a file in the state dir that keeps the abandoned operations across
+    a restart of the daemon. A restart (systemd's watchdog, a crash loop) must not
+    make an unclean node clean: its tagged leftovers are still out there."""
+
+    def __init__(
+        self,
+        lock_path: Path,
+        record: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.lock_path = lock_path
+        self.record = record
         self.clock = clock
         self.ops: dict[str, Operation] = {}
         self.problem = ""  # what the last sweep found, for status and logs
@@ -93,6 +110,62 @@ class AbandonedWork:
         self.next_sweep = 0.0
         self.sweeps = 0
         self._lock_fd: int | None = None
+        self._restore()
+
+    # -- the record in the state dir ----------------------------------------------
+
+    def _restore(self) -> None:
+        if self.record is None:
+            return
+        try:
+            raw = self.record.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raw = repr(e).encode()  # unreadable: the unsafe case below
+        ops: list[tuple[str, str, float]] = []
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("v") != RECORD_VERSION:
+                raise ValueError("not a version 1 record")
+            for op in data["ops"]:
+                tag, what, timeout = op["tag"], op["what"], float(op["timeout"])
+                if not (isinstance(tag, str) and _TAG.fullmatch(tag) and isinstance(what, str)):
+                    raise ValueError(f"bad operation {op!r}")
+                if not 0 < timeout < 86400:
+                    raise ValueError(f"bad timeout {timeout!r}")
+                ops.append((tag, what[:200], timeout))
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            # Garbage is the unsafe case: something was abandoned, we cannot tell what.
+            log.error("abandoned_record_unreadable", path=str(self.record), error=str(e))
+            ops = [("0" * 16, "operation (unreadable record)", UNKNOWN_TIMEOUT)]
+        now = self.clock()
+        for tag, what, timeout in ops:
+            self.ops[tag] = Operation(tag, what, timeout, None, now)
+        if self.ops:
+            self.problem = "abandoned before failoverd restarted"
+            log.critical(
+                "abandoned_operations_restored",
+                operations=sorted(op.what for op in self.ops.values()),
+                hint="unclean since before the restart: not contending until they are gone",
+            )
+
+    def _save(self) -> None:
+        if self.record is None:
+            return
+        ops = [{"tag": o.tag, "what": o.what, "timeout": o.timeout} for o in self.ops.values()]
+        try:
+            if not ops:
+                self.record.unlink(missing_ok=True)
+                return
+            fd, tmp = tempfile.mkstemp(prefix=".abandoned.", dir=self.record.parent)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"v": RECORD_VERSION, "ops": ops}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.record)
+        except OSError as e:
+            log.error("abandoned_record_not_written", path=str(self.record), error=str(e))
 
     @property
     def pending(self) -> bool:
@@ -102,6 +175,7 @@ class AbandonedWork:
         self.ops[tag] = Operation(tag, what, timeout, worker, self.clock())
         self.clean_since = None
         self.sweeps = 0
+        self._save()
         self.problem = f"{what} was abandoned after {timeout:g}s"
         log.critical(
             "operation_abandoned",
@@ -186,6 +260,7 @@ class AbandonedWork:
             hint="this node may contend again",
         )
         self.ops.clear()
+        self._save()
         self.problem, self.clean_since = "", None
         self.release_fence_lock()
         return True

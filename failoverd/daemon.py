@@ -23,12 +23,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
 from failoverd import __version__, notify, session_checks
-from failoverd.abandoned import SWEEP_INTERVAL, AbandonedWork
+from failoverd.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -91,7 +92,9 @@ class Daemon:
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.transitions = Transitions(self)
-        self.abandoned = AbandonedWork(self.marker.lock_path)
+        self.abandoned = AbandonedWork(
+            self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
+        )
         self.resource_watch = ResourceWatch(
             self.resources, lambda: self.events.put("resource_lost")
         )
@@ -144,6 +147,9 @@ class Daemon:
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
         self._stop_leftover_resources()
+        if self.abandoned.pending:
+            # Unclean since before a restart: our fence-self must not vouch for us.
+            self.abandoned.hold_fence_lock()
         self.health.start()
         self.coord.start()
         self.keeper.start()

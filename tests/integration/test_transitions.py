@@ -166,6 +166,28 @@ def test_abandoned_start_is_never_clean_so_the_successor_fences_and_services_nev
     assert {i[0] for i in c.serving() if i[2] >= time.time() - 0.5} == {active}
 
 
+def test_a_restarted_daemon_is_still_unclean_after_an_abandoned_start(
+    zk: ZooKeeperServer, make_cluster: Any
+) -> None:
+    """A crash or a watchdog restart must not wash an abandoned start clean: the
+    record in the state dir keeps the node out of contention until it is gone."""
+    c = make_cluster(zk_hosts=zk.address)
+    with_hanging_start(c)
+    (c.root / "hang-start-mail1").write_text("keeps-env")
+    c.start("mail1")
+    wait_for(lambda: events(c, "mail1", "demoted"), 20, "mail1 to give up its start")
+    c.nodes["mail1"].kill()  # within the operation's 2 s quiet period
+    assert not events(c, "mail1", "abandoned_operations_gone")
+    (c.root / "hang-start-mail1").unlink()
+    c.nodes["mail1"].start()
+    wait_for(lambda: events(c, "mail1", "abandoned_operations_restored"), 15, "the record read")
+    assert c.wait_active(timeout=30) == "mail1"
+    names = [e["event"] for e in c.nodes["mail1"].events()]
+    restarted = names.index("abandoned_operations_restored")
+    gone = names.index("abandoned_operations_gone", restarted)
+    assert gone < names.index("promoted", restarted), "contended while still unclean"
+
+
 def test_active_whose_service_is_stopped_underneath_demotes_and_the_peer_takes_over(
     zk: ZooKeeperServer, make_cluster: Any
 ) -> None:
