@@ -39,14 +39,32 @@ fi
 # tests and the demo start their own private instances on loopback instead.
 mkdir -p /run/sshd
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
-    /usr/bin/python3 -m venv "$venv"
+# A venv made by another interpreter (a pyenv python, an older Debian release's) is
+# rebuilt: it breaks when that interpreter goes away, and Debian's security updates
+# of python3 would not reach it.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null \
+   || ! grep -qx 'home = /usr/bin' "$venv/pyvenv.cfg" 2>/dev/null; then
+    /usr/bin/python3 -m venv --clear "$venv"
+    rm -f "$venv/.failoverd-install"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+# pip runs only when something changed: another checkout, a changed pyproject.toml
+# (dependencies, entry points), or a venv that no longer imports this checkout. So a
+# second run changes nothing and takes a second, not a rebuild of the editable wheel.
+stamp="$venv/.failoverd-install"
+want="$here $(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+# -I: ignore the working directory and PYTHONPATH, so only the venv's own install counts.
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+   || [ ! -x "$venv/bin/failoverd" ] || [ ! -x "$venv/bin/failoverctl" ] \
+   || ! "$venv/bin/python" -I -c 'import sys, failoverd; sys.exit(failoverd.__file__ != sys.argv[1])' \
+        "$here/failoverd/__init__.py" 2>/dev/null; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+    echo "$want" >"$stamp"
+fi
 # Only the default install owns the system-wide names (a developer's side venv,
 # FAILOVERD_VENV=/opt/fo-x, must not repoint them).
 if [ "$venv" = /opt/failoverd ]; then
     for script in failoverd failoverctl; do
-        ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
+        [ "$(readlink "/usr/local/bin/$script")" = "$venv/bin/$script" ] \
+            || ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
     done
 fi

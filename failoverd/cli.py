@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from failoverd import __version__
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
@@ -33,6 +34,9 @@ class Refused(click.ClickException):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="failoverctl", message="%(prog)s %(version)s"
+)
 @click.option(
     "-c",
     "--config",

@@ -3,6 +3,7 @@
     failoverd -c FILE                 run the daemon
     failoverd -c FILE --check         validate the config: exit 0 valid, 2 invalid
     failoverd -c FILE fence-self [--epoch N] [--dry-run] [--from-ssh]
+    failoverd --version
 
 Exit codes: 0 success, 1 the operation failed, 2 usage or config error.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from failoverd import __version__
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -26,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"
     )
+    p.add_argument("--version", action="version", version=f"failoverd {__version__}")
     sub = p.add_subparsers(dest="command")
     fs = sub.add_parser("fence-self", help="stop this node's resources and write a fence marker")
     fs.add_argument("--epoch", type=int, help="the epoch being fenced (every epoch up to it)")
