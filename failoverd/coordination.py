@@ -29,8 +29,10 @@ from kazoo.retry import KazooRetry
 from kazoo.security import OPEN_ACL_UNSAFE, Permissions, make_digest_acl
 
 from failoverd.config import Config
+from failoverd.formats import write_format
 from failoverd.lease import LocalLease, boottime
 from failoverd.znodes import (
+    SCHEMA_VERSION,
     UNREADABLE_CONTROL,
     Breadcrumb,
     Control,
@@ -126,6 +128,9 @@ class Coordinator:
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
         self._warned_short = False
         self._member_session: int | None = None
+        # The znode format we write: the newest every member reads (formats.py),
+        # updated whenever the members are read.
+        self.format = SCHEMA_VERSION
         self.client.add_listener(self._on_state)
 
     # -- connection -------------------------------------------------------
@@ -254,7 +259,7 @@ class Coordinator:
             return False
         self._limit(lease)
         t_send = boottime()
-        data = encode(LockData(self.node, f"{session:#x}"))
+        data = encode(LockData(self.node, f"{session:#x}"), self.format)
         with _zk_errors("creating the lock"):
             try:
                 self._wait(self.client.create_async(self.lock_path, data, ephemeral=True), timeout)
@@ -351,9 +356,9 @@ class Coordinator:
             t = self.client.transaction()
             t.check(self.lock_path, lock_stat.version)
             if expected_version is None:
-                t.create(self.active_path, encode(crumb))
+                t.create(self.active_path, encode(crumb, self.format))
             else:
-                t.set_data(self.active_path, encode(crumb), version=expected_version)
+                t.set_data(self.active_path, encode(crumb, self.format), version=expected_version)
             results = self._wait(t.commit_async(), timeout)
         failures = [r for r in results if isinstance(r, Exception)]
         if failures:
@@ -374,7 +379,7 @@ class Coordinator:
         without waiting for the answer: a status report must never delay a
         demotion (ZooKeeper applies one session's writes in order)."""
         path = f"{self.members_path}/{self.node}"
-        data = encode(status)
+        data = encode(status, self.format)
         session = self.session_id
         if session is not None and session == self._member_session:
             self.requests += 1
@@ -414,6 +419,7 @@ class Coordinator:
                     out[name] = MemberStatus.decode(raw)
                 except ZnodeError:
                     out[name] = None
+        self.format = write_format(out, self.config.member_names)
         return out
 
     def read_control(self, timeout: float) -> tuple[Control, int | None]:
@@ -434,10 +440,15 @@ class Coordinator:
         """Compare-and-set the control znode (raises CoordinationError on a race)."""
         with _zk_errors("writing control"):
             if version is None:
-                self._wait(self.client.create_async(self.control_path, encode(control)), timeout)
+                self._wait(
+                    self.client.create_async(self.control_path, encode(control, self.format)),
+                    timeout,
+                )
             else:
                 self._wait(
-                    self.client.set_async(self.control_path, encode(control), version=version),
+                    self.client.set_async(
+                        self.control_path, encode(control, self.format), version=version
+                    ),
                     timeout,
                 )
 
@@ -445,7 +456,7 @@ class Coordinator:
         """Add an audit record without waiting (it must not delay a transition)."""
         self.requests += 1
         self.client.create_async(
-            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
+            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry, self.format), sequence=True
         )
 
     def prune_history(self, timeout: float) -> None:
@@ -480,11 +491,14 @@ class Coordinator:
         return out
 
     def highest_known_epoch(self, timeout: float) -> int:
-        """The highest epoch in history and member statuses (a floor for next_epoch)."""
+        """The highest epoch in history and member statuses, including each member's
+        fence marker (a floor for next_epoch). The markers live on the nodes, not in
+        ZooKeeper, so epochs continue above every fenced one even after ZooKeeper
+        lost its data: an epoch at or below a node's marker would be refused there."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
-        epochs += [
-            m.epoch for m in self.read_members(timeout).values() if m and m.epoch is not None
-        ]
+        for m in self.read_members(timeout).values():
+            if m is not None:
+                epochs += [e for e in (m.epoch, m.fence_epoch) if e is not None]
         return max(epochs, default=0)
 
 

@@ -677,7 +677,9 @@ class Daemon:
     def _write_member(self) -> None:
         if not self.coord.connected:
             return
-        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        fence_epoch = self.marker.published_epoch()  # floor for epochs after a ZooKeeper loss
+        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
+        key += (self.control.maintenance, fence_epoch)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -691,6 +693,7 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_epoch=fence_epoch,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
