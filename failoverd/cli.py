@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from failoverd import __version__
+from failoverd.backup import register as register_backup_commands
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
@@ -364,6 +365,10 @@ def fence_check(ctx: click.Context, node: str) -> None:
         raise Refused(
             f"no fencing method would work against {node}: a takeover from it would be refused"
         )
+
+
+# `backup` and `restore` live in failoverd/backup.py.
+register_backup_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
