@@ -29,14 +29,23 @@ for p in "${debs[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # On a machine with systemd, postfix, dovecot and keepalived would start as
+    # they are installed: a developer's box must not turn into a mail server on
+    # port 25. policy-rc.d is Debian's switch for that (invoke-rc.d(8)); ours is
+    # removed on exit, one already there is left alone.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# failoverd install-deps.sh: no service starts while installing\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     # Postfix asks how to configure itself; the lab writes its own main.cf per node.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     echo "postfix postfix/mailname string localhost" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Package post-install scripts may start services on machines with systemd; the
-# tests and the demo start their own private instances on loopback instead.
+# The tests and the demo start their own private instances on loopback.
 mkdir -p /run/sshd
 
 # A venv made by another interpreter (a pyenv python, an older Debian release's) is
