@@ -146,7 +146,8 @@ def restore_backup(
     client = coord.client
     said: list[str] = []
     with _zk_errors("restoring the cluster's tree"):
-        coord.ensure_tree(timeout)
+        # A restore follows a loss: a missing tree gets no "nobody was active" crumb.
+        coord.ensure_tree(timeout, lost_if_missing=True)
         members = client.get_children_async(coord.members_path).get(timeout=timeout)
         lock = client.exists_async(coord.lock_path).get(timeout=timeout)
         if (members or lock) and not force:

@@ -204,11 +204,14 @@ class Coordinator:
 
     # -- tree ---------------------------------------------------------------
 
-    def ensure_tree(self, timeout: float) -> None:
+    def ensure_tree(self, timeout: float, lost_if_missing: bool = False) -> None:
         """Create the cluster's znodes. A brand-new cluster gets an initial clean
         breadcrumb naming nobody, in the same transaction as the cluster node: so a
         cluster node *without* a breadcrumb can only mean the breadcrumb was lost,
-        which plan_fencing treats as "previous active unknown"."""
+        which plan_fencing treats as "previous active unknown".
+
+        `lost_if_missing`: the caller knows the cluster existed (membership.py), so a
+        missing tree was lost, not never made: it is recreated without a breadcrumb."""
         with _zk_errors("creating the cluster's znodes"):
             parent = self.root.rsplit("/", 1)[0]
             if parent:
@@ -217,9 +220,17 @@ class Coordinator:
                 # client's default ACL (digest-only when zookeeper.auth is set).
                 self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
+                if lost_if_missing:
+                    log.critical(
+                        "cluster_tree_lost",
+                        path=self.root,
+                        hint="ZooKeeper lost this cluster's data: the next active fences every "
+                        "peer; restore a backup with failoverctl restore",
+                    )
                 t = self.client.transaction()
                 t.create(self.root, b"")
-                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)))
+                if not lost_if_missing:
+                    t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)))
                 t.create(self.control_path, encode(Control()))
                 t.create(self.members_path, b"")
                 t.create(self.history_path, b"")

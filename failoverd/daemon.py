@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify
+from failoverd import __version__, membership, notify
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -317,7 +317,9 @@ class Daemon:
                         self.peer_priority[name] = m.priority
 
     def _setup_session(self) -> None:
-        self.coord.ensure_tree(self.op_timeout)
+        state_dir, path = self.config.node.state_dir, self.coord.root
+        self.coord.ensure_tree(self.op_timeout, membership.has_been_member(state_dir, path))
+        membership.remember(state_dir, path)  # a vanished tree now reads as lost
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(

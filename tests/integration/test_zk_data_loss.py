@@ -5,6 +5,8 @@ daemons on a real ZooKeeper: epochs continue above every fence marker, and
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -188,3 +190,48 @@ def test_restore_with_force_never_writes_a_breadcrumb_under_a_live_active(
     assert "a daemon holds the lock, its breadcrumb is the truth" in done.stdout
     active = status_json(cluster)["active"]
     assert (active["node"], active["epoch"]) == ("mail1", 1)
+
+
+@pytest.fixture
+def own_zk(tmp_path: Path) -> Iterator[ZooKeeperServer]:
+    """A server of this test's own, so it can lose its data."""
+    from chaos.zookeeper import free_port
+
+    server = ZooKeeperServer(tmp_path / "zk", free_port())
+    server.start()
+    server.wait_serving()
+    yield server
+    server.stop()
+
+
+def test_a_lost_tree_makes_the_next_active_fence_a_frozen_old_active(
+    own_zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    c = Cluster(tmp_path / "c", own_zk.address)
+    old = None
+    try:
+        c.start()
+        old = c.wait_active(timeout=20)
+        new = "mail2" if old == "mail1" else "mail1"
+        wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both up")
+        # The active freezes with its service running, then ZooKeeper loses its data
+        # (all of it: restarted on an empty data directory).
+        c.nodes[old].signal(signal.SIGSTOP)
+        own_zk.stop()
+        shutil.rmtree(own_zk.workdir / "data")
+        own_zk.start()
+        own_zk.wait_serving()
+        # The standby finds no tree, but it has been a member: the tree was lost, not
+        # new. It recreates it without a breadcrumb, so its takeover fences every
+        # peer. (Before: a clean "nobody was active" breadcrumb, no fence, and two
+        # services running at once.)
+        assert c.wait_active(timeout=40, other_than=old, via=new) == new
+        c.assert_never_two_serving()
+        calls = [json.loads(x) for x in (c.root / "fence-calls.jsonl").read_text().splitlines()]
+        assert [(x["target"], x["by"], x["rc"]) for x in calls] == [(old, new, 0)]
+        events = [e.get("event") for e in c.nodes[new].events()]
+        assert "cluster_tree_lost" in events
+    finally:
+        if old is not None:
+            c.nodes[old].signal(signal.SIGCONT)
+        c.stop()
