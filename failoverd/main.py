@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from failoverd import __version__
+
+if TYPE_CHECKING:
+    from failoverd.config import Config
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fence-self":
         return _fence_self(config, args)
 
+    _log_preflight(config)
     from failoverd.daemon import Daemon
     from failoverd.metrics import MetricsError
 
@@ -73,6 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     except MetricsError as e:
         print(f"{args.config}: metrics.listen: {e}", file=sys.stderr)
         return 2
+
+
+def _log_preflight(config: Config) -> None:
+    """What --check would say about this machine, in the journal at every start: an
+    operator who never ran --check still sees `journalctl -p err` name the missing
+    fencer before the takeover that needs it. The daemon runs regardless."""
+    import structlog
+
+    from failoverd.preflight import preflight
+
+    log = structlog.get_logger("failoverd.preflight")
+    for f in preflight(config):
+        if f.severity == "error":
+            log.error("preflight_failed", at=f.at, problem=f.message)
+        else:
+            log.warning("preflight_warning", at=f.at, problem=f.message)
 
 
 def _fence_self(config: object, args: argparse.Namespace) -> int:

@@ -204,3 +204,29 @@ def test_killed_zookeeper_leader_causes_no_failover(ensemble: Ensemble, make_clu
     time.sleep(3 * c.session_timeout)  # a period in which no failover may happen
     assert c.wait_active(timeout=20) == "mail1"
     assert [i[0] for i in c.serving()] == ["mail1"]
+
+
+def test_a_daemon_names_a_missing_fencer_program_in_its_log_at_start(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    # The same machine check as --check (failoverd/preflight.py), for operators who
+    # never ran it: `journalctl -p err` names the fencer before it is needed.
+    c = Cluster(
+        tmp_path / "c",
+        zk.address,
+        fencing=[{"type": "command", "argv": ["/nonexistent/pdu-off", "{node}"]}],
+    )
+    try:
+        c.start("mail1")
+        node = c.nodes["mail1"]
+        found = wait_for(
+            lambda: [e for e in node.events() if e.get("event") == "preflight_failed"],
+            15,
+            "preflight_failed in the log",
+        )
+        assert found[0]["level"] == "error"
+        assert found[0]["at"] == "fencing[0].argv"
+        assert found[0]["problem"] == "/nonexistent/pdu-off does not exist"
+        assert c.wait_active(timeout=20) == "mail1"  # it runs regardless
+    finally:
+        c.stop()
