@@ -503,13 +503,14 @@ class Coordinator:
 
     def highest_known_epoch(self, timeout: float) -> int:
         """The highest epoch in history and member statuses, including each member's
-        fence marker (a floor for next_epoch). The markers live on the nodes, not in
-        ZooKeeper, so epochs continue above every fenced one even after ZooKeeper
-        lost its data: an epoch at or below a node's marker would be refused there."""
+        fence marker and the highest epoch it remembers seeing (a floor for
+        next_epoch). Both live on the nodes, not in ZooKeeper, so epochs continue
+        above every fenced and every seen one even after ZooKeeper lost its data: an
+        epoch at or below a node's marker would be refused there."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
         for m in self.read_members(timeout).values():
             if m is not None:
-                epochs += [e for e in (m.epoch, m.fence_epoch) if e is not None]
+                epochs += [e for e in (m.epoch, m.fence_epoch, m.seen_epoch) if e is not None]
         return max(epochs, default=0)
 
 

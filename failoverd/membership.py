@@ -1,15 +1,19 @@
-"""The node's own record that it has been a member of a cluster, kept in the state dir.
+"""The node's own record of the cluster, kept in its state dir: that it has been a
+member, and the highest epoch it has seen used. What ZooKeeper forgets when it
+loses its data (README, "ZooKeeper data loss"), the nodes still know.
 
-Why: a cluster's tree that does not exist in ZooKeeper means one of two things.
-Either the cluster is brand new, and the first daemon creates the tree with a
-clean breadcrumb naming nobody, so the first active fences nobody. Or ZooKeeper
-lost its data (README, "ZooKeeper data loss"), and then "nobody was ever active"
-is a lie: the last active may still be serving, frozen. ZooKeeper itself cannot
-tell the two apart any more; the nodes can. A daemon that finds this record
-recreates the tree *without* a breadcrumb, which every winner reads as "previous
-active unknown: fence every peer" (DESIGN.md §3).
-
-A fence marker is evidence too: only a member is ever fenced.
+* **Member.** A cluster's tree that does not exist in ZooKeeper means one of two
+  things. Either the cluster is brand new, and the first daemon creates the tree
+  with a clean breadcrumb naming nobody, so the first active fences nobody. Or
+  ZooKeeper lost its data, and then "nobody was ever active" is a lie: the last
+  active may still be serving, frozen. A daemon that has been a member recreates
+  the tree *without* a breadcrumb, which every winner reads as "previous active
+  unknown: fence every peer" (DESIGN.md §3). A fence marker is evidence too: only
+  a member is ever fenced.
+* **Highest epoch seen** (its own, the breadcrumb's, its peers'): published in the
+  member status (`seen_epoch`), so after a loss the next epoch starts above the
+  last active's even when that node is down or frozen, as long as one connected
+  node watched it.
 """
 
 from __future__ import annotations
@@ -27,36 +31,46 @@ log = structlog.get_logger(__name__)
 RECORD_FILE = "cluster.joined"
 
 
-def _path(state_dir: str) -> Path:
-    return Path(state_dir) / RECORD_FILE
+class MembershipRecord:
+    def __init__(self, state_dir: str, cluster_path: str):
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / RECORD_FILE
+        self.cluster_path = cluster_path
+        self.found, self.seen_epoch = self._read()
 
+    def _read(self) -> tuple[bool, int]:
+        """(evidence of membership, highest epoch recorded)."""
+        marker = (self.state_dir / MARKER_FILE).exists()
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return marker, 0
+        except (OSError, ValueError):
+            return True, 0  # unreadable: err on the side of "the tree was lost"
+        if not isinstance(data, dict) or data.get("cluster_path") != self.cluster_path:
+            return marker or not isinstance(data, dict), 0  # another cluster's record
+        epoch = data.get("seen_epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
+            return True, epoch
+        return True, 0
 
-def has_been_member(state_dir: str, cluster_path: str) -> bool:
-    """True if this node has seen the cluster's tree before (or was fenced in it)."""
-    if (Path(state_dir) / MARKER_FILE).exists():
-        return True
-    try:
-        data = json.loads(_path(state_dir).read_text())
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True  # unreadable: err on the side of "the tree was lost"
-    return not isinstance(data, dict) or data.get("cluster_path") == cluster_path
+    def has_been_member(self) -> bool:
+        return self.found
 
-
-def remember(state_dir: str, cluster_path: str) -> None:
-    """Record membership once; a failure is logged, never fatal (it only weakens the
-    data-loss guard, not the lease or fencing)."""
-    path = _path(state_dir)
-    try:
-        if json.loads(path.read_text()).get("cluster_path") == cluster_path:
+    def note(self, epoch: int | None = None) -> None:
+        """Record membership and, if higher, `epoch`; writes only on a change. A
+        failure is logged, never fatal: it weakens only the data-loss guard, not the
+        lease or fencing."""
+        if self.found and self.path.exists() and (epoch is None or epoch <= self.seen_epoch):
             return
-    except (OSError, ValueError, AttributeError):
-        pass  # missing, unreadable or another cluster's: (re)write it
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{RECORD_FILE}.tmp.{os.getpid()}")
-        tmp.write_text(json.dumps({"v": 1, "cluster_path": cluster_path}) + "\n")
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("membership_not_recorded", path=str(path), error=str(e))
+        seen = max(self.seen_epoch, epoch or 0)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{RECORD_FILE}.tmp.{os.getpid()}")
+            record = {"v": 1, "cluster_path": self.cluster_path, "seen_epoch": seen}
+            tmp.write_text(json.dumps(record) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as e:
+            log.warning("membership_not_recorded", path=str(self.path), error=str(e))
+            return
+        self.found, self.seen_epoch = True, seen

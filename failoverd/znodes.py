@@ -118,6 +118,9 @@ class MemberStatus:
     # The epoch of this node's local fence marker (None: no marker): after a loss of
     # ZooKeeper's data, new epochs must still start above every fenced one.
     fence_epoch: int | None = None
+    # The highest epoch this node has seen used (its own, its peers'), remembered in
+    # its state dir (membership.py): the same floor for the last active's epoch.
+    seen_epoch: int | None = None
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -138,6 +141,7 @@ class MemberStatus:
             priority=_field(d, "priority", int, "member"),
             formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
             fence_epoch=_field(d, "fence_epoch", (int, type(None)), "member"),
+            seen_epoch=_field(d, "seen_epoch", (int, type(None)), "member"),
         )
 
 

@@ -65,6 +65,7 @@ def test_member_statuses_written_by_0_1_0_read_as_format_1_without_marker() -> N
     # 0.1.0 published no formats and no marker epoch: it reads format 1 only.
     assert active.formats == standby.formats == (1,)
     assert active.fence_epoch is standby.fence_epoch is None
+    assert active.seen_epoch is standby.seen_epoch is None
 
 
 def test_control_history_lock_and_marker_written_by_0_1_0_are_read() -> None:
@@ -146,11 +147,13 @@ def test_garbage_in_published_formats_makes_the_member_unreadable(bad: object) -
 
 
 def test_new_member_status_publishes_formats_and_marker_epoch() -> None:
-    m = MemberStatus("mail1", "standby", True, None, "x", "a", False, "r", "t", 0, fence_epoch=7)
+    m = MemberStatus(
+        "mail1", "standby", True, None, "x", "a", False, "r", "t", 0, fence_epoch=7, seen_epoch=9
+    )
     data = json.loads(encode(m))
     assert data["v"] == 1
     assert data["formats"] == list(formats.READ_FORMATS)
-    assert data["fence_epoch"] == 7
+    assert (data["fence_epoch"], data["seen_epoch"]) == (7, 9)
     assert MemberStatus.decode(encode(m)) == m
 
 
