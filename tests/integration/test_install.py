@@ -74,3 +74,24 @@ def test_wheel_holds_only_the_daemon_with_license_and_type_marker(tmp_path: Path
     entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
     assert "failoverd = failoverd.main:main" in entry_points
     assert "failoverctl = failoverd.cli:main" in entry_points
+
+
+def test_a_second_install_deps_run_changes_nothing() -> None:
+    venv = Path(sys.prefix)
+    stamp = venv / ".failoverd-install"
+    if not stamp.exists():
+        pytest.skip("this venv was not made by deploy/install-deps.sh")
+    # tests/run.sh has just run it: everything is in place, so nothing may change.
+    watched = [stamp, *venv.glob("lib/python3*/site-packages/__editable__*failoverd*")]
+    watched += [venv / "bin" / "failoverd", venv / "bin" / "failoverctl"]
+    before = {p: p.stat().st_mtime_ns for p in watched}
+    done = subprocess.run(
+        ["bash", str(REPO / "deploy" / "install-deps.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FAILOVERD_VENV": str(venv)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Successfully installed" not in done.stdout + done.stderr
+    assert {p: p.stat().st_mtime_ns for p in watched} == before
