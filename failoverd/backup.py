@@ -266,10 +266,11 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def backup_command(ctx: click.Context, file: str) -> None:
         """Save the cluster's persistent znodes (breadcrumb, control, history) to FILE."""
-        from failoverd.cli import CALL_TIMEOUT, Refused, _config, _zk
+        from failoverd.cli import CALL_TIMEOUT, Refused, _config, _operator, _zk
 
         config = _config(ctx)
-        with _zk(config) as coord:
+        credential, _ = _operator(ctx)  # reading: an operator's credential will do
+        with _zk(config, credential) as coord:
             try:
                 data = take_backup(coord, CALL_TIMEOUT)
             except BackupError as e:
@@ -289,7 +290,9 @@ def register(group: click.Group) -> None:
     @click.option("--force", is_flag=True, help="restore even while daemons are connected")
     @click.pass_context
     def restore_command(ctx: click.Context, file: str, force: bool) -> None:
-        """Put FILE's znodes back; never lowers the breadcrumb's epoch."""
+        """Put FILE's znodes back; never lowers the breadcrumb's epoch. Writes the
+        breadcrumb and history, so it needs the nodes' own credential (zookeeper.auth),
+        which an operator's --credential does not replace."""
         from failoverd.cli import CALL_TIMEOUT, Refused, _config, _zk
 
         config = _config(ctx)

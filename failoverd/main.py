@@ -69,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fence-self":
         return _fence_self(config, args)
 
-    _log_preflight(config)
     from failoverd.daemon import Daemon
     from failoverd.metrics import MetricsError
+    from failoverd.preflight import preflight
+
+    problems, _ = preflight(config)  # refuse to start on what --check calls an error
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    _log_host_checks(config)
 
     try:
         return Daemon(config).run()
@@ -80,16 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _log_preflight(config: Config) -> None:
-    """What --check would say about this machine, in the journal at every start: an
-    operator who never ran --check still sees `journalctl -p err` name the missing
-    fencer before the takeover that needs it. The daemon runs regardless."""
+def _log_host_checks(config: Config) -> None:
+    """What --check says about the programs, units and interfaces this node would use,
+    in the journal at every start: an operator who never ran --check still sees
+    `journalctl -p err` name a missing fencer before the takeover that needs it.
+    Unlike preflight's access rules, these do not stop the daemon: a missing
+    power-fencing script must not also take away a standby's ssh fencing."""
     import structlog
 
-    from failoverd.preflight import preflight
+    from failoverd.host_checks import host_checks
 
-    log = structlog.get_logger("failoverd.preflight")
-    for f in preflight(config):
+    log = structlog.get_logger("failoverd.host_checks")
+    for f in host_checks(config):
         if f.severity == "error":
             log.error("preflight_failed", at=f.at, problem=f.message)
         else:

@@ -8,8 +8,9 @@ loses its data (README, "ZooKeeper data loss"), the nodes still know.
   ZooKeeper lost its data, and then "nobody was ever active" is a lie: the last
   active may still be serving, frozen. A daemon that has been a member recreates
   the tree *without* a breadcrumb, which every winner reads as "previous active
-  unknown: fence every peer" (DESIGN.md §3). A fence marker is evidence too: only
-  a member is ever fenced.
+  unknown: fence every peer" (DESIGN.md §3). Only this record counts: a fence
+  marker alone may be left from another cluster or made up (preflight's
+  fence_marker_ahead alert is about that case).
 * **Highest epoch seen** (its own, the breadcrumb's, its peers'): published in the
   member status (`seen_epoch`), so after a loss the next epoch starts above the
   last active's even when that node is down or frozen, as long as one connected
@@ -23,8 +24,6 @@ import os
 from pathlib import Path
 
 import structlog
-
-from failoverd.marker import MARKER_FILE
 
 log = structlog.get_logger(__name__)
 
@@ -40,15 +39,14 @@ class MembershipRecord:
 
     def _read(self) -> tuple[bool, int]:
         """(evidence of membership, highest epoch recorded)."""
-        marker = (self.state_dir / MARKER_FILE).exists()
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return marker, 0
+            return False, 0
         except (OSError, ValueError):
             return True, 0  # unreadable: err on the side of "the tree was lost"
         if not isinstance(data, dict) or data.get("cluster_path") != self.cluster_path:
-            return marker or not isinstance(data, dict), 0  # another cluster's record
+            return not isinstance(data, dict), 0  # another cluster's record: not ours
         epoch = data.get("seen_epoch")
         if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
             return True, epoch

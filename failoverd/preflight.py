@@ -1,203 +1,221 @@
-"""What `failoverd --check` asks of *this machine*, beyond the file's own validity.
+"""What `failoverd --check` and the daemon's start-up verify beyond the file's
+syntax: the things an attacker or a careless operator changes on the machine
+(issue 14). Each finding names the key path, like config problems.
 
-config.py judges the file; this module judges whether the node can actually do
-what the file says, at the moment it has to (a takeover at 3 a.m.): the programs
-it would run exist and are executable, the systemd units and the VIP's interface
-exist, and the state dir (fence marker, its lock) can be written.
+* ZooKeeper is closed by default: no `zookeeper.auth` is refused unless
+  `zookeeper.insecure: true` says so explicitly.
+* The state dir (fence marker, its lock) is absolute, outside /tmp and /var/tmp
+  (systemd's PrivateTmp would give the daemon and an ssh-started fence-self two
+  different directories: the marker fence-self writes would never be seen),
+  root-owned, mode 0700, and writable: it is probed now, not at fence time.
+* Every file that decides what root runs or trusts — the config file itself,
+  known_hosts, the fence key, the programs of resources, checks and fencers —
+  is owned by root and not writable by group or others, and so are the
+  directories above it (a root-owned sticky directory such as /tmp excepted).
 
-Two severities:
-
-* **error** — will fail when it is needed: a missing or non-executable program, an
-  unusable state dir, a unit file that is not installed. `--check` exits 2.
-* **warning** — may legitimately appear later or cannot be checked from here: a VIP
-  interface created by another service (a bond, a VLAN), `systemctl` absent (a
-  container without systemd), `arping` absent. `--check` still exits 0.
-
-Everything here only looks; it never starts, stops or changes anything except one
-probe file in the state dir, removed at once.
+fence-self does not run these: stopping this node's services must work even on a
+badly set-up node.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from failoverd.config import (
     CommandFencerConfig,
     CommandResourceConfig,
     Config,
-    SystemdResourceConfig,
-    VipResourceConfig,
+    SshFencerConfig,
 )
 
-# Where systemd looks for unit files (systemd.unit(5), system manager), most
-# specific first. Checked on disk, so this works where systemd is not PID 1 too.
-UNIT_DIRS = (
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/run/systemd/generator",
-    "/run/systemd/generator.early",
-    "/run/systemd/generator.late",
-    "/usr/local/lib/systemd/system",
-    "/lib/systemd/system",
-    "/usr/lib/systemd/system",
-)
-NET_DIR = "/sys/class/net"
-# The only writable path under deploy/failoverd.service (ProtectSystem=strict).
-UNIT_STATE_DIR = "/var/lib/failoverd"
+PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
+PROBE = ".failoverd-probe"
+UNIT_STATE_DIR = "/var/lib/failoverd"  # StateDirectory= and ReadWritePaths= of the unit
 
 
-@dataclass(frozen=True)
-class Finding:
-    severity: Literal["error", "warning"]
-    at: str  # key path, e.g. resources[2].start
-    message: str
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Where to look; tests point these at a tmp_path."""
-
-    which: Callable[[str], str | None] = shutil.which
-    unit_dirs: Sequence[str] = UNIT_DIRS
-    net_dir: str = NET_DIR
-
-
-def preflight(config: Config, machine: Machine | None = None) -> list[Finding]:
-    m = machine or Machine()
-    found: list[Finding] = []
-    for at, argv in _commands(config):
-        found += _executable(at, argv, m)
-    for i, res in enumerate(config.resources):
-        at = f"resources[{i}]"
-        if isinstance(res, SystemdResourceConfig):
-            found += _systemd_units(at, res.units, m)
-        elif isinstance(res, VipResourceConfig):
-            found += _vip(at, res, m)
-    found += _state_dir(config.node.state_dir)
-    return found
-
-
-def _commands(config: Config) -> Iterable[tuple[str, Sequence[str]]]:
-    """Every program the daemon may exec, with the key path that names it."""
-    for i, check in enumerate(config.health.checks):
-        if check.type == "command":
-            yield f"health.checks[{i}].argv", check.argv
-    for i, res in enumerate(config.resources):
-        if isinstance(res, CommandResourceConfig):
-            for name in ("start", "stop", "status"):
-                argv = getattr(res, name)
-                if argv:
-                    yield f"resources[{i}].{name}", argv
-    for i, fencer in enumerate(config.fencing):
-        if isinstance(fencer, CommandFencerConfig):
-            yield f"fencing[{i}].argv", fencer.argv
-    # `hooks:` (DESIGN.md §9) is parsed elsewhere; check its programs if present.
-    for i, hook in enumerate(getattr(config, "hooks", None) or ()):
-        argv = getattr(hook, "argv", None)
-        if argv:
-            yield f"hooks[{i}].argv", argv
-
-
-def _executable(at: str, argv: Sequence[str], m: Machine) -> list[Finding]:
-    prog = argv[0] if argv else ""
-    if not prog or "{" in prog:
-        return []  # a placeholder such as "{node}" is filled in at run time
-    if "/" not in prog:
-        if m.which(prog) is None:
-            path = os.environ.get("PATH", "")
-            return [Finding("error", at, f"{prog!r} is not found on PATH ({path})")]
-        return []
-    try:
-        st = os.stat(prog)
-    except FileNotFoundError:
-        return [Finding("error", at, f"{prog} does not exist")]
-    except OSError as e:
-        return [Finding("error", at, f"{prog} cannot be examined: {e.strerror or e}")]
-    if not stat.S_ISREG(st.st_mode):
-        return [Finding("error", at, f"{prog} is not a regular file")]
-    if not os.access(prog, os.X_OK):
-        mode = stat.S_IMODE(st.st_mode)
-        return [Finding("error", at, f"{prog} is not executable (mode {mode:04o}): chmod +x it")]
+def zk_access_problems(config: Config) -> list[str]:
+    zk = config.zookeeper
+    if zk.auth is None and not zk.insecure:
+        return [
+            "zookeeper.auth: is required: without it anyone who reaches ZooKeeper can delete "
+            "the lock or mark the breadcrumb clean (split brain); set it up (README: "
+            "'ZooKeeper access') or set zookeeper.insecure: true to run open on purpose"
+        ]
     return []
 
 
-def _systemd_units(at: str, units: Sequence[str], m: Machine) -> list[Finding]:
-    if m.which("systemctl") is None:
-        why = "systemctl is not installed here, so these units cannot be started or checked"
-        return [Finding("warning", f"{at}.units", why)]
-    out = []
-    for unit in units:
-        # foo@bar.service is an instance of the template foo@.service.
-        names = [unit]
-        if "@" in unit:
-            prefix, _, rest = unit.partition("@")
-            names.append(f"{prefix}@.{rest.rpartition('.')[2]}")
-        if not any(Path(d, n).exists() for d in m.unit_dirs for n in names):
-            out.append(
-                Finding(
-                    "error",
-                    f"{at}.units",
-                    f"no unit file for {unit} on this machine (is its package installed?)",
-                )
-            )
-    return out
+def zk_access_notes(config: Config) -> list[str]:
+    if config.zookeeper.insecure:
+        return ["zookeeper.insecure: the cluster's tree is open to anyone who reaches ZooKeeper"]
+    if config.zookeeper.tls is None:
+        return ["zookeeper.tls: not set: credentials and data cross the network in clear text"]
+    return []
 
 
-def _vip(at: str, res: VipResourceConfig, m: Machine) -> list[Finding]:
-    out = []
-    if res.interface and not Path(m.net_dir, res.interface).exists():
-        why = "adding the service IP fails unless it exists by then (a bond or VLAN may come later)"
-        out.append(Finding("warning", f"{at}.interface", f"no interface {res.interface!r}: {why}"))
-    if m.which("ip") is None:
-        out.append(Finding("error", at, "'ip' (iproute2) is not installed: the VIP cannot move"))
-    if m.which("arping") is None:
-        why = (
-            "no gratuitous ARP after a takeover: clients and switches keep the old "
-            "owner's address for minutes (apt-get install arping)"
-        )
-        out.append(Finding("warning", at, f"'arping' is not installed: {why}"))
-    return out
-
-
-def _state_dir(state_dir: str) -> list[Finding]:
-    """The fence marker and its lock live here: a fence that cannot write its marker
-    fails, and a daemon that cannot take the lock starts no resource."""
+def state_dir_problems(path: str, create: bool = True) -> list[str]:
+    """Problems with node.state_dir; creates it (mode 0700) if missing and its parent
+    exists, then proves it writable by creating and removing a file."""
     at = "node.state_dir"
-    out = []
-    if not os.path.isabs(state_dir):
-        return [Finding("error", at, f"{state_dir} is not an absolute path")]
-    if os.path.lexists(state_dir) and not os.path.isdir(state_dir):
-        return [Finding("error", at, f"{state_dir} exists but is not a directory")]
-    if os.path.isdir(state_dir):
+    if not os.path.isabs(path):
+        return [f"{at}: {path} is not an absolute path"]
+    real = os.path.realpath(path)
+    for tmp in PRIVATE_TMP:
+        if any(p == tmp or p.startswith(tmp + "/") for p in (os.path.normpath(path), real)):
+            return [
+                f"{at}: {path} is under {tmp}: systemd's PrivateTmp gives the daemon and "
+                "fence-self different views of it, so a fence marker would go unseen; "
+                "use /var/lib/failoverd"
+            ]
+    if create and not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
         try:
-            fd, probe = tempfile.mkstemp(prefix=".failoverd-check-", dir=state_dir)
+            os.mkdir(path, 0o700)
+        except OSError as e:
+            return [f"{at}: cannot create {path}: {e.strerror or e}"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return [f"{at}: {path} does not exist: install -d -m 0700 -o root {path}"]
+    except OSError as e:
+        return [f"{at}: {path}: {e.strerror or e}"]
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return [f"{at}: {path} is not a directory (a symlink is not accepted)"]
+    problems = []
+    if st.st_uid != 0:
+        problems.append(f"{at}: {path} is owned by uid {st.st_uid}, not root: chown root {path}")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode != 0o700:
+        problems.append(f"{at}: {path} has mode {mode:04o}: chmod 0700 {path}")
+    if not problems:
+        problems += _probe(path)
+    return problems
+
+
+def _probe(path: str) -> list[str]:
+    probe = os.path.join(path, PROBE)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
             os.close(fd)
             os.unlink(probe)
+    except FileExistsError:
+        try:  # left by a crash between create and unlink: not a problem
+            os.unlink(probe)
         except OSError as e:
-            out.append(Finding("error", at, f"cannot write to {state_dir}: {e.strerror or e}"))
-    else:
-        parent = state_dir
-        while not os.path.isdir(parent):
-            parent = os.path.dirname(parent)
-        if not os.access(parent, os.W_OK | os.X_OK):
-            why = f"it does not exist and {parent} is not writable to create it"
-            out.append(Finding("error", at, f"{state_dir}: {why}"))
-    norm = os.path.normpath(state_dir)
-    if norm != UNIT_STATE_DIR and not norm.startswith(UNIT_STATE_DIR + "/"):
-        out.append(
-            Finding(
-                "warning",
-                at,
-                f"{state_dir} is outside {UNIT_STATE_DIR}, the only path deploy/failoverd.service "
-                f"lets the daemon write (ProtectSystem=strict): add ReadWritePaths={state_dir} "
-                "in a drop-in",
+            return [f"node.state_dir: cannot write in {path}: {e.strerror or e}"]
+    except OSError as e:
+        return [f"node.state_dir: cannot write in {path}: {e.strerror or e}"]
+    return []
+
+
+def owner_problems(at: str, path: str, what: str) -> list[str]:
+    """`path` (followed through symlinks) and the directories above it must be
+    root-owned and not writable by group or others: whoever can change any of
+    them decides what root runs or trusts."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return []  # a missing file is reported where it matters (or noted)
+    problems = []
+    if st.st_uid != 0:
+        problems.append(f"{at}: {what} {path} is owned by uid {st.st_uid}, not root")
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        problems.append(f"{at}: {what} {path} is writable by group/others (mode {mode:04o})")
+    parent = Path(real).parent
+    for d in (parent, *parent.parents):
+        try:
+            dst = os.stat(d)
+        except OSError:
+            break
+        sticky_root = dst.st_mode & stat.S_ISVTX and dst.st_uid == 0
+        if dst.st_uid != 0 or (stat.S_IMODE(dst.st_mode) & 0o022 and not sticky_root):
+            problems.append(
+                f"{at}: {what} {path}: directory {d} is not root-owned or is writable by "
+                "group/others, so the file can be replaced"
             )
-        )
+            break
+    return problems
+
+
+def _program(argv: tuple[str, ...] | None) -> str | None:
+    if not argv:
+        return None
+    return argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0])
+
+
+def file_problems(config: Config) -> list[str]:
+    out = owner_problems("config", config.path, "config file")
+    zk = config.zookeeper
+    if zk.auth is not None:
+        out += owner_problems("zookeeper.auth.credential_file", zk.auth.credential_file, "file")
+    if zk.tls is not None:  # the CA decides which servers are ZooKeeper
+        for key in ("ca", "cert", "key"):
+            if path := getattr(zk.tls, key):
+                out += owner_problems(f"zookeeper.tls.{key}", path, "file")
+    programs: list[tuple[str, tuple[str, ...] | None]] = []
+    for i, c in enumerate(config.health.checks):
+        if c.type == "command":
+            programs.append((f"health.checks[{i}].argv", c.argv))
+    for i, r in enumerate(config.resources):
+        if isinstance(r, CommandResourceConfig):
+            for key in ("start", "stop", "status"):
+                programs.append((f"resources[{i}].{key}", getattr(r, key)))
+    for i, f in enumerate(config.fencing):
+        if isinstance(f, CommandFencerConfig):
+            programs.append((f"fencing[{i}].argv", f.argv))
+        elif isinstance(f, SshFencerConfig):
+            out += owner_problems(f"fencing[{i}].known_hosts", f.known_hosts, "file")
+            out += owner_problems(f"fencing[{i}].key_file", f.key_file, "file")
+    for at, argv in programs:
+        prog = _program(argv)
+        if prog is not None:
+            out += owner_problems(at, prog, "program")
     return out
+
+
+def metrics_notes(config: Config) -> list[str]:
+    m = config.metrics
+    if m is None:
+        return []
+    try:
+        loopback = ipaddress.ip_address(m.host).is_loopback
+    except ValueError:
+        loopback = m.host == "localhost"
+    if loopback:
+        return []
+    return [
+        f"metrics.listen: {m.host}:{m.port} is not loopback: /status and /metrics show "
+        "roles, epochs and health to whoever reaches that address; firewall it"
+    ]
+
+
+def unit_notes(config: Config) -> list[str]:
+    """deploy/failoverd.service lets the daemon write only UNIT_STATE_DIR
+    (ProtectSystem=strict); another state dir needs a ReadWritePaths= drop-in."""
+    path = os.path.normpath(config.node.state_dir)
+    if path == UNIT_STATE_DIR:
+        return []
+    return [
+        f"node.state_dir: {path} is not {UNIT_STATE_DIR}, the only directory the shipped "
+        "systemd unit lets failoverd write: add a drop-in (systemctl edit failoverd) with "
+        f"[Service] ReadWritePaths={path}"
+    ]
+
+
+def preflight(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, notes); problems are formatted like config problems."""
+    problems = [
+        *zk_access_problems(config),
+        *state_dir_problems(config.node.state_dir),
+        *file_problems(config),
+    ]
+    notes = [*zk_access_notes(config), *metrics_notes(config), *unit_notes(config)]
+    return [f"{config.path}: {p}" for p in problems], notes

@@ -68,7 +68,7 @@ def start_old(c: Cluster, name: str, release: Path) -> None:
 
 
 def member_raw(zk: ZooKeeperServer, c: Cluster, name: str) -> dict[str, object]:
-    client = KazooClient(hosts=zk.address)
+    client = KazooClient(hosts=zk.address, auth_data=[("digest", c.credential)])
     client.start(timeout=10)
     try:
         data, _ = client.get(f"/failoverd/{c.cluster}/members/{name}")

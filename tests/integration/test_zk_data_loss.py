@@ -45,7 +45,7 @@ def ctl(c: Cluster, *args: str, via: str = "mail1") -> subprocess.CompletedProce
 
 def wipe(zk: ZooKeeperServer, c: Cluster) -> None:
     """What a ZooKeeper that lost its data shows: no tree for the cluster at all."""
-    client = KazooClient(hosts=zk.address)
+    client = KazooClient(hosts=zk.address, auth_data=[("digest", c.credential)])
     client.start(timeout=10)
     try:
         client.delete(f"/failoverd/{c.cluster}", recursive=True)
@@ -61,7 +61,7 @@ def crash_active_and_fail_over(c: Cluster) -> None:
     assert c.wait_active(timeout=20) == "mail1"
     c.nodes["mail1"].kill()
     assert c.wait_active(timeout=30, other_than="mail1", via="mail2") == "mail2"
-    marker = json.loads((c.root / "mail1" / "state" / "fence.marker").read_text())
+    marker = json.loads((c.state_dirs["mail1"] / "fence.marker").read_text())
     assert marker["epoch"] == 1
     assert c.status(via="mail2")["active"]["epoch"] == 2
 
@@ -216,7 +216,7 @@ def test_a_lost_tree_makes_the_next_active_fence_a_frozen_old_active(
         wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both up")
         # The standby has watched the active (it reads the members every few seconds)
         # and remembers its epoch in its state dir.
-        record = c.root / new / "state" / "cluster.joined"
+        record = c.state_dirs[new] / "cluster.joined"
         wait_for(
             lambda: record.exists() and json.loads(record.read_text())["seen_epoch"] == 1,
             15,

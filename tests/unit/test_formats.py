@@ -118,7 +118,7 @@ def test_unknown_fields_in_a_format_1_znode_are_ignored() -> None:
     assert (crumb.node, crumb.epoch) == ("mail1", 7)
     member = MemberStatus.decode(with_field("member-active.json", fence_ready={"ssh": True}))
     assert member.epoch == 7
-    assert Control.decode(with_field("control.json", maintenance_reason="x")) == Control()
+    assert Control.decode(with_field("control.json", paged_by="x")) == Control()
 
 
 @pytest.mark.parametrize("v", [99, 2, 0, None, "1", True, 1.0])

@@ -47,9 +47,11 @@ def test_noting_writes_only_on_a_change(tmp_path: Path) -> None:
     assert path.stat().st_mtime == 0
 
 
-def test_a_fence_marker_is_evidence_of_membership(tmp_path: Path) -> None:
+def test_a_fence_marker_alone_is_no_evidence_of_membership(tmp_path: Path) -> None:
+    # It may be left from another cluster, or made up: a first start must not read
+    # a brand-new cluster as lost because of it.
     FenceMarker(tmp_path).write(4, "test")
-    assert MembershipRecord(str(tmp_path), CLUSTER).has_been_member()
+    assert not MembershipRecord(str(tmp_path), CLUSTER).has_been_member()
 
 
 def test_another_clusters_record_is_no_evidence_and_is_replaced(tmp_path: Path) -> None:
