@@ -327,7 +327,7 @@ class Daemon:
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
         self._check_access()
-        self.membership.note()  # from now on a vanished tree reads as lost, not new
+        self.membership.joined()  # from now on a vanished tree reads as lost, not new
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(
@@ -704,7 +704,7 @@ class Daemon:
             return
         # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
         fence_epoch = self.marker.published_epoch()
-        self.membership.note(self._highest_epoch_seen())
+        self.membership.saw(self._highest_epoch_seen())
         seen_epoch = self.membership.seen_epoch or None
         key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
         key += (self.control.maintenance, fence_epoch, seen_epoch)

@@ -55,20 +55,32 @@ class MembershipRecord:
     def has_been_member(self) -> bool:
         return self.found
 
-    def note(self, epoch: int | None = None) -> None:
-        """Record membership and, if higher, `epoch`; writes only on a change. A
-        failure is logged, never fatal: it weakens only the data-loss guard, not the
-        lease or fencing."""
-        if self.found and self.path.exists() and (epoch is None or epoch <= self.seen_epoch):
+    def joined(self) -> None:
+        """This node has seen the cluster's tree (call after ensure_tree succeeded):
+        from now on a missing tree reads as lost."""
+        if not (self.found and self.path.exists()):
+            self._write()
+
+    def saw(self, epoch: int) -> None:
+        """An epoch in use was seen; remembered only once this node has joined (the
+        record's existence is the evidence of membership, so nothing before that
+        may create it)."""
+        if epoch <= self.seen_epoch:
             return
-        seen = max(self.seen_epoch, epoch or 0)
+        self.seen_epoch = epoch
+        if self.found:
+            self._write()
+
+    def _write(self) -> None:
+        """A failure is logged, never fatal: it weakens only the data-loss guard, not
+        the lease or fencing."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{RECORD_FILE}.tmp.{os.getpid()}")
-            record = {"v": 1, "cluster_path": self.cluster_path, "seen_epoch": seen}
+            record = {"v": 1, "cluster_path": self.cluster_path, "seen_epoch": self.seen_epoch}
             tmp.write_text(json.dumps(record) + "\n")
             os.replace(tmp, self.path)
         except OSError as e:
             log.warning("membership_not_recorded", path=str(self.path), error=str(e))
             return
-        self.found, self.seen_epoch = True, seen
+        self.found = True
