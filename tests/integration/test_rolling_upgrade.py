@@ -130,3 +130,45 @@ def test_standby_first_then_switchover_then_the_other_node(
     assert member_raw(zk, cluster, "mail1")["formats"] == [1]
     assert not (cluster.root / "fence-calls.jsonl").exists()  # nobody was fenced
     cluster.assert_never_two_serving()
+
+
+def rewrite_breadcrumb(zk: ZooKeeperServer, c: Cluster, **changes: object) -> None:
+    client = KazooClient(hosts=zk.address, auth_data=[("digest", c.credential)])
+    client.start(timeout=10)
+    try:
+        path = f"/failoverd/{c.cluster}/active"
+        data, stat = client.get(path)
+        client.set(path, json.dumps({**json.loads(data), **changes}).encode(), stat.version)
+    finally:
+        client.stop()
+        client.close()
+
+
+def fence_calls(c: Cluster) -> list[dict[str, object]]:
+    log = c.root / "fence-calls.jsonl"
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_real_daemons_accept_unknown_fields_and_treat_an_unknown_format_as_unsafe(
+    zk: ZooKeeperServer, cluster: Cluster
+) -> None:
+    # mail1 hands over cleanly with nobody to take over; a newer release adds a
+    # field to its clean breadcrumb (still format 1): mail2 takes over, no fence.
+    cluster.start("mail1")
+    assert cluster.wait_active(timeout=20, via="mail1") == "mail1"
+    assert cluster.nodes["mail1"].stop() == 0
+    rewrite_breadcrumb(zk, cluster, handed_over_to="anyone")
+    cluster.start("mail2")
+    assert cluster.wait_active(timeout=20, via="mail2") == "mail2"
+    assert fence_calls(cluster) == []
+
+    # The same clean breadcrumb in a format this release does not know (v=2): it
+    # cannot be trusted, so the next active fences every peer first.
+    assert cluster.nodes["mail2"].stop() == 0
+    rewrite_breadcrumb(zk, cluster, v=2)
+    cluster.start("mail1")
+    assert cluster.wait_active(timeout=20, via="mail1") == "mail1"
+    assert [(x["target"], x["by"]) for x in fence_calls(cluster)] == [("mail2", "mail1")]
+    events = [e.get("event") for e in cluster.nodes["mail1"].events()]
+    assert "breadcrumb_unreadable" in events
+    cluster.assert_never_two_serving()
