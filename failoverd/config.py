@@ -405,6 +405,9 @@ def _typed(
         return None
     kind = value.get("type")
     if not isinstance(kind, str) or kind not in schemas:
+        # Still name the item's other keys that no type knows, so `{tyype: command}`
+        # reads as the typo it is rather than only as a missing type.
+        _Section(found, at, value, " ".join({"type", *" ".join(schemas.values()).split()}))
         found.problem(f"{at}.type", f"expected one of {kinds}, got {kind!r}")
         return None
     return kind, _Section(found, at, value, f"type {schemas[kind]}")
@@ -715,11 +718,18 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     if not root.has("metrics"):
         return None
     s = root.section("metrics", "listen")
+    msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
+    raw = s.data.get("listen")
+    if _is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
+        # `listen: 9468`: a port alone does not say which addresses may scrape.
+        bare = str(raw).strip()
+        hint = f"write 127.0.0.1:{bare} (this host only) or 0.0.0.0:{bare} (every address)"
+        s.found.problem(s.key("listen"), f"{msg}, got the bare port {bare}: {hint}")
+        return MetricsConfig(host="", port=0)
     listen = s.text("listen")
     m = _LISTEN.fullmatch(listen)
     port = int(m["p6"] or m["port"]) if m else 0
     if listen and not 1 <= port <= 65535:
-        msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
         s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
 
@@ -848,8 +858,12 @@ def load_config(path: str) -> Config:
     return replace(config, notes=tuple(found.notes))
 
 
-def check_report(path: str) -> tuple[int, str]:
-    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid)."""
+def check_report(path: str, machine: bool = True) -> tuple[int, str]:
+    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid).
+
+    A valid file is also checked against this machine: preflight.py (ZooKeeper access,
+    the state dir, owners and modes) and, with `machine`, host_checks.py (programs,
+    units, interfaces, tools). Errors there make it invalid too; warnings are notes."""
     try:
         config = load_config(path)
     except ConfigError as e:
@@ -857,6 +871,14 @@ def check_report(path: str) -> tuple[int, str]:
     from failoverd.preflight import preflight  # the machine's side: access, state dir, owners
 
     problems, notes = preflight(config)
+    if machine:
+        from failoverd.host_checks import host_checks  # programs, units, interfaces, tools
+
+        for f in host_checks(config):
+            if f.severity == "error":
+                problems.append(f"{path}: {f.at}: {f.message}")
+            else:
+                notes.append(f"{f.at}: {f.message}")
     if problems:
         return 2, "\n".join(problems)
     config = replace(config, notes=(*config.notes, *notes))

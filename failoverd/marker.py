@@ -82,6 +82,15 @@ class FenceMarker:
         """
         return self._read()
 
+    def published_epoch(self) -> int | None:
+        """The marker's epoch for the member status (the epoch floor after a loss of
+        ZooKeeper's data); None without a marker or with an unreadable one, which
+        blocks this node from serving anyway."""
+        try:
+            return self._read()
+        except MarkerUnreadable:
+            return None
+
     def blocks(self, epoch: int) -> bool:
         """True if this node must not serve `epoch`: a marker for it or a later one exists,
         or the marker is unreadable (unsafe case: blocks every epoch)."""
