@@ -44,6 +44,7 @@ from failoverd.decision import (
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
+from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
@@ -75,7 +76,10 @@ class Daemon:
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
-            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+            self.coord,
+            self.lease,
+            renewal_interval(zk.session_timeout),
+            lambda: self.events.put("lease_lost"),
         )
         self.health = HealthMonitor(
             config.health,
