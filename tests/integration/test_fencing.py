@@ -426,7 +426,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_lease_wait_waits_out_session_watchdog_and_margin_from_lock_loss() -> None:
-    chain = build_fence_chain(config(LeaseWaitFencerConfig(), watchdog=WatchdogConfig(timeout=0.3)))
+    chain = build_fence_chain(
+        config(
+            LeaseWaitFencerConfig(), watchdog=WatchdogConfig(device="/dev/watchdog", timeout=0.3)
+        )
+    )
     # 0.2 + 0.3 + 0.05 = 0.55 s after the lock was seen gone; 0.25 s of it already passed.
     req = replace(request(), lock_free_since=time.monotonic() - 0.25)
     t0 = time.monotonic()
