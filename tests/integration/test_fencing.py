@@ -240,6 +240,23 @@ def test_ssh_fence_fails_while_the_target_daemon_holds_the_fence_lock(lab: Lab) 
     assert lab.marker().fenced_epoch() is None
 
 
+def test_ssh_fence_from_an_older_epoch_is_refused_by_a_target_active_at_a_newer_one(
+    lab: Lab,
+) -> None:
+    # The target's daemon serves epoch 7; a fencer that would take epoch 7 (it asks
+    # to fence up to 6) is stale: it was frozen while the target took over.
+    lab.marker().record_active(7)
+    ok, outcomes = FenceChain([SshFencer(lab.ssh())]).fence(request(new_epoch=7))
+    assert not ok
+    assert outcomes[0].reason.startswith("remote fence-self exited 2: REFUSED: ")
+    assert lab.service.accepts()
+    assert lab.marker().fenced_epoch() is None
+    # The next epoch's fencer is legitimate.
+    ok, outcomes = FenceChain([SshFencer(lab.ssh())]).fence(request(new_epoch=8))
+    assert ok, outcomes
+    assert not lab.service.accepts()
+
+
 # ---------------------------------------------------------------------------
 # ssh: host keys
 # ---------------------------------------------------------------------------
