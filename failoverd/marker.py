@@ -155,19 +155,21 @@ class FenceMarker:
             self._write_durably(self.active_path, record)
         log.info("active_recorded", epoch=epoch)
 
-    def clear_active(self, lock_timeout: float = 1.0) -> None:
+    def clear_active(self) -> None:
         """The daemon starts demoting: fences of any epoch are welcome again.
-        Never raises. A record left behind only makes fence-self refuse requests
-        from epochs at or below it, which are older than this node's last promotion
-        anyway: stale, never legitimate."""
+
+        Never raises, never waits: without the fence lock, because fence-self may
+        hold it for as long as it takes to stop our resources, and a demotion must
+        not wait for that. Nothing is lost: unlink is atomic, and a fence-self that
+        read the record just before only refuses a fencer older than our epoch.
+        A record left behind (an error here, a crash) does no harm either: it makes
+        fence-self refuse only requests from epochs at or below this node's last
+        promotion, which are stale, never legitimate."""
         try:
-            with self.held(timeout=lock_timeout):
-                try:
-                    self.active_path.unlink()
-                except FileNotFoundError:
-                    return
-                self._sync_dir()
-        except (OSError, TimeoutError) as e:
+            self.active_path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as e:
             log.error("active_record_not_cleared", path=str(self.active_path), error=str(e))
             return
         log.info("active_cleared")
