@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -68,7 +69,9 @@ class FenceMarker:
     def _read(self) -> int | None:
         """The marker's epoch, None if there is no marker; MarkerUnreadable otherwise."""
         try:
-            raw = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read(4096)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -122,15 +125,21 @@ class FenceMarker:
         log.info("fence_marker_written", epoch=keep, requested=epoch, previous=old, by=by)
 
     def _write_durably(self, path: Path, record: dict[str, object]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_dir / f".{path.name}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        """Atomic and durable: tmp file + fsync + rename + fsync of the directory."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkstemp: a fresh name, O_EXCL (never follows a planted symlink), mode 0600.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.state_dir)
         try:
-            os.write(fd, (json.dumps(record) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.write(fd, (json.dumps(record) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self._sync_dir()  # makes the rename itself durable
 
     def _sync_dir(self) -> None:
@@ -179,7 +188,11 @@ class FenceMarker:
         under held(). Raises ActiveRecordUnreadable for anything that is not a valid
         record: the caller decides what the unsafe case is."""
         try:
-            raw = self.active_path.read_bytes()
+            # O_NOFOLLOW and a bounded read, as for the marker: a planted symlink or a
+            # huge file is unreadable, not followed.
+            fd = os.open(self.active_path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read(4096)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -200,10 +213,13 @@ class FenceMarker:
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[None]:
         """Hold the exclusive fence lock; TimeoutError if it stays busy for `timeout` s."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        # O_CLOEXEC: a resource started under the lock (a forked mail server) must not
-        # inherit the descriptor, or it would hold the lock, and block every fence, forever.
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_NOFOLLOW: a symlink planted as the lock file must not make root create or
+        # lock some other file. O_CLOEXEC: a resource started under the lock (a forked
+        # mail server) must not inherit the descriptor, or it would hold the lock, and
+        # block every fence, forever.
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.lock_path, flags, 0o600)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -222,3 +238,17 @@ class FenceMarker:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def marker_ahead(marker: FenceMarker, zookeeper_epoch: int) -> int | None:
+    """The marker's epoch if it exceeds ZooKeeper's epoch + 1, else None.
+
+    A new active fences with epoch E+1 *before* it writes E+1 into the breadcrumb,
+    so a marker one ahead is normal for a moment. Further ahead, the marker names
+    an epoch ZooKeeper never issued: its data was lost or rolled back, or
+    someone holding the fence key ran fence-self with a made-up epoch."""
+    try:
+        fenced = marker.fenced_epoch()
+    except MarkerUnreadable:
+        return None  # reported by blocks() on every check
+    return fenced if fenced is not None and fenced > zookeeper_epoch + 1 else None

@@ -127,6 +127,10 @@ def fence_self(c: Cluster, epoch: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+def state_marker(c: Cluster) -> FenceMarker:
+    return FenceMarker(load_config(str(c.nodes["mail1"].config_path)).node.state_dir)
+
+
 def service_up(c: Cluster) -> bool:
     """mail1's service is running now (its last recorded event is 'up')."""
     events = sorted(
@@ -139,7 +143,7 @@ def service_up(c: Cluster) -> bool:
 def test_fence_self_refuses_a_fence_older_than_the_epoch_this_node_serves(
     target: Cluster,
 ) -> None:
-    marker = FenceMarker(target.root / "mail1" / "state")
+    marker = state_marker(target)
     marker.record_active(5)
     # A fencer that would take epoch 5 (or 4) fences "up to 4" (or 3): stale.
     for stale in (4, 3):
@@ -159,7 +163,7 @@ def test_fence_self_refuses_a_fence_older_than_the_epoch_this_node_serves(
 def test_fence_self_proceeds_loudly_when_the_active_record_is_unreadable(
     target: Cluster,
 ) -> None:
-    marker = FenceMarker(target.root / "mail1" / "state")
+    marker = state_marker(target)
     marker.state_dir.mkdir(parents=True, exist_ok=True)
     marker.active_path.write_bytes(b"\x00garbage")
     res = fence_self(target, 1)
