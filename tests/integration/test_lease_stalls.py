@@ -6,12 +6,13 @@ its lease: round trips keep being sent on schedule, and an answer renews the lea
 whenever it arrives, counted from its own send time. A stall of T must still make
 the active stop before its session could expire.
 
-The daemons run on a busy CPU (`busy_cpu`): a competing real-time task takes 10 ms
-slices on the CPU they are pinned to, so their threads wake up to 10 ms late, as on
-a loaded mail server. The lease margin exists to cover such scheduling delay. (On an
-idle machine the old keeper, which dropped late answers, still got its renewal in
-about 3 ms before the lease ran out; the busy CPU is what turned that race into the
-demotions measured in the issue.)
+Two views. The keeper alone, in this process, with every renewal watched: the old
+keeper, which dropped late answers, renewed 1 to 12 ms *after* the lease had run
+out in most stalls. Whether a daemon then demotes is a race with its main loop,
+which looks 5 ms after the expiry; so the daemons run on a busy CPU (`busy_cpu`: a
+competing real-time task takes 10 ms slices on the CPU they are pinned to, so their
+threads wake up to 10 ms late, as on a loaded mail server). The lease margin exists
+to cover such scheduling delay.
 """
 
 from __future__ import annotations
