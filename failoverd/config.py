@@ -664,16 +664,34 @@ def _vip_address(s: _Section) -> str:
     return address
 
 
-def _fencer(kind: str, s: _Section, health: HealthConfig, watchdog: bool) -> FencerConfig:
+def _fencer(
+    kind: str, s: _Section, health: HealthConfig, watchdog: WatchdogConfig | None
+) -> FencerConfig:
     if kind == "ssh":
         return _ssh_fencer(s, health)
     if kind == "command":
         timeout = s.duration("timeout", CommandFencerConfig.timeout)
         return CommandFencerConfig(argv=s.argv("argv") or (), timeout=timeout)
-    if not watchdog:
-        msg = "lease-wait is only valid when watchdog is configured (systemd: true or a device):"
-        s.found.problem(s.at, f"{msg} without one a frozen active keeps serving after its lease")
+    _lease_wait_needs_a_device(s, watchdog)
     return LeaseWaitFencerConfig()
+
+
+def _lease_wait_needs_a_device(s: _Section, watchdog: WatchdogConfig | None) -> None:
+    """lease-wait trusts that a frozen or lease-less old active has been *reset* by
+    the time the wait is over. Only a watchdog device (hardware, or softdog with
+    nowayout) does that; systemd's watchdog restarts the daemon and leaves Postfix,
+    the units and the VIP running (and a SIGSTOPped daemon cannot even act on it)."""
+    msg = "lease-wait is only valid when watchdog is configured with a device (watchdog.device"
+    if watchdog is None:
+        why = "without one a frozen active keeps serving after its lease"
+    elif not watchdog.device:
+        why = (
+            "watchdog.systemd only restarts the daemon and stops neither the resources nor "
+            "the VIP, so a frozen active keeps serving after its lease"
+        )
+    else:
+        return
+    s.found.problem(s.at, f"{msg}, e.g. /dev/watchdog, on every member): {why}")
 
 
 def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
@@ -761,7 +779,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
         why = "a node must be able to fence its peer before it takes over"
         found.problem("fencing", f"no fencing method configured: {why}")
     fencing = [
-        _fencer(*t, health, watchdog is not None)
+        _fencer(*t, health, watchdog)
         for at, v in fencing_items
         if (t := _typed(found, at, v, _FENCERS))
     ]
@@ -833,15 +851,15 @@ def _check_timing(c: Config, found: _Findings) -> None:
 
 def _check_lease_wait(c: Config, found: _Findings) -> None:
     kinds = [f.type for f in c.fencing]
-    if "lease-wait" not in kinds or not c.watchdog:
-        return  # without a watchdog lease-wait is already a problem
+    if "lease-wait" not in kinds or not c.watchdog or not c.watchdog.device:
+        return  # without a watchdog device lease-wait is already a problem
     at = f"fencing[{kinds.index('lease-wait')}]"
     wait = c.zookeeper.session_timeout + c.watchdog.timeout + c.zookeeper.lease_margin
     only = "the only fencing method; " if set(kinds) == {"lease-wait"} else ""
     found.note(
         at,
         f"{only}a takeover by lease-wait waits {_s(wait)} (session_timeout + watchdog.timeout "
-        "+ lease_margin) and is safe only if every member runs a watchdog; "
+        "+ lease_margin) and is safe only if every member runs a watchdog device; "
         "this file cannot check the peers'",
     )
     if kinds[-1] != "lease-wait":

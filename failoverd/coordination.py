@@ -336,28 +336,57 @@ class Coordinator:
             holder = ""
         return holder, stat.ephemeralOwner, stat.version
 
-    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
-        """One lease round trip: sync (so a follower cut off from the quorum cannot
-        answer from stale data), then read the lock's stat. True: renewed; False:
-        the lock is gone or owned by another session (lease revoked); None: no
-        answer in time (the lease simply is not renewed)."""
-        session = lease.session
-        if session is None:
+    def send_lease_check(self, lease: LocalLease, done: Callable[[bool | None], None]) -> bool:
+        """Send one lease round trip and return at once (lease_keeper pipelines them):
+        sync (so a follower cut off from the quorum cannot answer from stale data),
+        then read the lock's stat. Whenever the answer arrives, `done` gets the
+        verdict on kazoo's completion thread: True renewed from this request's send
+        time; False revoked (the lock is gone or owned by another session); None no
+        verdict (no answer, or the lease was given back or granted anew meanwhile).
+        False when nothing was sent (no lease held, or the client is closed)."""
+        ticket = lease.ticket()
+        if ticket is None:
             return False
         self._limit(lease)
         t_send = boottime()
         try:
             # ZooKeeper answers one session's requests in order: the exists is
             # served only after the sync went through the leader.
-            self.requests += 1
             self.client.sync_async(self.lock_path)
-            stat: ZnodeStat | None = self._wait(self.client.exists_async(self.lock_path), timeout)
-        except (KazooTimeoutError, KazooException):
-            return None
-        if stat is None or stat.ephemeralOwner != session:
-            lease.revoke()
+            answer = self.client.exists_async(self.lock_path)
+        except KazooException:
             return False
-        return lease.renew(session, t_send)
+        self.requests += 2
+
+        def judge(result: Any) -> None:
+            # kazoo's completion thread: only the thread-safe lease, and `done`.
+            try:
+                stat: ZnodeStat | None = result.get_nowait()
+            except Exception:  # noqa: BLE001 - a lost connection proves nothing either way
+                done(None)
+                return
+            if stat is None or stat.ephemeralOwner != ticket.session:
+                done(False if lease.revoke(ticket) else None)
+            else:
+                done(True if lease.renew(ticket.session, t_send, ticket) else None)
+
+        answer.rawlink(judge)
+        return True
+
+    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
+        """One lease round trip, waiting at most `timeout` for the verdict (see
+        send_lease_check; None: no verdict yet. An answer that comes later still
+        renews the lease)."""
+        verdict: list[bool | None] = []
+        answered = threading.Event()
+
+        def done(v: bool | None) -> None:
+            verdict.append(v)
+            answered.set()
+
+        if not self.send_lease_check(lease, done):
+            return False
+        return verdict[0] if answered.wait(timeout) else None
 
     def release_lock(self, lease: LocalLease, timeout: float) -> bool:
         """Delete the lock, but only if our lease's session owns it."""
@@ -566,29 +595,6 @@ class Coordinator:
         return max(epochs, default=0)
 
 
-class LeaseKeeper(threading.Thread):
-    """Renews the local lease every `interval` (at most T/4, DESIGN.md §5) on its
-    own thread, so a slow fence or resource start in the main loop never starves it."""
-
-    def __init__(
-        self, coord: Coordinator, lease: LocalLease, interval: float, on_lost: Callable[[], None]
-    ):
-        super().__init__(name="lease-keeper", daemon=True)
-        self.coord = coord
-        self.lease = lease
-        self.interval = interval
-        self.on_lost = on_lost
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            if self.lease.session is not None and self.coord.connected:
-                if self.coord.check_lease(self.lease, timeout=self.interval) is False:
-                    self.on_lost()
-            self.wake.wait(self.interval)
-            self.wake.clear()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.wake.set()
+# The keeper lives in its own module; imported here so `coordination.LeaseKeeper`
+# keeps working for existing callers.
+from failoverd.lease_keeper import LeaseKeeper  # noqa: E402, F401

@@ -44,6 +44,7 @@ from failoverd.decision import (
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
+from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
 from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
@@ -78,7 +79,10 @@ class Daemon:
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
-            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+            self.coord,
+            self.lease,
+            renewal_interval(zk.session_timeout),
+            lambda: self.events.put("lease_lost"),
         )
         self.health = HealthMonitor(
             config.health,
@@ -477,6 +481,12 @@ class Daemon:
         # From here on the service checks (scope "active") judge this node too.
         self.health.set_active(True)
         env = self._env(epoch)
+        try:  # under the fence lock: from here on fence-self refuses older epochs
+            self.marker.record_active(epoch)
+        except (OSError, TimeoutError) as e:
+            why = f"demoting: cannot record the active epoch in the state dir ({e})"
+            backoff = self.config.flap.backoff
+            return self._demote(Decision(Act.DEMOTE, why, "start_failed", backoff=backoff))
         for res in self.resources:
             try:
                 with self.marker.held(timeout=1.0):
@@ -514,6 +524,7 @@ class Daemon:
             new_epoch=epoch,
             env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
             lock_free_since=self.lock_free_since,
+            lease_valid=self.lease.valid,
         )
         budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
         budget += (
@@ -566,6 +577,7 @@ class Daemon:
     def _demote(self, d: Decision) -> None:
         started = time.monotonic()
         epoch = self.epoch
+        self.marker.clear_active()  # fences of any epoch are welcome again (never raises)
         self._set_role(Role.DEMOTING, d.reason)
         env = self._env(epoch)
         try:

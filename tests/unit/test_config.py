@@ -622,6 +622,18 @@ def test_lease_wait_with_a_watchdog_section_that_enables_nothing_is_rejected(
     assert "fencing[0]: lease-wait is only valid when watchdog is configured" in problem
 
 
+def test_lease_wait_with_only_the_systemd_watchdog_is_rejected_by_check(tmp_path: Path) -> None:
+    # systemd's watchdog restarts the daemon; it stops neither Postfix nor the VIP of
+    # a frozen node, so waiting out its timeout proves nothing (issue 9, item 2).
+    data = minimal()
+    data["watchdog"] = {"systemd": True, "timeout": "10s"}
+    data["fencing"] = [{"type": "lease-wait"}]
+    code, text = check_report(write(tmp_path, data))
+    assert code == 2
+    assert f"{tmp_path}/failoverd.yaml: fencing[0]: lease-wait is only valid" in text
+    assert "watchdog.device" in text and "only restarts the daemon" in text
+
+
 def test_lease_wait_alone_with_a_watchdog_is_accepted_and_noted(tmp_path: Path) -> None:
     data = minimal()
     data["watchdog"] = {"device": "/dev/watchdog", "timeout": "10s"}
@@ -631,14 +643,14 @@ def test_lease_wait_alone_with_a_watchdog_is_accepted_and_noted(tmp_path: Path) 
     # 3s session + 10s watchdog + 0.75s margin.
     assert any(
         n.startswith("fencing[0]: the only fencing method; a takeover by lease-wait waits 13.75s")
-        and "safe only if every member runs a watchdog" in n
+        and "safe only if every member runs a watchdog device" in n
         for n in c.notes
     )
 
 
 def test_lease_wait_takes_no_options(tmp_path: Path) -> None:
     data = minimal()
-    data["watchdog"] = {"systemd": True}
+    data["watchdog"] = {"device": "/dev/watchdog"}
     data["fencing"] = [{"type": "lease-wait", "timeout": "5s"}]
     (problem,) = problems(tmp_path, data)
     assert "fencing[0].timeout: unknown key 'timeout'" in problem
@@ -646,7 +658,7 @@ def test_lease_wait_takes_no_options(tmp_path: Path) -> None:
 
 def test_methods_after_lease_wait_are_noted_as_unreachable(tmp_path: Path) -> None:
     data = minimal()
-    data["watchdog"] = {"systemd": True}
+    data["watchdog"] = {"device": "/dev/watchdog"}
     data["fencing"].insert(0, {"type": "lease-wait"})
     notes = load(tmp_path, data).notes
     assert "fencing[0]: lease-wait always succeeds, so the methods after it never run" in notes
