@@ -43,7 +43,9 @@ from failoverd.decision import (
 from failoverd.fencing import build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
+from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
+from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
@@ -78,7 +80,10 @@ class Daemon:
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
-            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+            self.coord,
+            self.lease,
+            renewal_interval(zk.session_timeout),
+            lambda: self.events.put("lease_lost"),
         )
         self.health = HealthMonitor(
             config.health,
@@ -88,6 +93,7 @@ class Daemon:
         self.resources = build_resources(config.resources)
         self.fence_chain = build_fence_chain(config)
         self.marker = FenceMarker(config.node.state_dir)
+        self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
@@ -382,8 +388,9 @@ class Daemon:
                         self.peer_priority[name] = m.priority
 
     def _setup_session(self) -> None:
-        self.coord.ensure_tree(self.op_timeout)
+        self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
         self._check_access()
+        self.membership.joined()  # from now on a vanished tree reads as lost, not new
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(
@@ -616,7 +623,12 @@ class Daemon:
     def _write_member(self) -> None:
         if not self.coord.connected:
             return
-        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
+        fence_epoch = self.marker.published_epoch()
+        self.membership.saw(self._highest_epoch_seen())
+        seen_epoch = self.membership.seen_epoch or None
+        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
+        key += (self.control.maintenance, fence_epoch, seen_epoch)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -630,11 +642,20 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_epoch=fence_epoch,
+            seen_epoch=seen_epoch,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
         ):
             self.member_written = key
+
+    def _highest_epoch_seen(self) -> int:
+        known = [self.epoch or 0]
+        for m in self.members.values():
+            if m is not None:
+                known += [m.epoch or 0, m.seen_epoch or 0]
+        return max(known)
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

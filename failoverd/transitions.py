@@ -142,6 +142,12 @@ class Transitions:
         # From here on the service checks (scope "active") judge this node too.
         n.health.set_active(True)
         env = n._env(epoch)
+        try:  # under the fence lock: from here on fence-self refuses older epochs
+            n.marker.record_active(epoch)
+        except (OSError, TimeoutError) as e:
+            # PROMOTING -> DEMOTING -> STANDBY: the state dir is unusable (an older
+            # fence could stop us unnoticed, and no start could take the fence lock)
+            return self.failed(e)
         for res in n.resources:
             # Tagged, so that every process of this start can be found if we give up on it.
             tag, start_env = tagged(env)
@@ -195,6 +201,7 @@ class Transitions:
             new_epoch=epoch,
             env={**n._env(epoch), "FAILOVERD_TARGET": peer.name},
             lock_free_since=n.lock_free_since,
+            lease_valid=n.lease.valid,
         )
         budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in n.config.fencing)
         budget += (
@@ -264,6 +271,8 @@ class Transitions:
         clean = False
         backoff = d.backoff
         n.resource_watch.unwatch()  # stopping on purpose from here on
+        # Fences of any epoch are welcome again (never raises).
+        _step("clearing the active epoch", n.marker.clear_active)
         try:
             # ACTIVE|PROMOTING|FENCING -> DEMOTING
             n._set_role(Role.DEMOTING, d.reason)
