@@ -50,6 +50,16 @@ class ZkAuthConfig:
 
 
 @dataclass(frozen=True)
+class ZkTlsConfig:
+    """TLS to ZooKeeper's secureClientPort: the CA that signed the servers'
+    certificates and, when the servers require client certificates, ours."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class ZooKeeperConfig:
     hosts: str
     session_timeout: float = 3.0
@@ -58,6 +68,14 @@ class ZooKeeperConfig:
     # Local lease = last round trip + session_timeout - lease_margin (DESIGN.md §5).
     # None in the file means session_timeout / 4; always resolved to a float here.
     lease_margin: float = 0.75
+    # Running without `auth` must be asked for: an open tree lets anyone who
+    # reaches ZooKeeper delete the lock or mark the breadcrumb clean.
+    insecure: bool = False
+    # Operators' ZooKeeper digest ids ("user:base64(sha1(user:password))", what
+    # `failoverctl digest USER` prints): they may read the tree and write `control`,
+    # nothing else. Only the hash is here, so this file holds no operator password.
+    operators: tuple[str, ...] = ()
+    tls: ZkTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -397,6 +415,9 @@ def _typed(
         return None
     kind = value.get("type")
     if not isinstance(kind, str) or kind not in schemas:
+        # Still name the item's other keys that no type knows, so `{tyype: command}`
+        # reads as the typo it is rather than only as a missing type.
+        _Section(found, at, value, " ".join({"type", *" ".join(schemas.values()).split()}))
         found.problem(f"{at}.type", f"expected one of {kinds}, got {kind!r}")
         return None
     return kind, _Section(found, at, value, f"type {schemas[kind]}")
@@ -452,7 +473,7 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
 # The keys each section and each ``type`` of list item may have.
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
 _NODE = "name address priority priority_delay state_dir"
-_ZOOKEEPER = "hosts session_timeout root auth lease_margin"
+_ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
 _NET_CHECK = "host port timeout scope"
 _CHECKS = {
     "smtp": _NET_CHECK,
@@ -520,7 +541,42 @@ def _zookeeper(s: _Section) -> ZooKeeperConfig:
         auth=auth,
         # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
         lease_margin=s.duration("lease_margin", session / 4),
+        **_zk_access(s, auth is not None),
     )
+
+
+_DIGEST_ID = re.compile(r"[^:\s]{1,64}:[A-Za-z0-9+/]{27}=")
+
+
+def _zk_access(s: _Section, has_auth: bool) -> dict[str, Any]:
+    """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
+    insecure = s.flag("insecure", False)
+    if insecure and has_auth:
+        s.found.problem(s.key("insecure"), "true contradicts zookeeper.auth: drop one of them")
+    operators: list[str] = []
+    for at, item in s.items("operators"):
+        if isinstance(item, str) and _DIGEST_ID.fullmatch(item):
+            operators.append(item)
+        else:
+            shown = item if not isinstance(item, str) else item[:40]
+            s.found.problem(
+                at, f"expected a digest id user:BASE64 (failoverctl digest USER), got {shown!r}"
+            )
+    if operators and not has_auth:
+        s.found.problem(s.key("operators"), "needs zookeeper.auth (the nodes' own identity)")
+    tls = None
+    if s.has("tls"):
+        t = s.section("tls", "ca cert key")
+        ca, cert, key = t.text("ca"), t.text("cert", "") or None, t.text("key", "") or None
+        for name, path in (("ca", ca), ("cert", cert), ("key", key)):
+            if path and not os.path.isfile(path):
+                s.found.problem(t.key(name), f"{path} is not a file")
+        if (cert is None) != (key is None):
+            s.found.problem(t.key("cert" if cert is None else "key"), "cert and key go together")
+        if key and os.path.isfile(key):
+            _check_private(s.found, t.key("key"), key)
+        tls = ZkTlsConfig(ca=ca, cert=cert, key=key)
+    return {"insecure": insecure, "operators": tuple(operators), "tls": tls}
 
 
 def _zk_auth(s: _Section) -> ZkAuthConfig:
@@ -647,16 +703,34 @@ def _vip_address(s: _Section) -> str:
     return address
 
 
-def _fencer(kind: str, s: _Section, health: HealthConfig, watchdog: bool) -> FencerConfig:
+def _fencer(
+    kind: str, s: _Section, health: HealthConfig, watchdog: WatchdogConfig | None
+) -> FencerConfig:
     if kind == "ssh":
         return _ssh_fencer(s, health)
     if kind == "command":
         timeout = s.duration("timeout", CommandFencerConfig.timeout)
         return CommandFencerConfig(argv=s.argv("argv") or (), timeout=timeout)
-    if not watchdog:
-        msg = "lease-wait is only valid when watchdog is configured (systemd: true or a device):"
-        s.found.problem(s.at, f"{msg} without one a frozen active keeps serving after its lease")
+    _lease_wait_needs_a_device(s, watchdog)
     return LeaseWaitFencerConfig()
+
+
+def _lease_wait_needs_a_device(s: _Section, watchdog: WatchdogConfig | None) -> None:
+    """lease-wait trusts that a frozen or lease-less old active has been *reset* by
+    the time the wait is over. Only a watchdog device (hardware, or softdog with
+    nowayout) does that; systemd's watchdog restarts the daemon and leaves Postfix,
+    the units and the VIP running (and a SIGSTOPped daemon cannot even act on it)."""
+    msg = "lease-wait is only valid when watchdog is configured with a device (watchdog.device"
+    if watchdog is None:
+        why = "without one a frozen active keeps serving after its lease"
+    elif not watchdog.device:
+        why = (
+            "watchdog.systemd only restarts the daemon and stops neither the resources nor "
+            "the VIP, so a frozen active keeps serving after its lease"
+        )
+    else:
+        return
+    s.found.problem(s.at, f"{msg}, e.g. /dev/watchdog, on every member): {why}")
 
 
 def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
@@ -701,11 +775,18 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     if not root.has("metrics"):
         return None
     s = root.section("metrics", "listen")
+    msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
+    raw = s.data.get("listen")
+    if _is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
+        # `listen: 9468`: a port alone does not say which addresses may scrape.
+        bare = str(raw).strip()
+        hint = f"write 127.0.0.1:{bare} (this host only) or 0.0.0.0:{bare} (every address)"
+        s.found.problem(s.key("listen"), f"{msg}, got the bare port {bare}: {hint}")
+        return MetricsConfig(host="", port=0)
     listen = s.text("listen")
     m = _LISTEN.fullmatch(listen)
     port = int(m["p6"] or m["port"]) if m else 0
     if listen and not 1 <= port <= 65535:
-        msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
         s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
 
@@ -737,7 +818,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
         why = "a node must be able to fence its peer before it takes over"
         found.problem("fencing", f"no fencing method configured: {why}")
     fencing = [
-        _fencer(*t, health, watchdog is not None)
+        _fencer(*t, health, watchdog)
         for at, v in fencing_items
         if (t := _typed(found, at, v, _FENCERS))
     ]
@@ -809,15 +890,15 @@ def _check_timing(c: Config, found: _Findings) -> None:
 
 def _check_lease_wait(c: Config, found: _Findings) -> None:
     kinds = [f.type for f in c.fencing]
-    if "lease-wait" not in kinds or not c.watchdog:
-        return  # without a watchdog lease-wait is already a problem
+    if "lease-wait" not in kinds or not c.watchdog or not c.watchdog.device:
+        return  # without a watchdog device lease-wait is already a problem
     at = f"fencing[{kinds.index('lease-wait')}]"
     wait = c.zookeeper.session_timeout + c.watchdog.timeout + c.zookeeper.lease_margin
     only = "the only fencing method; " if set(kinds) == {"lease-wait"} else ""
     found.note(
         at,
         f"{only}a takeover by lease-wait waits {_s(wait)} (session_timeout + watchdog.timeout "
-        "+ lease_margin) and is safe only if every member runs a watchdog; "
+        "+ lease_margin) and is safe only if every member runs a watchdog device; "
         "this file cannot check the peers'",
     )
     if kinds[-1] != "lease-wait":
@@ -834,12 +915,30 @@ def load_config(path: str) -> Config:
     return replace(config, notes=tuple(found.notes))
 
 
-def check_report(path: str) -> tuple[int, str]:
-    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid)."""
+def check_report(path: str, machine: bool = True) -> tuple[int, str]:
+    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid).
+
+    A valid file is also checked against this machine: preflight.py (ZooKeeper access,
+    the state dir, owners and modes) and, with `machine`, host_checks.py (programs,
+    units, interfaces, tools). Errors there make it invalid too; warnings are notes."""
     try:
         config = load_config(path)
     except ConfigError as e:
         return 2, "\n".join(e.problems)
+    from failoverd.preflight import preflight  # the machine's side: access, state dir, owners
+
+    problems, notes = preflight(config)
+    if machine:
+        from failoverd.host_checks import host_checks  # programs, units, interfaces, tools
+
+        for f in host_checks(config):
+            if f.severity == "error":
+                problems.append(f"{path}: {f.at}: {f.message}")
+            else:
+                notes.append(f"{f.at}: {f.message}")
+    if problems:
+        return 2, "\n".join(problems)
+    config = replace(config, notes=(*config.notes, *notes))
     peers, methods = len(config.peers), [f.type for f in config.fencing]
     summary = (
         f"cluster {config.cluster}, node {config.node.name}, {peers} peer{'s' * (peers != 1)}, "

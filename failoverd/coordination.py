@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -26,11 +27,15 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry
-from kazoo.security import OPEN_ACL_UNSAFE, Permissions, make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
-from failoverd.config import Config
+from failoverd import zkacl
+from failoverd.config import Config, ZkTlsConfig
+from failoverd.formats import write_format
 from failoverd.lease import LocalLease, boottime
+from failoverd.redact import redact
 from failoverd.znodes import (
+    SCHEMA_VERSION,
     UNREADABLE_CONTROL,
     Breadcrumb,
     Control,
@@ -62,7 +67,9 @@ def _zk_errors(what: str) -> Iterator[None]:
         raise CoordinationError(f"{what}: {type(e).__name__} {e}".strip()) from None
 
 
-def make_client(config: Config) -> KazooClient:
+def make_client(config: Config, credential: str | None = None) -> KazooClient:
+    """A client for this cluster. `credential` ("user:password", an operator's)
+    replaces the nodes' own zookeeper.auth (failoverctl --credential)."""
     zk = config.zookeeper
     # Bounded reconnect back-off: the default grows to an hour, and delayed
     # reconnection by ~2 s after a partition healed in our measurements. The cap is
@@ -72,15 +79,26 @@ def make_client(config: Config) -> KazooClient:
     cap = max(0.1, min(1.0, zk.session_timeout / 10))
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=cap)
     kwargs: dict[str, Any] = {}
-    if zk.auth is not None:
-        user, _, password = zk.auth.credential.partition(":")
+    if credential is not None:
+        kwargs["auth_data"] = [("digest", credential)]
+    elif zk.auth is not None:
         kwargs["auth_data"] = [("digest", zk.auth.credential)]
-        kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
+        kwargs["default_acl"] = zkacl.default_acl(config)
+    if zk.tls is not None:
+        kwargs.update(tls_kwargs(zk.tls))
     client = KazooClient(
         hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs
     )
     _record_granted_timeout(client)
     return client
+
+
+def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
+    """kazoo's TLS arguments: the servers' certificates are always verified."""
+    out: dict[str, Any] = {"use_ssl": True, "verify_certs": True, "ca": tls.ca}
+    if tls.cert is not None:
+        out.update(certfile=tls.cert, keyfile=tls.key)
+    return out
 
 
 def _record_granted_timeout(client: KazooClient) -> None:
@@ -112,7 +130,16 @@ def _record_granted_timeout(client: KazooClient) -> None:
 class Coordinator:
     """One cluster's znodes under `<root>/<cluster>`."""
 
-    def __init__(self, config: Config, on_event: Callable[[str], None] = lambda _e: None):
+    # The znode format we write: the newest every member reads (formats.py),
+    # updated whenever the members are read.
+    format: int = SCHEMA_VERSION
+
+    def __init__(
+        self,
+        config: Config,
+        on_event: Callable[[str], None] = lambda _e: None,
+        credential: str | None = None,
+    ):
         self.config = config
         self.node = config.node.name
         self.root = config.cluster_path
@@ -121,7 +148,7 @@ class Coordinator:
         self.control_path = f"{self.root}/control"
         self.members_path = f"{self.root}/members"
         self.history_path = f"{self.root}/history"
-        self.client = make_client(config)
+        self.client = make_client(config, credential)
         self.on_event = on_event
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
         self._warned_short = False
@@ -199,39 +226,71 @@ class Coordinator:
 
     # -- tree ---------------------------------------------------------------
 
-    def ensure_tree(self, timeout: float) -> None:
+    def ensure_tree(self, timeout: float, lost_if_missing: bool = False) -> None:
         """Create the cluster's znodes. A brand-new cluster gets an initial clean
         breadcrumb naming nobody, in the same transaction as the cluster node: so a
         cluster node *without* a breadcrumb can only mean the breadcrumb was lost,
-        which plan_fencing treats as "previous active unknown"."""
+        which plan_fencing treats as "previous active unknown".
+
+        `lost_if_missing`: the caller knows the cluster existed (membership.py), so a
+        missing tree was lost, not never made: it is recreated without a breadcrumb."""
         with _zk_errors("creating the cluster's znodes"):
             parent = self.root.rsplit("/", 1)[0]
             if parent:
                 # The shared parent (e.g. /failoverd) may hold clusters with different
                 # credentials, so it stays open; each cluster's own tree gets the
-                # client's default ACL (digest-only when zookeeper.auth is set).
+                # ACLs of failoverd.zkacl (nodes ALL, operators READ, + WRITE on
+                # control), which the daemon then checks exactly. Someone who
+                # creates the cluster node first with other ACLs is refused, not
+                # trusted.
                 self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
+            acl = zkacl.default_acl(self.config)
+            control_acl = zkacl.control_acl(self.config)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
+                if lost_if_missing:
+                    log.critical(
+                        "cluster_tree_lost",
+                        path=self.root,
+                        hint="ZooKeeper lost this cluster's data: the next active fences every "
+                        "peer; restore a backup with failoverctl restore",
+                    )
                 t = self.client.transaction()
-                t.create(self.root, b"")
-                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)))
-                t.create(self.control_path, encode(Control()))
-                t.create(self.members_path, b"")
-                t.create(self.history_path, b"")
+                t.create(self.root, b"", acl=acl)
+                if not lost_if_missing:
+                    crumb = encode(Breadcrumb(None, 0, now_iso(), True))
+                    t.create(self.active_path, crumb, acl=acl)
+                t.create(self.control_path, encode(Control()), acl=control_acl)
+                t.create(self.members_path, b"", acl=acl)
+                t.create(self.history_path, b"", acl=acl)
                 results = self._wait(t.commit_async(), timeout)
                 if any(isinstance(r, Exception) for r in results) and not isinstance(
                     results[0], NodeExistsError
                 ):
                     raise CoordinationError(f"creating the cluster's znodes: {results}")
-            for path, data in (
-                (self.members_path, b""),
-                (self.history_path, b""),
-                (self.control_path, encode(Control())),
+            for path, data, node_acl in (
+                (self.members_path, b"", acl),
+                (self.history_path, b"", acl),
+                (self.control_path, encode(Control()), control_acl),
             ):
                 try:
-                    self._wait(self.client.create_async(path, data), timeout)
+                    self._wait(self.client.create_async(path, data, acl=node_acl), timeout)
                 except NodeExistsError:
                     pass
+
+    def acl_mismatches(self, timeout: float) -> list[str]:
+        """The cluster node and its five znodes whose ACL is not exactly what
+        zkacl.expected says (empty without zookeeper.auth)."""
+        if zkacl.expected(self.config) is None:
+            return []
+        actual: dict[str, Any] = {}
+        with _zk_errors("reading the cluster's ACLs"):
+            for name in zkacl.CHECKED:
+                path = f"{self.root}/{name}" if name else self.root
+                try:
+                    actual[name], _ = self._wait(self.client.get_acls_async(path), timeout)
+                except NoNodeError:
+                    actual[name] = None
+        return zkacl.mismatches(self.config, actual)
 
     def world_writable(self, timeout: float) -> bool:
         """True when anyone may change the cluster's tree (no auth, or an open ACL):
@@ -254,7 +313,7 @@ class Coordinator:
             return False
         self._limit(lease)
         t_send = boottime()
-        data = encode(LockData(self.node, f"{session:#x}"))
+        data = encode(LockData(self.node, f"{session:#x}"), self.format)
         with _zk_errors("creating the lock"):
             try:
                 self._wait(self.client.create_async(self.lock_path, data, ephemeral=True), timeout)
@@ -277,28 +336,57 @@ class Coordinator:
             holder = ""
         return holder, stat.ephemeralOwner, stat.version
 
-    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
-        """One lease round trip: sync (so a follower cut off from the quorum cannot
-        answer from stale data), then read the lock's stat. True: renewed; False:
-        the lock is gone or owned by another session (lease revoked); None: no
-        answer in time (the lease simply is not renewed)."""
-        session = lease.session
-        if session is None:
+    def send_lease_check(self, lease: LocalLease, done: Callable[[bool | None], None]) -> bool:
+        """Send one lease round trip and return at once (lease_keeper pipelines them):
+        sync (so a follower cut off from the quorum cannot answer from stale data),
+        then read the lock's stat. Whenever the answer arrives, `done` gets the
+        verdict on kazoo's completion thread: True renewed from this request's send
+        time; False revoked (the lock is gone or owned by another session); None no
+        verdict (no answer, or the lease was given back or granted anew meanwhile).
+        False when nothing was sent (no lease held, or the client is closed)."""
+        ticket = lease.ticket()
+        if ticket is None:
             return False
         self._limit(lease)
         t_send = boottime()
         try:
             # ZooKeeper answers one session's requests in order: the exists is
             # served only after the sync went through the leader.
-            self.requests += 1
             self.client.sync_async(self.lock_path)
-            stat: ZnodeStat | None = self._wait(self.client.exists_async(self.lock_path), timeout)
-        except (KazooTimeoutError, KazooException):
-            return None
-        if stat is None or stat.ephemeralOwner != session:
-            lease.revoke()
+            answer = self.client.exists_async(self.lock_path)
+        except KazooException:
             return False
-        return lease.renew(session, t_send)
+        self.requests += 2
+
+        def judge(result: Any) -> None:
+            # kazoo's completion thread: only the thread-safe lease, and `done`.
+            try:
+                stat: ZnodeStat | None = result.get_nowait()
+            except Exception:  # noqa: BLE001 - a lost connection proves nothing either way
+                done(None)
+                return
+            if stat is None or stat.ephemeralOwner != ticket.session:
+                done(False if lease.revoke(ticket) else None)
+            else:
+                done(True if lease.renew(ticket.session, t_send, ticket) else None)
+
+        answer.rawlink(judge)
+        return True
+
+    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
+        """One lease round trip, waiting at most `timeout` for the verdict (see
+        send_lease_check; None: no verdict yet. An answer that comes later still
+        renews the lease)."""
+        verdict: list[bool | None] = []
+        answered = threading.Event()
+
+        def done(v: bool | None) -> None:
+            verdict.append(v)
+            answered.set()
+
+        if not self.send_lease_check(lease, done):
+            return False
+        return verdict[0] if answered.wait(timeout) else None
 
     def release_lock(self, lease: LocalLease, timeout: float) -> bool:
         """Delete the lock, but only if our lease's session owns it."""
@@ -351,9 +439,9 @@ class Coordinator:
             t = self.client.transaction()
             t.check(self.lock_path, lock_stat.version)
             if expected_version is None:
-                t.create(self.active_path, encode(crumb))
+                t.create(self.active_path, encode(crumb, self.format))
             else:
-                t.set_data(self.active_path, encode(crumb), version=expected_version)
+                t.set_data(self.active_path, encode(crumb, self.format), version=expected_version)
             results = self._wait(t.commit_async(), timeout)
         failures = [r for r in results if isinstance(r, Exception)]
         if failures:
@@ -374,7 +462,7 @@ class Coordinator:
         without waiting for the answer: a status report must never delay a
         demotion (ZooKeeper applies one session's writes in order)."""
         path = f"{self.members_path}/{self.node}"
-        data = encode(status)
+        data = encode(replace(status, reason=redact(status.reason)), self.format)
         session = self.session_id
         if session is not None and session == self._member_session:
             self.requests += 1
@@ -396,14 +484,17 @@ class Coordinator:
         self._member_session = session
 
     def read_members(self, timeout: float) -> dict[str, MemberStatus | None]:
-        """name -> status (None when the status is unreadable)."""
+        """name -> status (None when the status is unreadable), for configured
+        members only: a znode under members/ with any other name is not read at
+        all, so it can neither steer decisions nor slow the loop down."""
         out: dict[str, MemberStatus | None] = {}
+        configured = set(self.config.member_names)
         with _zk_errors("reading members"):
             try:
                 names = self._wait(self.client.get_children_async(self.members_path), timeout)
             except NoNodeError:
                 return out
-            for name in sorted(names):
+            for name in sorted(set(names) & configured):
                 try:
                     raw, _ = self._wait(
                         self.client.get_async(f"{self.members_path}/{name}"), timeout
@@ -411,9 +502,12 @@ class Coordinator:
                 except NoNodeError:
                     continue
                 try:
-                    out[name] = MemberStatus.decode(raw)
+                    status = MemberStatus.decode(raw)
                 except ZnodeError:
-                    out[name] = None
+                    status = None
+                # A status claiming to be another member is not this member's.
+                out[name] = status if status is not None and status.node == name else None
+        self.format = write_format(out, self.config.member_names)
         return out
 
     def read_control(self, timeout: float) -> tuple[Control, int | None]:
@@ -434,18 +528,24 @@ class Coordinator:
         """Compare-and-set the control znode (raises CoordinationError on a race)."""
         with _zk_errors("writing control"):
             if version is None:
-                self._wait(self.client.create_async(self.control_path, encode(control)), timeout)
+                self._wait(
+                    self.client.create_async(self.control_path, encode(control, self.format)),
+                    timeout,
+                )
             else:
                 self._wait(
-                    self.client.set_async(self.control_path, encode(control), version=version),
+                    self.client.set_async(
+                        self.control_path, encode(control, self.format), version=version
+                    ),
                     timeout,
                 )
 
     def append_history(self, entry: HistoryEntry) -> None:
         """Add an audit record without waiting (it must not delay a transition)."""
         self.requests += 1
+        entry = replace(entry, reason=redact(entry.reason))
         self.client.create_async(
-            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
+            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry, self.format), sequence=True
         )
 
     def prune_history(self, timeout: float) -> None:
@@ -480,37 +580,21 @@ class Coordinator:
         return out
 
     def highest_known_epoch(self, timeout: float) -> int:
-        """The highest epoch in history and member statuses (a floor for next_epoch)."""
+        """The highest epoch in history and member statuses, including each member's
+        fence marker and the highest epoch it remembers seeing (a floor for
+        next_epoch). Both live on the nodes, not in ZooKeeper, so epochs continue
+        above every fenced and every seen one even after ZooKeeper lost its data: an
+        epoch at or below a node's marker would be refused there.
+
+        Unreadable entries are skipped (they were decoded into None, whatever they
+        held): a poisoned history entry must not stop a takeover half-way."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
-        epochs += [
-            m.epoch for m in self.read_members(timeout).values() if m and m.epoch is not None
-        ]
+        for m in self.read_members(timeout).values():
+            if m is not None:
+                epochs += [e for e in (m.epoch, m.fence_epoch, m.seen_epoch) if e is not None]
         return max(epochs, default=0)
 
 
-class LeaseKeeper(threading.Thread):
-    """Renews the local lease every `interval` (at most T/4, DESIGN.md §5) on its
-    own thread, so a slow fence or resource start in the main loop never starves it."""
-
-    def __init__(
-        self, coord: Coordinator, lease: LocalLease, interval: float, on_lost: Callable[[], None]
-    ):
-        super().__init__(name="lease-keeper", daemon=True)
-        self.coord = coord
-        self.lease = lease
-        self.interval = interval
-        self.on_lost = on_lost
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            if self.lease.session is not None and self.coord.connected:
-                if self.coord.check_lease(self.lease, timeout=self.interval) is False:
-                    self.on_lost()
-            self.wake.wait(self.interval)
-            self.wake.clear()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.wake.set()
+# The keeper lives in its own module; imported here so `coordination.LeaseKeeper`
+# keeps working for existing callers.
+from failoverd.lease_keeper import LeaseKeeper  # noqa: E402, F401

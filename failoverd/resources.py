@@ -19,10 +19,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import IO, Protocol
 
 import structlog
 
+from failoverd import systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
     OcfResourceConfig,
@@ -39,6 +41,11 @@ TAIL_CHARS = 400
 
 class ResourceError(Exception):
     """A resource could not be started or stopped; the message says what and why."""
+
+
+class ResourceTimeout(ResourceError):
+    """A resource command ran past its timeout and was killed: whatever it started
+    outside its process group may live on (failoverd/abandoned.py)."""
 
 
 class Resource(Protocol):
@@ -118,12 +125,22 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> 
         return CommandOutcome(args, rc, _tail(out), timed_out=timed_out, timeout=timeout)
 
 
+# How long to wait for a SIGKILLed command to exit. A process in uninterruptible
+# sleep (D state: a hung mount, dead NFS) does not die until the kernel call
+# returns; the caller must not hang with it. It is reported timed out, and the
+# daemon treats what is left as an abandoned operation.
+KILL_WAIT = 2.0
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
+    try:
+        proc.wait(timeout=KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        log.critical("command_unkillable", pid=proc.pid, argv=str(proc.args))
 
 
 def _tail(out: IO[bytes]) -> str:
@@ -137,6 +154,8 @@ def _ms_since(started: float) -> int:
 
 
 def _fail(outcome: CommandOutcome, what: str) -> ResourceError:
+    if outcome.timed_out:
+        return ResourceTimeout(f"{what}: {outcome.describe()}")
     return ResourceError(f"{what}: {outcome.describe()}")
 
 
@@ -193,15 +212,39 @@ _INACTIVE = (3, 4)
 
 
 class SystemdResource:
-    def __init__(self, cfg: SystemdResourceConfig, systemctl: str = "systemctl"):
+    """systemctl start/stop/is-active; the units get FAILOVERD_* through a runtime
+    drop-in written before each start (failoverd.systemd_dropin)."""
+
+    def __init__(
+        self,
+        cfg: SystemdResourceConfig,
+        systemctl: str = "systemctl",
+        unit_dir: Path | None = None,
+    ):
         self.cfg = cfg
         self.timeout = cfg.timeout
         self.systemctl = systemctl
+        self.unit_dir = unit_dir
         self.name = "systemd " + " ".join(cfg.units)
+
+    def _unit_dir(self) -> Path:
+        return self.unit_dir if self.unit_dir is not None else systemd_dropin.RUNTIME_UNIT_DIR
 
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()
-        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, self.timeout)
+        deadline = started + self.timeout
+        try:
+            systemd_dropin.write_dropins(self._unit_dir(), self.cfg.units, env)
+        except (OSError, ValueError) as e:
+            # A unit started without its epoch could not tell a stale active from
+            # the current one: not starting is the safe failure.
+            why = f"cannot write the FAILOVERD_* drop-in: {e}"
+            raise ResourceError(f"{self.name} start: {why}") from e
+        outcome = run_command([self.systemctl, "daemon-reload"], env, self.timeout)
+        if not outcome.ok:
+            raise _fail(outcome, f"{self.name} start (daemon-reload for the drop-in)")
+        left = deadline - time.monotonic()
+        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, left)
         if not outcome.ok:
             raise _fail(outcome, f"{self.name} start")
         log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
@@ -211,6 +254,7 @@ class SystemdResource:
         units = list(reversed(self.cfg.units))
         outcome = run_command([self.systemctl, "stop", *units], env, self.timeout)
         if outcome.ok:
+            self._remove_dropins()
             return
         if outcome.timed_out:
             raise _fail(outcome, f"{self.name} stop")
@@ -220,8 +264,15 @@ class SystemdResource:
         if all(s is False for s in states):
             error = outcome.describe()
             log.warning("systemd_stop_failed_but_inactive", resource=self.name, error=error)
+            self._remove_dropins()
             return
         raise _fail(outcome, f"{self.name} stop")
+
+    def _remove_dropins(self) -> None:
+        # Only tidiness (the next start rewrites them): a problem is logged, not raised.
+        problems = systemd_dropin.remove_dropins(self._unit_dir(), self.cfg.units)
+        if problems:
+            log.warning("systemd_dropin_not_removed", resource=self.name, problems=problems)
 
     def is_running(self, env: Mapping[str, str]) -> bool | None:
         deadline = time.monotonic() + self.timeout
