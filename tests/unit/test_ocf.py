@@ -92,7 +92,7 @@ def write(tmp_path: Path, resources: list[dict]) -> str:
         "cluster": "c",
         "node": {"name": "a", "address": "127.0.0.1"},
         "peers": {"b": {"address": "127.0.0.2"}},
-        "zookeeper": {"hosts": "127.0.0.1:2181", "session_timeout": "3s"},
+        "zookeeper": {"hosts": "127.0.0.1:2181", "session_timeout": "3s", "insecure": True},
         "resources": resources,
         "fencing": [{"type": "command", "argv": ["/bin/true"]}],
     }
@@ -106,7 +106,7 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
     fs = {"type": "ocf", "agent": "heartbeat:Filesystem", "timeout": "30s"}
     good = {**fs, "params": {"device": "/dev/sdb1", "directory": "/srv/mail", "fstype": "ext4"}}
     path = write(tmp_path, [good])
-    assert check_report(path)[0] == 0
+    assert check_report(path, machine=False)[0] == 0
     [res] = load_config(path).resources
     assert res == OcfResourceConfig(
         "heartbeat:Filesystem",
@@ -120,7 +120,7 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
         {"type": "ocf", "agent": "heartbeat:NoSuchAgent", "params": {}},
         {"type": "ocf", "agent": "Filesystem"},
     ]
-    code, out = check_report(write(tmp_path, bad))
+    code, out = check_report(write(tmp_path, bad), machine=False)
     assert code == 2
     assert f"{path}: resources[0].params.fstype: required by heartbeat:Filesystem" in out
     assert (
@@ -132,9 +132,18 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
 
 
 @pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
-def test_postfix_dovecot_recipe_passes_check_with_resources_in_order() -> None:
-    path = Path(__file__).resolve().parents[2] / "deploy/examples/postfix-dovecot/failoverd.yaml"
-    code, out = check_report(str(path))
+def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: Path) -> None:
+    from chaos.access import state_dir
+    from tests.unit.test_config import secret
+
+    # As installed: its credential file and state dir exist (stand-ins here); the
+    # host checks (scripts installed, ...) are test_host_checks' business.
+    recipe = Path(__file__).resolve().parents[2] / "deploy/examples/postfix-dovecot/failoverd.yaml"
+    text = recipe.read_text().replace("/etc/failoverd/zk.secret", secret(tmp_path))
+    text = text.replace("/var/lib/failoverd", str(state_dir(tmp_path.name, "recipe")))
+    path = tmp_path / "failoverd.yaml"
+    path.write_text(text)
+    code, out = check_report(str(path), machine=False)
     assert code == 0, out
     kinds = [r.type for r in load_config(str(path)).resources]
     assert kinds == ["ocf", "vip", "systemd", "systemd"]  # store, VIP, Postfix, Dovecot
