@@ -263,22 +263,29 @@ def enter_argv(node: MailNode, argv: list[str]) -> list[str]:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_entered(node.holder.pid, node.ns)
+        _wait_entered(node.holder, node.ns)
     return ["nsenter", "-t", str(node.holder.pid), "-m", "-n", "--", *argv]
 
 
-def _wait_entered(pid: int, ns: str, timeout: float = 5.0) -> None:
-    """Until `ip netns exec` has exec'd sleep (then its namespaces are the node's)."""
+def _wait_entered(holder: subprocess.Popen[bytes], ns: str, timeout: float = 15.0) -> None:
+    """Until `ip netns exec` has exec'd sleep (then its namespaces are the node's).
+
+    A holder that dies meanwhile was killed by the power switch (the runner's
+    repair can race a power-fence): then the node is off, and what is started in
+    it fails as it would on a machine without power — not a lab error.
+    """
     want = os.stat(f"/run/netns/{ns}").st_ino
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if holder.poll() is not None:
+            return
         with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{pid}/ns/net").st_ino == want and "sleep" in Path(
-                f"/proc/{pid}/cmdline"
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == want and "sleep" in Path(
+                f"/proc/{holder.pid}/cmdline"
             ).read_text(errors="replace"):
                 return
         time.sleep(0.01)
-    raise RuntimeError(f"mount-namespace holder of {ns} did not start")
+    raise RuntimeError(f"mount-namespace holder of {ns} did not start in {timeout:g}s")
 
 
 # -- processes of this node ------------------------------------------------------------
