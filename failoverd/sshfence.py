@@ -114,13 +114,17 @@ class SshFencer:
         guard.daemon = True
         guard.start()
         try:
-            left = self._left(deadline, where)
+            # connect_timeout (not the whole timeout) bounds reaching the peer: a peer
+            # that is powered off or cut off costs one connect_timeout, and the chain
+            # moves on to the next method that much sooner.
+            connect = min(cfg.connect_timeout, self._left(deadline, where))
+            shown = f"{min(cfg.connect_timeout, cfg.timeout):g}s (connect_timeout)"
             try:
-                sock = socket.create_connection((target.address, cfg.port), timeout=left)
+                sock = socket.create_connection((target.address, cfg.port), timeout=connect)
             except ConnectionRefusedError as e:
                 raise _Failed(f"connection to {where} refused") from e
             except TimeoutError as e:
-                raise _Failed(f"no answer from {where} within {cfg.timeout:g}s") from e
+                raise _Failed(f"no answer from {where} within {shown}") from e
             except OSError as e:
                 raise _Failed(f"cannot connect to {where}: {e.strerror or e}") from e
             left = self._left(deadline, where)
@@ -132,7 +136,7 @@ class SshFencer:
                     key_filename=cfg.key_file,
                     sock=sock,
                     timeout=left,
-                    banner_timeout=left,
+                    banner_timeout=min(connect, left),
                     auth_timeout=left,
                     channel_timeout=left,
                     allow_agent=False,
@@ -150,6 +154,8 @@ class SshFencer:
             except (paramiko.SSHException, OSError, EOFError) as e:
                 if time.monotonic() >= deadline:
                     raise _Failed(f"ssh to {where} did not complete within {cfg.timeout:g}s") from e
+                if "banner" in str(e):  # paramiko's banner_timeout: a peer that hangs
+                    raise _Failed(f"no SSH banner from {where} within {shown}") from e
                 raise _Failed(f"ssh to {where} failed: {e or type(e).__name__}") from e
             return self._exec(client, command, deadline, where)
         finally:
