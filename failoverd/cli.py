@@ -89,6 +89,7 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
                 "healthy": bool(m and m.healthy),
                 "epoch": m.epoch if m else None,
                 "connected": name in members,
+                "fence_ready": dict(m.fence_ready) if m else {},
             }
         )
     active = None
@@ -155,7 +156,7 @@ def _print_table(
         f"cluster {st['cluster']}   lease holder: {st['lease_holder'] or '-'}   "
         f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
     )
-    header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "SINCE", "LAST TRANSITION")
+    header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "FENCING", "SINCE", "LAST TRANSITION")
     rows = [header]
     for r in st["members"]:
         m = members.get(r["node"])
@@ -166,6 +167,7 @@ def _print_table(
                 "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
+                _fence_column(r.get("fence_ready") or {}),
                 m.since if m else "-",
                 m.reason if m else "-",
             )
@@ -182,6 +184,11 @@ def _print_table(
             click.echo(
                 f"  {e.time}  {e.node:<8} {e.event:<13} {e.reason}" if e else "  (unreadable entry)"
             )
+
+
+def _fence_column(ready: dict[str, bool]) -> str:
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
+    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
 
 
 @cli.command()

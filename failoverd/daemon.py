@@ -47,6 +47,7 @@ from failoverd.lease import LocalLease
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
+from failoverd.readiness import FenceReadiness
 from failoverd.resources import ResourceError, build_resources, stop_all
 from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
 
@@ -87,6 +88,10 @@ class Daemon:
         self.marker = FenceMarker(config.node.state_dir)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        self.readiness = FenceReadiness(
+            config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
+        )
+        self.fence_chain.known_dead = self.readiness.known_dead
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
 
         self.role = Role.INIT
@@ -137,6 +142,7 @@ class Daemon:
         self.health.start()
         self.coord.start()
         self.keeper.start()
+        self.readiness.start()
         self._set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
@@ -169,6 +175,7 @@ class Daemon:
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
+        self.readiness.stop()
         self.health.stop()
         self.coord.close()
         self.watchdog.close(clean=not self.dirty)
@@ -677,7 +684,9 @@ class Daemon:
     def _write_member(self) -> None:
         if not self.coord.connected:
             return
+        fence_ready = self.readiness.summary()
         key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        key += (tuple(sorted(fence_ready.items())),)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -691,6 +700,7 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_ready=fence_ready,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())

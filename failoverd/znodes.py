@@ -8,7 +8,7 @@ and callers treat that as the *unsafe* case (an unreadable breadcrumb means
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +107,9 @@ class MemberStatus:
     reason: str
     since: str
     priority: int = 0  # lower is preferred (node.priority)
+    # Fence readiness (failoverd/readiness.py): per fencing method, whether its last
+    # probe toward every peer worked. Absent (older daemons, no probe yet) = {}.
+    fence_ready: dict[str, bool] = field(default_factory=dict, hash=False)
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -125,7 +128,16 @@ class MemberStatus:
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
             priority=_field(d, "priority", int, "member"),
+            fence_ready=_fence_ready(d.get("fence_ready", {})),
         )
+
+
+def _fence_ready(value: Any) -> dict[str, bool]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+    ):
+        raise ZnodeError(f"member: field 'fence_ready' is {value!r}")
+    return dict(value)
 
 
 @dataclass(frozen=True)
