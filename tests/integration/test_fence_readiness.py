@@ -10,18 +10,23 @@ repaired.
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from chaos.zookeeper import ZooKeeperServer, free_port
 from failoverd.config import (
     CommandFencerConfig,
     Config,
@@ -32,6 +37,7 @@ from failoverd.config import (
 )
 from failoverd.fencing import CommandFencer, FenceChain, SshFencer
 from failoverd.readiness import FenceReadiness
+from tests.integration.cluster import Cluster, wait_for
 from tests.integration.sshd import Sshd, keygen
 from tests.integration.test_fencing import request
 
@@ -226,3 +232,74 @@ def test_fence_skips_a_path_its_probe_found_dead_and_goes_straight_to_power(
     assert outcomes[0].reason.startswith("skipped: its readiness probe"), outcomes[0]
     assert outcomes[0].took == 0.0
     assert power_log.read_text() == "mail2\n"
+
+
+# ---------------------------------------------------------------------------
+# the daemon publishes it: member status, failoverctl status, metrics
+# ---------------------------------------------------------------------------
+
+
+def test_daemons_publish_fence_ready_in_status_and_metrics(
+    zk: ZooKeeperServer, peer: Peer, tmp_path: Path
+) -> None:
+    root = tmp_path / "c"
+    ssh = {
+        "type": "ssh",
+        "user": peer.sshd.user,
+        "key_file": str(peer.key_file),
+        "known_hosts": str(peer.known_hosts),
+        "port": peer.sshd.port,
+        "timeout": "3s",
+        "check_interval": f"{INTERVAL:g}s",
+        "verify_ports": [],
+    }
+    power = {"type": "command", "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"]}
+    port = free_port()
+    c = Cluster(root, zk.address, fencing=[ssh, power])
+    c.extra = {"metrics": {"listen": f"127.0.0.1:{port}"}}
+    c.write_config("mail2", 1)  # only mail2 serves metrics (one port per node)
+    try:
+        c.start()
+        c.wait_active(timeout=20)
+
+        def ready() -> dict[str, dict[str, bool]]:
+            return {m["node"]: m["fence_ready"] for m in c.status()["members"]}
+
+        both = {"ssh": True, "command": True}
+        wait_for(lambda: ready() == {"mail1": both, "mail2": both}, 15, "both fence_ready")
+        out = ctl(c, "status")
+        assert "command:ok,ssh:ok" in out.stdout, out.stdout
+        assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 1
+
+        peer.sshd.stop()
+        broken = {"ssh": False, "command": True}
+        wait_for(lambda: ready() == {"mail1": broken, "mail2": broken}, FLIP + 2, "ssh dead")
+        st = json.loads(ctl(c, "status", "--json").stdout)
+        assert {m["node"]: m["fence_ready"] for m in st["members"]}["mail2"] == broken
+        assert "command:ok,ssh:DEAD" in ctl(c, "status").stdout
+        assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 0
+        lost = [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_path_lost"]
+        assert lost and lost[0]["level"] == "critical" and lost[0]["peer"] == "mail1", lost
+    finally:
+        c.stop()
+        peer.sshd.start()  # the fixture stops it
+
+
+def ctl(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "failoverd.cli", "-c", str(c.nodes["mail2"].config_path), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body.decode())
+        for s in fam.samples
+    }
