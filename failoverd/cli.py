@@ -20,6 +20,7 @@ import click
 
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
+from failoverd.switchover import pick_target
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
 
 CONNECT_TIMEOUT = 3.0
@@ -292,12 +293,12 @@ def switchover(ctx: click.Context, to: str | None) -> None:
                 raise Refused(f"refused: {to} fails its health checks")
             if r["role"] != "standby":
                 raise Refused(f"refused: {to} is {r['role']}, not standby")
-        elif not any(
-            r["connected"] and r["healthy"] and r["role"] == "standby"
-            for n, r in rows.items()
-            if n != old
-        ):
-            raise Refused("refused: no healthy, connected standby to hand over to")
+        else:
+            # Name the best standby in the request: it then contends the moment the
+            # lease is free instead of every standby waiting out its priority delay.
+            to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
+            if to is None:
+                raise Refused("refused: no healthy, connected standby to hand over to")
         timeout = config.switchover.timeout
         started = time.monotonic()
         req = _post_request(coord, "switchover", to, timeout, config)

@@ -49,6 +49,7 @@ from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.readiness import FenceReadiness
 from failoverd.resources import ResourceError, build_resources, stop_all
+from failoverd.switchover import handover_done
 from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
 
 log = structlog.get_logger("failoverd.daemon")
@@ -98,6 +99,9 @@ class Daemon:
         self.epoch: int | None = None
         self.reason = "starting"
         self.backoff_until = 0.0
+        # After demoting for a switchover: (its target, "" = any; the back-off it set),
+        # so that back-off ends once the target holds the lease (failoverd/switchover.py).
+        self.handover: tuple[str, float] | None = None
         self.dirty = False
         self.dirty_since = 0.0
         self.health_demotions: deque[float] = deque()
@@ -290,6 +294,7 @@ class Daemon:
             if res is not None:
                 self.lock_holder, self.lock_owner, _ = res
                 self.lock_read_at = now
+                self._end_handover_backoff(now)
                 if self.lock_holder is None:
                     self.lock_free_since = self.lock_free_since or now
                 else:
@@ -322,6 +327,15 @@ class Daemon:
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
+
+    def _end_handover_backoff(self, now: float) -> None:
+        """The switchover's back-off (only that one, not one set since) has done its job
+        once the target holds the lease."""
+        if self.handover is None or self.handover[1] != self.backoff_until:
+            return
+        if handover_done(self.handover[0], self.lock_holder, self.node):
+            log.info("switchover_backoff_ended", holder=self.lock_holder)
+            self.backoff_until, self.handover = min(self.backoff_until, now), None
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout)
@@ -575,10 +589,13 @@ class Daemon:
         backoff = d.backoff
         if d.code == "health":
             self.health_demotions.append(now)
+        handed_to = None
         if d.code == "switchover" and self.control.switchover is not None:
             backoff = max(backoff, self.control.switchover.timeout)
             self.requests_done.add(self.control.switchover.id)
+            handed_to = self.control.switchover.to or ""
         self.backoff_until = now + backoff
+        self.handover = None if handed_to is None else (handed_to, self.backoff_until)
         took = now - started
         self.metrics.transition(d.code or "demote")
         log.info(

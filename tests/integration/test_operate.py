@@ -138,7 +138,7 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     assert st["lease_holder"] == "mail1" and st["maintenance"] is False
     assert set(st["active"]) == {"node", "epoch", "since", "clean"}
     for m in st["members"]:
-        assert set(m) == {"node", "role", "healthy", "epoch", "connected"}
+        assert set(m) == {"node", "role", "healthy", "epoch", "connected", "fence_ready"}
     cluster.nodes["mail2"].stop()
     wait_for(lambda: ctl(cluster, "status", via="mail1").returncode == 1, 10, "degraded status")
     assert "standby not ready: mail2" in ctl(cluster, "status", via="mail1").stdout
