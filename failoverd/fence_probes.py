@@ -74,6 +74,7 @@ def ssh_argv(cfg: SshFencerConfig, target: FenceTarget, client: str = SSH) -> li
         "ConnectTimeout": str(max(1, math.ceil(cfg.connect_timeout))),
         "ConnectionAttempts": "1",
         "LogLevel": "ERROR",
+        "KexAlgorithms": "curve25519-sha256,curve25519-sha256@libssh.org",
     }
     argv = [client, "-F", "/dev/null", "-T", "-n", "-p", str(cfg.port), "-l", cfg.user]
     for key, value in options.items():

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Protocol
 
-import structlog
-
+from failoverd import fastlog
 from failoverd.config import (
     CommandResourceConfig,
     ResourceConfig,
@@ -30,7 +29,7 @@ from failoverd.config import (
     VipResourceConfig,
 )
 
-log = structlog.get_logger(__name__)
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
 TAIL_BYTES = 4096  # how much of a command's output we keep for the error message
 TAIL_CHARS = 400
