@@ -326,7 +326,9 @@ def dropped_port() -> Iterator[int]:
 
 
 def test_ssh_fence_to_a_dropping_firewall_ends_at_the_timeout(lab: Lab, dropped_port: int) -> None:
-    ok, outcomes = FenceChain([SshFencer(lab.ssh(port=dropped_port, timeout=1.0))]).fence(request())
+    ok, outcomes = FenceChain(
+        [SshFencer(lab.ssh(port=dropped_port, timeout=1.0, connect_timeout=1.0))]
+    ).fence(request())
     assert not ok
     want = f"no answer from [127.0.0.1]:{dropped_port} within 1s (connect_timeout)"
     assert outcomes[0].reason == want

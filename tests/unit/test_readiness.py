@@ -93,11 +93,11 @@ def ssh_fencer(tmp_path: Path, **extra: Any) -> dict[str, Any]:
 def test_ssh_connect_timeout_and_check_interval_default_and_parse(tmp_path: Path) -> None:
     (ssh,) = load(tmp_path, minimal(ssh_fencer(tmp_path))).fencing
     assert isinstance(ssh, SshFencerConfig)
-    assert (ssh.connect_timeout, ssh.check_interval, ssh.timeout) == (1.0, 30.0, 5.0)
-    fencer = ssh_fencer(tmp_path, connect_timeout="500ms", check_interval="10s")
+    assert (ssh.connect_timeout, ssh.check_interval, ssh.timeout) == (0.5, 30.0, 5.0)
+    fencer = ssh_fencer(tmp_path, connect_timeout="2s", check_interval="10s")
     (ssh,) = load(tmp_path, minimal(fencer)).fencing
     assert isinstance(ssh, SshFencerConfig)
-    assert (ssh.connect_timeout, ssh.check_interval) == (0.5, 10.0)
+    assert (ssh.connect_timeout, ssh.check_interval) == (2.0, 10.0)
 
 
 def test_ssh_connect_timeout_longer_than_the_timeout_is_rejected(tmp_path: Path) -> None:
@@ -108,8 +108,8 @@ def test_ssh_connect_timeout_longer_than_the_timeout_is_rejected(tmp_path: Path)
 
 
 def test_ssh_short_timeout_caps_the_default_connect_timeout(tmp_path: Path) -> None:
-    (ssh,) = load(tmp_path, minimal(ssh_fencer(tmp_path, timeout="500ms"))).fencing
-    assert isinstance(ssh, SshFencerConfig) and ssh.connect_timeout == 0.5
+    (ssh,) = load(tmp_path, minimal(ssh_fencer(tmp_path, timeout="300ms"))).fencing
+    assert isinstance(ssh, SshFencerConfig) and ssh.connect_timeout == 0.3
 
 
 @pytest.mark.parametrize("interval", ["1s", "11m"])
