@@ -702,8 +702,14 @@ class Daemon:
         if not self.coord.connected:
             return
         fence_ready = self.readiness.summary()
-        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
-        key += (tuple(sorted(fence_ready.items())),)
+        key: tuple[Any, ...] = (
+            self.role,
+            self.health.healthy,
+            self.epoch,
+            self.control.maintenance,
+            self.reason,
+            tuple(sorted(fence_ready.items())),
+        )
         if key == self.member_written:
             return
         status = MemberStatus(
