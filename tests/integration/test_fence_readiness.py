@@ -303,3 +303,29 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for fam in text_string_to_metric_families(body.decode())
         for s in fam.samples
     }
+
+
+def test_fence_self_starts_without_structlog(tmp_path: Path) -> None:
+    # fence-self runs for every fence and every readiness probe; structlog (and the
+    # asyncio it imports) was a quarter of its start-up.
+    cfg = tmp_path / "mail2.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "cluster": "test",
+                "node": {"name": "mail2", "address": "127.0.0.1", "state_dir": str(tmp_path)},
+                "peers": {"mail1": {"address": "127.0.0.1"}},
+                "zookeeper": {"hosts": "127.0.0.1:1"},
+                "resources": [{"type": "command", "start": ["true"], "stop": ["true"]}],
+                "fencing": [{"type": "command", "argv": ["true"]}],
+            }
+        )
+    )
+    code = (
+        "import sys; from failoverd.main import main; "
+        f"rc = main(['-c', {str(cfg)!r}, 'fence-self', '--dry-run']); "
+        "print(sorted(m for m in ('structlog', 'asyncio', 'paramiko') if m in sys.modules))"
+    )
+    p = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert p.stdout.splitlines()[-1] == "[]", p.stdout + p.stderr
+    assert json.loads(p.stderr.splitlines()[-1])["event"] == "fence_self_dry_run"
