@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -12,8 +13,10 @@ from failoverd import fastlog
 
 
 @pytest.fixture(autouse=True)
-def _reset() -> None:
+def _reset() -> Iterator[None]:
     fastlog._plain = None
+    yield
+    fastlog._plain = None  # later tests capture structlog events of these modules
 
 
 def test_without_plain_json_events_go_through_structlog() -> None:
