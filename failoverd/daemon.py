@@ -323,6 +323,9 @@ class Daemon:
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
+                for name in set(res3) - {n for n, m in self.members.items() if m is not None}:
+                    if name != self.node and res3[name] is not None:  # (re)joined: re-probe
+                        self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
                 for name, m in res3.items():
                     if m is not None:

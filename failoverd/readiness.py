@@ -84,6 +84,8 @@ class FenceReadiness:
         self._paths: dict[tuple[str, int], PathState] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._soon: set[str] = set()
         self._thread: threading.Thread | None = None
 
     # -- the prober ---------------------------------------------------------
@@ -95,17 +97,32 @@ class FenceReadiness:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def probe_soon(self, node: str) -> None:
+        """Probe every path to `node` now, not at its next interval: the peer has just
+        (re)joined (restarted, powered back on), so what we knew about it is stale,
+        and a stale "dead" would make a fence skip a path that works again."""
+        with self._lock:
+            self._soon.add(node)
+        self._wake.set()
 
     def _run(self) -> None:
         # Everything is due at once at start-up: the first status should say.
         due = {(t.node, i): 0.0 for t in self.targets for i in range(len(self.fencing))}
         while not self._stop.is_set():
+            with self._lock:
+                soon, self._soon = self._soon, set()
+            for node, i in due:
+                if node in soon:
+                    due[(node, i)] = 0.0
             for (node, i), at in sorted(due.items(), key=lambda kv: kv[1]):
                 if self._stop.is_set() or at > time.monotonic():
                     continue
                 self.probe_once(node, i)
                 due[(node, i)] = time.monotonic() + _interval(self.fencing[i])
-            self._stop.wait(max(MIN_WAIT, min(due.values()) - time.monotonic()))
+            self._wake.wait(max(MIN_WAIT, min(due.values()) - time.monotonic()))
+            self._wake.clear()
 
     def probe_once(self, node: str, index: int) -> PathState:
         """Probe one method toward one peer now, record it and report a change."""

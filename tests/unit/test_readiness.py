@@ -5,6 +5,7 @@ ones run against a real sshd in tests/integration/test_fence_readiness.py."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,25 @@ def test_member_status_fence_ready_round_trips() -> None:
 def test_member_status_with_garbage_fence_ready_is_unreadable(garbage: object) -> None:
     with pytest.raises(ZnodeError, match="fence_ready"):
         MemberStatus.decode(member(fence_ready=garbage))
+
+
+def test_a_peer_that_rejoins_is_probed_at_once_not_at_its_next_interval() -> None:
+    # A peer powered back on: its path found dead before must not stay "known dead"
+    # (and be skipped by a fence) for up to two intervals.
+    probes = FakeProbes()
+    probes.ok[("ssh", "mail2")] = False
+    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
+    r = FenceReadiness(config(slow), probe_fn=probes)
+    r.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not probes.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.known_dead("mail2", 0) is not None
+        probes.ok[("ssh", "mail2")] = True
+        r.probe_soon("mail2")
+        while r.summary() != {"ssh": True} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.summary() == {"ssh": True} and len(probes.calls) == 2
+    finally:
+        r.stop()
