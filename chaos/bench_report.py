@@ -221,9 +221,13 @@ def targets(
     if fp:
         rss = max(fp["active"]["rss_mb"], fp["standby"]["rss_mb"])
         cpu = max(fp["active"]["cpu_pct"], fp["standby"]["cpu_pct"])
-        add(f"idle daemon RSS < {RSS_TARGET_MB:g} MB", f"{rss:.1f} MB", rss < RSS_TARGET_MB)
         add(
-            f"idle daemon CPU < {CPU_TARGET_PCT} % of one core",
+            f"idle daemon RSS < {RSS_TARGET_MB:g} MB, fence readiness included",
+            f"{rss:.1f} MB",
+            rss < RSS_TARGET_MB,
+        )
+        add(
+            f"idle daemon CPU < {CPU_TARGET_PCT} % of one core, fence readiness included",
             f"{cpu:.2f} %",
             cpu < CPU_TARGET_PCT,
         )
