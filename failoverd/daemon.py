@@ -41,6 +41,7 @@ from failoverd.decision import (
     plan_fencing,
     priority_wait,
 )
+from failoverd.eligibility import Eligibility, eligibility, wall_deadline
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
@@ -120,6 +121,7 @@ class Daemon:
         self.history_written = 0
         self.ready = False
         self.requests_reported_before = 0
+        self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
     def _on_zk_event(self, event: str) -> None:
         """kazoo's thread: never block. A reconnect renews the lease at once instead
@@ -699,7 +701,9 @@ class Daemon:
     def _write_member(self) -> None:
         if not self.coord.connected:
             return
+        elig = self._eligibility()
         key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        key += (elig,)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -713,11 +717,25 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            eligible=elig.eligible,
+            why=elig.why,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
         ):
             self.member_written = key
+
+    def _eligibility(self) -> Eligibility:
+        """This node's eligibility as the member znode and HTTP publish it. The back-off's
+        wall-time deadline is computed once per back-off, so a countdown never changes it."""
+        now = time.monotonic()
+        if self._backoff_wall[0] != self.backoff_until:
+            self._backoff_wall = (
+                self.backoff_until,
+                wall_deadline(self.backoff_until, now, time.time()),
+            )
+        failing = tuple(r.name for r in self.health.results if not r.ok)
+        return eligibility(self._observe(now), failing, self._backoff_wall[1])
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

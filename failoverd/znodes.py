@@ -122,6 +122,16 @@ def _text(data: dict[str, Any], key: str, what: str, default: str | None = None)
     return _field(data, key, str, what)
 
 
+def _flag(data: dict[str, Any], key: str, what: str, default: bool) -> bool:
+    """A boolean field added later: absent is `default`, anything else but a bool is garbage."""
+    if key not in data:
+        return default
+    return bool(_field(data, key, bool, what))
+
+
+UNKNOWN_ELIGIBILITY = "unknown: this member's failoverd does not publish whether it could take over"
+
+
 def _priority(d: dict[str, Any]) -> int:
     value = _field(d, "priority", int, "member")
     if not 0 <= value <= 1_000_000:
@@ -182,6 +192,10 @@ class MemberStatus:
     reason: str
     since: str
     priority: int = 0  # lower is preferred (node.priority)
+    # Could it take over now, and if not why (failoverd.eligibility). Absent in
+    # what an older failoverd wrote: unknown, which status reports as not eligible.
+    eligible: bool = False
+    why: str = UNKNOWN_ELIGIBILITY
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -200,6 +214,8 @@ class MemberStatus:
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
             priority=_priority(d),
+            eligible=_flag(d, "eligible", "member", default=False),
+            why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
         )
 
 
