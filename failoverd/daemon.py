@@ -42,9 +42,10 @@ from failoverd.decision import (
     priority_wait,
 )
 from failoverd.eligibility import Eligibility, eligibility, wall_deadline
+from failoverd.endpoints import NodeView, StatusServer
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
-from failoverd.lease import LocalLease
+from failoverd.lease import LocalLease, boottime
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
@@ -90,6 +91,10 @@ class Daemon:
         self.marker = FenceMarker(config.node.state_dir)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        # /active, /standby, /health, /status and /metrics: answered from snapshots.
+        self.http = StatusServer(
+            config.metrics, self.metrics.render, loop_stale_after=max(10.0, 4 * self.op_timeout)
+        )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
 
         self.role = Role.INIT
@@ -135,7 +140,7 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
-        self.metrics.start()
+        self.http.start()
         self._set_role(Role.INIT, "starting")
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
@@ -180,6 +185,7 @@ class Daemon:
         self.coord.close()
         self.watchdog.close(clean=not self.dirty)
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
         log.info("stopped", dirty=self.dirty)
 
     def _idle_wait(self) -> float:
@@ -671,6 +677,7 @@ class Daemon:
         # An active (or a node mid-takeover) pets only while its lease is valid.
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
+        self.http.beat()  # the loop is alive (GET /health)
         if self.dirty:
             return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
@@ -699,9 +706,10 @@ class Daemon:
         notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
+        elig = self._eligibility()
+        self._publish_view(elig)
         if not self.coord.connected:
             return
-        elig = self._eligibility()
         key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
         key += (elig,)
         if key == self.member_written:
@@ -736,6 +744,25 @@ class Daemon:
             )
         failing = tuple(r.name for r in self.health.results if not r.ok)
         return eligibility(self._observe(now), failing, self._backoff_wall[1])
+
+    def _publish_view(self, elig: Eligibility) -> None:
+        """The snapshot the HTTP endpoints answer from (failoverd.endpoints)."""
+        lease_left = self.lease.remaining() if self.role is Role.ACTIVE else 0.0
+        self.http.publish(
+            NodeView(
+                node=self.node,
+                cluster=self.config.cluster,
+                role=str(self.role),
+                epoch=self.epoch,
+                healthy=self.health.healthy,
+                eligible=elig.eligible,
+                why=elig.why,
+                maintenance=self.control.maintenance,
+                reason=self.reason,
+                version=__version__,
+                lease_deadline=boottime() + lease_left if lease_left > 0 else None,
+            )
+        )
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

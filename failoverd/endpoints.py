@@ -1,0 +1,213 @@
+"""HTTP role endpoints for load balancers and monitoring (DESIGN.md §9), on `metrics.listen`.
+
+(Not named http.py: that would shadow the standard library for anything run from
+this directory.)
+
+    GET /active   200 only on the active node whose local lease is valid, else 503
+    GET /standby  200 only on a standby that could take over now (eligible), else 503
+    GET /health   200 while the daemon's main loop is alive (ticked recently), else 503
+    GET /status   this node's view as JSON
+    GET /metrics  Prometheus metrics
+    anything else 404
+
+Why this can never delay a failover: the server runs on its own threads and
+never calls kazoo or takes the main loop's locks. It answers from a NodeView, an
+immutable snapshot the loop publishes by swapping one attribute (atomic in
+CPython), plus a heartbeat float. Each connection has its own thread with a
+socket timeout, and the number of connections is capped, so a client that
+connects and sends nothing costs one thread for a few seconds, not a tick.
+
+/active is conservative: the snapshot carries the lease's deadline as of the
+loop's last look, and the answer turns 503 the moment that deadline passes, even
+if the loop is stalled and publishes nothing more.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+
+from failoverd.config import MetricsConfig
+from failoverd.lease import boottime
+from failoverd.metrics import MetricsError
+
+log = structlog.get_logger(__name__)
+
+# A request must arrive whole within this; then its connection is closed.
+CLIENT_TIMEOUT = 5.0
+# More concurrent connections than this are closed at once: a monitoring port
+# needs a handful, and a flood must not grow threads without bound.
+MAX_CONNECTIONS = 32
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """This node's state as the main loop last saw it (GET /status)."""
+
+    node: str
+    cluster: str
+    role: str
+    epoch: int | None
+    healthy: bool
+    eligible: bool
+    why: str
+    maintenance: bool
+    reason: str
+    version: str
+    # CLOCK_BOOTTIME (the lease's clock) until which the local lease was valid at
+    # publication; None when this node holds no lease.
+    lease_deadline: float | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client never holds up the daemon's exit
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], owner: StatusServer) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.owner = owner
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many: drop it, never queue
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = CLIENT_TIMEOUT  # applied to the socket: a silent client is dropped
+    protocol_version = "HTTP/1.0"  # one request per connection
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        code, ctype, body = self.server.owner.answer(self.path)
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET  # noqa: N815 - some checkers use HEAD
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # a load balancer polls every second: no log line per check
+
+
+class StatusServer:
+    """Serves the endpoints above. cfg None: nothing is served (publish() still works)."""
+
+    def __init__(
+        self,
+        cfg: MetricsConfig | None,
+        render_metrics: Callable[[], bytes],
+        loop_stale_after: float,
+        clock: Callable[[], float] = time.monotonic,
+        lease_clock: Callable[[], float] = boottime,
+    ) -> None:
+        self.cfg = cfg
+        self.render_metrics = render_metrics
+        self.loop_stale_after = loop_stale_after
+        self.clock = clock
+        self.lease_clock = lease_clock
+        self.view: NodeView | None = None
+        self.beat_at = float("-inf")
+        self._server: _Server | None = None
+
+    # -- the main loop's side: two attribute assignments, nothing else ----------
+
+    def publish(self, view: NodeView) -> None:
+        self.view = view
+
+    def beat(self) -> None:
+        self.beat_at = self.clock()
+
+    # -- the server ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.cfg is None or self._server is not None:
+            return
+        host, port = self.cfg.host, self.cfg.port
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self._server = _Server((host, port), self)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise MetricsError(f"cannot listen on {where}: address already in use") from e
+            raise MetricsError(f"cannot listen on {where}: {e.strerror or e}") from e
+        thread = threading.Thread(
+            target=self._server.serve_forever, name="http", kwargs={"poll_interval": 0.5}
+        )
+        thread.daemon = True
+        thread.start()
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else int(self._server.server_address[1])
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    # -- answers (also called directly by tests) -------------------------------------
+
+    def alive(self) -> bool:
+        return self.clock() - self.beat_at < self.loop_stale_after
+
+    def answer(self, path: str) -> tuple[int, str, bytes]:
+        path = path.split("?", 1)[0]
+        view = self.view  # one read: every answer below is about the same snapshot
+        text = "text/plain; charset=utf-8"
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4; charset=utf-8", self.render_metrics()
+        if path == "/health":
+            ok = self.alive()
+            return (200 if ok else 503), text, b"alive\n" if ok else b"main loop stalled\n"
+        if path == "/active":
+            ok = (
+                view is not None
+                and view.role == "active"
+                and view.lease_deadline is not None
+                and self.lease_clock() < view.lease_deadline
+            )
+            return (200 if ok else 503), text, b"active\n" if ok else b"not active\n"
+        if path == "/standby":
+            ok = view is not None and view.role == "standby" and view.eligible and self.alive()
+            why = b"" if view is None else view.why.encode()
+            return (200 if ok else 503), text, b"eligible standby\n" if ok else why + b"\n"
+        if path == "/status":
+            body = {} if view is None else asdict(view)
+            body.pop("lease_deadline", None)
+            body["lease_valid"] = bool(
+                view is not None
+                and view.lease_deadline is not None
+                and self.lease_clock() < view.lease_deadline
+            )
+            body["loop_alive"] = self.alive()
+            return 200, "application/json", (json.dumps(body, sort_keys=True) + "\n").encode()
+        return 404, text, b"not found: try /active /standby /health /status /metrics\n"

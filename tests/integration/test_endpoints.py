@@ -1,0 +1,98 @@
+"""HTTP role endpoints against real daemons (issue 12 item 2): /active on exactly one
+node, flipping after a failover that silent HTTP clients cannot slow down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.zookeeper import ZooKeeperServer, free_port
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.test_status_truth import _edit
+
+
+@pytest.fixture
+def cluster(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    c = Cluster(tmp_path / "c", zk.address)
+    c.http_ports = {}  # type: ignore[attr-defined]
+    for name in c.names:
+        port = c.http_ports[name] = free_port()  # type: ignore[attr-defined]
+
+        def listen(cfg: dict[str, Any], port: int = port) -> None:
+            cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
+
+        _edit(c, name, listen)
+    yield c
+    c.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(c.dump_logs())
+
+
+def get(c: Cluster, node: str, path: str) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{c.http_ports[node]}{path}"  # type: ignore[attr-defined]
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""  # not listening (yet, or any more)
+
+
+def codes(c: Cluster, path: str) -> dict[str, int]:
+    return {n: get(c, n, path)[0] for n in c.names}
+
+
+def test_active_is_200_on_exactly_one_node_and_flips_after_a_failover(cluster: Cluster) -> None:
+    cluster.start()
+    assert cluster.wait_active(timeout=20) == "mail1"
+    wait_for(lambda: codes(cluster, "/active") == {"mail1": 200, "mail2": 503}, 10, "/active")
+    wait_for(lambda: codes(cluster, "/standby") == {"mail1": 503, "mail2": 200}, 10, "/standby")
+    assert codes(cluster, "/health") == {"mail1": 200, "mail2": 200}
+    assert codes(cluster, "/nope") == {"mail1": 404, "mail2": 404}
+    status, body = get(cluster, "mail1", "/status")
+    view = json.loads(body)
+    assert status == 200 and view["role"] == "active" and view["lease_valid"] is True
+    assert view["node"] == "mail1" and view["epoch"] == 1
+    status, body = get(cluster, "mail2", "/metrics")
+    assert status == 200 and b'failoverd_role{role="standby"} 1.0' in body
+
+    # Clients that connect and send nothing, held open on both nodes while mail1 dies.
+    silent = [
+        socket.create_connection(("127.0.0.1", cluster.http_ports[n]))  # type: ignore[attr-defined]
+        for n in cluster.names
+        for _ in range(10)
+    ]
+    try:
+        t0 = time.monotonic()
+        cluster.nodes["mail1"].kill()
+        healths: list[int] = []
+
+        def mail2_active() -> bool:
+            healths.append(get(cluster, "mail2", "/health")[0])
+            return get(cluster, "mail2", "/active")[0] == 200
+
+        wait_for(mail2_active, 20, "mail2's /active to answer 200")
+        took = time.monotonic() - t0
+    finally:
+        for s in silent:
+            s.close()
+    # The lease of the killed node expires after the session timeout; fencing and
+    # promotion take well under a second here. The silent clients changed nothing.
+    print(f"takeover seen on /active after {took:.2f}s with 20 silent clients")
+    assert took < cluster.session_timeout + 5, took
+    assert set(healths) == {200}, healths
+    assert get(cluster, "mail2", "/standby")[0] == 503
+    assert get(cluster, "mail1", "/active")[0] == 0  # killed: nobody answers there
+    cluster.assert_never_two_serving()

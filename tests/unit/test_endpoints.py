@@ -1,0 +1,144 @@
+"""The HTTP endpoints' answers, from snapshots, with fake clocks (a loopback socket
+only where the point is that a silent client cannot hold up another request)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+
+import pytest
+
+from failoverd.config import MetricsConfig
+from failoverd.endpoints import NodeView, StatusServer
+
+VIEW = NodeView(
+    node="mail1",
+    cluster="east",
+    role="standby",
+    epoch=None,
+    healthy=True,
+    eligible=True,
+    why="",
+    maintenance=False,
+    reason="started",
+    version="1.0",
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def server(cfg: MetricsConfig | None = None) -> tuple[StatusServer, Clock, Clock]:
+    mono, boot = Clock(), Clock()
+    s = StatusServer(cfg, lambda: b"failoverd_role 1\n", 10.0, clock=mono, lease_clock=boot)
+    s.beat()
+    return s, mono, boot
+
+
+def code(s: StatusServer, path: str) -> int:
+    return s.answer(path)[0]
+
+
+def test_active_only_with_a_valid_lease_and_turns_503_when_the_deadline_passes() -> None:
+    s, _, boot = server()
+    assert code(s, "/active") == 503  # nothing published yet
+    s.publish(replace(VIEW, role="active", eligible=False, lease_deadline=1001.5))
+    assert code(s, "/active") == 200
+    boot.t = 1001.5  # the loop published nothing since: the snapshot's lease ran out
+    assert code(s, "/active") == 503
+    s.publish(replace(VIEW, role="active", eligible=False, lease_deadline=None))
+    assert code(s, "/active") == 503
+    for role in ("standby", "fencing", "promoting", "demoting", "stopped"):
+        s.publish(replace(VIEW, role=role, lease_deadline=5000.0))
+        assert code(s, "/active") == 503, role
+
+
+def test_standby_only_when_eligible_and_says_why_not() -> None:
+    s, mono, _ = server()
+    s.publish(VIEW)
+    assert code(s, "/standby") == 200
+    s.publish(replace(VIEW, eligible=False, why="it is dirty"))
+    assert s.answer("/standby")[0] == 503 and b"it is dirty" in s.answer("/standby")[2]
+    s.publish(replace(VIEW, role="active", lease_deadline=5000.0))
+    assert code(s, "/standby") == 503
+    s.publish(VIEW)
+    mono.t += 11  # loop stalled: a stalled standby would not take over either
+    assert code(s, "/standby") == 503
+
+
+def test_health_follows_the_loop_heartbeat() -> None:
+    s, mono, _ = server()
+    assert code(s, "/health") == 200
+    mono.t += 9.9
+    assert code(s, "/health") == 200
+    mono.t += 0.2
+    assert code(s, "/health") == 503
+    s.beat()
+    assert code(s, "/health") == 200
+
+
+def test_status_is_the_view_as_json_and_other_paths_are_404() -> None:
+    s, _, _ = server()
+    s.publish(replace(VIEW, role="active", epoch=7, lease_deadline=1002.0))
+    c, ctype, body = s.answer("/status")
+    got = json.loads(body)
+    assert c == 200 and ctype == "application/json"
+    assert got["node"] == "mail1" and got["role"] == "active" and got["epoch"] == 7
+    assert got["lease_valid"] is True and got["loop_alive"] is True
+    assert "lease_deadline" not in got  # a private clock value means nothing outside
+    assert s.answer("/metrics")[:2][0] == 200 and b"failoverd_role" in s.answer("/metrics")[2]
+    for path in ("/", "/activex", "/metrics/x", "/ACTIVE"):
+        assert code(s, path) == 404, path
+    assert code(s, "/active?x=1") == 200  # a query string does not change the path
+
+
+def test_a_silent_client_does_not_hold_up_other_requests() -> None:
+    s, _, _ = server(MetricsConfig("127.0.0.1", 0))
+    s.start()
+    try:
+        s.publish(VIEW)
+        silent = [socket.create_connection(("127.0.0.1", s.port or 0)) for _ in range(5)]
+        t0 = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/standby", timeout=3) as r:
+            assert r.status == 200
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{s.port}/nope", timeout=3)
+        assert e.value.code == 404
+        assert time.monotonic() - t0 < 2.0
+        for sock in silent:
+            sock.close()
+    finally:
+        s.close()
+
+
+def test_publishing_never_waits_for_a_request_in_progress() -> None:
+    """The loop's side is two attribute assignments: no lock a handler could hold."""
+    s, _, _ = server()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            s.answer("/status")
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        for i in range(2000):
+            s.publish(replace(VIEW, epoch=i))
+            s.beat()
+        assert s.view is not None and s.view.epoch == 1999
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        stop.set()
+        t.join()
