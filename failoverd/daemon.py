@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify, session_checks
+from failoverd import __version__, hooks, notify, session_checks
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -45,6 +45,7 @@ from failoverd.eligibility import Eligibility, eligibility, wall_deadline
 from failoverd.endpoints import NodeView, StatusServer
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
+from failoverd.hooks import HookRunner
 from failoverd.lease import LocalLease, boottime
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
@@ -96,6 +97,8 @@ class Daemon:
             config.metrics, self.metrics.render, loop_stale_after=max(10.0, 4 * self.op_timeout)
         )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
+        hooks.install(self.hooks)
 
         self.role = Role.INIT
         self.epoch: int | None = None
@@ -147,6 +150,7 @@ class Daemon:
         )
         self._stop_leftover_resources()
         self.health.start()
+        self.hooks.start()
         self.coord.start()
         self.keeper.start()
         self._set_role(Role.STANDBY, "started")
@@ -186,6 +190,7 @@ class Daemon:
         self.watchdog.close(clean=not self.dirty)
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.http.close()
+        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.dirty)
 
     def _idle_wait(self) -> float:
@@ -256,6 +261,8 @@ class Daemon:
             self.last_decision.reason,
         ):
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+            if d.code == "flap_limit":
+                self.hooks.fire("flap_limit", epoch=self.epoch, reason=d.reason)
         self.last_decision = d
         if d.act is Act.CONTEND:
             self._take_over(d)
@@ -509,6 +516,7 @@ class Daemon:
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         self.metrics.transition("takeover")
         self._history("promoted", f"{plan.reason}; took {took:.2f}s")
+        self.hooks.fire("promoted", epoch=epoch, reason=f"{d.reason}; {plan.reason}")
         self._clear_requests()
 
     def _fence(self, name: str, epoch: int) -> bool:
@@ -543,6 +551,7 @@ class Daemon:
                 methods=detail,
             )
             self._history("fenced", f"{name}: {detail[-1] if detail else ''}")
+            self.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
         else:
             log.critical(
                 "fence_failed",
@@ -552,6 +561,7 @@ class Daemon:
                 hint="no takeover until a fencing method works; run failoverctl fence-check",
             )
             self._history("fence_failed", f"{name}: " + "; ".join(detail))
+            self.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
         return ok
 
     def _abandon(self, code: str, reason: str, backoff: float) -> None:
@@ -614,6 +624,7 @@ class Daemon:
             backoff=backoff,
         )
         self._history("demoted", f"{d.reason}; clean={clean}")
+        self.hooks.fire("demoted", epoch=epoch, reason=d.reason)
         self.epoch = None
         self.health.set_active(False)
         self._set_role(Role.STANDBY, d.reason)
@@ -634,6 +645,7 @@ class Daemon:
             hint="this node will not contend; the next active will fence it",
             self_fence=self.watchdog.enabled,
         )
+        self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 
