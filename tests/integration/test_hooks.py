@@ -134,3 +134,74 @@ def test_hooks_run_after_the_transition_and_cannot_hold_it_up(cluster: Cluster) 
     print(f"failover with hooks configured: active again after {time.monotonic() - t0:.2f}s")
     cluster.assert_never_two_serving()
     assert os.path.exists(cluster.root.parent / "hooks.jsonl")
+
+
+HOOKS = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "hooks"
+EXAMPLE_ENV = {
+    "FAILOVERD_EVENT": "fence_failed",
+    "FAILOVERD_NODE": "mail1",
+    "FAILOVERD_CLUSTER": "east",
+    "FAILOVERD_EPOCH": "4",
+    "FAILOVERD_PEER": "mail2",
+    "FAILOVERD_REASON": 'ssh: failed: "connection refused"',
+}
+
+
+def test_the_webhook_example_posts_the_event_as_json(tmp_path: Path) -> None:
+    """Against a receiver on loopback: a test never pages a real host."""
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    got: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = tmp_path / "pager.url"
+    url.write_text(f"http://127.0.0.1:{server.server_port}/page\n")
+    try:
+        env = {"PATH": os.environ["PATH"], **EXAMPLE_ENV}
+        run = [str(HOOKS / "page-webhook"), str(url)]
+        out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        body = json.loads(got[0])
+        assert body == {
+            "event": "fence_failed", "node": "mail1", "cluster": "east", "epoch": "4",
+            "peer": "mail2", "reason": 'ssh: failed: "connection refused"',
+        }  # fmt: skip
+        server.shutdown()
+        server.server_close()
+        out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0  # nobody listening: the hook fails, failoverd logs it
+    finally:
+        server.server_close()
+
+
+def test_the_syslog_example_logs_a_critical_line(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    path = str(tmp_path / "log.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    try:
+        env = {"PATH": os.environ["PATH"], "SYSLOG_SOCKET": path, **EXAMPLE_ENV}
+        out = subprocess.run(
+            [str(HOOKS / "syslog-event")], env=env, capture_output=True, text=True, timeout=20
+        )
+        assert out.returncode == 0, out.stderr
+        line = sock.recv(4096).decode()
+    finally:
+        sock.close()
+    assert line.startswith("<26>")  # daemon (3) * 8 + crit (2)
+    assert "failoverd-hook" in line and "event=fence_failed" in line and "peer=mail2" in line
