@@ -722,8 +722,8 @@ class Daemon:
         self._publish_view(elig)
         if not self.coord.connected:
             return
-        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
-        key += (elig,)
+        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch)
+        key += (self.control.maintenance, self.reason, elig)
         if key == self.member_written:
             return
         status = MemberStatus(
