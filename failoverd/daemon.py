@@ -718,8 +718,12 @@ class Daemon:
         notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
-        elig = self._eligibility()
-        self._publish_view(elig)
+        try:
+            elig = self._eligibility()
+            self._publish_view(elig)
+        except Exception:  # noqa: BLE001 - reporting must never break a transition
+            log.exception("eligibility_failed")
+            elig = Eligibility(False, "unknown: this node could not work out its eligibility")
         if not self.coord.connected:
             return
         key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch)
