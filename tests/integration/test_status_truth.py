@@ -126,27 +126,42 @@ def test_config_after_the_subcommand_and_from_the_environment(cluster: Cluster) 
         assert cluster.cluster in out.stdout
 
 
-def test_a_standby_backing_off_says_until_when_then_becomes_eligible(cluster: Cluster) -> None:
-    """After a switchover the old active backs off for switchover.timeout (5 s here)."""
-    cluster.start("mail1")
-    assert cluster.wait_active(timeout=20, via="mail1") == "mail1"
-    cluster.start("mail2")
-    wait_for(lambda: _mail2_row(cluster)["eligible"], 20, "mail2 eligible")
-    out = ctl(cluster, "switchover", "--to", "mail2")
-    assert out.returncode == 0, out.stdout + out.stderr
+def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    """mail1 demotes for failing health and backs off (flap.backoff, 6 s here); once
+    healthy again, it names the back-off's end and becomes eligible when it passes."""
+    flag = tmp_path / "mail1-sick"
+    check = [sys.executable, "-c", f"import os, sys; sys.exit(os.path.exists({str(flag)!r}))"]
+    c = Cluster(tmp_path / "c", zk.address, extra={"flap": {"backoff": "6s"}})
 
-    def mail1() -> dict[str, Any]:
-        st = cluster.status(via="mail2")
-        return next(m for m in st["members"] if m["node"] == "mail1")
+    def sick_when_flagged(cfg: dict[str, Any]) -> None:
+        cfg["health"]["checks"] = [{"type": "command", "argv": check, "timeout": "2s"}]
 
-    def backing_off() -> dict[str, Any] | None:
-        r = mail1()
-        return r if "backing off until" in r["why"] else None
+    _edit(c, "mail1", sick_when_flagged)
+    try:
+        c.start("mail1")
+        assert c.wait_active(timeout=20, via="mail1") == "mail1"
+        c.start("mail2")
+        wait_for(lambda: _mail2_row(c)["eligible"], 20, "mail2 eligible")
+        flag.touch()
+        assert c.wait_active(timeout=20, other_than="mail1", via="mail2") == "mail2"
+        flag.unlink()
 
-    row = wait_for(backing_off, 5, "mail1's why to name the back-off's end")
-    assert row["eligible"] is False and row["role"] == "standby"
-    assert ctl(cluster, "status", via="mail2").returncode == 1
-    # The deadline, not a countdown: the published sentence stays the same until it ends.
-    assert mail1()["why"] in (row["why"], "")
-    wait_for(lambda: mail1()["eligible"], 10, "mail1 eligible once the back-off ended")
-    assert ctl(cluster, "status", via="mail2").returncode == 0
+        def mail1() -> dict[str, Any]:
+            st = c.status(via="mail2")
+            return next(m for m in st["members"] if m["node"] == "mail1")
+
+        def backing_off() -> dict[str, Any] | None:
+            r = mail1()
+            return r if "backing off until" in r["why"] else None
+
+        row = wait_for(backing_off, 5, "mail1's why to name the back-off's end")
+        assert row["eligible"] is False and row["role"] == "standby"
+        assert ctl(c, "status", via="mail2").returncode == 1
+        # The deadline, not a countdown: the sentence stays the same until it ends.
+        assert mail1()["why"] in (row["why"], "")
+        wait_for(lambda: mail1()["eligible"], 10, "mail1 eligible once the back-off ended")
+        assert ctl(c, "status", via="mail2").returncode == 0
+    finally:
+        c.stop()
