@@ -142,3 +142,18 @@ def test_publishing_never_waits_for_a_request_in_progress() -> None:
     finally:
         stop.set()
         t.join()
+
+
+def test_a_busy_port_is_a_clear_error() -> None:
+    from failoverd.metrics import MetricsError
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        s, _, _ = server(MetricsConfig("127.0.0.1", port))
+        with pytest.raises(MetricsError, match=rf"127\.0\.0\.1:{port}: address already in use"):
+            s.start()
+    finally:
+        taken.close()
