@@ -624,10 +624,10 @@ class Daemon:
             backoff=backoff,
         )
         self._history("demoted", f"{d.reason}; clean={clean}")
-        self.hooks.fire("demoted", epoch=epoch, reason=d.reason)
         self.epoch = None
         self.health.set_active(False)
         self._set_role(Role.STANDBY, d.reason)
+        self.hooks.fire("demoted", epoch=epoch, reason=d.reason)
 
     def _stop_leftover_resources(self) -> None:
         failures = stop_all(self.resources, self._env(None))
