@@ -638,6 +638,7 @@ class Daemon:
             self.dirty = False
 
     def _mark_dirty(self, failures: list[str]) -> None:
+        first = not self.dirty  # the hook pages once per episode, not every retry
         self.dirty, self.dirty_since = True, time.monotonic()
         log.critical(
             "stop_failed",
@@ -645,7 +646,8 @@ class Daemon:
             hint="this node will not contend; the next active will fence it",
             self_fence=self.watchdog.enabled,
         )
-        self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
+        if first:
+            self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 

@@ -205,3 +205,19 @@ def test_the_syslog_example_logs_a_critical_line(tmp_path: Path) -> None:
         sock.close()
     assert line.startswith("<26>")  # daemon (3) * 8 + crit (2)
     assert "failoverd-hook" in line and "event=fence_failed" in line and "peer=mail2" in line
+
+
+def test_stop_failed_hook_names_the_failure(zk: ZooKeeperServer, tmp_path: Path) -> None:
+    record = tmp_path / "hooks.jsonl"
+    hooks = [{"on": ["stop_failed"], "argv": [PY, "-c", RECORD, str(record)]}]
+    c = Cluster(tmp_path / "c", zk.address, extra={"hooks": hooks})
+    fail = [PY, "-c", "import sys; sys.exit(1)"]
+    c.extra = {"hooks": hooks, "resources": [{"type": "command", "start": fail, "stop": fail}]}
+    c.write_config("mail2", 1)
+    try:
+        c.start("mail2")  # its start-up clean-up cannot stop the resource: dirty
+        got = wait_for(lambda: recorded(c, "stop_failed", "mail2"), 20, "stop_failed hook")
+        assert "exited with 1" in got["env"]["FAILOVERD_REASON"]
+        assert got["env"]["FAILOVERD_EPOCH"] == "" and "FAILOVERD_PEER" not in got["env"]
+    finally:
+        c.stop()
