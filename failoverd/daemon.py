@@ -778,6 +778,7 @@ class Daemon:
                 maintenance=self.control.maintenance,
                 reason=self.reason,
                 version=__version__,
+                lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
                 lease_deadline=boottime() + lease_left if lease_left > 0 else None,
             )
         )

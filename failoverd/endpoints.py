@@ -6,7 +6,7 @@ this directory.)
     GET /active   200 only on the active node whose local lease is valid, else 503
     GET /standby  200 only on a standby that could take over now (eligible), else 503
     GET /health   200 while the daemon's main loop is alive (ticked recently), else 503
-    GET /status   this node's view as JSON
+    GET /status   this node's view as JSON (role, epoch, health, eligibility, lease)
     GET /metrics  Prometheus metrics
     anything else 404
 
@@ -63,6 +63,7 @@ class NodeView:
     maintenance: bool
     reason: str
     version: str
+    lease_holder: str | None = None  # who this node last saw holding the lock
     # CLOCK_BOOTTIME (the lease's clock) until which the local lease was valid at
     # publication; None when this node holds no lease.
     lease_deadline: float | None = None

@@ -65,6 +65,9 @@ def test_active_is_200_on_exactly_one_node_and_flips_after_a_failover(cluster: C
     view = json.loads(body)
     assert status == 200 and view["role"] == "active" and view["lease_valid"] is True
     assert view["node"] == "mail1" and view["epoch"] == 1
+    view2 = json.loads(get(cluster, "mail2", "/status")[1])
+    assert view2["role"] == "standby" and view2["lease_holder"] == "mail1"
+    assert view2["eligible"] is True and view2["lease_valid"] is False
     status, body = get(cluster, "mail2", "/metrics")
     assert status == 200 and b'failoverd_role{role="standby"} 1.0' in body
 

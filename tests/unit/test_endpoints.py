@@ -95,6 +95,7 @@ def test_status_is_the_view_as_json_and_other_paths_are_404() -> None:
     assert c == 200 and ctype == "application/json"
     assert got["node"] == "mail1" and got["role"] == "active" and got["epoch"] == 7
     assert got["lease_valid"] is True and got["loop_alive"] is True
+    assert got["lease_holder"] is None and got["why"] == "" and got["version"] == "1.0"
     assert "lease_deadline" not in got  # a private clock value means nothing outside
     assert s.answer("/metrics")[:2][0] == 200 and b"failoverd_role" in s.answer("/metrics")[2]
     for path in ("/", "/activex", "/metrics/x", "/ACTIVE"):
