@@ -43,6 +43,20 @@ def _mail2_row(c: Cluster) -> dict[str, Any]:
     return next(m for m in st["members"] if m["node"] == "mail2")
 
 
+def member_writes(c: Cluster, name: str) -> int:
+    """How often the member znode was written (its data version)."""
+    from failoverd.config import load_config
+    from failoverd.coordination import Coordinator
+
+    coord = Coordinator(load_config(str(c.nodes[name].config_path)))
+    coord.start(timeout=5)
+    try:
+        _, stat = coord.client.get(f"{coord.members_path}/{name}")
+        return int(stat.version)
+    finally:
+        coord.close()
+
+
 def _assert_ineligible_and_degraded(c: Cluster, words: str) -> None:
     c.start("mail1")
     assert c.wait_active(timeout=20, via="mail1") == "mail1"
@@ -157,11 +171,14 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
             return r if "backing off until" in r["why"] else None
 
         row = wait_for(backing_off, 5, "mail1's why to name the back-off's end")
+        writes_before = member_writes(c, "mail1")
         assert row["eligible"] is False and row["role"] == "standby"
         assert ctl(c, "status", via="mail2").returncode == 1
-        # The deadline, not a countdown: the sentence stays the same until it ends.
+        # The deadline, not a countdown: the sentence stays the same until it ends ...
         assert mail1()["why"] in (row["why"], "")
         wait_for(lambda: mail1()["eligible"], 10, "mail1 eligible once the back-off ended")
+        # ... so the seconds of back-off (tens of ticks) cost one write: the end.
+        assert member_writes(c, "mail1") - writes_before == 1
         assert ctl(c, "status", via="mail2").returncode == 0
     finally:
         c.stop()
