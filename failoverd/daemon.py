@@ -47,7 +47,9 @@ from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.hooks import HookRunner
 from failoverd.lease import LocalLease, boottime
+from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
+from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
@@ -80,7 +82,10 @@ class Daemon:
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
-            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+            self.coord,
+            self.lease,
+            renewal_interval(zk.session_timeout),
+            lambda: self.events.put("lease_lost"),
         )
         self.health = HealthMonitor(
             config.health,
@@ -90,6 +95,7 @@ class Daemon:
         self.resources = build_resources(config.resources)
         self.fence_chain = build_fence_chain(config)
         self.marker = FenceMarker(config.node.state_dir)
+        self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         # /active, /standby, /health, /status and /metrics: answered from snapshots.
@@ -338,8 +344,9 @@ class Daemon:
                         self.peer_priority[name] = m.priority
 
     def _setup_session(self) -> None:
-        self.coord.ensure_tree(self.op_timeout)
+        self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
         self._check_access()
+        self.membership.joined()  # from now on a vanished tree reads as lost, not new
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(
@@ -489,6 +496,12 @@ class Daemon:
         # From here on the service checks (scope "active") judge this node too.
         self.health.set_active(True)
         env = self._env(epoch)
+        try:  # under the fence lock: from here on fence-self refuses older epochs
+            self.marker.record_active(epoch)
+        except (OSError, TimeoutError) as e:
+            why = f"demoting: cannot record the active epoch in the state dir ({e})"
+            backoff = self.config.flap.backoff
+            return self._demote(Decision(Act.DEMOTE, why, "start_failed", backoff=backoff))
         for res in self.resources:
             try:
                 with self.marker.held(timeout=1.0):
@@ -527,6 +540,7 @@ class Daemon:
             new_epoch=epoch,
             env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
             lock_free_since=self.lock_free_since,
+            lease_valid=self.lease.valid,
         )
         budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
         budget += (
@@ -581,6 +595,7 @@ class Daemon:
     def _demote(self, d: Decision) -> None:
         started = time.monotonic()
         epoch = self.epoch
+        self.marker.clear_active()  # fences of any epoch are welcome again (never raises)
         self._set_role(Role.DEMOTING, d.reason)
         env = self._env(epoch)
         try:
@@ -728,8 +743,13 @@ class Daemon:
             elig = Eligibility(False, "unknown: this node could not work out its eligibility")
         if not self.coord.connected:
             return
-        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch)
-        key += (self.control.maintenance, self.reason, elig)
+        # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
+        fence_epoch = self.marker.published_epoch()
+        self.membership.saw(self._highest_epoch_seen())
+        seen_epoch = self.membership.seen_epoch or None
+        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
+        key += (self.control.maintenance, fence_epoch, seen_epoch)
+        key += (elig,)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -743,6 +763,8 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_epoch=fence_epoch,
+            seen_epoch=seen_epoch,
             eligible=elig.eligible,
             why=elig.why,
         )
@@ -750,6 +772,13 @@ class Daemon:
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
         ):
             self.member_written = key
+
+    def _highest_epoch_seen(self) -> int:
+        known = [self.epoch or 0]
+        for m in self.members.values():
+            if m is not None:
+                known += [m.epoch or 0, m.seen_epoch or 0]
+        return max(known)
 
     def _eligibility(self) -> Eligibility:
         """This node's eligibility as the member znode and HTTP publish it. The back-off's
