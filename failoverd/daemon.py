@@ -42,7 +42,7 @@ from failoverd.decision import (
     priority_wait,
 )
 from failoverd.eligibility import Eligibility, eligibility, wall_deadline
-from failoverd.endpoints import NodeView, StatusServer
+from failoverd.endpoints import NodeView, StatusServer, loop_stale_after
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.hooks import HookRunner
@@ -100,7 +100,7 @@ class Daemon:
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         # /active, /standby, /health, /status and /metrics: answered from snapshots.
         self.http = StatusServer(
-            config.metrics, self.metrics.render, loop_stale_after=max(10.0, 4 * self.op_timeout)
+            config.metrics, self.metrics.render, loop_stale_after(IDLE_TICK, self.op_timeout)
         )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
@@ -807,6 +807,7 @@ class Daemon:
                 maintenance=self.control.maintenance,
                 reason=self.reason,
                 version=__version__,
+                priority=self.config.node.priority,
                 lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
                 lease_deadline=boottime() + lease_left if lease_left > 0 else None,
             )

@@ -47,6 +47,19 @@ CLIENT_TIMEOUT = 5.0
 # More concurrent connections than this are closed at once: a monitoring port
 # needs a handful, and a flood must not grow threads without bound.
 MAX_CONNECTIONS = 32
+# The most ZooKeeper calls one main-loop step makes one after the other without
+# a heartbeat in between (a takeover: lock, breadcrumb, members, breadcrumb
+# write, member status, history). Waits on the worker thread beat every tick.
+STEP_CALLS = 6
+
+
+def loop_stale_after(idle_tick: float, call_deadline: float) -> float:
+    """How long the main loop may go without a heartbeat before GET /health says it
+    stalled. An idle loop beats at least every `idle_tick`; a busy one sits at most
+    in STEP_CALLS ZooKeeper calls in a row, each bounded by `call_deadline` (half the
+    session timeout, so this follows the lease). A loop silent for longer than that
+    is stuck, not waiting: no bounded operation explains it."""
+    return idle_tick + STEP_CALLS * call_deadline
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class NodeView:
     maintenance: bool
     reason: str
     version: str
+    priority: int = 0  # lower is preferred (node.priority)
     lease_holder: str | None = None  # who this node last saw holding the lock
     # CLOCK_BOOTTIME (the lease's clock) until which the local lease was valid at
     # publication; None when this node holds no lease.
@@ -203,12 +217,12 @@ class StatusServer:
             return (200 if ok else 503), text, b"eligible standby\n" if ok else why + b"\n"
         if path == "/status":
             body = {} if view is None else asdict(view)
-            body.pop("lease_deadline", None)
-            body["lease_valid"] = bool(
-                view is not None
-                and view.lease_deadline is not None
-                and self.lease_clock() < view.lease_deadline
-            )
+            deadline = body.pop("lease_deadline", None)
+            left = 0.0 if deadline is None else max(0.0, deadline - self.lease_clock())
+            body["lease_valid"] = left > 0
+            # Seconds of local lease left (0 without one): the lease's own clock, read
+            # now, so it counts down between snapshots as the lease itself does.
+            body["lease_remaining"] = round(left, 3)
             body["loop_alive"] = self.alive()
             return 200, "application/json", (json.dumps(body, sort_keys=True) + "\n").encode()
         return 404, text, b"not found: try /active /standby /health /status /metrics\n"

@@ -65,9 +65,13 @@ def test_active_is_200_on_exactly_one_node_and_flips_after_a_failover(cluster: C
     view = json.loads(body)
     assert status == 200 and view["role"] == "active" and view["lease_valid"] is True
     assert view["node"] == "mail1" and view["epoch"] == 1
+    # The local lease's seconds left: renewed every T/4, valid for T - margin.
+    assert 0 < view["lease_remaining"] <= cluster.session_timeout, view
+    assert view["version"] and view["priority"] == 0 and view["loop_alive"] is True
     view2 = json.loads(get(cluster, "mail2", "/status")[1])
     assert view2["role"] == "standby" and view2["lease_holder"] == "mail1"
     assert view2["eligible"] is True and view2["lease_valid"] is False
+    assert view2["lease_remaining"] == 0 and view2["why"] == ""
     status, body = get(cluster, "mail2", "/metrics")
     assert status == 200 and b'failoverd_role{role="standby"} 1.0' in body
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from failoverd.config import MetricsConfig
-from failoverd.endpoints import NodeView, StatusServer
+from failoverd.endpoints import STEP_CALLS, NodeView, StatusServer, loop_stale_after
 
 VIEW = NodeView(
     node="mail1",
@@ -97,6 +97,7 @@ def test_status_is_the_view_as_json_and_other_paths_are_404() -> None:
     assert got["lease_valid"] is True and got["loop_alive"] is True
     assert got["lease_holder"] is None and got["why"] == "" and got["version"] == "1.0"
     assert "lease_deadline" not in got  # a private clock value means nothing outside
+    assert got["lease_remaining"] == 2.0 and got["priority"] == 0
     assert s.answer("/metrics")[:2][0] == 200 and b"failoverd_role" in s.answer("/metrics")[2]
     for path in ("/", "/activex", "/metrics/x", "/ACTIVE"):
         assert code(s, path) == 404, path
@@ -158,3 +159,30 @@ def test_a_busy_port_is_a_clear_error() -> None:
             s.start()
     finally:
         taken.close()
+
+
+def test_status_counts_the_lease_down_between_snapshots_and_never_below_zero() -> None:
+    s, _, boot = server()
+    s.publish(replace(VIEW, role="active", priority=3, lease_deadline=1002.0))
+    boot.t = 1001.25  # no new snapshot: the lease's own clock moved on
+    got = json.loads(s.answer("/status")[2])
+    assert got["lease_remaining"] == 0.75 and got["lease_valid"] is True
+    assert got["priority"] == 3
+    boot.t = 1003.0
+    got = json.loads(s.answer("/status")[2])
+    assert got["lease_remaining"] == 0.0 and got["lease_valid"] is False
+    s.publish(VIEW)  # a standby holds no lease
+    assert json.loads(s.answer("/status")[2])["lease_remaining"] == 0.0
+
+
+def test_the_loop_is_stale_only_past_an_idle_tick_and_its_bounded_calls() -> None:
+    """T = 3 s: calls are bounded by T/2, so a step may legitimately sit 6 x 1.5 s
+    in ZooKeeper calls after an idle tick of 0.5 s; longer than that is a stall."""
+    assert loop_stale_after(0.5, 1.5) == 0.5 + STEP_CALLS * 1.5 == 9.5
+    mono = Clock()
+    s = StatusServer(None, lambda: b"", loop_stale_after(0.5, 1.5), clock=mono)
+    s.beat()
+    mono.t += 9.4
+    assert code(s, "/health") == 200
+    mono.t += 0.2
+    assert code(s, "/health") == 503
