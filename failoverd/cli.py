@@ -19,6 +19,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import click
+import structlog
 from kazoo.exceptions import KazooException, NoNodeError
 
 from failoverd import __version__, zkacl
@@ -101,6 +102,7 @@ class _Commands(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
     """Inspect and steer a failoverd cluster."""
+    log_to_stderr()
     ctx.obj = config_path
     ctx.meta["credential_path"] = credential_path
 
@@ -141,6 +143,21 @@ def _zk(config: Config, credential: str | None = None) -> Iterator[Coordinator]:
         raise Refused(str(e)) from None
     finally:
         coord.close()
+
+
+def log_to_stderr() -> None:
+    """failoverd's own warnings met while reading (e.g. lock_unreadable) go to stderr,
+    one line each: stdout carries only the answer, which scripts parse (`--json`).
+    structlog's default would print them to stdout."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
 
 
 def quiet_kazoo() -> None:
@@ -185,7 +202,7 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
         "maintenance": control.maintenance,
         "members": rows,
     }
-    ok, sentence = verdict(status)
+    ok, sentence = verdict(status, lock_unreadable=holder == "")
     status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
     return status
 
@@ -209,10 +226,17 @@ def _eligibility_fields(
     }
 
 
-def verdict(status: dict[str, Any]) -> tuple[bool, str]:
-    """(healthy cluster?, one sentence)."""
+UNREADABLE_LOCK = "the lock znode is unreadable: who holds the lease is unknown"
+
+
+def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool, str]:
+    """(healthy cluster?, one sentence). `lock_unreadable`: the lock znode exists but
+    its content is garbage, so a session holds the lease but nobody can say whose
+    (`lease_holder` is then null, as the contract has no other way to say it)."""
     holder = status["lease_holder"]
     rows = {r["node"]: r for r in status["members"]}
+    if lock_unreadable:
+        return False, UNREADABLE_LOCK
     if status["maintenance"]:
         return False, "maintenance mode is on: no automatic failover"
     if holder is None:
@@ -249,7 +273,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         except CoordinationError as e:
             # Connected, then lost it mid-read: the state is just as unknown.
             raise Unreachable(str(e)) from None
-    ok, sentence = verdict(st)
+    ok = st["verdict"].startswith("healthy:")
+    sentence = st["verdict"].split(": ", 1)[1]
     if as_json:
         click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
@@ -265,9 +290,10 @@ def _print_table(
     control: Control,
 ) -> None:
     active = st["active"]
+    holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
     maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
     click.echo(
-        f"cluster {st['cluster']}   lease holder: {printable(st['lease_holder'] or '-')}   "
+        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
         f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
     )
     if control.maintenance and control.maintenance_by:

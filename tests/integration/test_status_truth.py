@@ -182,3 +182,31 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
         assert ctl(c, "status", via="mail2").returncode == 0
     finally:
         c.stop()
+
+
+def test_an_unreadable_lock_is_named_and_the_json_stays_parseable(cluster: Cluster) -> None:
+    """Garbage in the lock znode: somebody's session holds the lock, so status must not
+    say "no node holds the lease"; and the library's error line about it goes to stderr,
+    not into the JSON that scripts parse."""
+    from failoverd.config import load_config
+    from failoverd.coordination import Coordinator
+
+    cluster.start("mail1")
+    assert cluster.wait_active(timeout=20, via="mail1") == "mail1"
+    cluster.stop()  # a clean handover: the lock is gone, the tree and its ACL stay
+    coord = Coordinator(load_config(str(cluster.nodes["mail1"].config_path)))
+    coord.start(timeout=5)
+    try:
+        coord.client.create(coord.lock_path, b"\xff not json", ephemeral=True)
+        out = ctl(cluster, "status", "--json")
+        st = json.loads(out.stdout)  # nothing but the one object on stdout
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert st["lease_holder"] is None  # the contract: str|null, no name to give
+        assert st["verdict"].startswith("degraded") and "unreadable" in st["verdict"]
+        assert "no node holds the lease" not in st["verdict"]
+        assert "lock_unreadable" in out.stderr
+        table = ctl(cluster, "status")
+        assert table.returncode == 1 and "lock_unreadable" not in table.stdout
+        assert "lease holder: (unreadable)" in table.stdout, table.stdout
+    finally:
+        coord.close()
