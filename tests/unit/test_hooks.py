@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from failoverd import hooks
 from failoverd.config import HookConfig
 from failoverd.hooks import HookEvent, HookRunner
@@ -100,3 +102,10 @@ def test_check_names_a_hook_program_that_is_missing(tmp_path: Path) -> None:
     )
     assert [(f.severity, f.at) for f in found] == [("error", "hooks[0].argv")]
     assert "does not exist" in found[0].message
+
+
+def test_hooks_cannot_speak_to_systemd_for_the_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    env = HookRunner([], "east", "mail1").env(HookEvent("promoted", 1, "", None))
+    assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
