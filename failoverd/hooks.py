@@ -42,6 +42,12 @@ QUEUE_SIZE = 64
 OUTPUT_TAIL = 400  # characters of a hook's output kept in the log line
 
 
+# systemd's channels to the daemon itself: a hook that inherited them could send
+# READY/WATCHDOG=1 on the daemon's behalf (petting a watchdog the daemon stopped
+# petting on purpose) or take its socket-activated fds.
+_DAEMON_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+
 @dataclass(frozen=True)
 class HookEvent:
     event: str
@@ -128,6 +134,8 @@ class HookRunner:
             "FAILOVERD_REASON": ev.reason,
         }
         env.pop("FAILOVERD_PEER", None)
+        for name in _DAEMON_ONLY:
+            env.pop(name, None)
         if ev.peer is not None:
             env["FAILOVERD_PEER"] = ev.peer
         return env

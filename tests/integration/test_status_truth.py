@@ -177,8 +177,9 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
         # The deadline, not a countdown: the sentence stays the same until it ends ...
         assert mail1()["why"] in (row["why"], "")
         wait_for(lambda: mail1()["eligible"], 10, "mail1 eligible once the back-off ended")
-        # ... so the seconds of back-off (tens of ticks) cost one write: the end.
-        assert member_writes(c, "mail1") - writes_before == 1
+        # ... so the seconds of back-off (tens of ticks) cost one write, its end (and
+        # at most one more: learning mail2's epoch updates seen_epoch once).
+        assert 1 <= member_writes(c, "mail1") - writes_before <= 2
         assert ctl(c, "status", via="mail2").returncode == 0
     finally:
         c.stop()

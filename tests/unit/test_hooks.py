@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from failoverd import hooks
 from failoverd.config import HookConfig
 from failoverd.hooks import HookEvent, HookRunner
@@ -84,3 +86,26 @@ def test_module_fire_goes_to_the_installed_runner_and_is_a_no_op_without_one() -
         )
     finally:
         hooks.install(None)
+
+
+def test_check_names_a_hook_program_that_is_missing(tmp_path: Path) -> None:
+    """failoverd --check (host_checks) covers hooks: a pager that is not there is
+    found before the failover it should have announced."""
+    from tests.unit.test_host_checks import findings, machine, program
+
+    gone = str(tmp_path / "bin" / "page-me")
+    ok = program(tmp_path, "log-it")
+    found = findings(
+        tmp_path,
+        machine(tmp_path),
+        hooks=[{"on": ["promoted"], "argv": [gone]}, {"on": ["demoted"], "argv": [ok]}],
+    )
+    assert [(f.severity, f.at) for f in found] == [("error", "hooks[0].argv")]
+    assert "does not exist" in found[0].message
+
+
+def test_hooks_cannot_speak_to_systemd_for_the_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    env = HookRunner([], "east", "mail1").env(HookEvent("promoted", 1, "", None))
+    assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
