@@ -47,9 +47,12 @@ CLIENT_TIMEOUT = 5.0
 # More concurrent connections than this are closed at once: a monitoring port
 # needs a handful, and a flood must not grow threads without bound.
 MAX_CONNECTIONS = 32
-# The most ZooKeeper calls one main-loop step makes one after the other without
-# a heartbeat in between (a takeover: lock, breadcrumb, members, breadcrumb
-# write, member status, history). Waits on the worker thread beat every tick.
+# How many ZooKeeper calls, each taking its whole deadline, one main-loop step may
+# sit in one after the other (no heartbeat between them) and still count as
+# alive: its three refresh reads (lock, control, members) and three writes
+# (member status, history, a takeover's lock or breadcrumb). More slow calls in
+# a row than that is a ZooKeeper in trouble, which /health may fairly report.
+# Waits on the worker thread (fencing, resources) beat every tick.
 STEP_CALLS = 6
 
 
