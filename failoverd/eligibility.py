@@ -48,6 +48,11 @@ def eligibility(
         return Eligibility(False, "it is not connected to ZooKeeper")
     # The order follows how long each condition takes to clear: what needs an
     # operator first, then what passes by itself.
+    if o.dirty and o.dirty_reason:
+        # An operation abandoned after its timeout may still run (failoverd/abandoned.py).
+        return Eligibility(
+            False, f"it is dirty ({o.dirty_reason}): no takeover until all of it is gone"
+        )
     if o.dirty:
         return Eligibility(
             False, "it is dirty: its resources could not be stopped, so it must be fenced first"

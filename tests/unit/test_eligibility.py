@@ -116,3 +116,10 @@ def test_member_znode_carries_eligibility_and_an_old_member_is_unknown() -> None
     assert back.eligible is False and back.why == UNKNOWN_ELIGIBILITY
     with pytest.raises(ZnodeError):
         MemberStatus.decode(json.dumps({**old, "eligible": "yes"}).encode())
+
+
+def test_a_node_dirty_from_an_abandoned_operation_names_it() -> None:
+    o = obs(dirty=True, dirty_reason="unclean: abandoned start")
+    e = eligibility(o)
+    assert not e.eligible and "dirty" in e.why and "abandoned start" in e.why
+    assert decide(o).act is Act.WAIT  # the decision logic agrees: it does not contend
