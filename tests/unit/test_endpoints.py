@@ -186,3 +186,35 @@ def test_the_loop_is_stale_only_past_an_idle_tick_and_its_bounded_calls() -> Non
     assert code(s, "/health") == 200
     mono.t += 0.2
     assert code(s, "/health") == 503
+
+
+def test_more_silent_clients_than_the_cap_do_not_lock_a_health_check_out() -> None:
+    """A load balancer's check must get its answer even while the connection cap is
+    full of clients that connected and sent nothing: the oldest silent one makes
+    room (before: the check's connection was closed unanswered until a silent
+    client's 5 s timeout, long enough for `fall 2` at `inter 1s` to mark the
+    active down)."""
+    from failoverd.endpoints import MAX_CONNECTIONS
+
+    s, _, _ = server(MetricsConfig("127.0.0.1", 0))
+    s.start()
+    silent: list[socket.socket] = []
+    try:
+        s.publish(VIEW)
+        silent = [
+            socket.create_connection(("127.0.0.1", s.port or 0)) for _ in range(MAX_CONNECTIONS + 8)
+        ]
+        t0 = time.monotonic()
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/standby", timeout=3) as r:
+                assert r.status == 200
+        assert time.monotonic() - t0 < 2.0
+        # The silent ones hung up on have ended: threads stay within the cap.
+        deadline = time.monotonic() + 3
+        while s._server is not None and s._server.open > MAX_CONNECTIONS:
+            assert time.monotonic() < deadline, s._server.open
+            time.sleep(0.01)
+    finally:
+        for sock in silent:
+            sock.close()
+        s.close()
