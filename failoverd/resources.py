@@ -42,6 +42,11 @@ class ResourceError(Exception):
     """A resource could not be started or stopped; the message says what and why."""
 
 
+class ResourceTimeout(ResourceError):
+    """A resource command ran past its timeout and was killed: whatever it started
+    outside its process group may live on (failoverd/abandoned.py)."""
+
+
 class Resource(Protocol):
     name: str
     timeout: float  # the bound of one start/stop call (the daemon budgets with it)
@@ -119,12 +124,22 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> 
         return CommandOutcome(args, rc, _tail(out), timed_out=timed_out, timeout=timeout)
 
 
+# How long to wait for a SIGKILLed command to exit. A process in uninterruptible
+# sleep (D state: a hung mount, dead NFS) does not die until the kernel call
+# returns; the caller must not hang with it. It is reported timed out, and the
+# daemon treats what is left as an abandoned operation.
+KILL_WAIT = 2.0
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
+    try:
+        proc.wait(timeout=KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        log.critical("command_unkillable", pid=proc.pid, argv=str(proc.args))
 
 
 def _tail(out: IO[bytes]) -> str:
@@ -138,6 +153,8 @@ def _ms_since(started: float) -> int:
 
 
 def _fail(outcome: CommandOutcome, what: str) -> ResourceError:
+    if outcome.timed_out:
+        return ResourceTimeout(f"{what}: {outcome.describe()}")
     return ResourceError(f"{what}: {outcome.describe()}")
 
 
