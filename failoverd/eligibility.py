@@ -48,15 +48,9 @@ def eligibility(
         return Eligibility(False, "it is not connected to ZooKeeper")
     # The order follows how long each condition takes to clear: what needs an
     # operator first, then what passes by itself.
-    if o.dirty and o.dirty_reason:
-        # An operation abandoned after its timeout may still run (failoverd/abandoned.py).
-        return Eligibility(
-            False, f"it is dirty ({o.dirty_reason}): no takeover until all of it is gone"
-        )
     if o.dirty:
-        return Eligibility(
-            False, "it is dirty: its resources could not be stopped, so it must be fenced first"
-        )
+        why = o.dirty_reason or "its resources could not be stopped"
+        return Eligibility(False, f"it is dirty: {why}, so it must be fenced first")
     if o.fenced:
         return Eligibility(False, "its local fence marker is unreadable, which blocks every epoch")
     if o.maintenance:

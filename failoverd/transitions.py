@@ -189,7 +189,7 @@ class Transitions:
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         _step("counting the transition", lambda: n.metrics.transition("takeover"))
         _step("writing history", lambda: n._history("promoted", f"{plan.reason}; took {took:.2f}s"))
-        n.hooks.fire("promoted", epoch=epoch, reason=f"{d.reason}; {plan.reason}")  # never blocks
+        _step("queueing hooks", lambda: n.hooks.fire("promoted", epoch=epoch, reason=plan.reason))
         _step("clearing the operator's request", n._clear_requests)
 
     def fence(self, name: str, epoch: int) -> bool:
@@ -349,7 +349,7 @@ class Transitions:
             backoff=backoff,
         )
         _step("writing history", lambda: n._history("demoted", f"{d.reason}; clean={clean}"))
-        n.hooks.fire("demoted", epoch=epoch, reason=d.reason)  # never blocks
+        _step("queueing hooks", lambda: n.hooks.fire("demoted", epoch=epoch, reason=d.reason))
 
 
 def resource_timeout(res: Any) -> float:

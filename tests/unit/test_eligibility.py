@@ -80,6 +80,11 @@ def test_why_names_the_one_reason(change: dict[str, object], words: str) -> None
     assert not e.eligible and words in e.why
 
 
+def test_dirty_says_which_operation_was_abandoned() -> None:
+    o = obs(dirty=True, dirty_reason="unclean: an abandoned start of postfix may still run")
+    assert "abandoned start of postfix" in eligibility(o).why
+
+
 def test_why_names_every_failing_check_and_rise() -> None:
     o = obs(healthy=False)
     assert "smtp, imap" in eligibility(o, ("smtp", "imap")).why
