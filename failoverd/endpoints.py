@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -134,6 +135,16 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._done(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up early is normal: HAProxy's httpchk resets the
+        connection once it has read the status line. socketserver's default would
+        print a traceback into the journal for each such check; log anything else
+        as one line."""
+        _, error, _ = sys.exc_info()
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        log.warning("http_request_failed", client=str(client_address[0]), error=repr(error))
 
     def heard(self, request: Any) -> None:
         """A whole request arrived on `request`: it is answered now, never hung up on."""

@@ -4,7 +4,9 @@ node, flipping after a failover that silent HTTP clients cannot slow down."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -103,3 +105,77 @@ def test_active_is_200_on_exactly_one_node_and_flips_after_a_failover(cluster: C
     assert get(cluster, "mail2", "/standby")[0] == 503
     assert get(cluster, "mail1", "/active")[0] == 0  # killed: nobody answers there
     cluster.assert_never_two_serving()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_haproxy_backend() -> str:
+    """The README's HAProxy example, as written there (a test of the documentation)."""
+    text = README.read_text()
+    start = text.index("backend smtp\n")
+    return text[start : text.index("```", start)]
+
+
+def _haproxy_states(sock: Path) -> dict[str, str]:
+    """{server: UP|DOWN|...} of backend smtp, from HAProxy's stats socket."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(str(sock))
+            s.sendall(b"show stat\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError:
+        return {}
+    lines = data.decode().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    cols = lines[0][2:].split(",")
+    rows = [dict(zip(cols, line.split(","), strict=False)) for line in lines[1:] if line]
+    servers = ("mail1", "mail2")  # not the BACKEND summary row
+    return {r["svname"]: r["status"] for r in rows if r.get("svname") in servers}
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="deploy/install-deps.sh installs it")
+def test_haproxy_with_the_readme_check_follows_the_active(cluster: Cluster, tmp_path: Path) -> None:
+    """The README's `option httpchk GET /active` backend, pointed at two real daemons:
+    HAProxy marks only the active UP, and the other one after a failover."""
+    ports = cluster.http_ports  # type: ignore[attr-defined]
+    backend = _readme_haproxy_backend()
+    for name, node_ip in (("mail1", "10.0.0.11"), ("mail2", "10.0.0.12")):
+        # Only the addresses change: the service port is never connected to here.
+        backend = backend.replace(
+            f"{node_ip}:25 check port 9468", f"127.0.0.1:{free_port()} check port {ports[name]}"
+        )
+    assert "10.0.0." not in backend and "option httpchk GET /active" in backend
+    sock = tmp_path / "haproxy.sock"
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        f"global\n    stats socket {sock} level user\n"
+        "defaults\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n"
+        + backend
+    )
+    cluster.start("mail1")
+    assert cluster.wait_active(timeout=20, via="mail1") == "mail1"
+    cluster.start("mail2")
+    proxy = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        up = {"mail1": "UP", "mail2": "DOWN"}
+        wait_for(lambda: _haproxy_states(sock) == up, 15, f"HAProxy to see {up}")
+        cluster.nodes["mail1"].kill()
+        assert cluster.wait_active(timeout=20, other_than="mail1", via="mail2") == "mail2"
+        up = {"mail1": "DOWN", "mail2": "UP"}
+        wait_for(lambda: _haproxy_states(sock) == up, 15, f"HAProxy to see {up}")
+        # HAProxy resets each check's connection once it has the status line: that is
+        # no error (before: a ConnectionResetError traceback in the log per check).
+        log = cluster.nodes["mail2"].log_path.read_text(errors="replace")
+        assert "Traceback" not in log and "ConnectionResetError" not in log
+    finally:
+        proxy.kill()
+        out = proxy.communicate(timeout=10)[0]
+        if proxy.returncode not in (-9, 0):
+            print(out.decode(errors="replace"))
