@@ -201,6 +201,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class HookConfig:
+    """A program run after a transition (failoverd.hooks): `on` lists its events."""
+
+    on: tuple[str, ...]
+    argv: tuple[str, ...]
+    timeout: float = 10.0
+
+
+# The events a hook may subscribe to (DESIGN.md §9).
+HOOK_EVENTS = (
+    "promoted", "demoted", "fenced", "fence_failed", "stop_failed", "flap_limit",
+    "fence_path_lost",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     cluster: str
@@ -215,6 +231,7 @@ class Config:
     flap: FlapConfig = field(default_factory=FlapConfig)
     metrics: MetricsConfig | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    hooks: tuple[HookConfig, ...] = ()
     # Advisory findings of the timing budget (e.g. resources' stop time exceeds
     # the lease margin, so safety rests on fencing); printed by --check.
     notes: tuple[str, ...] = ()
@@ -471,6 +488,7 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
 
 # The keys each section and each ``type`` of list item may have.
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
+_TOP += " hooks"
 _NODE = "name address priority priority_delay state_dir"
 _ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
 _NET_CHECK = "host port timeout scope"
@@ -803,6 +821,35 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
 
 
+def _hooks(root: _Section) -> tuple[HookConfig, ...]:
+    """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
+    hooks = []
+    for at, item in root.items("hooks"):
+        s = _Section(root.found, at, item, "on argv timeout")
+        if not isinstance(item, Mapping):
+            continue
+        events: list[str] = []
+        on = item.get("on")
+        if not isinstance(on, list) or not on:
+            wanted = f"expected a non-empty list of events ({', '.join(HOOK_EVENTS)})"
+            s.found.problem(s.key("on"), f"{wanted}, got {on!r}")
+        else:
+            for i, event in enumerate(on):
+                if event in HOOK_EVENTS:
+                    events.append(event)
+                else:
+                    close = difflib.get_close_matches(str(event), HOOK_EVENTS, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    s.found.problem(
+                        f"{s.key('on')}[{i}]",
+                        f"unknown event {event!r}{hint} (known: {', '.join(HOOK_EVENTS)})",
+                    )
+        argv = s.argv("argv") or ()
+        timeout = s.duration("timeout", HookConfig.timeout)
+        hooks.append(HookConfig(on=tuple(events), argv=argv, timeout=timeout))
+    return tuple(hooks)
+
+
 def _log(s: _Section) -> LogConfig:
     fmt = s.choice("format", LogConfig.format, ("json", "console"))
     level = s.choice("level", LogConfig.level, ("debug", "info", "warning", "error"))
@@ -856,6 +903,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
         ),
         metrics=_metrics(root),
         log=_log(root.section("log", "format level")),
+        hooks=_hooks(root),
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify, session_checks
+from failoverd import __version__, hooks, notify, session_checks
 from failoverd.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
@@ -40,9 +40,12 @@ from failoverd.decision import (
     decide,
     priority_wait,
 )
+from failoverd.eligibility import Eligibility, eligibility, wall_deadline
+from failoverd.endpoints import NodeView, StatusServer, loop_stale_after
 from failoverd.fencing import build_fence_chain
 from failoverd.health import HealthMonitor
-from failoverd.lease import LocalLease
+from failoverd.hooks import HookRunner
+from failoverd.lease import LocalLease, boottime
 from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
 from failoverd.membership import MembershipRecord
@@ -102,7 +105,13 @@ class Daemon:
             config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
         )
         self.fence_chain.known_dead = self.readiness.known_dead
+        # /active, /standby, /health, /status and /metrics: answered from snapshots.
+        self.http = StatusServer(
+            config.metrics, self.metrics.render, loop_stale_after(IDLE_TICK, self.op_timeout)
+        )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
+        hooks.install(self.hooks)
         self.transitions = Transitions(self)
         self.abandoned = AbandonedWork(
             self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
@@ -143,6 +152,7 @@ class Daemon:
         self.history_written = 0
         self.ready = False
         self.requests_reported_before = 0
+        self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
     def _on_zk_event(self, event: str) -> None:
         """kazoo's thread: never block. A reconnect renews the lease at once instead
@@ -156,7 +166,7 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
-        self.metrics.start()
+        self.http.start()
         self._set_role(Role.INIT, "starting")
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
@@ -166,6 +176,7 @@ class Daemon:
             # Unclean since before a restart: our fence-self must not vouch for us.
             self.abandoned.hold_fence_lock()
         self.health.start()
+        self.hooks.start()
         self.coord.start()
         self.keeper.start()
         self.readiness.start()
@@ -238,6 +249,8 @@ class Daemon:
         self.coord.close()
         self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.dirty)
 
     def _idle_wait(self) -> float:
@@ -313,6 +326,8 @@ class Daemon:
             self.last_decision.reason,
         ):
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+            if d.code == "flap_limit":
+                self.hooks.fire("flap_limit", epoch=self.epoch, reason=d.reason)
         self.last_decision = d
         if d.act is Act.CONTEND:
             self._take_over(d)
@@ -558,6 +573,7 @@ class Daemon:
             self._set_role(self.role, reason)
 
     def _mark_dirty(self, failures: list[str]) -> None:
+        first = not self.dirty  # the hook pages once per episode, not every retry
         self.dirty, self.dirty_since = True, time.monotonic()
         log.critical(
             "stop_failed",
@@ -565,6 +581,8 @@ class Daemon:
             hint="this node will not contend; the next active will fence it",
             self_fence=self.watchdog.enabled,
         )
+        if first:
+            self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 
@@ -617,6 +635,7 @@ class Daemon:
         # An active (or a node mid-takeover) pets only while its lease is valid.
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
+        self.http.beat()  # the loop is alive (GET /health)
         if self.dirty or self.abandoned.stuck:
             return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
@@ -645,6 +664,12 @@ class Daemon:
         notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
+        try:
+            elig = self._eligibility()
+            self._publish_view(elig)
+        except Exception:  # noqa: BLE001 - reporting must never break a transition
+            log.exception("eligibility_failed")
+            elig = Eligibility(False, "unknown: this node could not work out its eligibility")
         if not self.coord.connected:
             return
         # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
@@ -655,6 +680,7 @@ class Daemon:
         key += (self.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
+        key += (elig,)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -671,6 +697,8 @@ class Daemon:
             fence_ready=fence_ready,
             fence_epoch=fence_epoch,
             seen_epoch=seen_epoch,
+            eligible=elig.eligible,
+            why=elig.why,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
@@ -683,6 +711,44 @@ class Daemon:
             if m is not None:
                 known += [m.epoch or 0, m.seen_epoch or 0]
         return max(known)
+
+    def _eligibility(self) -> Eligibility:
+        """This node's eligibility as the member znode and HTTP publish it. The back-off's
+        wall-time deadline is computed once per back-off, so a countdown never changes it."""
+        now = time.monotonic()
+        if self._backoff_wall[0] != self.backoff_until:
+            self._backoff_wall = (
+                self.backoff_until,
+                wall_deadline(self.backoff_until, now, time.time()),
+            )
+        failing = tuple(r.name for r in self.health.results if not r.ok)
+        return eligibility(
+            self._observe(now),
+            failing,
+            self._backoff_wall[1],
+            fence_paths_down=self.readiness.paths_down(),
+        )
+
+    def _publish_view(self, elig: Eligibility) -> None:
+        """The snapshot the HTTP endpoints answer from (failoverd.endpoints)."""
+        lease_left = self.lease.remaining() if self.role is Role.ACTIVE else 0.0
+        self.http.publish(
+            NodeView(
+                node=self.node,
+                cluster=self.config.cluster,
+                role=str(self.role),
+                epoch=self.epoch,
+                healthy=self.health.healthy,
+                eligible=elig.eligible,
+                why=elig.why,
+                maintenance=self.control.maintenance,
+                reason=self.reason,
+                version=__version__,
+                priority=self.config.node.priority,
+                lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
+                lease_deadline=boottime() + lease_left if lease_left > 0 else None,
+            )
+        )
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

@@ -28,7 +28,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="failoverd", description="Active-passive failover for mail servers."
     )
     p.add_argument(
-        "-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})"
+        "-c",
+        "--config",
+        default=os.environ.get("FAILOVERD_CONFIG", DEFAULT_CONFIG),
+        help=f"config file (default: $FAILOVERD_CONFIG or {DEFAULT_CONFIG})",
     )
     p.add_argument(
         "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"

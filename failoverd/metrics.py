@@ -19,10 +19,7 @@ with the scrape config (or a `* on() group_left failoverd_info` join).
 
 from __future__ import annotations
 
-import errno
 import re
-import threading
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,7 +28,6 @@ from prometheus_client import (
     Histogram,
     Info,
     generate_latest,
-    start_http_server,
 )
 
 from failoverd import __version__
@@ -47,7 +43,8 @@ _REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class MetricsError(Exception):
-    """The metrics endpoint could not be started (e.g. its address is in use)."""
+    """The HTTP endpoint on metrics.listen could not be started (e.g. its address is
+    in use); raised by failoverd.endpoints."""
 
 
 def reason_label(reason: str) -> str:
@@ -56,13 +53,12 @@ def reason_label(reason: str) -> str:
 
 
 class Metrics:
-    """The daemon's metrics. cfg None: kept in memory (render() works), no HTTP server."""
+    """The daemon's metrics, kept in memory; failoverd.endpoints serves render() as
+    GET /metrics on `metrics.listen` next to the role endpoints."""
 
     def __init__(self, cfg: MetricsConfig | None, node: str, cluster: str):
         self.cfg = cfg
         self.registry = CollectorRegistry(auto_describe=True)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
         r = self.registry
 
         self.info = Info("failoverd", "This failoverd instance.", registry=r)
@@ -125,32 +121,6 @@ class Metrics:
             registry=r,
         )
         self.set_role("init")
-
-    # -- server --------------------------------------------------------------
-
-    def start(self) -> None:
-        """Serve /metrics on the configured address in a daemon thread."""
-        if self.cfg is None or self._server is not None:
-            return
-        host, port = self.cfg.host, self.cfg.port
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
-            self._server, self._thread = start_http_server(port, host, registry=self.registry)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise MetricsError(f"cannot listen on {where}: address already in use") from e
-            raise MetricsError(f"cannot listen on {where}: {e.strerror or e}") from e
-
-    @property
-    def port(self) -> int | None:
-        """The port actually bound (useful with port 0); None when not serving."""
-        return None if self._server is None else int(self._server.server_port)
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
 
     # -- updates -------------------------------------------------------------
 

@@ -177,6 +177,18 @@ class FenceReadiness:
             return None
         return f"its readiness probe {age:.1f}s ago failed: {state.reason}"
 
+    def paths_down(self) -> tuple[str, ...]:
+        """Peers that no fencing method reaches now: every method's last probe failed.
+        Such a node is not eligible to take over (failoverd.eligibility)."""
+        with self._lock:
+            paths = dict(self._paths)
+        down = []
+        for t in self.targets:
+            states = [paths.get((t.node, i)) for i in range(len(self.fencing))]
+            if states and all(s is not None and not s.ok for s in states):
+                down.append(t.node)
+        return tuple(down)
+
     def summary(self) -> dict[str, bool]:
         """Per method: False if any peer's path is dead, True once every peer's
         path was probed and works; a method not yet probed at all is absent."""

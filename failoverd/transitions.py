@@ -189,6 +189,7 @@ class Transitions:
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         _step("counting the transition", lambda: n.metrics.transition("takeover"))
         _step("writing history", lambda: n._history("promoted", f"{plan.reason}; took {took:.2f}s"))
+        _step("queueing hooks", lambda: n.hooks.fire("promoted", epoch=epoch, reason=plan.reason))
         _step("clearing the operator's request", n._clear_requests)
 
     def fence(self, name: str, epoch: int) -> bool:
@@ -226,6 +227,7 @@ class Transitions:
                 methods=detail,
             )
             n._history("fenced", f"{name}: {detail[-1] if detail else ''}")
+            n.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
         else:
             log.critical(
                 "fence_failed",
@@ -235,6 +237,7 @@ class Transitions:
                 hint="no takeover until a fencing method works; run failoverctl fence-check",
             )
             n._history("fence_failed", f"{name}: " + "; ".join(detail))
+            n.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
         return ok
 
     def abandon(self, code: str, reason: str, backoff: float) -> None:
@@ -349,6 +352,7 @@ class Transitions:
             backoff=backoff,
         )
         _step("writing history", lambda: n._history("demoted", f"{d.reason}; clean={clean}"))
+        _step("queueing hooks", lambda: n.hooks.fire("demoted", epoch=epoch, reason=d.reason))
 
 
 def resource_timeout(res: Any) -> float:

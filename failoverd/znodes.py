@@ -127,6 +127,16 @@ def _text(data: dict[str, Any], key: str, what: str, default: str | None = None)
     return _field(data, key, str, what)
 
 
+def _flag(data: dict[str, Any], key: str, what: str, default: bool) -> bool:
+    """A boolean field added later: absent is `default`, anything else but a bool is garbage."""
+    if key not in data:
+        return default
+    return bool(_field(data, key, bool, what))
+
+
+UNKNOWN_ELIGIBILITY = "unknown: this member's failoverd does not publish whether it could take over"
+
+
 def _priority(d: dict[str, Any]) -> int:
     value = _field(d, "priority", int, "member")
     if not 0 <= value <= 1_000_000:
@@ -199,6 +209,10 @@ class MemberStatus:
     # The highest epoch this node has seen used (its own, its peers'), remembered in
     # its state dir (membership.py): the same floor for the last active's epoch.
     seen_epoch: int | None = None
+    # Could it take over now, and if not why (failoverd.eligibility). Absent in
+    # what an older failoverd wrote: unknown, which status reports as not eligible.
+    eligible: bool = False
+    why: str = UNKNOWN_ELIGIBILITY
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -221,6 +235,8 @@ class MemberStatus:
             formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
             fence_epoch=_epoch(d, "fence_epoch", "member", optional=True),
             seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
+            eligible=_flag(d, "eligible", "member", default=False),
+            why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
         )
 
 

@@ -295,3 +295,16 @@ def test_a_peer_that_rejoins_is_probed_at_once_not_at_its_next_interval() -> Non
         assert r.summary() == {"ssh": True} and len(probes.calls) == 2
     finally:
         r.stop()
+
+
+def test_a_peer_is_down_only_when_every_method_toward_it_failed() -> None:
+    probes = FakeProbes()
+    r = FenceReadiness(config(SSH, POWER), probe_fn=probes)
+    probes.ok[("ssh", "mail2")] = False
+    r.probe_once("mail2", 0)
+    assert r.paths_down() == ()  # power not probed yet: unknown is not down
+    r.probe_once("mail2", 1)
+    assert r.paths_down() == ()  # power works
+    probes.ok[("command", "mail2")] = False
+    r.probe_once("mail2", 1)
+    assert r.paths_down() == ("mail2",)
