@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from failoverd import hooks
 from failoverd.config import Config, FencerConfig
 from failoverd.fence_probes import ProbeResult, probe
 from failoverd.fencing import FenceTarget
@@ -154,6 +155,7 @@ class FenceReadiness:
                 hint=f"fencing {peer} skips {method} while this lasts (unless it is the "
                 f"last method); see failoverctl fence-check {peer}",
             )
+            hooks.fire("fence_path_lost", peer=peer, reason=f"{method}: {now.reason}")
         elif before is None:
             log.info(
                 "fence_path_ready", peer=peer, method=method, reason=now.reason, took_ms=took_ms

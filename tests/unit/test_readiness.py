@@ -308,3 +308,25 @@ def test_a_peer_is_down_only_when_every_method_toward_it_failed() -> None:
     probes.ok[("command", "mail2")] = False
     r.probe_once("mail2", 1)
     assert r.paths_down() == ("mail2",)
+
+
+def test_a_lost_path_fires_the_fence_path_lost_hook() -> None:
+    from failoverd import hooks
+
+    fired: list[tuple[str, dict[str, object]]] = []
+
+    class Runner:
+        def fire(self, event: str, **ctx: object) -> None:
+            fired.append((event, ctx))
+
+    probes = FakeProbes()
+    r = FenceReadiness(config(SSH), probe_fn=probes)
+    hooks.install(Runner())  # type: ignore[arg-type]
+    try:
+        r.probe_once("mail2", 0)
+        probes.ok[("ssh", "mail2")] = False
+        r.probe_once("mail2", 0)
+        r.probe_once("mail2", 0)  # still dead: no second hook
+    finally:
+        hooks.install(None)
+    assert fired == [("fence_path_lost", {"peer": "mail2", "reason": "ssh: connection refused"})]
