@@ -27,6 +27,7 @@ from failoverd.backup import register as register_backup_commands
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
 from failoverd.operator_identity import operator_name, read_operator_credential
+from failoverd.switchover import pick_target
 from failoverd.terminal import printable
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
 
@@ -302,7 +303,7 @@ def _print_table(
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
         click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
     header = (
-        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "VERSION", "SINCE",
+        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
         "LAST TRANSITION",
     )  # fmt: skip
     rows = [header]
@@ -316,6 +317,7 @@ def _print_table(
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
                 "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
+                _fence_column(r.get("fence_ready") or {}),
                 printable(r["version"]) or "-",
                 printable(m.since) if m else "-",
                 printable(m.reason) if m else "-",
@@ -334,6 +336,11 @@ def _print_table(
         click.echo("recent transitions:")
         for e in recent:
             click.echo(f"  {_history_line(e)}" if e else "  (unreadable entry)")
+
+
+def _fence_column(ready: dict[str, bool]) -> str:
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
+    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
 
 
 @cli.command()
@@ -453,12 +460,12 @@ def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
                 raise Refused(f"refused: {to} fails its health checks")
             if r["role"] != "standby":
                 raise Refused(f"refused: {to} is {r['role']}, not standby")
-        elif not any(
-            r["connected"] and r["healthy"] and r["role"] == "standby"
-            for n, r in rows.items()
-            if n != old
-        ):
-            raise Refused("refused: no healthy, connected standby to hand over to")
+        else:
+            # Name the best standby in the request: it then contends the moment the
+            # lease is free instead of every standby waiting out its priority delay.
+            to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
+            if to is None:
+                raise Refused("refused: no healthy, connected standby to hand over to")
         timeout = config.switchover.timeout
         started = time.monotonic()
         req = _post_request(coord, "switchover", to, timeout, who, reason)

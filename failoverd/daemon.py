@@ -52,9 +52,11 @@ from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
+from failoverd.readiness import FenceReadiness
 from failoverd.recent import RecentIds
 from failoverd.resource_watch import ResourceWatch
 from failoverd.resources import build_resources, stop_all
+from failoverd.switchover import handover_done
 from failoverd.transitions import Transitions
 from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
@@ -99,6 +101,10 @@ class Daemon:
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        self.readiness = FenceReadiness(
+            config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
+        )
+        self.fence_chain.known_dead = self.readiness.known_dead
         # /active, /standby, /health, /status and /metrics: answered from snapshots.
         self.http = StatusServer(
             config.metrics, self.metrics.render, loop_stale_after(IDLE_TICK, self.op_timeout)
@@ -118,6 +124,9 @@ class Daemon:
         self.epoch: int | None = None
         self.reason = "starting"
         self.backoff_until = 0.0
+        # After demoting for a switchover: (its target, "" = any; the back-off it set),
+        # so that back-off ends once the target holds the lease (failoverd/switchover.py).
+        self.handover: tuple[str, float] | None = None
         self.dirty = False
         self.dirty_since = 0.0
         self.health_demotions: deque[float] = deque()
@@ -170,6 +179,7 @@ class Daemon:
         self.hooks.start()
         self.coord.start()
         self.keeper.start()
+        self.readiness.start()
         self.resource_watch.start()
         self._set_role(Role.STANDBY, "started")
         try:
@@ -233,6 +243,7 @@ class Daemon:
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
+        self.readiness.stop()
         self.resource_watch.stop()
         self.health.stop()
         self.coord.close()
@@ -365,6 +376,7 @@ class Daemon:
             if res is not None:
                 self.lock_holder, self.lock_owner, _ = res
                 self.lock_read_at = now
+                self._end_handover_backoff(now)
                 if self.lock_holder is None:
                     # Counted from the answer, not from `now` (before the request):
                     # the lock may have vanished while the read was on its way.
@@ -397,10 +409,22 @@ class Daemon:
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
+                for name in set(res3) - {n for n, m in self.members.items() if m is not None}:
+                    if name != self.node and res3[name] is not None:  # (re)joined: re-probe
+                        self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
+
+    def _end_handover_backoff(self, now: float) -> None:
+        """The switchover's back-off (only that one, not one set since) has done its job
+        once the target holds the lease."""
+        if self.handover is None or self.handover[1] != self.backoff_until:
+            return
+        if handover_done(self.handover[0], self.lock_holder, self.node):
+            log.info("switchover_backoff_ended", holder=self.lock_holder)
+            self.backoff_until, self.handover = min(self.backoff_until, now), None
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
@@ -654,6 +678,8 @@ class Daemon:
         seen_epoch = self.membership.seen_epoch or None
         key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
         key += (self.control.maintenance, fence_epoch, seen_epoch)
+        fence_ready = self.readiness.summary()
+        key += (tuple(sorted(fence_ready.items())),)
         key += (elig,)
         if key == self.member_written:
             return
@@ -668,6 +694,7 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_ready=fence_ready,
             fence_epoch=fence_epoch,
             seen_epoch=seen_epoch,
             eligible=elig.eligible,
@@ -695,7 +722,12 @@ class Daemon:
                 wall_deadline(self.backoff_until, now, time.time()),
             )
         failing = tuple(r.name for r in self.health.results if not r.ok)
-        return eligibility(self._observe(now), failing, self._backoff_wall[1])
+        return eligibility(
+            self._observe(now),
+            failing,
+            self._backoff_wall[1],
+            fence_paths_down=self.readiness.paths_down(),
+        )
 
     def _publish_view(self, elig: Eligibility) -> None:
         """The snapshot the HTTP endpoints answer from (failoverd.endpoints)."""

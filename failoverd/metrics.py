@@ -11,7 +11,8 @@ count without limit:
   never a free-text reason; anything that does not look like such a code is
   counted as "other";
 * `method`/`result` (fencing) are the fencer types and ok/failed;
-* `check` (health) is the configured check's name.
+* `check` (health) is the configured check's name;
+* `peer`/`method` (fence readiness) are configured peers and fencing methods.
 node and cluster are labels of failoverd_info only: attach them to every series
 with the scrape config (or a `* on() group_left failoverd_info` join).
 """
@@ -113,6 +114,12 @@ class Metrics:
         self.zk_requests = Counter(
             "failoverd_zookeeper_requests", "Requests this daemon sent to ZooKeeper.", registry=r
         )
+        self.fence_ready = Gauge(
+            "failoverd_fence_ready",
+            "1 when the last readiness probe of the fencing method toward the peer worked.",
+            ["peer", "method"],
+            registry=r,
+        )
         self.set_role("init")
 
     # -- updates -------------------------------------------------------------
@@ -144,6 +151,10 @@ class Metrics:
 
     def set_maintenance(self, on: bool) -> None:
         self.maintenance.set(1 if on else 0)
+
+    def set_fence_ready(self, peer: str, method: str, ok: bool) -> None:
+        # peer and method are bounded: configured peers, configured fencing methods.
+        self.fence_ready.labels(peer=peer, method=method).set(1 if ok else 0)
 
     def zk_request(self, count: int = 1) -> None:
         if count > 0:

@@ -326,10 +326,13 @@ class Transitions:
             if d.code in ("health", "resource_lost"):
                 # Both count towards the flap limit (decision.py says why).
                 n.health_demotions.append(now)
+            handed_to = None
             if d.code == "switchover" and n.control.switchover is not None:
                 backoff = max(backoff, n.control.switchover.timeout)
                 n.requests_done.add(n.control.switchover.id)
+                handed_to = n.control.switchover.to or ""  # ends early: switchover.py
             n.backoff_until = now + backoff
+            n.handover = None if handed_to is None else (handed_to, n.backoff_until)
             n.epoch = None
             _step("leaving active health checks", lambda: n.health.set_active(False))
             reason = d.reason
