@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify, session_checks
+from failoverd import __version__, hooks, notify, session_checks
 from failoverd.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
@@ -40,18 +40,23 @@ from failoverd.decision import (
     decide,
     priority_wait,
 )
+from failoverd.eligibility import Eligibility, eligibility, wall_deadline
+from failoverd.endpoints import NodeView, StatusServer, loop_stale_after
 from failoverd.fencing import build_fence_chain
 from failoverd.health import HealthMonitor
-from failoverd.lease import LocalLease
+from failoverd.hooks import HookRunner
+from failoverd.lease import LocalLease, boottime
 from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
 from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
+from failoverd.readiness import FenceReadiness
 from failoverd.recent import RecentIds
 from failoverd.resource_watch import ResourceWatch
 from failoverd.resources import build_resources, stop_all
+from failoverd.switchover import handover_done
 from failoverd.transitions import Transitions
 from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
@@ -96,7 +101,17 @@ class Daemon:
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        self.readiness = FenceReadiness(
+            config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
+        )
+        self.fence_chain.known_dead = self.readiness.known_dead
+        # /active, /standby, /health, /status and /metrics: answered from snapshots.
+        self.http = StatusServer(
+            config.metrics, self.metrics.render, loop_stale_after(IDLE_TICK, self.op_timeout)
+        )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
+        hooks.install(self.hooks)
         self.transitions = Transitions(self)
         self.abandoned = AbandonedWork(
             self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
@@ -109,6 +124,9 @@ class Daemon:
         self.epoch: int | None = None
         self.reason = "starting"
         self.backoff_until = 0.0
+        # After demoting for a switchover: (its target, "" = any; the back-off it set),
+        # so that back-off ends once the target holds the lease (failoverd/switchover.py).
+        self.handover: tuple[str, float] | None = None
         self.dirty = False
         self.dirty_since = 0.0
         self.health_demotions: deque[float] = deque()
@@ -134,6 +152,7 @@ class Daemon:
         self.history_written = 0
         self.ready = False
         self.requests_reported_before = 0
+        self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
     def _on_zk_event(self, event: str) -> None:
         """kazoo's thread: never block. A reconnect renews the lease at once instead
@@ -147,7 +166,7 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
-        self.metrics.start()
+        self.http.start()
         self._set_role(Role.INIT, "starting")
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
@@ -157,8 +176,10 @@ class Daemon:
             # Unclean since before a restart: our fence-self must not vouch for us.
             self.abandoned.hold_fence_lock()
         self.health.start()
+        self.hooks.start()
         self.coord.start()
         self.keeper.start()
+        self.readiness.start()
         self.resource_watch.start()
         self._set_role(Role.STANDBY, "started")
         try:
@@ -222,11 +243,14 @@ class Daemon:
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
+        self.readiness.stop()
         self.resource_watch.stop()
         self.health.stop()
         self.coord.close()
         self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.dirty)
 
     def _idle_wait(self) -> float:
@@ -302,6 +326,8 @@ class Daemon:
             self.last_decision.reason,
         ):
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+            if d.code == "flap_limit":
+                self.hooks.fire("flap_limit", epoch=self.epoch, reason=d.reason)
         self.last_decision = d
         if d.act is Act.CONTEND:
             self._take_over(d)
@@ -350,6 +376,7 @@ class Daemon:
             if res is not None:
                 self.lock_holder, self.lock_owner, _ = res
                 self.lock_read_at = now
+                self._end_handover_backoff(now)
                 if self.lock_holder is None:
                     # Counted from the answer, not from `now` (before the request):
                     # the lock may have vanished while the read was on its way.
@@ -382,10 +409,22 @@ class Daemon:
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
+                for name in set(res3) - {n for n, m in self.members.items() if m is not None}:
+                    if name != self.node and res3[name] is not None:  # (re)joined: re-probe
+                        self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
+
+    def _end_handover_backoff(self, now: float) -> None:
+        """The switchover's back-off (only that one, not one set since) has done its job
+        once the target holds the lease."""
+        if self.handover is None or self.handover[1] != self.backoff_until:
+            return
+        if handover_done(self.handover[0], self.lock_holder, self.node):
+            log.info("switchover_backoff_ended", holder=self.lock_holder)
+            self.backoff_until, self.handover = min(self.backoff_until, now), None
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
@@ -534,6 +573,7 @@ class Daemon:
             self._set_role(self.role, reason)
 
     def _mark_dirty(self, failures: list[str]) -> None:
+        first = not self.dirty  # the hook pages once per episode, not every retry
         self.dirty, self.dirty_since = True, time.monotonic()
         log.critical(
             "stop_failed",
@@ -541,6 +581,8 @@ class Daemon:
             hint="this node will not contend; the next active will fence it",
             self_fence=self.watchdog.enabled,
         )
+        if first:
+            self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 
@@ -593,6 +635,7 @@ class Daemon:
         # An active (or a node mid-takeover) pets only while its lease is valid.
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
+        self.http.beat()  # the loop is alive (GET /health)
         if self.dirty or self.abandoned.stuck:
             return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
@@ -621,6 +664,12 @@ class Daemon:
         notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
+        try:
+            elig = self._eligibility()
+            self._publish_view(elig)
+        except Exception:  # noqa: BLE001 - reporting must never break a transition
+            log.exception("eligibility_failed")
+            elig = Eligibility(False, "unknown: this node could not work out its eligibility")
         if not self.coord.connected:
             return
         # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
@@ -629,6 +678,9 @@ class Daemon:
         seen_epoch = self.membership.seen_epoch or None
         key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
         key += (self.control.maintenance, fence_epoch, seen_epoch)
+        fence_ready = self.readiness.summary()
+        key += (tuple(sorted(fence_ready.items())),)
+        key += (elig,)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -642,8 +694,11 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_ready=fence_ready,
             fence_epoch=fence_epoch,
             seen_epoch=seen_epoch,
+            eligible=elig.eligible,
+            why=elig.why,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
@@ -656,6 +711,44 @@ class Daemon:
             if m is not None:
                 known += [m.epoch or 0, m.seen_epoch or 0]
         return max(known)
+
+    def _eligibility(self) -> Eligibility:
+        """This node's eligibility as the member znode and HTTP publish it. The back-off's
+        wall-time deadline is computed once per back-off, so a countdown never changes it."""
+        now = time.monotonic()
+        if self._backoff_wall[0] != self.backoff_until:
+            self._backoff_wall = (
+                self.backoff_until,
+                wall_deadline(self.backoff_until, now, time.time()),
+            )
+        failing = tuple(r.name for r in self.health.results if not r.ok)
+        return eligibility(
+            self._observe(now),
+            failing,
+            self._backoff_wall[1],
+            fence_paths_down=self.readiness.paths_down(),
+        )
+
+    def _publish_view(self, elig: Eligibility) -> None:
+        """The snapshot the HTTP endpoints answer from (failoverd.endpoints)."""
+        lease_left = self.lease.remaining() if self.role is Role.ACTIVE else 0.0
+        self.http.publish(
+            NodeView(
+                node=self.node,
+                cluster=self.config.cluster,
+                role=str(self.role),
+                epoch=self.epoch,
+                healthy=self.health.healthy,
+                eligible=elig.eligible,
+                why=elig.why,
+                maintenance=self.control.maintenance,
+                reason=self.reason,
+                version=__version__,
+                priority=self.config.node.priority,
+                lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
+                lease_deadline=boottime() + lease_left if lease_left > 0 else None,
+            )
+        )
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

@@ -22,9 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Protocol
 
-import structlog
-
-from failoverd import systemd_dropin
+from failoverd import fastlog, systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
     OcfResourceConfig,
@@ -33,7 +31,7 @@ from failoverd.config import (
     VipResourceConfig,
 )
 
-log = structlog.get_logger(__name__)
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
 TAIL_BYTES = 4096  # how much of a command's output we keep for the error message
 TAIL_CHARS = 400

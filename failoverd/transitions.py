@@ -189,6 +189,7 @@ class Transitions:
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         _step("counting the transition", lambda: n.metrics.transition("takeover"))
         _step("writing history", lambda: n._history("promoted", f"{plan.reason}; took {took:.2f}s"))
+        _step("queueing hooks", lambda: n.hooks.fire("promoted", epoch=epoch, reason=plan.reason))
         _step("clearing the operator's request", n._clear_requests)
 
     def fence(self, name: str, epoch: int) -> bool:
@@ -226,6 +227,7 @@ class Transitions:
                 methods=detail,
             )
             n._history("fenced", f"{name}: {detail[-1] if detail else ''}")
+            n.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
         else:
             log.critical(
                 "fence_failed",
@@ -235,6 +237,7 @@ class Transitions:
                 hint="no takeover until a fencing method works; run failoverctl fence-check",
             )
             n._history("fence_failed", f"{name}: " + "; ".join(detail))
+            n.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
         return ok
 
     def abandon(self, code: str, reason: str, backoff: float) -> None:
@@ -323,10 +326,13 @@ class Transitions:
             if d.code in ("health", "resource_lost"):
                 # Both count towards the flap limit (decision.py says why).
                 n.health_demotions.append(now)
+            handed_to = None
             if d.code == "switchover" and n.control.switchover is not None:
                 backoff = max(backoff, n.control.switchover.timeout)
                 n.requests_done.add(n.control.switchover.id)
+                handed_to = n.control.switchover.to or ""  # ends early: switchover.py
             n.backoff_until = now + backoff
+            n.handover = None if handed_to is None else (handed_to, n.backoff_until)
             n.epoch = None
             _step("leaving active health checks", lambda: n.health.set_active(False))
             reason = d.reason
@@ -346,6 +352,7 @@ class Transitions:
             backoff=backoff,
         )
         _step("writing history", lambda: n._history("demoted", f"{d.reason}; clean={clean}"))
+        _step("queueing hooks", lambda: n.hooks.fire("demoted", epoch=epoch, reason=d.reason))
 
 
 def resource_timeout(res: Any) -> float:
