@@ -156,7 +156,9 @@ def outage(h: History, start: float, end: float) -> dict[str, Any]:
 # -- the judgement ----------------------------------------------------------------------
 
 
-def check(h: History, expect: Expectation) -> Verdict:
+def check(h: History, expect: Expectation, delivered: set[int] | None = None) -> Verdict:
+    """Judge `h`. `delivered`: with the real mail node, the messages read from the
+    mailboxes over IMAP (chaos/mailcheck.py); lost mail is judged against them."""
     v: list[Violation] = []
     intervals = service_intervals(h)
     end = h.observed_end
@@ -172,11 +174,12 @@ def check(h: History, expect: Expectation) -> Verdict:
             )
         )
 
-    stored = {w.msg for w in h.writes if w.accepted}
+    stored = {w.msg for w in h.writes if w.accepted} if delivered is None else delivered
     lost = sorted(d.n for d in h.deliveries if d.ok and d.n not in stored)
+    where = "the store" if delivered is None else "any mailbox (read over IMAP)"
     if lost:
         v.append(
-            Violation("lost", f"{len(lost)} acknowledged messages not in the store: {lost[:20]}")
+            Violation("lost", f"{len(lost)} acknowledged messages not in {where}: {lost[:20]}")
         )
 
     highest: int | None = None

@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
+
+QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 
 
 class SmtpError(Exception):
@@ -85,6 +88,8 @@ class Client:
             code, line = await asyncio.wait_for(send_one(self.host, self.port, n), self.timeout)
             rec["code"] = code
             rec["server"] = line.split()[0] if line.split() else None
+            if m := QUEUED.search(line):  # Postfix: "250 2.0.0 Ok: queued as 4Xyz"
+                rec["queue_id"] = m.group(1)
         except SmtpError as e:
             rec["code"], rec["error"] = e.code, str(e)[:120]
         except TimeoutError:

@@ -30,6 +30,7 @@ from chaos.zookeeper import ZooKeeperServer, four_letter
 class Cluster:
     lab: Lab
     fenced_store: bool = False
+    mail: str | None = None  # "postfix": Postfix + Dovecot on a loop-device store
     zk: dict[str, ZooKeeperServer] = field(default_factory=dict)
     nodes: dict[str, MailNode] = field(default_factory=dict)
     client: subprocess.Popen[bytes] | None = None
@@ -84,8 +85,13 @@ class Cluster:
         (self.run_dir / "store").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "flags").mkdir(parents=True, exist_ok=True)
         known = []
+        if self.mail:
+            from chaos import mailnode, mailstore
+
+            mailstore.create(self.lab)
+            mailnode.prepare_cluster(self.run_dir, self.mail)
         for prio, name in enumerate(MAIL_HOSTS):
-            node = MailNode(self.lab, name, prio, self.fenced_store)
+            node = MailNode(self.lab, name, prio, self.fenced_store, mail=self.mail)
             self.nodes[name] = node
             known.append(f"{address(name)} {node.prepare(fence_pub)}")
         (keys / "known_hosts").write_text("\n".join(known) + "\n")
@@ -211,3 +217,9 @@ class Cluster:
                     p.wait(timeout=2)
         for node in self.nodes.values():
             node.reap()
+        if self.mail:
+            from chaos import mailstore
+
+            # The processes are dead, so are their mount namespaces: detach the store.
+            mailstore.release(mailstore.image_path(self.run_dir))
+            mailstore.remove_short_dir(self.lab.prefix)

@@ -275,11 +275,18 @@ def cleanup(force: bool = False) -> list[str]:
             continue
         present = [n for n in names if netns.exists(n)]
         teardown_names(present)
+        _release_mail_store(info)  # after its processes (and so its mounts) are gone
         removed += present
         reg.unlink(missing_ok=True)
     stray = [n for n in netns.listed() if NS_PATTERN.match(n) and n not in live]
     teardown_names(stray)
     return removed + stray
+
+
+def _release_mail_store(info: dict[str, Any]) -> None:
+    from chaos.mailstore import release_registered
+
+    release_registered(info)
 
 
 def process_start(pid: int) -> int | None:

@@ -77,6 +77,8 @@ class MailNode:
     fenced_store: bool = False
     daemon: subprocess.Popen[bytes] | None = None
     sshd: subprocess.Popen[bytes] | None = None
+    mail: str | None = None  # "postfix": the real mail node (chaos/mailnode.py)
+    holder: subprocess.Popen[bytes] | None = None  # its mount namespace (mail only)
 
     @property
     def dir(self) -> Path:
@@ -98,7 +100,7 @@ class MailNode:
     def config(self) -> dict[str, Any]:
         run = self.lab.run_dir
         keys = run / "keys"
-        return {
+        cfg: dict[str, Any] = {
             "cluster": "lab",
             "node": {
                 "name": self.name,
@@ -175,6 +177,11 @@ class MailNode:
             "flap": {"max_failovers": 3, "window": "10m", "backoff": "5s"},
             "log": {"format": "json", "level": "info"},
         }
+        if self.mail:
+            from chaos.mailnode import mail_config
+
+            cfg = mail_config(self, cfg)
+        return cfg
 
     def prepare(self, fence_pub: str) -> str:
         """Write config, sshd config, host key and authorized_keys; return the host key."""
@@ -195,9 +202,15 @@ class MailNode:
 
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PATH": PATH, "PYTHONUNBUFFERED": "1"}
+        if self.mail:
+            from chaos.mailnode import enter_argv
+
+            wrapped = enter_argv(self, argv)  # one mount namespace for the whole node
+        else:
+            wrapped = netns.exec_argv(self.ns, argv)
         with open(log, "ab") as out:
             return subprocess.Popen(
-                netns.exec_argv(self.ns, argv),
+                wrapped,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -241,7 +254,7 @@ class MailNode:
         )
 
     def reap(self) -> None:
-        for p in (self.daemon, self.sshd):
+        for p in (self.daemon, self.sshd, self.holder):
             if p is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=2)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import lab as labmod
+from chaos import mailcheck
 from chaos.checker import Violation, check
 from chaos.cluster import Cluster
 from chaos.history import expectation_dict, load_history
@@ -82,7 +83,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
     t0 = time.monotonic()
     lab = labmod.Lab.create(run_dir)
     timings["lab_build"] = round(time.monotonic() - t0, 3)
-    cluster = Cluster(lab, fenced_store=scenario.fenced_store)
+    cluster = Cluster(lab, fenced_store=scenario.fenced_store, mail=scenario.mail)
     try:
         with signals_raise():
             timings["zookeeper_quorum"] = round(cluster.start_zookeeper(), 3)
@@ -110,6 +111,8 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
             time.sleep(TAIL)
             (run_dir / "status.json").write_text(cluster.status(settled or "mail1"))
             cluster.stop_client()
+            if scenario.mail:
+                mailcheck.collect(cluster)  # drain the queue, read the mailboxes over IMAP
     except BaseException as e:  # noqa: BLE001 - Ctrl-C too: record, tear down, re-raise below
         error = "".join(traceback.format_exception_only(type(e), e)).strip()
         (run_dir / "error.txt").write_text(traceback.format_exc())
@@ -118,6 +121,8 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
     finally:
         t = time.monotonic()
         cluster.teardown()
+        if scenario.mail:
+            mailcheck.fsck_store(run_dir)  # after the final unmount
         timings["teardown"] = round(time.monotonic() - t, 3)
     return _judge(scenario, run_dir, seed, timings, error, notes)
 
@@ -131,10 +136,14 @@ def _judge(
     notes: list[str],
 ) -> Outcome:
     history = load_history(run_dir)
-    verdict = check(history, scenario.expect)
+    mail = mailcheck.judge(run_dir) if scenario.mail else None
+    verdict = check(history, scenario.expect, None if mail is None else mail.pop("delivered_set"))
     if error is not None:
         verdict.violations.insert(0, Violation("lab_error", error))
         verdict.passed = False
+    if mail is not None:
+        verdict.violations += [Violation(rule, msg) for rule, msg in mail.pop("problems")]
+        verdict.passed = not verdict.violations
     results = {
         "scenario": scenario.name,
         "number": scenario.number,
@@ -144,6 +153,7 @@ def _judge(
         "timings": timings,
         "repairs": notes,
         **verdict.to_json(),
+        **(mail or {}),
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=1))
     try:
@@ -161,6 +171,12 @@ def describe(o: Outcome) -> str:
     lines = [
         f"{head}: takeovers {r['takeovers']}, failovers {r['failovers']}, outage {shown}, "
         f"acked {r['stats']['acknowledged']}/{r['stats']['deliveries']}"
+        + (
+            f", delivered {r['delivered']}, lost {r['lost']}, duplicated {r['duplicated']}, "
+            f"fsck {'ok' if r['fsck_ok'] else 'ERRORS'}"
+            if "fsck_ok" in r
+            else ""
+        )
     ]
     lines += [f"      {v['rule']}: {v['message']}" for v in r["violations"]]
     lines.append(f"      {o.run_dir}")

@@ -69,6 +69,7 @@ class Scenario:
     expect: Expectation
     inject: Callable[[Ctx], None]
     fenced_store: bool = False
+    mail: str | None = None  # "postfix": the real mail node (--mail postfix)
 
 
 def _kill(x: Ctx) -> None:
@@ -256,6 +257,7 @@ SCENARIOS = [
     ),
 ]
 SMOKE = (1, 2, 4, 5, 14)
+MAIL_SMOKE = (1, 4, 8)  # CI also runs these with --mail postfix (tests/chaos/test_smoke.py)
 
 
 def find(token: str) -> Scenario:

@@ -129,7 +129,17 @@ class CommandResourceConfig:
     type: Literal["command"] = "command"
 
 
-ResourceConfig = VipResourceConfig | SystemdResourceConfig | CommandResourceConfig
+@dataclass(frozen=True)
+class OcfResourceConfig:
+    agent: str  # PROVIDER:TYPE, e.g. heartbeat:Filesystem
+    params: tuple[tuple[str, str], ...] = ()  # OCF_RESKEY_<name>=<value>, in file order
+    timeout: float = 30.0
+    type: Literal["ocf"] = "ocf"
+
+
+ResourceConfig = (
+    VipResourceConfig | SystemdResourceConfig | CommandResourceConfig | OcfResourceConfig
+)
 
 
 @dataclass(frozen=True)
@@ -504,6 +514,7 @@ _RESOURCES = {
     "vip": "address interface timeout arp_count arp_interval",
     "systemd": "units timeout",
     "command": "start stop status timeout",
+    "ocf": "agent params timeout",
 }
 _FENCERS = {
     "ssh": "user key_file known_hosts port timeout connect_timeout check_interval verify_ports",
@@ -665,6 +676,8 @@ def _resource(kind: str, s: _Section) -> ResourceConfig:
             arp_count=s.integer("arp_count", VipResourceConfig.arp_count, 1),
             arp_interval=s.duration("arp_interval", VipResourceConfig.arp_interval),
         )
+    if kind == "ocf":
+        return _ocf_resource(s)
     if kind == "systemd":
         return SystemdResourceConfig(
             units=s.argv("units") or (),
@@ -675,6 +688,32 @@ def _resource(kind: str, s: _Section) -> ResourceConfig:
         stop=s.argv("stop") or (),
         status=s.argv("status", required=False),
         timeout=s.duration("timeout", CommandResourceConfig.timeout),
+    )
+
+
+def _ocf_resource(s: _Section) -> OcfResourceConfig:
+    """An OCF agent: it must exist, and its meta-data decides which params are required."""
+    from failoverd.ocf import validate  # imports this module: a late import
+
+    agent = s.text("agent")
+    raw = s.data.get("params")
+    params: list[tuple[str, str]] = []
+    if raw is not None and not isinstance(raw, Mapping):
+        s.found.problem(s.key("params"), f"expected a mapping of OCF parameters, got {raw!r}")
+    for k, v in (raw or {}).items() if isinstance(raw, Mapping) else []:
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        if not isinstance(v, str | int | float):
+            s.found.problem(s.key(f"params.{k}"), f"expected a string or number, got {v!r}")
+            continue
+        params.append((str(k), str(v)))
+    if agent and s.found.ok(s.key("agent"), s.key("params")):
+        for key, message in validate(agent, dict(params)):
+            s.found.problem(s.key(key), message)
+    return OcfResourceConfig(
+        agent=agent,
+        params=tuple(params),
+        timeout=s.duration("timeout", OcfResourceConfig.timeout),
     )
 
 

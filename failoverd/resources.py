@@ -25,6 +25,7 @@ from typing import IO, Protocol
 from failoverd import fastlog, systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
+    OcfResourceConfig,
     ResourceConfig,
     SystemdResourceConfig,
     VipResourceConfig,
@@ -490,6 +491,10 @@ def build_resource(cfg: ResourceConfig) -> Resource:
         return SystemdResource(cfg)
     if isinstance(cfg, CommandResourceConfig):
         return CommandResource(cfg)
+    if isinstance(cfg, OcfResourceConfig):
+        from failoverd.ocf import OcfResource  # imports this module: a late import
+
+        return OcfResource(cfg)
     raise TypeError(f"unknown resource config: {cfg!r}")
 
 

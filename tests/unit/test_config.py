@@ -467,7 +467,10 @@ def test_resources_keep_their_order_and_defaults(tmp_path: Path) -> None:
             {"type": "command", "start": ["a"], "stop": ["b"], "status": "c"},
             "resources[0].status: expected a non-empty list of strings",
         ),
-        ({"type": "drbd"}, "resources[0].type: expected one of vip, systemd, command, got 'drbd'"),
+        (
+            {"type": "drbd"},
+            "resources[0].type: expected one of vip, systemd, command, ocf, got 'drbd'",
+        ),
     ],
 )
 def test_invalid_resources_are_rejected(tmp_path: Path, resource: object, problem: str) -> None:
