@@ -18,8 +18,11 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
+
+POWER_HANG = 120.0  # far past any fencing timeout: the fencer has to give up on it
 
 
 def _need_root() -> str | None:
@@ -44,7 +47,11 @@ def cmd_list(_: argparse.Namespace) -> int:
             bounds += f", outage <= {e.max_outage:.0f}s"
         if e.require_alert:
             bounds += ", alert required"
+        if e.quiet_after is not None:
+            bounds += f", nobody serves from {e.quiet_after:.0f}s into the fault"
         print(f"    {'':<20} expect: {bounds}")
+        if s.trigger is not None:
+            print(f"    {'':<20} trigger: {s.trigger} (--trigger)")
     print("(* = the CI smoke subset)")
     return 0
 
@@ -74,6 +81,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.fenced_store:
         chosen = [replace(s, fenced_store=True) for s in chosen]
+    if args.trigger is not None:
+        from chaos.triggers import parse
+
+        try:
+            parse(args.trigger)
+        except ValueError as e:
+            print(f"chaos run: {e}", file=sys.stderr)
+            return 2
+        windowed = [s for s in chosen if s.trigger is not None]
+        if not windowed:
+            print("chaos run: --trigger needs a scenario that takes one", file=sys.stderr)
+            return 2
+        chosen = [replace(s, trigger=args.trigger) if s.trigger else s for s in chosen]
     _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label)
     return 0 if all(o.passed for o in outcomes) else 1
 
@@ -117,6 +137,10 @@ def cmd_power_off(args: argparse.Namespace) -> int:
     if (lab_dir / "flags" / "power-disabled").exists():
         print("power-off: power switch unreachable (scenario fault)", file=sys.stderr)
         return 1
+    if (lab_dir / "flags" / "power-hang").exists():  # a switch that never answers
+        time.sleep(POWER_HANG)
+        print("power-off: no answer from the power switch", file=sys.stderr)
+        return 1
     lab = Lab.load(lab_dir)
     killed = lab.power_off(args.node, by=caller or "operator")
     print(f"power-off: {args.node} is off ({killed} processes killed)")
@@ -144,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fenced-store",
         action="store_true",
         help="the shared store rejects stale epochs (defence in depth; default: record them)",
+    )
+    run.add_argument(
+        "--trigger",
+        metavar="SPEC",
+        help="when a windowed scenario's fault fires: now, delay:LO-HI, EVENT[@active|@standby]",
     )
     run.set_defaults(fn=cmd_run)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
