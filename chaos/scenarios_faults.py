@@ -106,7 +106,9 @@ def _fencer_frozen(x: Ctx) -> None:
         if f.wait(armed, 25, "SIGSTOP fencer"):
             f.step("SIGSTOP fencer", lambda: nemesis.pause_daemon(c, x.standby))
             time.sleep(T + 3.0)
+            f.heal("SIGSTOP fencer")
         f.hold(25, x.failed_over)
+        time.sleep(2.0)
 
 
 def _kill_demoting(x: Ctx) -> None:
