@@ -3,6 +3,7 @@
     python -m chaos list
     python -m chaos run SCENARIO... [--repeat N] [--seed S] [--out DIR] [--fenced-store]
     python -m chaos run --all | --smoke
+    python -m chaos soak --minutes N [--seed S]  random composed fault schedules
     python -m chaos check RUN_DIR            re-judge a recorded repetition
     python -m chaos cleanup [--force]        remove leftovers of crashed runs
     python -m chaos power-off --lab RUN NODE the lab's power switch (a fencing command)
@@ -98,6 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from chaos.soak import soak
+
+    if problem := _need_root():
+        print(f"chaos: {problem}", file=sys.stderr)
+        return 2
+    if args.minutes <= 0:
+        print("chaos soak: --minutes must be positive", file=sys.stderr)
+        return 2
+    _, outcomes = soak(args.minutes, args.seed, args.out, args.max_runs)
+    return 0 if outcomes and all(o.passed for o in outcomes) else 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from chaos.checker import check
     from chaos.history import load_expectation, load_history
@@ -175,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         help="when a windowed scenario's fault fires: now, delay:LO-HI, EVENT[@active|@standby]",
     )
     run.set_defaults(fn=cmd_run)
+    sk = sub.add_parser("soak", help="random composed fault schedules, reproducible by seed")
+    sk.add_argument("--minutes", type=float, required=True, metavar="N")
+    sk.add_argument("--seed", type=int, default=None, metavar="S")
+    sk.add_argument("--max-runs", type=int, default=None, metavar="K", help="stop after K runs")
+    sk.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
+    sk.set_defaults(fn=cmd_soak)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
     chk.add_argument("run_dir", type=Path)
     chk.set_defaults(fn=cmd_check)

@@ -14,8 +14,29 @@ import os
 import time
 from pathlib import Path
 
-ROOT = Path("/sys/fs/cgroup")
 BASE = "failoverd-chaos"
+
+
+def _root() -> Path:
+    """The cgroup v1 hierarchy. `ip netns exec` mounts a fresh /sys without it (the power
+    switch runs that way, from the fencer's namespace): then reach it through the root
+    directory of the nearest ancestor that sees it (the runner)."""
+    here = Path("/sys/fs/cgroup")
+    pid = os.getpid()
+    for _ in range(12):
+        if (here / "freezer").exists():
+            return here
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+        here = Path(f"/proc/{pid}/root/sys/fs/cgroup")
+    return Path("/sys/fs/cgroup")
+
+
+ROOT = _root()
 
 
 def available(controller: str) -> bool:
