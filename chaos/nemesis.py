@@ -310,12 +310,23 @@ def starve_daemon(c: Cluster, node: str, fraction: float) -> Heal:
 
 
 def state_dir_read_only(c: Cluster, node: str) -> Heal:
-    """The daemon's state dir becomes read-only (a remount after an I/O error)."""
-    state = c.nodes[node].dir / "state"
-    netns.sh(["mount", "--bind", str(state), str(state)])
-    netns.sh(["mount", "-o", "remount,bind,ro", str(state)])
+    """The node's state dir becomes read-only (a remount after an I/O error).
+
+    Every `ip netns exec` process has its own mount namespace that does not receive
+    later mounts, so the read-only bind mount is made inside the daemon's and the
+    sshd's (fence-self runs under it) mount namespaces with nsenter.
+    """
+    state = str(c.nodes[node].dir / "state")
+    pids = [p.pid for p in (c.nodes[node].daemon, c.nodes[node].sshd) if p is not None]
+    done: list[int] = []
+    for pid in pids:
+        netns.sh(["nsenter", "-t", str(pid), "-m", "--", "mount", "--bind", state, state])
+        done.append(pid)
+        netns.sh(["nsenter", "-t", str(pid), "-m", "--", "mount", "-o", "remount,bind,ro", state])
+    c.lab.record("state_dir_read_only", node=node, pids=done)
 
     def heal() -> None:
-        netns.sh(["umount", str(state)], check=False)
+        for pid in done:
+            netns.sh(["nsenter", "-t", str(pid), "-m", "--", "umount", state], check=False)
 
     return heal
