@@ -13,6 +13,8 @@ relied on, never the daemon's code structure:
     before_resource_start  the same line as `promoting` for now: the daemon logs no event
                            immediately before each resource start (asked for in issue 11)
     demoting               event role_changed with role=demoting
+    resource_started       event resource_started (the first resource is up: between
+                           resources, e.g. the VIP up and the mail service not yet)
     fenced / promoted / demoted   the events of those names
 
 A trigger spec (CLI `--trigger`, scenario parameter):
@@ -50,6 +52,7 @@ EVENTS: dict[str, Match] = {
     "promoting": _role("promoting"),
     "before_resource_start": _role("promoting"),
     "demoting": _role("demoting"),
+    "resource_started": _event("resource_started"),
     "fenced": _event("fenced"),
     "promoted": _event("promoted"),
     "demoted": _event("demoted"),
