@@ -36,6 +36,7 @@ import yaml
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
+from chaos.access import state_dir_for, write_credential, zk_auth
 from chaos.bench_common import (
     ProcSample,
     cons_packets,
@@ -81,12 +82,13 @@ class Footprint:
                 "name": node,
                 "address": "127.0.0.1",
                 "priority": priority,
-                "state_dir": str(self.workdir / node / "state"),
+                "state_dir": str(state_dir_for(self.workdir, node)),
             },
             "peers": {p: {"address": "127.0.0.1"} for p in NODES if p != node},
             "zookeeper": {
                 "hosts": self.ens.hosts,
                 "session_timeout": f"{self.session_timeout}s",
+                "auth": zk_auth(self.workdir / "zk.secret"),
             },
             "health": {
                 "interval": "1s",
@@ -119,6 +121,7 @@ class Footprint:
 
     def start(self) -> str:
         self.ensemble = start_ensemble(self.workdir)
+        self.credential = write_credential(self.workdir / "zk.secret")
         self.svc.mkdir(parents=True, exist_ok=True)
         for prio, node in enumerate(NODES):
             (self.workdir / node).mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,9 @@ class Footprint:
                     start_new_session=True,
                 )
         logging.getLogger("kazoo").setLevel(logging.ERROR)
-        self.zk = KazooClient(hosts=self.ens.hosts, timeout=10.0)
+        self.zk = KazooClient(
+            hosts=self.ens.hosts, timeout=10.0, auth_data=[("digest", self.credential)]
+        )
         self.zk.start(timeout=15)
         active = wait_until(lambda: self.active(), 60)
         if active is None:

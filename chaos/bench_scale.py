@@ -36,6 +36,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.retry import KazooRetry
 
+from chaos.access import state_dir_for, write_credential, zk_auth
 from chaos.bench_common import CLK_TCK, cons_packets, log, reap, sample, start_ensemble, summary
 from chaos.store import read_records
 from chaos.zookeeper import Ensemble, four_letter
@@ -92,10 +93,14 @@ class ScaleBench:
                 "address": "127.0.0.1",
                 "priority": priority,
                 "priority_delay": "500ms",
-                "state_dir": str(d / f"{node}-state"),
+                "state_dir": str(state_dir_for(d, node)),
             },
             "peers": {p: {"address": "127.0.0.1"} for p in NODES if p != node},
-            "zookeeper": {"hosts": hosts, "session_timeout": f"{self.session_timeout}s"},
+            "zookeeper": {
+                "hosts": hosts,
+                "session_timeout": f"{self.session_timeout}s",
+                "auth": zk_auth(self.workdir / "zk.secret"),
+            },
             "health": {"interval": "1s", "rise": 1, "fall": 2, "checks": []},
             "resources": [
                 {
@@ -130,6 +135,7 @@ class ScaleBench:
 
     def start(self) -> float:
         self.ensemble = start_ensemble(self.workdir)
+        self.credential = write_credential(self.workdir / "zk.secret")
         for cluster in self.names():
             (self.workdir / cluster).mkdir(parents=True, exist_ok=True)
             for prio, node in enumerate(NODES):
@@ -137,7 +143,12 @@ class ScaleBench:
                 (self.workdir / cluster / f"{node}.yaml").write_text(yaml.safe_dump(cfg))
         # The observer reconnects quickly after the leader kill (see make_client).
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=1.0)
-        self.zk = KazooClient(hosts=self.ensemble.hosts, timeout=10.0, connection_retry=retry)
+        self.zk = KazooClient(
+            hosts=self.ensemble.hosts,
+            timeout=10.0,
+            connection_retry=retry,
+            auth_data=[("digest", self.credential)],
+        )
         self.zk.start(timeout=15)
         t0 = time.monotonic()
         for cluster in self.names():

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from chaos.access import state_dir_for, write_credential, zk_auth
 from chaos.zookeeper import ZooKeeperServer, free_port
 
 SERVICE_PORT = 2525
@@ -57,10 +58,11 @@ def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]
             "name": name,
             "address": "127.0.0.1",
             "priority": priority,
-            "state_dir": str(root / name / "state"),
+            "state_dir": str(state_dir_for(root, name)),
         },
         "peers": {p: {"address": "127.0.0.1"} for p in NODES if p != name},
-        "zookeeper": {"hosts": zk, "session_timeout": "2s"},
+        # ZooKeeper access as on real machines: the nodes' own digest credential.
+        "zookeeper": {"hosts": zk, "session_timeout": "2s", "auth": zk_auth(root / "zk.secret")},
         "health": {
             "interval": "500ms",
             "rise": 2,
@@ -131,6 +133,7 @@ def run(root: Path) -> int:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     zk = ZooKeeperServer(root / "zookeeper", free_port())
+    write_credential(root / "zk.secret")
     daemons: dict[str, subprocess.Popen[bytes]] = {}
     configs = {n: root / n / "failoverd.yaml" for n in NODES}
     try:

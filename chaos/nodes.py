@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from chaos import netns
+from chaos.access import state_dir_for, write_credential, zk_auth
 from chaos.lab import MAIL_HOSTS, PREFIXLEN, VIP, ZK_HOSTS, Lab, address
 
 SESSION_TIMEOUT = "2s"
@@ -98,13 +99,15 @@ class MailNode:
                 "name": self.name,
                 "address": address(self.name),
                 "priority": self.priority,
-                "state_dir": str(self.dir / "state"),
+                "state_dir": str(state_dir_for(self.lab.run_dir, self.name)),
             },
             "peers": {p: {"address": address(p)} for p in MAIL_HOSTS if p != self.name},
             "zookeeper": {
                 "hosts": ",".join(f"{address(z)}:2181" for z in ZK_HOSTS),
                 "session_timeout": SESSION_TIMEOUT,
                 "root": "/failoverd",
+                # The default, closed setup: one digest credential for the nodes.
+                "auth": zk_auth(keys / "zk.secret"),
             },
             "health": {
                 "interval": "1s",  # x fall 3 = 3s > T: a brief stall is not a failover
@@ -162,7 +165,9 @@ class MailNode:
     def prepare(self, fence_pub: str) -> str:
         """Write config, sshd config, host key and authorized_keys; return the host key."""
         ssh = self.dir / "ssh"
-        (self.dir / "state").mkdir(parents=True, exist_ok=True)
+        secret = self.lab.run_dir / "keys" / "zk.secret"
+        if not secret.exists():  # one credential shared by the lab's nodes
+            write_credential(secret)
         host_pub = keygen(ssh / "host_ed25519", f"{self.name}@lab")
         (ssh / "sshd_config").write_text(SSHD_CONFIG.format(dir=ssh))
         forced = (

@@ -13,13 +13,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import click
+from kazoo.exceptions import KazooException, NoNodeError
 
+from failoverd import zkacl
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
+from failoverd.operator_identity import operator_name, read_operator_credential
+from failoverd.terminal import printable
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
 
 CONNECT_TIMEOUT = 3.0
@@ -41,10 +45,19 @@ class Refused(click.ClickException):
     show_default=True,
     help="the node's failoverd config file",
 )
+@click.option(
+    "--credential",
+    "credential_path",
+    envvar="FAILOVERCTL_CREDENTIAL",
+    default=None,
+    help="your own ZooKeeper operator credential (user:password, mode 0600); "
+    "default: the node's zookeeper.auth, with SUDO_USER/USER as your name",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str) -> None:
+def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
     """Inspect and steer a failoverd cluster."""
     ctx.obj = config_path
+    ctx.meta["credential_path"] = credential_path
 
 
 def _config(ctx: click.Context) -> Config:
@@ -57,9 +70,21 @@ def _config(ctx: click.Context) -> Config:
         raise AssertionError("unreachable") from None
 
 
+def _operator(ctx: click.Context) -> tuple[str | None, str]:
+    """(operator credential or None, the name history records for this operator)."""
+    path = ctx.meta.get("credential_path")
+    if path is None:
+        return None, operator_name(None)
+    try:
+        credential = read_operator_credential(path)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    return credential, operator_name(credential)
+
+
 @contextmanager
-def _zk(config: Config) -> Iterator[Coordinator]:
-    coord = Coordinator(config)
+def _zk(config: Config, credential: str | None = None) -> Iterator[Coordinator]:
+    coord = Coordinator(config, credential=credential)
     try:
         coord.start(timeout=CONNECT_TIMEOUT)
     except CoordinationError as e:
@@ -134,27 +159,38 @@ def verdict(status: dict[str, Any]) -> tuple[bool, str]:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
     config = _config(ctx)
-    with _zk(config) as coord:
+    credential, _ = _operator(ctx)
+    with _zk(config, credential) as coord:
         st = gather_status(config, coord)
         members = coord.read_members(CALL_TIMEOUT)
         recent = coord.read_history(5, CALL_TIMEOUT)
+        control, _ = coord.read_control(CALL_TIMEOUT)
     ok, sentence = verdict(st)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
-        _print_table(st, members, recent, sentence)
+        _print_table(st, members, recent, sentence, control)
     ctx.exit(0 if ok else 1)
 
 
 def _print_table(
-    st: dict[str, Any], members: dict[str, MemberStatus | None], recent: list[Any], sentence: str
+    st: dict[str, Any],
+    members: dict[str, MemberStatus | None],
+    recent: list[Any],
+    sentence: str,
+    control: Control,
 ) -> None:
     active = st["active"]
     maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
     click.echo(
-        f"cluster {st['cluster']}   lease holder: {st['lease_holder'] or '-'}   "
+        f"cluster {st['cluster']}   lease holder: {printable(st['lease_holder'] or '-')}   "
         f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
     )
+    if control.maintenance and control.maintenance_by:
+        # Who turned it on and why (failoverctl maintenance on --reason).
+        why = control.maintenance_reason or "no reason given"
+        since = f" since {control.maintenance_since}" if control.maintenance_since else ""
+        click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
     header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "SINCE", "LAST TRANSITION")
     rows = [header]
     for r in st["members"]:
@@ -166,8 +202,8 @@ def _print_table(
                 "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
-                m.since if m else "-",
-                m.reason if m else "-",
+                printable(m.since) if m else "-",
+                printable(m.reason) if m else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -179,9 +215,7 @@ def _print_table(
     if recent:
         click.echo("recent transitions:")
         for e in recent:
-            click.echo(
-                f"  {e.time}  {e.node:<8} {e.event:<13} {e.reason}" if e else "  (unreadable entry)"
-            )
+            click.echo(f"  {_history_line(e)}" if e else "  (unreadable entry)")
 
 
 @cli.command()
@@ -191,7 +225,8 @@ def _print_table(
 def history(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The audit trail, newest first."""
     config = _config(ctx)
-    with _zk(config) as coord:
+    credential, _ = _operator(ctx)
+    with _zk(config, credential) as coord:
         entries = coord.read_history(limit, CALL_TIMEOUT)
     if as_json:
         click.echo(json.dumps([asdict(e) if e else None for e in entries], indent=2))
@@ -200,21 +235,34 @@ def history(ctx: click.Context, limit: int, as_json: bool) -> None:
         if e is None:
             click.echo("(unreadable entry)")
         else:
-            epoch = "-" if e.epoch is None else e.epoch
-            click.echo(f"{e.time}  {e.node:<8} {e.event:<13} epoch={epoch}  {e.reason}")
+            click.echo(_history_line(e, with_epoch=True))
+
+
+def _history_line(e: Any, with_epoch: bool = False) -> str:
+    epoch = f"epoch={'-' if e.epoch is None else e.epoch}  " if with_epoch else ""
+    by = f"  (by {e.by})" if e.by else ""
+    return printable(f"{e.time}  {e.node:<8} {e.event:<13} {epoch}{e.reason}{by}")
 
 
 @cli.command()
 @click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--reason", default="", help="why (stored with your name; goes into history)")
 @click.pass_context
-def maintenance(ctx: click.Context, state: str) -> None:
+def maintenance(ctx: click.Context, state: str, reason: str) -> None:
     """Freeze (on) or resume (off) automatic transitions."""
     config = _config(ctx)
-    with _zk(config) as coord:
+    credential, who = _operator(ctx)
+    with _zk(config, credential) as coord:
         control, version = coord.read_control(CALL_TIMEOUT)
-        coord.write_control(
-            Control(state == "on", control.switchover, control.failover), version, CALL_TIMEOUT
+        new = Control(
+            state == "on",
+            control.switchover,
+            control.failover,
+            maintenance_by=who,
+            maintenance_reason=reason,
+            maintenance_since=now_iso(),
         )
+        coord.write_control(new, version, CALL_TIMEOUT)
     click.echo(
         f"maintenance {state}"
         + (": no automatic failover until 'maintenance off'" if state == "on" else "")
@@ -236,14 +284,14 @@ def _wait_for_active(
 
 
 def _post_request(
-    coord: Coordinator, kind: str, to: str | None, timeout: float, config: Config
+    coord: Coordinator, kind: str, to: str | None, timeout: float, by: str, reason: str
 ) -> Request:
     control, version = coord.read_control(CALL_TIMEOUT)
-    req = Request(str(uuid.uuid4()), to, timeout, config.node.name, now_iso())
-    new = Control(
-        control.maintenance,
-        req if kind == "switchover" else None,
-        req if kind == "failover" else None,
+    req = Request(str(uuid.uuid4()), to, timeout, by, now_iso(), reason)
+    new = replace(
+        control,
+        switchover=req if kind == "switchover" else None,
+        failover=req if kind == "failover" else None,
     )
     coord.write_control(new, version, CALL_TIMEOUT)
     return req
@@ -252,18 +300,20 @@ def _post_request(
 def _withdraw(coord: Coordinator, req: Request) -> None:
     control, version = coord.read_control(CALL_TIMEOUT)
     if req in (control.switchover, control.failover):
-        coord.write_control(Control(control.maintenance), version, CALL_TIMEOUT)
+        coord.write_control(control.without_requests(), version, CALL_TIMEOUT)
 
 
 @cli.command()
 @click.option(
     "--to", "to", metavar="NODE", help="the standby to hand over to (default: any healthy one)"
 )
+@click.option("--reason", default="", help="why (goes into history with your name)")
 @click.pass_context
-def switchover(ctx: click.Context, to: str | None) -> None:
+def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
     """Planned handover: the active stops cleanly, the target takes over without fencing."""
     config = _config(ctx)
-    with _zk(config) as coord:
+    credential, who = _operator(ctx)
+    with _zk(config, credential) as coord:
         st = gather_status(config, coord)
         rows = {r["node"]: r for r in st["members"]}
         old = st["lease_holder"]
@@ -293,7 +343,7 @@ def switchover(ctx: click.Context, to: str | None) -> None:
             raise Refused("refused: no healthy, connected standby to hand over to")
         timeout = config.switchover.timeout
         started = time.monotonic()
-        req = _post_request(coord, "switchover", to, timeout, config)
+        req = _post_request(coord, "switchover", to, timeout, who, reason)
         got = _wait_for_active(coord, config, old, to, timeout + 1.0)
         took = time.monotonic() - started
         if got is None:
@@ -308,15 +358,17 @@ def switchover(ctx: click.Context, to: str | None) -> None:
 @cli.command()
 @click.option("--to", "to", required=True, metavar="NODE", help="the node to promote")
 @click.option("--force", is_flag=True, help="required: confirms the active is gone")
+@click.option("--reason", default="", help="why (goes into history with your name)")
 @click.pass_context
-def failover(ctx: click.Context, to: str, force: bool) -> None:
+def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
     """Promote NODE when the active is gone. Fencing still runs."""
     if not force:
         raise click.UsageError(
             "failover needs --force (it promotes a node without a clean handover)"
         )
     config = _config(ctx)
-    with _zk(config) as coord:
+    credential, who = _operator(ctx)
+    with _zk(config, credential) as coord:
         st = gather_status(config, coord)
         rows = {r["node"]: r for r in st["members"]}
         if to not in rows:
@@ -330,7 +382,7 @@ def failover(ctx: click.Context, to: str, force: bool) -> None:
             )
         timeout = config.switchover.timeout + config.zookeeper.session_timeout
         started = time.monotonic()
-        req = _post_request(coord, "failover", to, timeout, config)
+        req = _post_request(coord, "failover", to, timeout, who, reason)
         got = _wait_for_active(coord, config, None, to, timeout + 30.0)
         if got is None:
             _withdraw(coord, req)
@@ -355,11 +407,49 @@ def fence_check(ctx: click.Context, node: str) -> None:
     outcomes = build_fence_chain(config).check(FenceTarget(peer.name, peer.address))
     for o in outcomes:
         mark = click.style("OK  ", fg="green") if o.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {o.method:<10} {o.reason} ({o.took * 1000:.0f} ms)")
+        click.echo(f"{mark} {o.method:<10} {printable(o.reason)} ({o.took * 1000:.0f} ms)")
     if not any(o.ok for o in outcomes):
         raise Refused(
             f"no fencing method would work against {node}: a takeover from it would be refused"
         )
+
+
+@cli.command()
+@click.argument("user")
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    default="-",
+    help="read the password from this file (default: stdin)",
+)
+def digest(user: str, password_file: Any) -> None:
+    """Print USER's ZooKeeper digest id for zookeeper.operators (no password is stored)."""
+    password = password_file.readline().rstrip("\n")
+    if not password or ":" in user:
+        raise click.UsageError("need a user without ':' and a non-empty password")
+    click.echo(zkacl.digest_id(user, password))
+
+
+@cli.command("fix-acl")
+@click.pass_context
+def fix_acl(ctx: click.Context) -> None:
+    """Set the cluster's ACLs to what this config expects (after adding an operator).
+    Needs the nodes' own credential; the daemons refuse to run until ACLs match."""
+    config = _config(ctx)
+    want = zkacl.expected(config)
+    if want is None:
+        raise Refused("refused: zookeeper.auth is not set, so there is no ACL to apply")
+    credential, _ = _operator(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
+    with _zk(config, credential) as coord:
+        for name in zkacl.CHECKED:
+            path = f"{coord.root}/{name}" if name else coord.root
+            try:
+                coord.client.set_acls(path, want[name])
+            except NoNodeError:
+                continue
+            except KazooException as e:
+                raise Refused(f"setting the ACL of {path}: {type(e).__name__}") from None
+            click.echo(f"{path}: {zkacl.describe(want[name])}")
 
 
 def main(argv: list[str] | None = None) -> int:

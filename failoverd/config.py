@@ -50,6 +50,16 @@ class ZkAuthConfig:
 
 
 @dataclass(frozen=True)
+class ZkTlsConfig:
+    """TLS to ZooKeeper's secureClientPort: the CA that signed the servers'
+    certificates and, when the servers require client certificates, ours."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class ZooKeeperConfig:
     hosts: str
     session_timeout: float = 3.0
@@ -58,6 +68,14 @@ class ZooKeeperConfig:
     # Local lease = last round trip + session_timeout - lease_margin (DESIGN.md §5).
     # None in the file means session_timeout / 4; always resolved to a float here.
     lease_margin: float = 0.75
+    # Running without `auth` must be asked for: an open tree lets anyone who
+    # reaches ZooKeeper delete the lock or mark the breadcrumb clean.
+    insecure: bool = False
+    # Operators' ZooKeeper digest ids ("user:base64(sha1(user:password))", what
+    # `failoverctl digest USER` prints): they may read the tree and write `control`,
+    # nothing else. Only the hash is here, so this file holds no operator password.
+    operators: tuple[str, ...] = ()
+    tls: ZkTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -442,7 +460,7 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
 # The keys each section and each ``type`` of list item may have.
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
 _NODE = "name address priority priority_delay state_dir"
-_ZOOKEEPER = "hosts session_timeout root auth lease_margin"
+_ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
 _NET_CHECK = "host port timeout scope"
 _CHECKS = {
     "smtp": _NET_CHECK,
@@ -509,7 +527,42 @@ def _zookeeper(s: _Section) -> ZooKeeperConfig:
         auth=auth,
         # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
         lease_margin=s.duration("lease_margin", session / 4),
+        **_zk_access(s, auth is not None),
     )
+
+
+_DIGEST_ID = re.compile(r"[^:\s]{1,64}:[A-Za-z0-9+/]{27}=")
+
+
+def _zk_access(s: _Section, has_auth: bool) -> dict[str, Any]:
+    """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
+    insecure = s.flag("insecure", False)
+    if insecure and has_auth:
+        s.found.problem(s.key("insecure"), "true contradicts zookeeper.auth: drop one of them")
+    operators: list[str] = []
+    for at, item in s.items("operators"):
+        if isinstance(item, str) and _DIGEST_ID.fullmatch(item):
+            operators.append(item)
+        else:
+            shown = item if not isinstance(item, str) else item[:40]
+            s.found.problem(
+                at, f"expected a digest id user:BASE64 (failoverctl digest USER), got {shown!r}"
+            )
+    if operators and not has_auth:
+        s.found.problem(s.key("operators"), "needs zookeeper.auth (the nodes' own identity)")
+    tls = None
+    if s.has("tls"):
+        t = s.section("tls", "ca cert key")
+        ca, cert, key = t.text("ca"), t.text("cert", "") or None, t.text("key", "") or None
+        for name, path in (("ca", ca), ("cert", cert), ("key", key)):
+            if path and not os.path.isfile(path):
+                s.found.problem(t.key(name), f"{path} is not a file")
+        if (cert is None) != (key is None):
+            s.found.problem(t.key("cert" if cert is None else "key"), "cert and key go together")
+        if key and os.path.isfile(key):
+            _check_private(s.found, t.key("key"), key)
+        tls = ZkTlsConfig(ca=ca, cert=cert, key=key)
+    return {"insecure": insecure, "operators": tuple(operators), "tls": tls}
 
 
 def _zk_auth(s: _Section) -> ZkAuthConfig:
@@ -801,6 +854,12 @@ def check_report(path: str) -> tuple[int, str]:
         config = load_config(path)
     except ConfigError as e:
         return 2, "\n".join(e.problems)
+    from failoverd.preflight import preflight  # the machine's side: access, state dir, owners
+
+    problems, notes = preflight(config)
+    if problems:
+        return 2, "\n".join(problems)
+    config = replace(config, notes=(*config.notes, *notes))
     peers, methods = len(config.peers), [f.type for f in config.fencing]
     summary = (
         f"cluster {config.cluster}, node {config.node.name}, {peers} peer{'s' * (peers != 1)}, "

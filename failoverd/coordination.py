@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -26,10 +27,12 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry
-from kazoo.security import OPEN_ACL_UNSAFE, Permissions, make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
-from failoverd.config import Config
+from failoverd import zkacl
+from failoverd.config import Config, ZkTlsConfig
 from failoverd.lease import LocalLease, boottime
+from failoverd.redact import redact
 from failoverd.znodes import (
     UNREADABLE_CONTROL,
     Breadcrumb,
@@ -62,7 +65,9 @@ def _zk_errors(what: str) -> Iterator[None]:
         raise CoordinationError(f"{what}: {type(e).__name__} {e}".strip()) from None
 
 
-def make_client(config: Config) -> KazooClient:
+def make_client(config: Config, credential: str | None = None) -> KazooClient:
+    """A client for this cluster. `credential` ("user:password", an operator's)
+    replaces the nodes' own zookeeper.auth (failoverctl --credential)."""
     zk = config.zookeeper
     # Bounded reconnect back-off: the default grows to an hour, and delayed
     # reconnection by ~2 s after a partition healed in our measurements. The cap is
@@ -72,15 +77,26 @@ def make_client(config: Config) -> KazooClient:
     cap = max(0.1, min(1.0, zk.session_timeout / 10))
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=cap)
     kwargs: dict[str, Any] = {}
-    if zk.auth is not None:
-        user, _, password = zk.auth.credential.partition(":")
+    if credential is not None:
+        kwargs["auth_data"] = [("digest", credential)]
+    elif zk.auth is not None:
         kwargs["auth_data"] = [("digest", zk.auth.credential)]
-        kwargs["default_acl"] = [make_digest_acl(user, password, all=True)]
+        kwargs["default_acl"] = zkacl.default_acl(config)
+    if zk.tls is not None:
+        kwargs.update(tls_kwargs(zk.tls))
     client = KazooClient(
         hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs
     )
     _record_granted_timeout(client)
     return client
+
+
+def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
+    """kazoo's TLS arguments: the servers' certificates are always verified."""
+    out: dict[str, Any] = {"use_ssl": True, "verify_certs": True, "ca": tls.ca}
+    if tls.cert is not None:
+        out.update(certfile=tls.cert, keyfile=tls.key)
+    return out
 
 
 def _record_granted_timeout(client: KazooClient) -> None:
@@ -112,7 +128,12 @@ def _record_granted_timeout(client: KazooClient) -> None:
 class Coordinator:
     """One cluster's znodes under `<root>/<cluster>`."""
 
-    def __init__(self, config: Config, on_event: Callable[[str], None] = lambda _e: None):
+    def __init__(
+        self,
+        config: Config,
+        on_event: Callable[[str], None] = lambda _e: None,
+        credential: str | None = None,
+    ):
         self.config = config
         self.node = config.node.name
         self.root = config.cluster_path
@@ -121,7 +142,7 @@ class Coordinator:
         self.control_path = f"{self.root}/control"
         self.members_path = f"{self.root}/members"
         self.history_path = f"{self.root}/history"
-        self.client = make_client(config)
+        self.client = make_client(config, credential)
         self.on_event = on_event
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
         self._warned_short = False
@@ -209,29 +230,49 @@ class Coordinator:
             if parent:
                 # The shared parent (e.g. /failoverd) may hold clusters with different
                 # credentials, so it stays open; each cluster's own tree gets the
-                # client's default ACL (digest-only when zookeeper.auth is set).
+                # ACLs of failoverd.zkacl (nodes ALL, operators READ, + WRITE on
+                # control), which the daemon then checks exactly. Someone who
+                # creates the cluster node first with other ACLs is refused, not
+                # trusted.
                 self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
+            acl = zkacl.default_acl(self.config)
+            control_acl = zkacl.control_acl(self.config)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
                 t = self.client.transaction()
-                t.create(self.root, b"")
-                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)))
-                t.create(self.control_path, encode(Control()))
-                t.create(self.members_path, b"")
-                t.create(self.history_path, b"")
+                t.create(self.root, b"", acl=acl)
+                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)), acl=acl)
+                t.create(self.control_path, encode(Control()), acl=control_acl)
+                t.create(self.members_path, b"", acl=acl)
+                t.create(self.history_path, b"", acl=acl)
                 results = self._wait(t.commit_async(), timeout)
                 if any(isinstance(r, Exception) for r in results) and not isinstance(
                     results[0], NodeExistsError
                 ):
                     raise CoordinationError(f"creating the cluster's znodes: {results}")
-            for path, data in (
-                (self.members_path, b""),
-                (self.history_path, b""),
-                (self.control_path, encode(Control())),
+            for path, data, node_acl in (
+                (self.members_path, b"", acl),
+                (self.history_path, b"", acl),
+                (self.control_path, encode(Control()), control_acl),
             ):
                 try:
-                    self._wait(self.client.create_async(path, data), timeout)
+                    self._wait(self.client.create_async(path, data, acl=node_acl), timeout)
                 except NodeExistsError:
                     pass
+
+    def acl_mismatches(self, timeout: float) -> list[str]:
+        """The cluster node and its five znodes whose ACL is not exactly what
+        zkacl.expected says (empty without zookeeper.auth)."""
+        if zkacl.expected(self.config) is None:
+            return []
+        actual: dict[str, Any] = {}
+        with _zk_errors("reading the cluster's ACLs"):
+            for name in zkacl.CHECKED:
+                path = f"{self.root}/{name}" if name else self.root
+                try:
+                    actual[name], _ = self._wait(self.client.get_acls_async(path), timeout)
+                except NoNodeError:
+                    actual[name] = None
+        return zkacl.mismatches(self.config, actual)
 
     def world_writable(self, timeout: float) -> bool:
         """True when anyone may change the cluster's tree (no auth, or an open ACL):
@@ -374,7 +415,7 @@ class Coordinator:
         without waiting for the answer: a status report must never delay a
         demotion (ZooKeeper applies one session's writes in order)."""
         path = f"{self.members_path}/{self.node}"
-        data = encode(status)
+        data = encode(replace(status, reason=redact(status.reason)))
         session = self.session_id
         if session is not None and session == self._member_session:
             self.requests += 1
@@ -396,14 +437,17 @@ class Coordinator:
         self._member_session = session
 
     def read_members(self, timeout: float) -> dict[str, MemberStatus | None]:
-        """name -> status (None when the status is unreadable)."""
+        """name -> status (None when the status is unreadable), for configured
+        members only: a znode under members/ with any other name is not read at
+        all, so it can neither steer decisions nor slow the loop down."""
         out: dict[str, MemberStatus | None] = {}
+        configured = set(self.config.member_names)
         with _zk_errors("reading members"):
             try:
                 names = self._wait(self.client.get_children_async(self.members_path), timeout)
             except NoNodeError:
                 return out
-            for name in sorted(names):
+            for name in sorted(set(names) & configured):
                 try:
                     raw, _ = self._wait(
                         self.client.get_async(f"{self.members_path}/{name}"), timeout
@@ -411,9 +455,11 @@ class Coordinator:
                 except NoNodeError:
                     continue
                 try:
-                    out[name] = MemberStatus.decode(raw)
+                    status = MemberStatus.decode(raw)
                 except ZnodeError:
-                    out[name] = None
+                    status = None
+                # A status claiming to be another member is not this member's.
+                out[name] = status if status is not None and status.node == name else None
         return out
 
     def read_control(self, timeout: float) -> tuple[Control, int | None]:
@@ -444,6 +490,7 @@ class Coordinator:
     def append_history(self, entry: HistoryEntry) -> None:
         """Add an audit record without waiting (it must not delay a transition)."""
         self.requests += 1
+        entry = replace(entry, reason=redact(entry.reason))
         self.client.create_async(
             f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
         )
@@ -480,7 +527,10 @@ class Coordinator:
         return out
 
     def highest_known_epoch(self, timeout: float) -> int:
-        """The highest epoch in history and member statuses (a floor for next_epoch)."""
+        """The highest epoch in history and member statuses (a floor for next_epoch).
+
+        Unreadable entries are skipped (they were decoded into None, whatever they
+        held): a poisoned history entry must not stop a takeover half-way."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
         epochs += [
             m.epoch for m in self.read_members(timeout).values() if m and m.epoch is not None

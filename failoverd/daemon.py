@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify
+from failoverd import __version__, notify, session_checks
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -47,6 +47,8 @@ from failoverd.lease import LocalLease
 from failoverd.marker import FenceMarker
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
+from failoverd.operator_audit import OperatorAudit, is_recorder
+from failoverd.recent import RecentIds
 from failoverd.resources import ResourceError, build_resources, stop_all
 from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
 
@@ -104,8 +106,11 @@ class Daemon:
         self.lock_read_at = float("-inf")
         self.control = Control()
         self.control_read_at = float("-inf")
-        self.requests_seen: dict[str, float] = {}
-        self.requests_done: set[str] = set()
+        # Bounded: request ids come from `control`, which operators write.
+        self.requests_seen = RecentIds()
+        self.requests_done = RecentIds()
+        self.audit = OperatorAudit(self.node)
+        self.exit_code = 0
         self.members: dict[str, MemberStatus | None] = {}
         self.members_read_at = float("-inf")
         self.peer_priority: dict[str, int] = {}  # learned from member status
@@ -152,7 +157,7 @@ class Daemon:
                     time.sleep(TICK)
         finally:
             self._shutdown()
-        return 0
+        return self.exit_code
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -299,6 +304,7 @@ class Daemon:
                     if req is not None and req.id not in self.requests_seen:
                         self.requests_seen[req.id] = now
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
+                self._record_operator_actions()
         if self.role is Role.ACTIVE:
             wanted = not self.health.healthy or self._pending(self.control.switchover, now)
             period = MEMBERS_REFRESH if wanted else float("inf")
@@ -318,6 +324,7 @@ class Daemon:
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout)
+        self._check_access()
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(
@@ -337,6 +344,21 @@ class Daemon:
             self.watching = True
         self.member_written = None
         self._write_member()
+
+    def _check_access(self) -> None:
+        if not session_checks.tree_is_ours(self.coord, self.op_timeout):
+            self.exit_code = 2  # refuse to run; a restart cannot fix it
+            self.stopping.set()
+            self.events.put("stop")
+            raise CoordinationError("the cluster's ACL is not the expected one")
+        session_checks.alert_marker_ahead(self.coord, self.marker, self.op_timeout)
+
+    def _record_operator_actions(self) -> None:
+        recorder = is_recorder(self.node, self.role is Role.ACTIVE, self.lock_holder, self.members)
+        for entry in self.audit.entries(self.control, recorder, self.epoch):
+            if self.coord.connected:
+                self.coord.append_history(entry)
+                self.history_written += 1
 
     def _read_timeout(self) -> float:
         """Deadline for ZooKeeper calls made from the main loop. While we hold the
@@ -710,7 +732,7 @@ class Daemon:
         control, version = res
         if control.switchover is None and control.failover is None:
             return
-        cleared = Control(maintenance=control.maintenance)
+        cleared = control.without_requests()  # keeps maintenance and who set it
         self._try(
             "clearing the request",
             lambda: self.coord.write_control(cleared, version, self._read_timeout()),

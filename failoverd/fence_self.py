@@ -34,7 +34,9 @@ MAX_LOCK_WAIT = 3.0
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-_EPOCH_CMD = re.compile(r"fence-self --epoch ([0-9]{1,18})")
+# At most 16 digits: epochs are below 2^53 (znodes.EPOCH_LIMIT); a longer one is
+# made up, and a huge marker would block this node for good.
+_EPOCH_CMD = re.compile(r"fence-self --epoch ([0-9]{1,16})")
 
 
 def parse_ssh_original_command(s: str | None) -> tuple[int | None, bool]:
@@ -50,7 +52,10 @@ def parse_ssh_original_command(s: str | None) -> tuple[int | None, bool]:
         raise ValueError(
             f"only 'fence-self --epoch N' or 'fence-self --dry-run' are allowed, got {shown!r}"
         )
-    return int(m.group(1)), False
+    epoch = int(m.group(1))
+    if epoch >= 2**53:
+        raise ValueError(f"epoch {epoch} is beyond any epoch ZooKeeper issues (2^53)")
+    return epoch, False
 
 
 def lock_wait(config: Config) -> float:

@@ -20,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from failoverd.config import CheckConfig, HealthConfig
+from failoverd.redact import redact_argv
 from failoverd.resources import run_command
 
 log = structlog.get_logger(__name__)
@@ -182,7 +183,7 @@ class CommandCheck:
     def __init__(self, argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None):
         self.argv, self.timeout = tuple(argv), timeout
         self.env = dict(env or {})  # e.g. FAILOVERD_NODE, on top of os.environ
-        self.name = "command " + " ".join(self.argv)[:60]
+        self.name = "command " + redact_argv(self.argv)[:60]  # a metric label
 
     def probe(self) -> str:
         outcome = run_command(self.argv, self.env, self.timeout)

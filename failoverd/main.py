@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from failoverd.daemon import Daemon
     from failoverd.metrics import MetricsError
+    from failoverd.preflight import preflight
+
+    problems, _ = preflight(config)  # refuse to start on what --check calls an error
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
 
     try:
         return Daemon(config).run()

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -56,7 +57,9 @@ class FenceMarker:
     def _read(self) -> int | None:
         """The marker's epoch, None if there is no marker; MarkerUnreadable otherwise."""
         try:
-            raw = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read(4096)
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -106,15 +109,20 @@ class FenceMarker:
             old = None
         keep = max(epoch, old) if old is not None else epoch
         record = {"v": VERSION, "epoch": keep, "by": by, "time": datetime.now(UTC).isoformat()}
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_dir / f".{MARKER_FILE}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkstemp: a fresh name, O_EXCL (never follows a planted symlink), mode 0600.
+        fd, tmp = tempfile.mkstemp(prefix=f".{MARKER_FILE}.", suffix=".tmp", dir=self.state_dir)
         try:
-            os.write(fd, (json.dumps(record) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            try:
+                os.write(fd, (json.dumps(record) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)  # makes the rename itself durable
@@ -125,10 +133,13 @@ class FenceMarker:
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[None]:
         """Hold the exclusive fence lock; TimeoutError if it stays busy for `timeout` s."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        # O_CLOEXEC: a resource started under the lock (a forked mail server) must not
-        # inherit the descriptor, or it would hold the lock, and block every fence, forever.
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_NOFOLLOW: a symlink planted as the lock file must not make root create or
+        # lock some other file. O_CLOEXEC: a resource started under the lock (a forked
+        # mail server) must not inherit the descriptor, or it would hold the lock, and
+        # block every fence, forever.
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.lock_path, flags, 0o600)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -147,3 +158,17 @@ class FenceMarker:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def marker_ahead(marker: FenceMarker, zookeeper_epoch: int) -> int | None:
+    """The marker's epoch if it exceeds ZooKeeper's epoch + 1, else None.
+
+    A new active fences with epoch E+1 *before* it writes E+1 into the breadcrumb,
+    so a marker one ahead is normal for a moment. Further ahead, the marker names
+    an epoch ZooKeeper never issued: its data was lost or rolled back, or
+    someone holding the fence key ran fence-self with a made-up epoch."""
+    try:
+        fenced = marker.fenced_epoch()
+    except MarkerUnreadable:
+        return None  # reported by blocks() on every check
+    return fenced if fenced is not None and fenced > zookeeper_epoch + 1 else None

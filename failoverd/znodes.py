@@ -8,7 +8,9 @@ and callers treat that as the *unsafe* case (an unreadable breadcrumb means
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+import re
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,17 +31,60 @@ def encode(obj: Any) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+# Limits on what a znode may hold. Whoever can write a znode must not be able to
+# stop a daemon by making it decode something: every decode failure, however
+# exotic, becomes ZnodeError, which callers already treat as the unsafe case.
+MAX_ZNODE_BYTES = 64 * 1024  # ours are < 1 KiB; also ZooKeeper's jute.maxbuffer is 1 MiB
+# Epochs stay exact in every JSON implementation (IEEE doubles) and, counted one
+# per takeover, never come close.
+EPOCH_LIMIT = 2**53
+# An operator request lives at most this long; a bigger value is clamped, so a
+# stuck request cannot freeze the cluster for days.
+MAX_REQUEST_TIMEOUT = 3600.0
+# failoverctl writes uuid4 ids; anything else is not ours.
+REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A member's name is a configured node name (config._NAME) and a znode name.
+NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MAX_DIGITS = 20  # an int with more digits is garbage (and Python's 4300-digit limit raises)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise ValueError(f"non-finite number {text[:20]}")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise ValueError(f"integer with {len(text)} digits")
+    return int(text)
+
+
 def _load(raw: bytes | None, what: str) -> dict[str, Any]:
     if raw is None or raw == b"":
         raise ZnodeError(f"{what}: empty")
+    if len(raw) > MAX_ZNODE_BYTES:
+        raise ZnodeError(f"{what}: {len(raw)} bytes, more than {MAX_ZNODE_BYTES}")
     try:
-        data = json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ZnodeError(f"{what}: not JSON ({e})") from None
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and our limits;
+    # RecursionError is deep nesting. Anything else is also not something we wrote.
+    except (ValueError, RecursionError, MemoryError, TypeError) as e:
+        raise ZnodeError(f"{what}: not JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise ZnodeError(f"{what}: not a JSON object")
     if data.get("v") != SCHEMA_VERSION:
-        raise ZnodeError(f"{what}: unknown schema version {data.get('v')!r}")
+        raise ZnodeError(f"{what}: unknown schema version {str(data.get('v'))[:40]!r}")
     return data
 
 
@@ -47,8 +92,41 @@ def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: 
     value = data.get(key)
     # bool is an int in Python; an epoch of `true` is garbage.
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
-        raise ZnodeError(f"{what}: field {key!r} is {value!r}")
+        raise ZnodeError(f"{what}: field {key!r} is {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _epoch(data: dict[str, Any], key: str, what: str, optional: bool = False) -> int | None:
+    value = _field(data, key, (int, type(None)) if optional else int, what)
+    if value is not None and not 0 <= value < EPOCH_LIMIT:
+        raise ZnodeError(f"{what}: {key} {value} is outside 0..2^53")
+    return value
+
+
+def _name(data: dict[str, Any], key: str, what: str, optional: bool = False) -> Any:
+    value = _field(data, key, (str, type(None)) if optional else str, what)
+    if value is not None and not NODE_NAME.fullmatch(value):
+        raise ZnodeError(f"{what}: {key} {_short(value)} is not a node name")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, what: str, default: str | None = None) -> Any:
+    """A free-text field; absent is `default` when one is given (fields added later)."""
+    if default is not None and data.get(key) is None:
+        return default
+    return _field(data, key, str, what)
+
+
+def _priority(d: dict[str, Any]) -> int:
+    value = _field(d, "priority", int, "member")
+    if not 0 <= value <= 1_000_000:
+        raise ZnodeError(f"member: priority {value} is out of range")
+    return int(value)
 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -65,7 +143,7 @@ class LockData:
     @classmethod
     def decode(cls, raw: bytes | None) -> LockData:
         d = _load(raw, "lock")
-        return cls(_field(d, "node", str, "lock"), _field(d, "session", str, "lock"))
+        return cls(_name(d, "node", "lock"), _field(d, "session", str, "lock"))
 
 
 @dataclass(frozen=True)
@@ -82,12 +160,9 @@ class Breadcrumb:
     @classmethod
     def decode(cls, raw: bytes | None) -> Breadcrumb:
         d = _load(raw, "active")
-        epoch = _field(d, "epoch", int, "active")
-        if epoch < 0:
-            raise ZnodeError(f"active: negative epoch {epoch}")
         return cls(
-            node=_field(d, "node", (str, type(None)), "active"),
-            epoch=epoch,
+            node=_name(d, "node", "active", optional=True),
+            epoch=_epoch(d, "epoch", "active"),  # type: ignore[arg-type]
             since=_field(d, "since", str, "active"),
             clean=_field(d, "clean", bool, "active"),
         )
@@ -115,16 +190,16 @@ class MemberStatus:
         if role not in ROLES:
             raise ZnodeError(f"member: unknown role {role!r}")
         return cls(
-            node=_field(d, "node", str, "member"),
+            node=_name(d, "node", "member"),
             role=role,
             healthy=_field(d, "healthy", bool, "member"),
-            epoch=_field(d, "epoch", (int, type(None)), "member"),
+            epoch=_epoch(d, "epoch", "member", optional=True),
             version=_field(d, "version", str, "member"),
             address=_field(d, "address", str, "member"),
             maintenance=_field(d, "maintenance", bool, "member"),
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
-            priority=_field(d, "priority", int, "member"),
+            priority=_priority(d),
         )
 
 
@@ -140,18 +215,23 @@ class Request:
     timeout: float
     requested_by: str
     requested_at: str
+    reason: str = ""  # the operator's --reason, for the history entry
 
     @classmethod
     def decode_dict(cls, d: Any, what: str) -> Request:
         if not isinstance(d, dict):
             raise ZnodeError(f"{what}: not an object")
-        timeout = _field(d, "timeout", (int, float), what)
+        rid = _field(d, "id", str, what)
+        if not REQUEST_ID.fullmatch(rid):
+            raise ZnodeError(f"{what}: id {_short(rid)} is not a request id")
+        timeout = float(_field(d, "timeout", (int, float), what))
         return cls(
-            id=_field(d, "id", str, what),
-            to=_field(d, "to", (str, type(None)), what),
-            timeout=float(timeout),
+            id=rid,
+            to=_name(d, "to", what, optional=True),
+            timeout=min(max(timeout, 0.0), MAX_REQUEST_TIMEOUT),
             requested_by=_field(d, "requested_by", str, what),
             requested_at=_field(d, "requested_at", str, what),
+            reason=_text(d, "reason", what, default=""),
         )
 
 
@@ -162,6 +242,11 @@ class Control:
     maintenance: bool = False
     switchover: Request | None = None
     failover: Request | None = None
+    # Who last turned maintenance on or off, why and when (failoverctl maintenance
+    # --reason). The daemons record the change in history: operators cannot write it.
+    maintenance_by: str = ""
+    maintenance_reason: str = ""
+    maintenance_since: str = ""
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Control:
@@ -171,7 +256,13 @@ class Control:
             maintenance=_field(d, "maintenance", bool, "control"),
             switchover=None if sw is None else Request.decode_dict(sw, "control.switchover"),
             failover=None if fo is None else Request.decode_dict(fo, "control.failover"),
+            maintenance_by=_text(d, "maintenance_by", "control", default=""),
+            maintenance_reason=_text(d, "maintenance_reason", "control", default=""),
+            maintenance_since=_text(d, "maintenance_since", "control", default=""),
         )
+
+    def without_requests(self) -> Control:
+        return replace(self, switchover=None, failover=None)
 
 
 # An unreadable control znode freezes automatic transitions: a garbled operator
@@ -188,14 +279,16 @@ class HistoryEntry:
     event: str
     epoch: int | None
     reason: str
+    by: str = ""  # the operator behind the event, when there is one
 
     @classmethod
     def decode(cls, raw: bytes | None) -> HistoryEntry:
         d = _load(raw, "history")
         return cls(
             time=_field(d, "time", str, "history"),
-            node=_field(d, "node", str, "history"),
+            node=_name(d, "node", "history"),
             event=_field(d, "event", str, "history"),
-            epoch=_field(d, "epoch", (int, type(None)), "history"),
+            epoch=_epoch(d, "epoch", "history", optional=True),
             reason=_field(d, "reason", str, "history"),
+            by=_text(d, "by", "history", default=""),
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from chaos.access import state_dir, write_credential, zk_auth
 from chaos.toyservice import overlaps, read_events, serving_intervals
 from failoverd.cli import gather_status
 from failoverd.config import load_config
@@ -110,10 +111,16 @@ class Cluster:
     fencing: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
+    # The default, closed setup: a digest credential for the nodes (zookeeper.auth).
+    # False writes `zookeeper.insecure: true` instead (tests of the insecure mode).
+    auth: bool = True
 
     def __post_init__(self) -> None:
         self.service_dir = self.root / "service"
         self.service_dir.mkdir(parents=True, exist_ok=True)
+        self.credential_file = self.root / "zk.secret"
+        self.credential = write_credential(self.credential_file)
+        self.state_dirs = {n: state_dir(self.cluster, n) for n in self.names}
         self.ports = {n: _free_port() for n in self.names}
         for name in self.names:
             d = self.root / name
@@ -136,10 +143,14 @@ class Cluster:
                 "address": "127.0.0.1",
                 "priority": priority,
                 "priority_delay": "200ms",
-                "state_dir": str(self.root / name / "state"),
+                "state_dir": str(self.state_dirs[name]),
             },
             "peers": {p: {"address": "127.0.0.1"} for p in self.names if p != name},
-            "zookeeper": {"hosts": self.hosts_for(name), "session_timeout": self.session_timeout},
+            "zookeeper": {
+                "hosts": self.hosts_for(name),
+                "session_timeout": self.session_timeout,
+                **({"auth": zk_auth(self.credential_file)} if self.auth else {"insecure": True}),
+            },
             "health": {"interval": "200ms", "rise": 1, "fall": 2, "checks": self.health_checks},
             "resources": [
                 {

@@ -33,8 +33,11 @@ def coord(config_path: Path) -> Iterator[Coordinator]:
 
 
 @pytest.fixture
-def raw(zk: ZooKeeperServer) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zk.address)
+def raw(zk: ZooKeeperServer, config_path: Path) -> Iterator[KazooClient]:
+    """Another client with the nodes' credential (the tree is closed to others)."""
+    auth = load_config(str(config_path)).zookeeper.auth
+    assert auth is not None
+    client = KazooClient(hosts=zk.address, auth_data=[("digest", auth.credential)])
     client.start()
     yield client
     client.stop()

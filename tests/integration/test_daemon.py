@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+from chaos.access import digest_auth
 from chaos.zookeeper import Ensemble, ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
 
@@ -163,7 +164,7 @@ def test_garbage_breadcrumb_is_read_as_unknown_active_and_every_peer_is_fenced(
     c = make_cluster(zk_hosts=zk.address)
     c.start("mail1")
     assert c.wait_active(timeout=20) == "mail1"
-    client = KazooClient(hosts=zk.address)
+    client = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
     client.start()
     try:
         client.set(f"/failoverd/{c.cluster}/active", b"\x00garbage")

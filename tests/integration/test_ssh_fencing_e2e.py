@@ -127,7 +127,7 @@ def test_fence_check_tells_a_working_path_from_a_wrong_host_key(ssh_cluster: Clu
     ok = fence_check()
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "OK" in ok.stdout and "ssh" in ok.stdout
-    assert not list((c.root / "mail1" / "state").glob("fence.marker"))  # fenced nothing
+    assert not list(c.state_dirs["mail1"].glob("fence.marker"))  # fenced nothing
     known = Path(c.fencing[0]["known_hosts"])  # type: ignore[index]
     port = c.fencing[0]["port"]  # type: ignore[index]
     other = keygen(c.root / "other_host_key", "impostor").split()[:2]

@@ -70,7 +70,8 @@ def test_margin_outside_the_session_timeout_is_refused() -> None:
 def test_znodes_round_trip() -> None:
     b = Breadcrumb("mail1", 3, "t", False)
     assert Breadcrumb.decode(encode(b)) == b
-    c = Control(True, Request("id", "mail2", 10.0, "mail1", "t"), None)
+    rid = "0f8fad5b-d9cb-469f-a165-70867728950e"  # request ids are uuid4s
+    c = Control(True, Request(rid, "mail2", 10.0, "mail1", "t"), None)
     assert Control.decode(encode(c)) == c
     m = MemberStatus("mail1", "active", True, 3, "0.1", "10.0.0.1", False, "r", "t", 1)
     assert MemberStatus.decode(encode(m)) == m

@@ -1,0 +1,63 @@
+"""ZooKeeper credentials and state directories for every failoverd the tests,
+the demo and the lab start, so they run the default, closed configuration
+(zookeeper.auth set, node.state_dir root-owned 0700 outside /tmp) rather than
+`zookeeper.insecure: true` (issue 14).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+# failoverd refuses state dirs under /tmp and /var/tmp (systemd's PrivateTmp);
+# /run is a tmpfs that is emptied at boot, so leftovers of a crashed run go too.
+STATE_ROOT = Path("/run/failoverd-test")
+NODE_USER = "failoverd"
+
+
+def write_credential(path: Path, user: str = NODE_USER) -> str:
+    """A fresh user:password in `path` (mode 0600); returns the credential."""
+    credential = f"{user}:{secrets.token_urlsafe(18)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(credential + "\n")
+    os.chmod(path, 0o600)
+    return credential
+
+
+def zk_auth(credential_file: Path) -> dict[str, Any]:
+    """The `zookeeper.auth` section for a credential file."""
+    return {"scheme": "digest", "credential_file": str(credential_file)}
+
+
+def digest_auth(credential_file: Path) -> list[tuple[str, str]]:
+    """kazoo's auth_data for a credential file (for test clients that poke znodes)."""
+    return [("digest", credential_file.read_text().strip())]
+
+
+def state_dir(*parts: str, remove_at_exit: bool = True) -> Path:
+    """A node.state_dir failoverd accepts: root-owned, mode 0700, outside /tmp."""
+    STATE_ROOT.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(STATE_ROOT, 0o700)
+    path = STATE_ROOT.joinpath(*parts)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for p in (path, *path.parents):
+        if p == STATE_ROOT:
+            break
+        os.chmod(p, 0o700)
+    if remove_at_exit:
+        atexit.register(shutil.rmtree, STATE_ROOT / parts[0], True)
+    return path
+
+
+def state_dir_for(workdir: Path, node: str) -> Path:
+    """The state dir of `node` in a run whose files live in `workdir` (which may
+    well be under /tmp, where failoverd refuses state dirs)."""
+    key = hashlib.sha1(str(workdir.resolve()).encode()).hexdigest()[:10]  # noqa: S324
+    return state_dir(f"{workdir.name[:40]}-{key}", node)

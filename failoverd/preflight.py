@@ -1,0 +1,221 @@
+"""What `failoverd --check` and the daemon's start-up verify beyond the file's
+syntax: the things an attacker or a careless operator changes on the machine
+(issue 14). Each finding names the key path, like config problems.
+
+* ZooKeeper is closed by default: no `zookeeper.auth` is refused unless
+  `zookeeper.insecure: true` says so explicitly.
+* The state dir (fence marker, its lock) is absolute, outside /tmp and /var/tmp
+  (systemd's PrivateTmp would give the daemon and an ssh-started fence-self two
+  different directories: the marker fence-self writes would never be seen),
+  root-owned, mode 0700, and writable: it is probed now, not at fence time.
+* Every file that decides what root runs or trusts — the config file itself,
+  known_hosts, the fence key, the programs of resources, checks and fencers —
+  is owned by root and not writable by group or others, and so are the
+  directories above it (a root-owned sticky directory such as /tmp excepted).
+
+fence-self does not run these: stopping this node's services must work even on a
+badly set-up node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from failoverd.config import (
+    CommandFencerConfig,
+    CommandResourceConfig,
+    Config,
+    SshFencerConfig,
+)
+
+PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
+PROBE = ".failoverd-probe"
+UNIT_STATE_DIR = "/var/lib/failoverd"  # StateDirectory= and ReadWritePaths= of the unit
+
+
+def zk_access_problems(config: Config) -> list[str]:
+    zk = config.zookeeper
+    if zk.auth is None and not zk.insecure:
+        return [
+            "zookeeper.auth: is required: without it anyone who reaches ZooKeeper can delete "
+            "the lock or mark the breadcrumb clean (split brain); set it up (README: "
+            "'ZooKeeper access') or set zookeeper.insecure: true to run open on purpose"
+        ]
+    return []
+
+
+def zk_access_notes(config: Config) -> list[str]:
+    if config.zookeeper.insecure:
+        return ["zookeeper.insecure: the cluster's tree is open to anyone who reaches ZooKeeper"]
+    if config.zookeeper.tls is None:
+        return ["zookeeper.tls: not set: credentials and data cross the network in clear text"]
+    return []
+
+
+def state_dir_problems(path: str, create: bool = True) -> list[str]:
+    """Problems with node.state_dir; creates it (mode 0700) if missing and its parent
+    exists, then proves it writable by creating and removing a file."""
+    at = "node.state_dir"
+    if not os.path.isabs(path):
+        return [f"{at}: {path} is not an absolute path"]
+    real = os.path.realpath(path)
+    for tmp in PRIVATE_TMP:
+        if any(p == tmp or p.startswith(tmp + "/") for p in (os.path.normpath(path), real)):
+            return [
+                f"{at}: {path} is under {tmp}: systemd's PrivateTmp gives the daemon and "
+                "fence-self different views of it, so a fence marker would go unseen; "
+                "use /var/lib/failoverd"
+            ]
+    if create and not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as e:
+            return [f"{at}: cannot create {path}: {e.strerror or e}"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return [f"{at}: {path} does not exist: install -d -m 0700 -o root {path}"]
+    except OSError as e:
+        return [f"{at}: {path}: {e.strerror or e}"]
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return [f"{at}: {path} is not a directory (a symlink is not accepted)"]
+    problems = []
+    if st.st_uid != 0:
+        problems.append(f"{at}: {path} is owned by uid {st.st_uid}, not root: chown root {path}")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode != 0o700:
+        problems.append(f"{at}: {path} has mode {mode:04o}: chmod 0700 {path}")
+    if not problems:
+        problems += _probe(path)
+    return problems
+
+
+def _probe(path: str) -> list[str]:
+    probe = os.path.join(path, PROBE)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except FileExistsError:
+        try:  # left by a crash between create and unlink: not a problem
+            os.unlink(probe)
+        except OSError as e:
+            return [f"node.state_dir: cannot write in {path}: {e.strerror or e}"]
+    except OSError as e:
+        return [f"node.state_dir: cannot write in {path}: {e.strerror or e}"]
+    return []
+
+
+def owner_problems(at: str, path: str, what: str) -> list[str]:
+    """`path` (followed through symlinks) and the directories above it must be
+    root-owned and not writable by group or others: whoever can change any of
+    them decides what root runs or trusts."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return []  # a missing file is reported where it matters (or noted)
+    problems = []
+    if st.st_uid != 0:
+        problems.append(f"{at}: {what} {path} is owned by uid {st.st_uid}, not root")
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        problems.append(f"{at}: {what} {path} is writable by group/others (mode {mode:04o})")
+    parent = Path(real).parent
+    for d in (parent, *parent.parents):
+        try:
+            dst = os.stat(d)
+        except OSError:
+            break
+        sticky_root = dst.st_mode & stat.S_ISVTX and dst.st_uid == 0
+        if dst.st_uid != 0 or (stat.S_IMODE(dst.st_mode) & 0o022 and not sticky_root):
+            problems.append(
+                f"{at}: {what} {path}: directory {d} is not root-owned or is writable by "
+                "group/others, so the file can be replaced"
+            )
+            break
+    return problems
+
+
+def _program(argv: tuple[str, ...] | None) -> str | None:
+    if not argv:
+        return None
+    return argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0])
+
+
+def file_problems(config: Config) -> list[str]:
+    out = owner_problems("config", config.path, "config file")
+    zk = config.zookeeper
+    if zk.auth is not None:
+        out += owner_problems("zookeeper.auth.credential_file", zk.auth.credential_file, "file")
+    if zk.tls is not None:  # the CA decides which servers are ZooKeeper
+        for key in ("ca", "cert", "key"):
+            if path := getattr(zk.tls, key):
+                out += owner_problems(f"zookeeper.tls.{key}", path, "file")
+    programs: list[tuple[str, tuple[str, ...] | None]] = []
+    for i, c in enumerate(config.health.checks):
+        if c.type == "command":
+            programs.append((f"health.checks[{i}].argv", c.argv))
+    for i, r in enumerate(config.resources):
+        if isinstance(r, CommandResourceConfig):
+            for key in ("start", "stop", "status"):
+                programs.append((f"resources[{i}].{key}", getattr(r, key)))
+    for i, f in enumerate(config.fencing):
+        if isinstance(f, CommandFencerConfig):
+            programs.append((f"fencing[{i}].argv", f.argv))
+        elif isinstance(f, SshFencerConfig):
+            out += owner_problems(f"fencing[{i}].known_hosts", f.known_hosts, "file")
+            out += owner_problems(f"fencing[{i}].key_file", f.key_file, "file")
+    for at, argv in programs:
+        prog = _program(argv)
+        if prog is not None:
+            out += owner_problems(at, prog, "program")
+    return out
+
+
+def metrics_notes(config: Config) -> list[str]:
+    m = config.metrics
+    if m is None:
+        return []
+    try:
+        loopback = ipaddress.ip_address(m.host).is_loopback
+    except ValueError:
+        loopback = m.host == "localhost"
+    if loopback:
+        return []
+    return [
+        f"metrics.listen: {m.host}:{m.port} is not loopback: /status and /metrics show "
+        "roles, epochs and health to whoever reaches that address; firewall it"
+    ]
+
+
+def unit_notes(config: Config) -> list[str]:
+    """deploy/failoverd.service lets the daemon write only UNIT_STATE_DIR
+    (ProtectSystem=strict); another state dir needs a ReadWritePaths= drop-in."""
+    path = os.path.normpath(config.node.state_dir)
+    if path == UNIT_STATE_DIR:
+        return []
+    return [
+        f"node.state_dir: {path} is not {UNIT_STATE_DIR}, the only directory the shipped "
+        "systemd unit lets failoverd write: add a drop-in (systemctl edit failoverd) with "
+        f"[Service] ReadWritePaths={path}"
+    ]
+
+
+def preflight(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, notes); problems are formatted like config problems."""
+    problems = [
+        *zk_access_problems(config),
+        *state_dir_problems(config.node.state_dir),
+        *file_problems(config),
+    ]
+    notes = [*zk_access_notes(config), *metrics_notes(config), *unit_notes(config)]
+    return [f"{config.path}: {p}" for p in problems], notes

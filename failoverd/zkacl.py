@@ -1,0 +1,105 @@
+"""Who may do what in a cluster's ZooKeeper tree (issue 14: closed by default).
+
+Two kinds of identity, each a ZooKeeper digest user:
+
+* the **nodes** (zookeeper.auth, the same credential on every member): ALL on the
+  cluster node and everything under it; they alone take the lock, write the
+  breadcrumb, members and history;
+* the **operators** (zookeeper.operators, one digest id each): READ everywhere and
+  WRITE on `control` only. An operator's password can therefore never delete the
+  lock or write `clean: true` into the breadcrumb (which would let the next
+  takeover skip fencing). Operator actions reach history through the daemons,
+  which record the `by`/`reason` carried in `control`.
+
+The daemon checks the exact ACL of the cluster node and of its five znodes on
+every new session and refuses to run on a mismatch: an ACL it did not set means
+someone with ADMIN rights changed the rules under it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from kazoo.security import ACL, Id, Permissions
+
+from failoverd.config import Config
+
+# The znodes under the cluster node whose ACL is checked ("" is the cluster node).
+CHECKED = ("", "lock", "active", "control", "members", "history")
+
+
+def digest_id(user: str, password: str) -> str:
+    """ZooKeeper's digest ACL id: user:base64(sha1("user:password"))."""
+    hashed = hashlib.sha1(f"{user}:{password}".encode()).digest()  # noqa: S324 - ZooKeeper's scheme
+    return f"{user}:{base64.b64encode(hashed).decode()}"
+
+
+def credential_user(credential: str) -> str:
+    return credential.partition(":")[0]
+
+
+def _node_acl(config: Config) -> ACL | None:
+    auth = config.zookeeper.auth
+    if auth is None:
+        return None
+    user, _, password = auth.credential.partition(":")
+    return ACL(Permissions.ALL, Id("digest", digest_id(user, password)))
+
+
+def default_acl(config: Config) -> list[ACL] | None:
+    """What every znode the nodes create gets (lock, members/*, history/*):
+    the nodes ALL, operators READ. None: no auth (kazoo's open default)."""
+    node = _node_acl(config)
+    if node is None:
+        return None
+    readers = [ACL(Permissions.READ, Id("digest", op)) for op in config.zookeeper.operators]
+    return [node, *readers]
+
+
+def control_acl(config: Config) -> list[ACL] | None:
+    """`control`: operators may also write it (maintenance, switchover requests)."""
+    node = _node_acl(config)
+    if node is None:
+        return None
+    rw = Permissions.READ | Permissions.WRITE
+    return [node, *(ACL(rw, Id("digest", op)) for op in config.zookeeper.operators)]
+
+
+def expected(config: Config) -> dict[str, list[ACL]] | None:
+    base = default_acl(config)
+    if base is None:
+        return None
+    control = control_acl(config)
+    assert control is not None
+    return {name: control if name == "control" else base for name in CHECKED}
+
+
+def _key(acls: list[ACL]) -> set[tuple[str, str, int]]:
+    return {(a.id.scheme, a.id.id, a.perms) for a in acls}
+
+
+def describe(acls: list[ACL]) -> str:
+    return ", ".join(f"{a.id.scheme}:{a.id.id}:{_perms(a.perms)}" for a in acls) or "none"
+
+
+def _perms(perms: int) -> str:
+    letters = zip("rwcda", (1, 2, 4, 8, 16), strict=True)
+    return "".join(c for c, bit in letters if perms & bit) or "-"
+
+
+def mismatches(config: Config, actual: dict[str, list[ACL] | None]) -> list[str]:
+    """One sentence per znode whose ACL is not exactly the expected one
+    (a missing znode, e.g. the lock while nobody holds it, is not a mismatch)."""
+    want = expected(config)
+    if want is None:
+        return []
+    out = []
+    for name in CHECKED:
+        got = actual.get(name)
+        if got is None:
+            continue
+        if _key(got) != _key(want[name]):
+            where = config.cluster_path + (f"/{name}" if name else "")
+            out.append(f"{where}: ACL is [{describe(got)}], expected [{describe(want[name])}]")
+    return out
