@@ -316,7 +316,7 @@ def state_dir_read_only(c: Cluster, node: str) -> Heal:
     later mounts, so the read-only bind mount is made inside the daemon's and the
     sshd's (fence-self runs under it) mount namespaces with nsenter.
     """
-    state = str(c.nodes[node].dir / "state")
+    state = str(c.nodes[node].config()["node"]["state_dir"])
     pids = [p.pid for p in (c.nodes[node].daemon, c.nodes[node].sshd) if p is not None]
     done: list[int] = []
     for pid in pids:
