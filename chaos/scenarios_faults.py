@@ -242,7 +242,7 @@ def _state_ro(x: Ctx) -> None:
     )
 
 
-MORE_SCENARIOS = [
+MORE_SCENARIOS: list[Scenario] = [
     Scenario(
         15,
         "freeze-in-promotion",

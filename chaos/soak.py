@@ -129,7 +129,7 @@ def execute(x: Ctx, steps: list[Step], label: str) -> None:
                 continue
             node = _resolve(c, x, step.target)
             try:
-                comp.step(tag, lambda s=step, n=node: BY_NAME[s.kind].apply(c, n, _rng(s)))
+                comp.step(tag, _bind(c, step, node))
                 applied.add(i)
                 c.lab.record("soak_target", step=tag, node=node)
             except Exception as e:  # noqa: BLE001 - a fault that cannot fire now is skipped
@@ -141,8 +141,8 @@ def execute(x: Ctx, steps: list[Step], label: str) -> None:
             c.lab.record("repaired", what=notes)
 
 
-def _rng(step: Step) -> random.Random:
-    return random.Random(step.seed)
+def _bind(c: Cluster, step: Step, node: str) -> Callable[[], nemesis.Heal]:
+    return lambda: BY_NAME[step.kind].apply(c, node, random.Random(step.seed))
 
 
 def _resolve(c: Cluster, x: Ctx, role: str | None) -> str:
