@@ -13,7 +13,9 @@ schedules in the same order (what the lab does with them can still differ: it
 is a real, timing-dependent system — that is why it is run). Targets are roles
 (`active`, `standby`), resolved when the fault fires.
 
-Exit status: 0 every run held, 1 a violation (seed, schedule and folder printed).
+New runs start while less than N minutes have passed, so the soak lasts N
+minutes plus at most one run (~20-40 s). Exit status: 0 every run held, 1 a
+violation (seed, schedule and folder printed).
 """
 
 from __future__ import annotations
