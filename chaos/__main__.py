@@ -108,7 +108,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
     if args.minutes <= 0:
         print("chaos soak: --minutes must be positive", file=sys.stderr)
         return 2
-    _, outcomes = soak(args.minutes, args.seed, args.out, args.max_runs)
+    _, outcomes = soak(args.minutes, args.seed, args.out, args.max_runs, only=args.schedule)
     return 0 if outcomes and all(o.passed for o in outcomes) else 1
 
 
@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     sk.add_argument("--minutes", type=float, required=True, metavar="N")
     sk.add_argument("--seed", type=int, default=None, metavar="S")
     sk.add_argument("--max-runs", type=int, default=None, metavar="K", help="stop after K runs")
+    sk.add_argument(
+        "--schedule", type=int, default=None, metavar="K", help="replay only schedule K of the seed"
+    )
     sk.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
     sk.set_defaults(fn=cmd_soak)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")

@@ -215,10 +215,29 @@ def zk_quorum_lost(c: Cluster) -> Heal:
     def heal() -> None:
         for z in victims:
             c.zk[z].start()
-        for z in victims:
-            c.zk[z].wait_serving(60)
+        # A quorum, not every server: one may still be cut off by another fault (soak).
+        wait_quorum(c, 60)
 
     return heal
+
+
+def wait_quorum(c: Cluster, timeout: float) -> None:
+    """Until a majority of the ensemble serves (a leader or follower answers `srvr`)."""
+    deadline = time.monotonic() + timeout
+    while sum(s.mode() in ("leader", "follower") for s in c.zk.values()) * 2 <= len(c.zk):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no ZooKeeper quorum {timeout:.0f}s after the heal")
+        time.sleep(0.2)
+
+
+def restart_zookeeper(c: Cluster) -> list[str]:
+    """Start every ZooKeeper server that is not running (the end of a composed schedule)."""
+    started = []
+    for z, s in c.zk.items():
+        if s.proc is None or s.proc.poll() is not None:
+            s.start()
+            started.append(z)
+    return started
 
 
 def freeze_node(c: Cluster, node: str) -> Heal:

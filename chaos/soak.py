@@ -127,7 +127,7 @@ def execute(x: Ctx, steps: list[Step], label: str) -> None:
             step, tag = steps[i], f"#{i} {steps[i].describe()}"
             if not is_start:
                 if i in applied:
-                    comp.heal(tag)
+                    _heal(c, comp, tag)
                 continue
             node = _resolve(c, x, step.target)
             try:
@@ -137,10 +137,23 @@ def execute(x: Ctx, steps: list[Step], label: str) -> None:
             except Exception as e:  # noqa: BLE001 - a fault that cannot fire now is skipped
                 c.lab.record("nemesis_skipped", step=tag, error=f"{type(e).__name__}: {e}")
         while comp.heals:
-            comp.heal()
-        notes = c.repair()  # before the heal is recorded: settling is judged from here
+            _heal(c, comp, comp.heals[-1][0])
+        # Before the heal is recorded (settling is judged from here): every ZooKeeper
+        # server and mail node back, as a schedule may leave them down.
+        notes = [f"started ZooKeeper {z}" for z in nemesis.restart_zookeeper(c)]
+        nemesis.wait_quorum(c, 60)
+        notes += c.repair()
         if notes:
             c.lab.record("repaired", what=notes)
+
+
+def _heal(c: Cluster, comp: Composite, tag: str) -> None:
+    """Heal one step; a heal that fails (another fault in the way) is recorded, not fatal:
+    the heals of the other steps and the repair still run."""
+    try:
+        comp.heal(tag)
+    except Exception as e:  # noqa: BLE001
+        c.lab.record("heal_failed", step=tag, error=f"{type(e).__name__}: {e}")
 
 
 def _bind(c: Cluster, step: Step, node: str) -> Callable[[], nemesis.Heal]:
@@ -170,7 +183,9 @@ def soak(
     out: Path = Path("chaos-runs"),
     max_runs: int | None = None,
     log: Any = print,
+    only: int | None = None,
 ) -> tuple[Path, list[Outcome]]:
+    """Run schedules 0, 1, 2, ... of `seed` for `minutes`; `only`: just schedule `only`."""
     removed = labmod.cleanup()
     if removed:
         log(f"removed leftover lab namespaces: {' '.join(removed)}")
@@ -181,8 +196,10 @@ def soak(
     deadline = time.monotonic() + minutes * 60
     outcomes: list[Outcome] = []
     runs: list[dict[str, Any]] = []
-    k = 0
-    while time.monotonic() < deadline and (max_runs is None or k < max_runs):
+    k = only or 0
+    while time.monotonic() < deadline and (max_runs is None or len(runs) < max_runs):
+        if only is not None and k != only:
+            break
         steps = draw(seed, k)
         s = scenario_for(seed, k, steps)
         log(f"- schedule {k}: {s.description.split(': ', 1)[1]}")
@@ -209,4 +226,5 @@ def soak(
         log(f"VIOLATION seed {seed} schedule {r['schedule']}: {o.scenario.description}")
         log(f"  steps: {json.dumps(r['steps'])}")
         log(f"  folder: {o.run_dir}")
+        log(f"  replay: python -m chaos soak --minutes 1 --seed {seed} --schedule {r['schedule']}")
     return folder, outcomes
