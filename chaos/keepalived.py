@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from chaos import nemesis, netns
+from chaos import REPO, nemesis, netns
 from chaos.bench_common import log, wait_until
 from chaos.bench_judge import CaseResult, judge_run
 from chaos.bench_lab import WARMUP, kill_service, start_client
@@ -65,6 +65,8 @@ vrrp_instance mail {{
 NOTIFY = """#!/bin/sh
 # keepalived's notify script on {node}: start/stop the lab's SMTP service.
 echo "$1 $(date +%s.%N)" >> {dir}/vrrp-states
+# keepalived may run this with a bare environment: the lab is not installed.
+export PYTHONPATH={repo}
 if [ "$1" = MASTER ]; then
     FAILOVERD_EPOCH=$(date +%s%3N) exec {py} -m chaos.service start --lab {run} --node {node}
 fi
@@ -89,7 +91,9 @@ class KeepalivedNode:
             CONF.format(priority=PRIORITY[self.name], **fields)
         )
         script = self.dir / "notify.sh"
-        script.write_text(NOTIFY.format(py=sys.executable, run=self.lab.run_dir, **fields))
+        script.write_text(
+            NOTIFY.format(py=sys.executable, run=self.lab.run_dir, repo=REPO, **fields)
+        )
         script.chmod(0o755)
 
     def start(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from chaos import netns
+from chaos import REPO, netns
 from chaos.access import state_dir_for, write_credential, zk_auth
 from chaos.lab import MAIL_HOSTS, PREFIXLEN, VIP, ZK_HOSTS, Lab, address
 
@@ -171,7 +171,8 @@ class MailNode:
         host_pub = keygen(ssh / "host_ed25519", f"{self.name}@lab")
         (ssh / "sshd_config").write_text(SSHD_CONFIG.format(dir=ssh))
         forced = (
-            f"/usr/bin/env PATH={PATH} PYTHONUNBUFFERED=1 {installed('failoverd')} "
+            f"/usr/bin/env PATH={PATH} PYTHONPATH={REPO} PYTHONUNBUFFERED=1 "
+            f"{installed('failoverd')} "
             f"-c {self.config_path} fence-self --from-ssh"
         )
         (ssh / "authorized_keys").write_text(f'command="{forced}",restrict {fence_pub}\n')

@@ -29,24 +29,51 @@ for p in "${debs[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # On a machine with systemd, postfix, dovecot and keepalived would start as
+    # they are installed: a developer's box must not turn into a mail server on
+    # port 25. policy-rc.d is Debian's switch for that (invoke-rc.d(8)); ours is
+    # removed on exit, one already there is left alone.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# failoverd install-deps.sh: no service starts while installing\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     # Postfix asks how to configure itself; the lab writes its own main.cf per node.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     echo "postfix postfix/mailname string localhost" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Package post-install scripts may start services on machines with systemd; the
-# tests and the demo start their own private instances on loopback instead.
+# The tests and the demo start their own private instances on loopback.
 mkdir -p /run/sshd
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
-    /usr/bin/python3 -m venv "$venv"
+# A venv made by another interpreter (a pyenv python, an older Debian release's) is
+# rebuilt: it breaks when that interpreter goes away, and Debian's security updates
+# of python3 would not reach it.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null \
+   || ! grep -qx 'home = /usr/bin' "$venv/pyvenv.cfg" 2>/dev/null; then
+    /usr/bin/python3 -m venv --clear "$venv"
+    rm -f "$venv/.failoverd-install"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+# pip runs only when something changed: another checkout, a changed pyproject.toml
+# (dependencies, entry points), or a venv that no longer imports this checkout. So a
+# second run changes nothing and takes a second, not a rebuild of the editable wheel.
+stamp="$venv/.failoverd-install"
+want="$here $(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+# -I: ignore the working directory and PYTHONPATH, so only the venv's own install counts.
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+   || [ ! -x "$venv/bin/failoverd" ] || [ ! -x "$venv/bin/failoverctl" ] \
+   || ! "$venv/bin/python" -I -c 'import sys, failoverd; sys.exit(failoverd.__file__ != sys.argv[1])' \
+        "$here/failoverd/__init__.py" 2>/dev/null; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+    echo "$want" >"$stamp"
+fi
 # Only the default install owns the system-wide names (a developer's side venv,
 # FAILOVERD_VENV=/opt/fo-x, must not repoint them).
 if [ "$venv" = /opt/failoverd ]; then
     for script in failoverd failoverctl; do
-        ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
+        [ "$(readlink "/usr/local/bin/$script")" = "$venv/bin/$script" ] \
+            || ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
     done
 fi

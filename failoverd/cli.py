@@ -19,7 +19,8 @@ from typing import Any
 import click
 from kazoo.exceptions import KazooException, NoNodeError
 
-from failoverd import zkacl
+from failoverd import __version__, zkacl
+from failoverd.backup import register as register_backup_commands
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
 from failoverd.operator_identity import operator_name, read_operator_credential
@@ -37,6 +38,9 @@ class Refused(click.ClickException):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="failoverctl", message="%(prog)s %(version)s"
+)
 @click.option(
     "-c",
     "--config",
@@ -450,6 +454,10 @@ def fix_acl(ctx: click.Context) -> None:
             except KazooException as e:
                 raise Refused(f"setting the ACL of {path}: {type(e).__name__}") from None
             click.echo(f"{path}: {zkacl.describe(want[name])}")
+
+
+# `backup` and `restore` live in failoverd/backup.py.
+register_backup_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -405,6 +405,9 @@ def _typed(
         return None
     kind = value.get("type")
     if not isinstance(kind, str) or kind not in schemas:
+        # Still name the item's other keys that no type knows, so `{tyype: command}`
+        # reads as the typo it is rather than only as a missing type.
+        _Section(found, at, value, " ".join({"type", *" ".join(schemas.values()).split()}))
         found.problem(f"{at}.type", f"expected one of {kinds}, got {kind!r}")
         return None
     return kind, _Section(found, at, value, f"type {schemas[kind]}")
@@ -661,16 +664,34 @@ def _vip_address(s: _Section) -> str:
     return address
 
 
-def _fencer(kind: str, s: _Section, health: HealthConfig, watchdog: bool) -> FencerConfig:
+def _fencer(
+    kind: str, s: _Section, health: HealthConfig, watchdog: WatchdogConfig | None
+) -> FencerConfig:
     if kind == "ssh":
         return _ssh_fencer(s, health)
     if kind == "command":
         timeout = s.duration("timeout", CommandFencerConfig.timeout)
         return CommandFencerConfig(argv=s.argv("argv") or (), timeout=timeout)
-    if not watchdog:
-        msg = "lease-wait is only valid when watchdog is configured (systemd: true or a device):"
-        s.found.problem(s.at, f"{msg} without one a frozen active keeps serving after its lease")
+    _lease_wait_needs_a_device(s, watchdog)
     return LeaseWaitFencerConfig()
+
+
+def _lease_wait_needs_a_device(s: _Section, watchdog: WatchdogConfig | None) -> None:
+    """lease-wait trusts that a frozen or lease-less old active has been *reset* by
+    the time the wait is over. Only a watchdog device (hardware, or softdog with
+    nowayout) does that; systemd's watchdog restarts the daemon and leaves Postfix,
+    the units and the VIP running (and a SIGSTOPped daemon cannot even act on it)."""
+    msg = "lease-wait is only valid when watchdog is configured with a device (watchdog.device"
+    if watchdog is None:
+        why = "without one a frozen active keeps serving after its lease"
+    elif not watchdog.device:
+        why = (
+            "watchdog.systemd only restarts the daemon and stops neither the resources nor "
+            "the VIP, so a frozen active keeps serving after its lease"
+        )
+    else:
+        return
+    s.found.problem(s.at, f"{msg}, e.g. /dev/watchdog, on every member): {why}")
 
 
 def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
@@ -715,11 +736,18 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     if not root.has("metrics"):
         return None
     s = root.section("metrics", "listen")
+    msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
+    raw = s.data.get("listen")
+    if _is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
+        # `listen: 9468`: a port alone does not say which addresses may scrape.
+        bare = str(raw).strip()
+        hint = f"write 127.0.0.1:{bare} (this host only) or 0.0.0.0:{bare} (every address)"
+        s.found.problem(s.key("listen"), f"{msg}, got the bare port {bare}: {hint}")
+        return MetricsConfig(host="", port=0)
     listen = s.text("listen")
     m = _LISTEN.fullmatch(listen)
     port = int(m["p6"] or m["port"]) if m else 0
     if listen and not 1 <= port <= 65535:
-        msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
         s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
 
@@ -751,7 +779,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
         why = "a node must be able to fence its peer before it takes over"
         found.problem("fencing", f"no fencing method configured: {why}")
     fencing = [
-        _fencer(*t, health, watchdog is not None)
+        _fencer(*t, health, watchdog)
         for at, v in fencing_items
         if (t := _typed(found, at, v, _FENCERS))
     ]
@@ -823,15 +851,15 @@ def _check_timing(c: Config, found: _Findings) -> None:
 
 def _check_lease_wait(c: Config, found: _Findings) -> None:
     kinds = [f.type for f in c.fencing]
-    if "lease-wait" not in kinds or not c.watchdog:
-        return  # without a watchdog lease-wait is already a problem
+    if "lease-wait" not in kinds or not c.watchdog or not c.watchdog.device:
+        return  # without a watchdog device lease-wait is already a problem
     at = f"fencing[{kinds.index('lease-wait')}]"
     wait = c.zookeeper.session_timeout + c.watchdog.timeout + c.zookeeper.lease_margin
     only = "the only fencing method; " if set(kinds) == {"lease-wait"} else ""
     found.note(
         at,
         f"{only}a takeover by lease-wait waits {_s(wait)} (session_timeout + watchdog.timeout "
-        "+ lease_margin) and is safe only if every member runs a watchdog; "
+        "+ lease_margin) and is safe only if every member runs a watchdog device; "
         "this file cannot check the peers'",
     )
     if kinds[-1] != "lease-wait":
@@ -848,8 +876,12 @@ def load_config(path: str) -> Config:
     return replace(config, notes=tuple(found.notes))
 
 
-def check_report(path: str) -> tuple[int, str]:
-    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid)."""
+def check_report(path: str, machine: bool = True) -> tuple[int, str]:
+    """What ``failoverd -c FILE --check`` prints, and its exit code (0 valid, 2 invalid).
+
+    A valid file is also checked against this machine: preflight.py (ZooKeeper access,
+    the state dir, owners and modes) and, with `machine`, host_checks.py (programs,
+    units, interfaces, tools). Errors there make it invalid too; warnings are notes."""
     try:
         config = load_config(path)
     except ConfigError as e:
@@ -857,6 +889,14 @@ def check_report(path: str) -> tuple[int, str]:
     from failoverd.preflight import preflight  # the machine's side: access, state dir, owners
 
     problems, notes = preflight(config)
+    if machine:
+        from failoverd.host_checks import host_checks  # programs, units, interfaces, tools
+
+        for f in host_checks(config):
+            if f.severity == "error":
+                problems.append(f"{path}: {f.at}: {f.message}")
+            else:
+                notes.append(f"{f.at}: {f.message}")
     if problems:
         return 2, "\n".join(problems)
     config = replace(config, notes=(*config.notes, *notes))

@@ -31,9 +31,11 @@ from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
 from failoverd import zkacl
 from failoverd.config import Config, ZkTlsConfig
+from failoverd.formats import write_format
 from failoverd.lease import LocalLease, boottime
 from failoverd.redact import redact
 from failoverd.znodes import (
+    SCHEMA_VERSION,
     UNREADABLE_CONTROL,
     Breadcrumb,
     Control,
@@ -128,6 +130,10 @@ def _record_granted_timeout(client: KazooClient) -> None:
 class Coordinator:
     """One cluster's znodes under `<root>/<cluster>`."""
 
+    # The znode format we write: the newest every member reads (formats.py),
+    # updated whenever the members are read.
+    format: int = SCHEMA_VERSION
+
     def __init__(
         self,
         config: Config,
@@ -220,11 +226,14 @@ class Coordinator:
 
     # -- tree ---------------------------------------------------------------
 
-    def ensure_tree(self, timeout: float) -> None:
+    def ensure_tree(self, timeout: float, lost_if_missing: bool = False) -> None:
         """Create the cluster's znodes. A brand-new cluster gets an initial clean
         breadcrumb naming nobody, in the same transaction as the cluster node: so a
         cluster node *without* a breadcrumb can only mean the breadcrumb was lost,
-        which plan_fencing treats as "previous active unknown"."""
+        which plan_fencing treats as "previous active unknown".
+
+        `lost_if_missing`: the caller knows the cluster existed (membership.py), so a
+        missing tree was lost, not never made: it is recreated without a breadcrumb."""
         with _zk_errors("creating the cluster's znodes"):
             parent = self.root.rsplit("/", 1)[0]
             if parent:
@@ -238,9 +247,18 @@ class Coordinator:
             acl = zkacl.default_acl(self.config)
             control_acl = zkacl.control_acl(self.config)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
+                if lost_if_missing:
+                    log.critical(
+                        "cluster_tree_lost",
+                        path=self.root,
+                        hint="ZooKeeper lost this cluster's data: the next active fences every "
+                        "peer; restore a backup with failoverctl restore",
+                    )
                 t = self.client.transaction()
                 t.create(self.root, b"", acl=acl)
-                t.create(self.active_path, encode(Breadcrumb(None, 0, now_iso(), True)), acl=acl)
+                if not lost_if_missing:
+                    crumb = encode(Breadcrumb(None, 0, now_iso(), True))
+                    t.create(self.active_path, crumb, acl=acl)
                 t.create(self.control_path, encode(Control()), acl=control_acl)
                 t.create(self.members_path, b"", acl=acl)
                 t.create(self.history_path, b"", acl=acl)
@@ -295,7 +313,7 @@ class Coordinator:
             return False
         self._limit(lease)
         t_send = boottime()
-        data = encode(LockData(self.node, f"{session:#x}"))
+        data = encode(LockData(self.node, f"{session:#x}"), self.format)
         with _zk_errors("creating the lock"):
             try:
                 self._wait(self.client.create_async(self.lock_path, data, ephemeral=True), timeout)
@@ -318,28 +336,57 @@ class Coordinator:
             holder = ""
         return holder, stat.ephemeralOwner, stat.version
 
-    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
-        """One lease round trip: sync (so a follower cut off from the quorum cannot
-        answer from stale data), then read the lock's stat. True: renewed; False:
-        the lock is gone or owned by another session (lease revoked); None: no
-        answer in time (the lease simply is not renewed)."""
-        session = lease.session
-        if session is None:
+    def send_lease_check(self, lease: LocalLease, done: Callable[[bool | None], None]) -> bool:
+        """Send one lease round trip and return at once (lease_keeper pipelines them):
+        sync (so a follower cut off from the quorum cannot answer from stale data),
+        then read the lock's stat. Whenever the answer arrives, `done` gets the
+        verdict on kazoo's completion thread: True renewed from this request's send
+        time; False revoked (the lock is gone or owned by another session); None no
+        verdict (no answer, or the lease was given back or granted anew meanwhile).
+        False when nothing was sent (no lease held, or the client is closed)."""
+        ticket = lease.ticket()
+        if ticket is None:
             return False
         self._limit(lease)
         t_send = boottime()
         try:
             # ZooKeeper answers one session's requests in order: the exists is
             # served only after the sync went through the leader.
-            self.requests += 1
             self.client.sync_async(self.lock_path)
-            stat: ZnodeStat | None = self._wait(self.client.exists_async(self.lock_path), timeout)
-        except (KazooTimeoutError, KazooException):
-            return None
-        if stat is None or stat.ephemeralOwner != session:
-            lease.revoke()
+            answer = self.client.exists_async(self.lock_path)
+        except KazooException:
             return False
-        return lease.renew(session, t_send)
+        self.requests += 2
+
+        def judge(result: Any) -> None:
+            # kazoo's completion thread: only the thread-safe lease, and `done`.
+            try:
+                stat: ZnodeStat | None = result.get_nowait()
+            except Exception:  # noqa: BLE001 - a lost connection proves nothing either way
+                done(None)
+                return
+            if stat is None or stat.ephemeralOwner != ticket.session:
+                done(False if lease.revoke(ticket) else None)
+            else:
+                done(True if lease.renew(ticket.session, t_send, ticket) else None)
+
+        answer.rawlink(judge)
+        return True
+
+    def check_lease(self, lease: LocalLease, timeout: float) -> bool | None:
+        """One lease round trip, waiting at most `timeout` for the verdict (see
+        send_lease_check; None: no verdict yet. An answer that comes later still
+        renews the lease)."""
+        verdict: list[bool | None] = []
+        answered = threading.Event()
+
+        def done(v: bool | None) -> None:
+            verdict.append(v)
+            answered.set()
+
+        if not self.send_lease_check(lease, done):
+            return False
+        return verdict[0] if answered.wait(timeout) else None
 
     def release_lock(self, lease: LocalLease, timeout: float) -> bool:
         """Delete the lock, but only if our lease's session owns it."""
@@ -392,9 +439,9 @@ class Coordinator:
             t = self.client.transaction()
             t.check(self.lock_path, lock_stat.version)
             if expected_version is None:
-                t.create(self.active_path, encode(crumb))
+                t.create(self.active_path, encode(crumb, self.format))
             else:
-                t.set_data(self.active_path, encode(crumb), version=expected_version)
+                t.set_data(self.active_path, encode(crumb, self.format), version=expected_version)
             results = self._wait(t.commit_async(), timeout)
         failures = [r for r in results if isinstance(r, Exception)]
         if failures:
@@ -415,7 +462,7 @@ class Coordinator:
         without waiting for the answer: a status report must never delay a
         demotion (ZooKeeper applies one session's writes in order)."""
         path = f"{self.members_path}/{self.node}"
-        data = encode(replace(status, reason=redact(status.reason)))
+        data = encode(replace(status, reason=redact(status.reason)), self.format)
         session = self.session_id
         if session is not None and session == self._member_session:
             self.requests += 1
@@ -460,6 +507,7 @@ class Coordinator:
                     status = None
                 # A status claiming to be another member is not this member's.
                 out[name] = status if status is not None and status.node == name else None
+        self.format = write_format(out, self.config.member_names)
         return out
 
     def read_control(self, timeout: float) -> tuple[Control, int | None]:
@@ -480,10 +528,15 @@ class Coordinator:
         """Compare-and-set the control znode (raises CoordinationError on a race)."""
         with _zk_errors("writing control"):
             if version is None:
-                self._wait(self.client.create_async(self.control_path, encode(control)), timeout)
+                self._wait(
+                    self.client.create_async(self.control_path, encode(control, self.format)),
+                    timeout,
+                )
             else:
                 self._wait(
-                    self.client.set_async(self.control_path, encode(control), version=version),
+                    self.client.set_async(
+                        self.control_path, encode(control, self.format), version=version
+                    ),
                     timeout,
                 )
 
@@ -492,7 +545,7 @@ class Coordinator:
         self.requests += 1
         entry = replace(entry, reason=redact(entry.reason))
         self.client.create_async(
-            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry), sequence=True
+            f"{self.history_path}/{HISTORY_PREFIX}", encode(entry, self.format), sequence=True
         )
 
     def prune_history(self, timeout: float) -> None:
@@ -527,40 +580,21 @@ class Coordinator:
         return out
 
     def highest_known_epoch(self, timeout: float) -> int:
-        """The highest epoch in history and member statuses (a floor for next_epoch).
+        """The highest epoch in history and member statuses, including each member's
+        fence marker and the highest epoch it remembers seeing (a floor for
+        next_epoch). Both live on the nodes, not in ZooKeeper, so epochs continue
+        above every fenced and every seen one even after ZooKeeper lost its data: an
+        epoch at or below a node's marker would be refused there.
 
         Unreadable entries are skipped (they were decoded into None, whatever they
         held): a poisoned history entry must not stop a takeover half-way."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
-        epochs += [
-            m.epoch for m in self.read_members(timeout).values() if m and m.epoch is not None
-        ]
+        for m in self.read_members(timeout).values():
+            if m is not None:
+                epochs += [e for e in (m.epoch, m.fence_epoch, m.seen_epoch) if e is not None]
         return max(epochs, default=0)
 
 
-class LeaseKeeper(threading.Thread):
-    """Renews the local lease every `interval` (at most T/4, DESIGN.md §5) on its
-    own thread, so a slow fence or resource start in the main loop never starves it."""
-
-    def __init__(
-        self, coord: Coordinator, lease: LocalLease, interval: float, on_lost: Callable[[], None]
-    ):
-        super().__init__(name="lease-keeper", daemon=True)
-        self.coord = coord
-        self.lease = lease
-        self.interval = interval
-        self.on_lost = on_lost
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            if self.lease.session is not None and self.coord.connected:
-                if self.coord.check_lease(self.lease, timeout=self.interval) is False:
-                    self.on_lost()
-            self.wake.wait(self.interval)
-            self.wake.clear()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.wake.set()
+# The keeper lives in its own module; imported here so `coordination.LeaseKeeper`
+# keeps working for existing callers.
+from failoverd.lease_keeper import LeaseKeeper  # noqa: E402, F401

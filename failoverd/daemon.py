@@ -44,7 +44,9 @@ from failoverd.decision import (
 from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.health import HealthMonitor
 from failoverd.lease import LocalLease
+from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
+from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
@@ -77,7 +79,10 @@ class Daemon:
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
         self.keeper = LeaseKeeper(
-            self.coord, self.lease, zk.session_timeout / 4, lambda: self.events.put("lease_lost")
+            self.coord,
+            self.lease,
+            renewal_interval(zk.session_timeout),
+            lambda: self.events.put("lease_lost"),
         )
         self.health = HealthMonitor(
             config.health,
@@ -87,6 +92,7 @@ class Daemon:
         self.resources = build_resources(config.resources)
         self.fence_chain = build_fence_chain(config)
         self.marker = FenceMarker(config.node.state_dir)
+        self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
@@ -323,8 +329,9 @@ class Daemon:
                         self.peer_priority[name] = m.priority
 
     def _setup_session(self) -> None:
-        self.coord.ensure_tree(self.op_timeout)
+        self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
         self._check_access()
+        self.membership.joined()  # from now on a vanished tree reads as lost, not new
         if self.coord.world_writable(self.op_timeout):
             if self.config.zookeeper.auth is not None:
                 log.critical(
@@ -474,6 +481,12 @@ class Daemon:
         # From here on the service checks (scope "active") judge this node too.
         self.health.set_active(True)
         env = self._env(epoch)
+        try:  # under the fence lock: from here on fence-self refuses older epochs
+            self.marker.record_active(epoch)
+        except (OSError, TimeoutError) as e:
+            why = f"demoting: cannot record the active epoch in the state dir ({e})"
+            backoff = self.config.flap.backoff
+            return self._demote(Decision(Act.DEMOTE, why, "start_failed", backoff=backoff))
         for res in self.resources:
             try:
                 with self.marker.held(timeout=1.0):
@@ -511,6 +524,7 @@ class Daemon:
             new_epoch=epoch,
             env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
             lock_free_since=self.lock_free_since,
+            lease_valid=self.lease.valid,
         )
         budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
         budget += (
@@ -563,6 +577,7 @@ class Daemon:
     def _demote(self, d: Decision) -> None:
         started = time.monotonic()
         epoch = self.epoch
+        self.marker.clear_active()  # fences of any epoch are welcome again (never raises)
         self._set_role(Role.DEMOTING, d.reason)
         env = self._env(epoch)
         try:
@@ -699,7 +714,12 @@ class Daemon:
     def _write_member(self) -> None:
         if not self.coord.connected:
             return
-        key = (self.role, self.health.healthy, self.epoch, self.control.maintenance, self.reason)
+        # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
+        fence_epoch = self.marker.published_epoch()
+        self.membership.saw(self._highest_epoch_seen())
+        seen_epoch = self.membership.seen_epoch or None
+        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
+        key += (self.control.maintenance, fence_epoch, seen_epoch)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -713,11 +733,20 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_epoch=fence_epoch,
+            seen_epoch=seen_epoch,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
         ):
             self.member_written = key
+
+    def _highest_epoch_seen(self) -> int:
+        known = [self.epoch or 0]
+        for m in self.members.values():
+            if m is not None:
+                known += [m.epoch or 0, m.seen_epoch or 0]
+        return max(known)
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:

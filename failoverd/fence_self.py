@@ -6,6 +6,12 @@ peer asked for arrives in SSH_ORIGINAL_COMMAND and is parsed strictly: only
 `fence-self --epoch N` and `fence-self --dry-run` are accepted. A stolen fence key
 can therefore stop this node's services, and nothing else.
 
+A stale fence is refused: `--epoch N` fences every epoch up to N for a peer that
+will serve N+1. If this node's daemon serves an epoch above N (its active record,
+marker.py), the request comes from a fencer that woke up late, e.g. frozen
+mid-chain past its lease while this node legitimately took over; stopping us would
+leave the cluster with an "active" that runs nothing. Exit 2, nothing stopped.
+
 Order matters: under the fence lock, the marker is written *first*, then the
 resources are stopped. Once the marker exists, a daemon that resumes from a freeze
 refuses to start anything for the fenced epoch, so the stop cannot be undone behind
@@ -22,7 +28,7 @@ from typing import TextIO
 import structlog
 
 from failoverd.config import Config, SshFencerConfig
-from failoverd.marker import FenceMarker, MarkerUnreadable
+from failoverd.marker import ActiveRecordUnreadable, FenceMarker, MarkerUnreadable
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +39,7 @@ log = structlog.get_logger(__name__)
 MAX_LOCK_WAIT = 3.0
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_REFUSED = 2  # a stale fence: this node serves a newer epoch than the fencer's
 
 # At most 16 digits: epochs are below 2^53 (znodes.EPOCH_LIMIT); a longer one is
 # made up, and a huge marker would block this node for good.
@@ -87,6 +94,15 @@ def run_fence_self(
     log.info("fence_self_started", epoch=epoch, by=by)
     try:
         with marker.held(timeout=lock_wait(config)):
+            active = _active_epoch(marker, epoch)
+            if active is not None and active > epoch:
+                reason = (
+                    f"this node is active at epoch {active}, newer than the fencer's "
+                    f"{epoch + 1}: a stale fence, refused"
+                )
+                log.error("fence_self_refused", epoch=epoch, active_epoch=active, by=by)
+                print(f"REFUSED: {reason}", file=out)
+                return EXIT_REFUSED
             marker_error = None
             try:
                 marker.write(epoch, by=f"fence-self from {by}")
@@ -121,6 +137,28 @@ def run_fence_self(
         return EXIT_FAILED
     print(f"fenced {config.node.name} at epoch {epoch}", file=out)
     return EXIT_OK
+
+
+def _active_epoch(marker: FenceMarker, epoch: int) -> int | None:
+    """The epoch this node's daemon serves (None: not active), read under the lock.
+
+    An unreadable record reads as "not active", so the fence goes ahead, loudly.
+    Refusing would leave a node that may be an old active still running: if the
+    fencer then has no other method, nobody takes over; if it has lease-wait, it
+    takes over next to us; both are worse than the other error, stopping a newer
+    legitimate active, which is an outage (its daemon sees its resources stopped and
+    demotes), never two nodes serving."""
+    try:
+        return marker.active_epoch()
+    except ActiveRecordUnreadable as e:
+        log.critical(
+            "active_record_unreadable",
+            error=str(e),
+            epoch=epoch,
+            hint="fencing anyway: one fence too many is an outage, a refused one may be "
+            "a split brain",
+        )
+        return None
 
 
 def _dry_run(config: Config, out: TextIO) -> int:

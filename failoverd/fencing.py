@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -53,6 +53,11 @@ class FenceRequest:
     new_epoch: int
     env: Mapping[str, str]  # FAILOVERD_CLUSTER, _NODE, _EPOCH (= new_epoch), _TARGET
     lock_free_since: float | None  # monotonic time the old holder's lock was seen gone
+    # The fencer's own lease (the daemon passes LocalLease.valid). The chain asks it
+    # before each method: a fencer that was frozen or partitioned past its lease may
+    # no longer fence, because the target may since have become the legitimate
+    # active. Always true for the CLI's dry runs, which hold no lease.
+    lease_valid: Callable[[], bool] = field(default=lambda: True)
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,12 @@ class LeaseWaitFencer:
         start = req.lock_free_since if req.lock_free_since is not None else t0
         until = start + self.wait
         while (now := time.monotonic()) < until:
+            if not req.lease_valid():
+                # Waiting longer proves nothing any more: another node may take the
+                # lease and become active, and this "fence" would then clear us to
+                # start next to it.
+                reason = "stopped waiting: this node's own lease ran out"
+                return FenceOutcome(self.name, False, reason, time.monotonic() - t0)
             time.sleep(min(LEASE_WAIT_STEP, until - now))
         since = "lock seen gone" if req.lock_free_since is not None else "fencing started"
         return FenceOutcome(
@@ -210,9 +221,22 @@ class FenceChain:
         self.fencers = tuple(fencers)
 
     def fence(self, req: FenceRequest) -> tuple[bool, list[FenceOutcome]]:
-        """Try each method in order; the first success ends the chain."""
-        outcomes = []
+        """Try each method in order; the first success ends the chain.
+
+        No method is started without a valid lease of our own (DESIGN.md §5): a
+        fencer frozen mid-chain past its lease and woken later must not power off or
+        fence-self a node that has since become the legitimate active."""
+        outcomes: list[FenceOutcome] = []
         for f in self.fencers:
+            if not req.lease_valid():
+                log.warning(
+                    "fence_chain_stopped",
+                    target=req.target.node,
+                    epoch=req.new_epoch,
+                    not_started=f.name,
+                    reason="this node's own lease ran out: it may no longer fence",
+                )
+                return False, outcomes
             o = _guarded(f, lambda f=f: f.fence(req))  # type: ignore[misc]
             outcomes.append(o)
             _log("fence_method_finished", o, req.target, epoch=req.new_epoch)
@@ -261,10 +285,11 @@ def build_fence_chain(config: Config) -> FenceChain:
         elif isinstance(cfg, CommandFencerConfig):
             fencers.append(CommandFencer(cfg))
         elif isinstance(cfg, LeaseWaitFencerConfig):
-            if config.watchdog is None:
+            if config.watchdog is None or not config.watchdog.device:
                 # The validator rejects this; should it slip through, fail loudly rather
-                # than wait out a timeout that nothing enforces on the old active.
-                reason = "lease-wait needs a watchdog; none is configured"
+                # than wait out a timeout that nothing enforces on the old active
+                # (systemd's watchdog restarts the daemon, it resets nothing).
+                reason = "lease-wait needs a watchdog device; none is configured"
                 fencers.append(_Unusable("lease-wait", reason))
             else:
                 fencers.append(

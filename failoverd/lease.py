@@ -18,14 +18,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 
 def boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
+class LeaseTicket(NamedTuple):
+    """Which grant a round trip was sent for: the session, and the how-manieth grant.
+
+    A round trip may be answered after the lease it was sent for was given back and
+    granted again in the same session; its answer must neither revoke nor renew the
+    new grant (LocalLease.renew/revoke compare tickets)."""
+
+    session: int
+    generation: int
+
+
 class LocalLease:
-    """Thread-safe: renewed by the lease keeper's thread, read by the main loop."""
+    """Thread-safe: renewed by the lease keeper (its answers arrive on kazoo's
+    completion thread), read by the main loop."""
 
     def __init__(
         self, session_timeout: float, margin: float, clock: Callable[[], float] = boottime
@@ -39,6 +52,7 @@ class LocalLease:
         self.clock = clock
         self._lock = threading.Lock()
         self._session: int | None = None
+        self._generation = 0  # grants so far (LeaseTicket)
         self._expires = float("-inf")
 
     def limit(self, granted_timeout: float) -> None:
@@ -61,24 +75,40 @@ class LocalLease:
         """We created the lock in `session` with a request sent at `t_send`."""
         with self._lock:
             self._session = session
+            self._generation += 1
             self._expires = t_send + self.session_timeout - self.margin
 
-    def renew(self, session: int, t_send: float) -> bool:
+    def ticket(self) -> LeaseTicket | None:
+        """The grant a round trip sent now would be about; None without a lease."""
+        with self._lock:
+            if self._session is None:
+                return None
+            return LeaseTicket(self._session, self._generation)
+
+    def renew(self, session: int, t_send: float, ticket: LeaseTicket | None = None) -> bool:
         """A round trip sent at `t_send` saw the lock still owned by `session`.
 
         Renewals for another session are ignored (a request queued while
-        reconnecting may complete in a *new* session: it proves nothing about ours).
-        Never moves the expiry backwards (answers may arrive out of order)."""
+        reconnecting may complete in a *new* session: it proves nothing about ours),
+        and so are answers about an earlier grant (`ticket`). Never moves the expiry
+        backwards (answers may arrive out of order)."""
         with self._lock:
             if self._session is None or session != self._session:
+                return False
+            if ticket is not None and ticket != (self._session, self._generation):
                 return False
             self._expires = max(self._expires, t_send + self.session_timeout - self.margin)
             return True
 
-    def revoke(self) -> None:
+    def revoke(self, ticket: LeaseTicket | None = None) -> bool:
+        """Give up the lease; with a ticket, only if it is still that grant (a late
+        answer about an earlier grant must not revoke a newer one). True if revoked."""
         with self._lock:
+            if ticket is not None and ticket != (self._session, self._generation):
+                return False
             self._session = None
             self._expires = float("-inf")
+            return True
 
     def remaining(self) -> float:
         with self._lock:

@@ -7,11 +7,17 @@ each other. Every line carries `node` and `cluster`.
 
 configure_logging() may be called again (SIGHUP reload): structlog's whole
 chain is replaced and our stdlib handler is swapped, never added twice.
+
+Under systemd, stderr is the journal: each line then starts with its syslog
+priority (`<3>` for an error, sd-daemon(3)), so `journalctl -p err -u failoverd`
+shows fence_failed and stop_failed without grepping JSON. Anywhere else the
+lines are unchanged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
@@ -29,6 +35,53 @@ LEVELS = {
 
 # Marks the stdlib handler this module installed, so a reload replaces it.
 HANDLER_NAME = "failoverd"
+
+# syslog priorities (sd-daemon(3) SD_CRIT ... SD_DEBUG) by structlog/stdlib level
+# name. Anything unknown is logged as info rather than dropped or promoted.
+PRIORITIES = {
+    "critical": 2,
+    "fatal": 2,
+    "error": 3,
+    "exception": 3,
+    "warning": 4,
+    "warn": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
+INFO_PRIORITY = 6
+
+
+def is_journal(stream: TextIO) -> bool:
+    """True when `stream` is the journal: systemd sets JOURNAL_STREAM to the
+    `device:inode` of the stream it connected, and a process must compare it with
+    its own descriptor, because stderr may have been redirected since
+    (systemd.exec(5), "$JOURNAL_STREAM")."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        dev, ino = (int(part) for part in value.split(":"))
+        st = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        # Unset or malformed, or a stream without a descriptor (StringIO).
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+class _JournalPriority:
+    """Wraps the renderer: prefixes every rendered line with `<N>`, the event's
+    syslog priority. Every line, because journald reads each line of a stream as
+    its own entry (a console-format traceback spans several)."""
+
+    def __init__(self, renderer: Processor):
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event_dict: EventDict) -> Any:
+        level = str(event_dict.get("level", name)).lower()
+        prefix = f"<{PRIORITIES.get(level, INFO_PRIORITY)}>"
+        rendered = self.renderer(logger, name, event_dict)
+        if not isinstance(rendered, str):
+            return rendered
+        return "\n".join(prefix + line for line in rendered.split("\n"))
 
 
 class _Identity:
@@ -52,11 +105,14 @@ class _Identity:
 
 
 def _renderer(cfg: LogConfig, stream: TextIO) -> list[Processor]:
+    render: Processor
     if cfg.format == "json":
-        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    isatty = getattr(stream, "isatty", None)
-    colors = bool(isatty and isatty())
-    return [structlog.dev.ConsoleRenderer(colors=colors)]
+        chain: list[Processor] = [structlog.processors.format_exc_info]
+        render = structlog.processors.JSONRenderer()
+    else:
+        isatty = getattr(stream, "isatty", None)
+        chain, render = [], structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty()))
+    return [*chain, _JournalPriority(render) if is_journal(stream) else render]
 
 
 def configure_logging(

@@ -3,6 +3,7 @@
     failoverd -c FILE                 run the daemon
     failoverd -c FILE --check         validate the config: exit 0 valid, 2 invalid
     failoverd -c FILE fence-self [--epoch N] [--dry-run] [--from-ssh]
+    failoverd --version
 
 Exit codes: 0 success, 1 the operation failed, 2 usage or config error.
 """
@@ -12,6 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+from failoverd import __version__
+
+if TYPE_CHECKING:
+    from failoverd.config import Config
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -26,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"
     )
+    p.add_argument("--version", action="version", version=f"failoverd {__version__}")
     sub = p.add_subparsers(dest="command")
     fs = sub.add_parser("fence-self", help="stop this node's resources and write a fence marker")
     fs.add_argument("--epoch", type=int, help="the epoch being fenced (every epoch up to it)")
@@ -69,12 +77,31 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
+    _log_host_checks(config)
 
     try:
         return Daemon(config).run()
     except MetricsError as e:
         print(f"{args.config}: metrics.listen: {e}", file=sys.stderr)
         return 2
+
+
+def _log_host_checks(config: Config) -> None:
+    """What --check says about the programs, units and interfaces this node would use,
+    in the journal at every start: an operator who never ran --check still sees
+    `journalctl -p err` name a missing fencer before the takeover that needs it.
+    Unlike preflight's access rules, these do not stop the daemon: a missing
+    power-fencing script must not also take away a standby's ssh fencing."""
+    import structlog
+
+    from failoverd.host_checks import host_checks
+
+    log = structlog.get_logger("failoverd.host_checks")
+    for f in host_checks(config):
+        if f.severity == "error":
+            log.error("preflight_failed", at=f.at, problem=f.message)
+        else:
+            log.warning("preflight_warning", at=f.at, problem=f.message)
 
 
 def _fence_self(config: object, args: argparse.Namespace) -> int:

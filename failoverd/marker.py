@@ -18,6 +18,12 @@ which is exactly what a frozen node needs.
 
 An unreadable or garbage marker (or an unknown version) is the unsafe case: it
 blocks every epoch, never counts as "no marker" (DESIGN.md §3).
+
+The active record, ``state_dir/active.json``, is the other direction: "this node
+serves epoch N". The daemon writes it under the fence lock before its first resource
+start and removes it when it starts demoting; fence-self (a separate process) reads
+it under the same lock and refuses a fence from an older epoch, so a fencer that
+woke up late cannot stop a node that has since become the legitimate active.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 MARKER_FILE = "fence.marker"
 LOCK_FILE = "fence.lock"
+ACTIVE_FILE = "active.json"
 VERSION = 1
 # How often held() retries a busy lock. Small: the daemon's hold is one resource
 # start, and fence-self runs inside the peer's ssh timeout.
@@ -48,11 +55,16 @@ class MarkerUnreadable(ValueError):
     """The marker exists but cannot be trusted; treat as 'fenced at every epoch'."""
 
 
+class ActiveRecordUnreadable(ValueError):
+    """The active record exists but cannot be trusted (see fence_self for what that means)."""
+
+
 class FenceMarker:
     def __init__(self, state_dir: str | Path):
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / MARKER_FILE
         self.lock_path = self.state_dir / LOCK_FILE
+        self.active_path = self.state_dir / ACTIVE_FILE
 
     def _read(self) -> int | None:
         """The marker's epoch, None if there is no marker; MarkerUnreadable otherwise."""
@@ -82,6 +94,15 @@ class FenceMarker:
         """
         return self._read()
 
+    def published_epoch(self) -> int | None:
+        """The marker's epoch for the member status (the epoch floor after a loss of
+        ZooKeeper's data); None without a marker or with an unreadable one, which
+        blocks this node from serving anyway."""
+        try:
+            return self._read()
+        except MarkerUnreadable:
+            return None
+
     def blocks(self, epoch: int) -> bool:
         """True if this node must not serve `epoch`: a marker for it or a later one exists,
         or the marker is unreadable (unsafe case: blocks every epoch)."""
@@ -109,26 +130,94 @@ class FenceMarker:
             old = None
         keep = max(epoch, old) if old is not None else epoch
         record = {"v": VERSION, "epoch": keep, "by": by, "time": datetime.now(UTC).isoformat()}
+        self._write_durably(self.path, record)
+        log.info("fence_marker_written", epoch=keep, requested=epoch, previous=old, by=by)
+
+    def _write_durably(self, path: Path, record: dict[str, object]) -> None:
+        """Atomic and durable: tmp file + fsync + rename + fsync of the directory."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkstemp: a fresh name, O_EXCL (never follows a planted symlink), mode 0600.
-        fd, tmp = tempfile.mkstemp(prefix=f".{MARKER_FILE}.", suffix=".tmp", dir=self.state_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.state_dir)
         try:
             try:
                 os.write(fd, (json.dumps(record) + "\n").encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        self._sync_dir()  # makes the rename itself durable
+
+    def _sync_dir(self) -> None:
         dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(dfd)  # makes the rename itself durable
+            os.fsync(dfd)
         finally:
             os.close(dfd)
-        log.info("fence_marker_written", epoch=keep, requested=epoch, previous=old, by=by)
+
+    # -- the active record ------------------------------------------------------
+
+    def record_active(self, epoch: int, lock_timeout: float = 1.0) -> None:
+        """The daemon is about to start resources for `epoch`: from now on fence-self
+        refuses fences from older epochs. Takes the fence lock itself (do not call it
+        inside held()). Raises OSError or TimeoutError: a node that cannot record
+        this should not start (its state dir is broken, fence-self could not write
+        its marker either)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        record = {"v": VERSION, "epoch": epoch, "time": datetime.now(UTC).isoformat()}
+        with self.held(timeout=lock_timeout):
+            self._write_durably(self.active_path, record)
+        log.info("active_recorded", epoch=epoch)
+
+    def clear_active(self) -> None:
+        """The daemon starts demoting: fences of any epoch are welcome again.
+
+        Never raises, never waits: without the fence lock, because fence-self may
+        hold it for as long as it takes to stop our resources, and a demotion must
+        not wait for that. Nothing is lost: unlink is atomic, and a fence-self that
+        read the record just before only refuses a fencer older than our epoch.
+        A record left behind (an error here, a crash) does no harm either: it makes
+        fence-self refuse only requests from epochs at or below this node's last
+        promotion, which are stale, never legitimate."""
+        try:
+            self.active_path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log.error("active_record_not_cleared", path=str(self.active_path), error=str(e))
+            return
+        log.info("active_cleared")
+
+    def active_epoch(self) -> int | None:
+        """The epoch this node's daemon serves, None when it does not serve; call it
+        under held(). Raises ActiveRecordUnreadable for anything that is not a valid
+        record: the caller decides what the unsafe case is."""
+        try:
+            # O_NOFOLLOW and a bounded read, as for the marker: a planted symlink or a
+            # huge file is unreadable, not followed.
+            fd = os.open(self.active_path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read(4096)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ActiveRecordUnreadable(f"{self.active_path}: {e}") from e
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            raise ActiveRecordUnreadable(f"{self.active_path}: not JSON: {e}") from e
+        epoch = data.get("epoch") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or data.get("v") != VERSION:
+            raise ActiveRecordUnreadable(f"{self.active_path}: not a version {VERSION} record")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ActiveRecordUnreadable(
+                f"{self.active_path}: epoch {epoch!r} is not a non-negative integer"
+            )
+        return epoch
 
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[None]:

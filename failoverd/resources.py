@@ -19,10 +19,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import IO, Protocol
 
 import structlog
 
+from failoverd import systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
     ResourceConfig,
@@ -192,15 +194,39 @@ _INACTIVE = (3, 4)
 
 
 class SystemdResource:
-    def __init__(self, cfg: SystemdResourceConfig, systemctl: str = "systemctl"):
+    """systemctl start/stop/is-active; the units get FAILOVERD_* through a runtime
+    drop-in written before each start (failoverd.systemd_dropin)."""
+
+    def __init__(
+        self,
+        cfg: SystemdResourceConfig,
+        systemctl: str = "systemctl",
+        unit_dir: Path | None = None,
+    ):
         self.cfg = cfg
         self.timeout = cfg.timeout
         self.systemctl = systemctl
+        self.unit_dir = unit_dir
         self.name = "systemd " + " ".join(cfg.units)
+
+    def _unit_dir(self) -> Path:
+        return self.unit_dir if self.unit_dir is not None else systemd_dropin.RUNTIME_UNIT_DIR
 
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()
-        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, self.timeout)
+        deadline = started + self.timeout
+        try:
+            systemd_dropin.write_dropins(self._unit_dir(), self.cfg.units, env)
+        except (OSError, ValueError) as e:
+            # A unit started without its epoch could not tell a stale active from
+            # the current one: not starting is the safe failure.
+            why = f"cannot write the FAILOVERD_* drop-in: {e}"
+            raise ResourceError(f"{self.name} start: {why}") from e
+        outcome = run_command([self.systemctl, "daemon-reload"], env, self.timeout)
+        if not outcome.ok:
+            raise _fail(outcome, f"{self.name} start (daemon-reload for the drop-in)")
+        left = deadline - time.monotonic()
+        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, left)
         if not outcome.ok:
             raise _fail(outcome, f"{self.name} start")
         log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
@@ -210,6 +236,7 @@ class SystemdResource:
         units = list(reversed(self.cfg.units))
         outcome = run_command([self.systemctl, "stop", *units], env, self.timeout)
         if outcome.ok:
+            self._remove_dropins()
             return
         if outcome.timed_out:
             raise _fail(outcome, f"{self.name} stop")
@@ -219,8 +246,15 @@ class SystemdResource:
         if all(s is False for s in states):
             error = outcome.describe()
             log.warning("systemd_stop_failed_but_inactive", resource=self.name, error=error)
+            self._remove_dropins()
             return
         raise _fail(outcome, f"{self.name} stop")
+
+    def _remove_dropins(self) -> None:
+        # Only tidiness (the next start rewrites them): a problem is logged, not raised.
+        problems = systemd_dropin.remove_dropins(self._unit_dir(), self.cfg.units)
+        if problems:
+            log.warning("systemd_dropin_not_removed", resource=self.name, problems=problems)
 
     def is_running(self, env: Mapping[str, str]) -> bool | None:
         deadline = time.monotonic() + self.timeout

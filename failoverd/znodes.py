@@ -3,6 +3,8 @@
 Decoding is strict: anything that is not exactly what we wrote raises ZnodeError,
 and callers treat that as the *unsafe* case (an unreadable breadcrumb means
 "previous active unknown: fence every peer"), never as "nothing there".
+Which format numbers are read and written, and why unknown fields are ignored, is
+the rule of failoverd/formats.py (rolling upgrades).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-SCHEMA_VERSION = 1
+from failoverd.formats import ASSUMED_FORMATS, READ_FORMATS, readable
+
+SCHEMA_VERSION = 1  # the oldest format; what encode() writes unless told otherwise
 ROLES = ("init", "standby", "fencing", "promoting", "active", "demoting", "stopped")
 
 
@@ -26,8 +30,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def encode(obj: Any) -> bytes:
-    body = {"v": SCHEMA_VERSION, **asdict(obj)}
+def encode(obj: Any, version: int = SCHEMA_VERSION) -> bytes:
+    """`version`: formats.write_format() of the cluster's members."""
+    body = {"v": version, **asdict(obj)}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -83,7 +88,7 @@ def _load(raw: bytes | None, what: str) -> dict[str, Any]:
         raise ZnodeError(f"{what}: not JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise ZnodeError(f"{what}: not a JSON object")
-    if data.get("v") != SCHEMA_VERSION:
+    if not readable(data.get("v")):
         raise ZnodeError(f"{what}: unknown schema version {str(data.get('v'))[:40]!r}")
     return data
 
@@ -182,6 +187,15 @@ class MemberStatus:
     reason: str
     since: str
     priority: int = 0  # lower is preferred (node.priority)
+    # The znode formats this member reads (formats.py); releases before the rule
+    # publish none and read only format 1.
+    formats: tuple[int, ...] = READ_FORMATS
+    # The epoch of this node's local fence marker (None: no marker): after a loss of
+    # ZooKeeper's data, new epochs must still start above every fenced one.
+    fence_epoch: int | None = None
+    # The highest epoch this node has seen used (its own, its peers'), remembered in
+    # its state dir (membership.py): the same floor for the last active's epoch.
+    seen_epoch: int | None = None
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -200,7 +214,21 @@ class MemberStatus:
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
             priority=_priority(d),
+            formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
+            fence_epoch=_epoch(d, "fence_epoch", "member", optional=True),
+            seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
         )
+
+
+def _formats(value: Any) -> tuple[int, ...]:
+    # A handful of small positive ints; anything else (or a huge list) is not ours.
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= 16
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value)
+    ):
+        raise ZnodeError(f"member: field 'formats' is {_short(value)}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,54 @@ def test_killed_zookeeper_leader_causes_no_failover(ensemble: Ensemble, make_clu
     time.sleep(3 * c.session_timeout)  # a period in which no failover may happen
     assert c.wait_active(timeout=20) == "mail1"
     assert [i[0] for i in c.serving()] == ["mail1"]
+
+
+def test_a_daemon_names_a_missing_fencer_program_in_its_log_at_start(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    # The same machine check as --check (failoverd/preflight.py), for operators who
+    # never ran it: `journalctl -p err` names the fencer before it is needed.
+    c = Cluster(
+        tmp_path / "c",
+        zk.address,
+        fencing=[{"type": "command", "argv": ["/nonexistent/pdu-off", "{node}"]}],
+    )
+    try:
+        c.start("mail1")
+        node = c.nodes["mail1"]
+        found = wait_for(
+            lambda: [e for e in node.events() if e.get("event") == "preflight_failed"],
+            15,
+            "preflight_failed in the log",
+        )
+        assert found[0]["level"] == "error"
+        assert found[0]["at"] == "fencing[0].argv"
+        assert found[0]["problem"] == "/nonexistent/pdu-off does not exist"
+        assert c.wait_active(timeout=20) == "mail1"  # it runs regardless
+    finally:
+        c.stop()
+
+
+def test_a_daemon_writing_to_the_journal_prefixes_each_line_with_its_priority(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    # systemd connects stderr to the journal and names that stream in JOURNAL_STREAM
+    # (device:inode); a plain file stands in for the journal's socket here.
+    c = Cluster(
+        tmp_path / "c",
+        zk.address,
+        fencing=[{"type": "command", "argv": ["/nonexistent/pdu-off", "{node}"]}],
+    )
+    node = c.nodes["mail1"]
+    node.log_path.touch()
+    st = node.log_path.stat()
+    try:
+        node.start(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        wait_for(lambda: "promoted" in node.log_path.read_text(), 20, "mail1 promoted")
+    finally:
+        c.stop()
+    lines = [line for line in node.log_path.read_text().splitlines() if line]
+    by_event = {json.loads(line[3:])["event"]: line[:3] for line in lines}
+    assert by_event["preflight_failed"] == "<3>"  # journalctl -p err shows it
+    assert by_event["promoted"] == "<6>"
+    assert all(line[:3] in ("<2>", "<3>", "<4>", "<6>", "<7>") for line in lines)

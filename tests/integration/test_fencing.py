@@ -240,6 +240,23 @@ def test_ssh_fence_fails_while_the_target_daemon_holds_the_fence_lock(lab: Lab) 
     assert lab.marker().fenced_epoch() is None
 
 
+def test_ssh_fence_from_an_older_epoch_is_refused_by_a_target_active_at_a_newer_one(
+    lab: Lab,
+) -> None:
+    # The target's daemon serves epoch 7; a fencer that would take epoch 7 (it asks
+    # to fence up to 6) is stale: it was frozen while the target took over.
+    lab.marker().record_active(7)
+    ok, outcomes = FenceChain([SshFencer(lab.ssh())]).fence(request(new_epoch=7))
+    assert not ok
+    assert outcomes[0].reason.startswith("remote fence-self exited 2: REFUSED: ")
+    assert lab.service.accepts()
+    assert lab.marker().fenced_epoch() is None
+    # The next epoch's fencer is legitimate.
+    ok, outcomes = FenceChain([SshFencer(lab.ssh())]).fence(request(new_epoch=8))
+    assert ok, outcomes
+    assert not lab.service.accepts()
+
+
 # ---------------------------------------------------------------------------
 # ssh: host keys
 # ---------------------------------------------------------------------------
@@ -426,7 +443,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_lease_wait_waits_out_session_watchdog_and_margin_from_lock_loss() -> None:
-    chain = build_fence_chain(config(LeaseWaitFencerConfig(), watchdog=WatchdogConfig(timeout=0.3)))
+    chain = build_fence_chain(
+        config(
+            LeaseWaitFencerConfig(), watchdog=WatchdogConfig(device="/dev/watchdog", timeout=0.3)
+        )
+    )
     # 0.2 + 0.3 + 0.05 = 0.55 s after the lock was seen gone; 0.25 s of it already passed.
     req = replace(request(), lock_free_since=time.monotonic() - 0.25)
     t0 = time.monotonic()

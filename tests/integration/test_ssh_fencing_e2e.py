@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos.zookeeper import ZooKeeperServer
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.integration.sshd import Sshd, keygen
 
 
@@ -26,10 +26,12 @@ def ssh_cluster(
     known = tmp_path / "known_hosts"
     known.write_text(sshd.host_key_line + "\n")
     c = Cluster(tmp_path / "c", zk.address)
+    # From the checkout, as the other tests run: the toy service that fence-self
+    # stops is the lab's (chaos/), which is not installed.
     sshd.authorize(
         pub,
-        f"{sys.executable} -m failoverd.main -c {c.nodes['mail1'].config_path} "
-        "fence-self --from-ssh",
+        f"cd {REPO} && exec {sys.executable} -m failoverd.main "
+        f"-c {c.nodes['mail1'].config_path} fence-self --from-ssh",
     )
     c.fencing = [
         {

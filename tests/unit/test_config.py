@@ -133,11 +133,12 @@ def test_design_example_loads_with_units_resolved(tmp_path: Path) -> None:
 
 def test_deploy_example_passes_check(tmp_path: Path) -> None:
     # The example as installed: its credential file and state dir exist (here, as
-    # stand-ins at test paths); everything else is checked as shipped.
+    # stand-ins at test paths); everything else is checked as shipped. Its scripts
+    # are not installed here: host_checks (tests/unit/test_host_checks.py) says so.
     text = (REPO / "deploy/examples/failoverd.yaml").read_text()
     text = text.replace("/etc/failoverd/zk.secret", secret(tmp_path))
     text = text.replace("/var/lib/failoverd", str(state_dir(tmp_path.name, "example")))
-    code, text = check_report(write(tmp_path, text))
+    code, text = check_report(write(tmp_path, text), machine=False)
     assert code == 0, text
     assert "OK (cluster mail-east, node mail1, 1 peer, 2 fencing methods: ssh, command)" in text
 
@@ -505,6 +506,26 @@ def test_unknown_fencing_type_names_the_allowed_types(tmp_path: Path) -> None:
     assert "fencing[0].type: expected one of ssh, command, lease-wait, got 'stonith'" in problem
 
 
+@pytest.mark.parametrize("section", ["fencing", "resources"])
+def test_unknown_key_in_a_list_item_without_type_is_named_with_did_you_mean(
+    tmp_path: Path, section: str
+) -> None:
+    data = minimal()
+    data[section] = [{"tyype": "command", "timeout": "5s"}]
+    typo, missing = problems(tmp_path, data)
+    path = f"{tmp_path}/failoverd.yaml"
+    assert typo == f"{path}: {section}[0].tyype: unknown key 'tyype'; did you mean 'type'?"
+    assert missing.startswith(f"{path}: {section}[0].type: expected one of ")
+
+
+def test_keys_known_to_some_type_are_not_flagged_when_type_is_missing(tmp_path: Path) -> None:
+    # Without a type we cannot tell which keys belong; only keys no type knows are named.
+    data = minimal()
+    data["fencing"] = [{"argv": ["/bin/true"], "timeout": "5s"}]
+    (problem,) = problems(tmp_path, data)
+    assert problem.endswith("fencing[0].type: expected one of ssh, command, lease-wait, got None")
+
+
 def test_ssh_fencer_requires_user_key_and_known_hosts(tmp_path: Path) -> None:
     data = minimal()
     data["fencing"] = [{"type": "ssh"}]
@@ -601,6 +622,18 @@ def test_lease_wait_with_a_watchdog_section_that_enables_nothing_is_rejected(
     assert "fencing[0]: lease-wait is only valid when watchdog is configured" in problem
 
 
+def test_lease_wait_with_only_the_systemd_watchdog_is_rejected_by_check(tmp_path: Path) -> None:
+    # systemd's watchdog restarts the daemon; it stops neither Postfix nor the VIP of
+    # a frozen node, so waiting out its timeout proves nothing (issue 9, item 2).
+    data = minimal()
+    data["watchdog"] = {"systemd": True, "timeout": "10s"}
+    data["fencing"] = [{"type": "lease-wait"}]
+    code, text = check_report(write(tmp_path, data))
+    assert code == 2
+    assert f"{tmp_path}/failoverd.yaml: fencing[0]: lease-wait is only valid" in text
+    assert "watchdog.device" in text and "only restarts the daemon" in text
+
+
 def test_lease_wait_alone_with_a_watchdog_is_accepted_and_noted(tmp_path: Path) -> None:
     data = minimal()
     data["watchdog"] = {"device": "/dev/watchdog", "timeout": "10s"}
@@ -610,14 +643,14 @@ def test_lease_wait_alone_with_a_watchdog_is_accepted_and_noted(tmp_path: Path) 
     # 3s session + 10s watchdog + 0.75s margin.
     assert any(
         n.startswith("fencing[0]: the only fencing method; a takeover by lease-wait waits 13.75s")
-        and "safe only if every member runs a watchdog" in n
+        and "safe only if every member runs a watchdog device" in n
         for n in c.notes
     )
 
 
 def test_lease_wait_takes_no_options(tmp_path: Path) -> None:
     data = minimal()
-    data["watchdog"] = {"systemd": True}
+    data["watchdog"] = {"device": "/dev/watchdog"}
     data["fencing"] = [{"type": "lease-wait", "timeout": "5s"}]
     (problem,) = problems(tmp_path, data)
     assert "fencing[0].timeout: unknown key 'timeout'" in problem
@@ -625,7 +658,7 @@ def test_lease_wait_takes_no_options(tmp_path: Path) -> None:
 
 def test_methods_after_lease_wait_are_noted_as_unreachable(tmp_path: Path) -> None:
     data = minimal()
-    data["watchdog"] = {"systemd": True}
+    data["watchdog"] = {"device": "/dev/watchdog"}
     data["fencing"].insert(0, {"type": "lease-wait"})
     notes = load(tmp_path, data).notes
     assert "fencing[0]: lease-wait always succeeds, so the methods after it never run" in notes
@@ -705,6 +738,18 @@ def test_bad_metrics_listen_is_rejected(tmp_path: Path, listen: str) -> None:
     data["metrics"] = {"listen": listen}
     (problem,) = problems(tmp_path, data)
     assert "metrics.listen: expected host:port like 127.0.0.1:9468 or [::1]:9468" in problem
+
+
+@pytest.mark.parametrize("listen", [9468, "9468"])
+def test_a_bare_metrics_port_says_which_form_is_wanted(tmp_path: Path, listen: object) -> None:
+    data = minimal()
+    data["metrics"] = {"listen": listen}
+    (problem,) = problems(tmp_path, data)
+    assert problem == (
+        f"{tmp_path}/failoverd.yaml: metrics.listen: expected host:port like 127.0.0.1:9468 "
+        "or [::1]:9468, got the bare port 9468: write 127.0.0.1:9468 (this host only) "
+        "or 0.0.0.0:9468 (every address)"
+    )
 
 
 def test_log_format_and_level_are_checked(tmp_path: Path) -> None:
@@ -829,7 +874,7 @@ def test_check_report_summarises_a_valid_file_with_its_notes(tmp_path: Path) -> 
     data = checkable(tmp_path, minimal())
     data["fencing"].insert(0, ssh_fencer(tmp_path, verify_ports=[25]))
     path = write(tmp_path, data)
-    code, text = check_report(path)
+    code, text = check_report(path, machine=False)
     lines = text.splitlines()
     assert code == 0
     assert lines[0] == (

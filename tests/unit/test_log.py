@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 import structlog
 
 from failoverd.config import LogConfig
-from failoverd.log import HANDLER_NAME, configure_logging
+from failoverd.log import HANDLER_NAME, configure_logging, is_journal
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +127,84 @@ def test_bound_context_vars_are_merged():
         structlog.get_logger().info("resource_started", resource="vip")
     (event,) = lines(out)
     assert event["epoch"] == 9
+
+
+# -- journald priorities (sd-daemon(3)): only when stderr *is* the journal ----------
+
+
+def journal_file(tmp_path, monkeypatch: pytest.MonkeyPatch, matching: bool = True):
+    """A real file standing in for the journal's stream: systemd's JOURNAL_STREAM
+    names it by device:inode."""
+    stream = open(tmp_path / "journal", "w+")  # noqa: SIM115 - closed by the test
+    st = os.fstat(stream.fileno())
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + (0 if matching else 1)}")
+    return stream
+
+
+def written(stream) -> list[str]:
+    stream.flush()
+    stream.seek(0)
+    return stream.read().splitlines()
+
+
+def test_in_the_journal_each_line_starts_with_its_syslog_priority(tmp_path, monkeypatch):
+    stream = journal_file(tmp_path, monkeypatch)
+    configure_logging(LogConfig(level="debug"), "mail1", "mail-east", stream=stream)
+    log = structlog.get_logger()
+    log.critical("session_timeout_shortened")
+    log.error("fence_failed", target="mail2")
+    log.warning("fence_slow")
+    log.info("promoted", epoch=7)
+    log.debug("decided")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        log.exception("stop_failed")
+    logging.getLogger("kazoo.client").warning("Connection dropped")
+    out = written(stream)
+    prefixes = [line[:3] for line in out]
+    assert prefixes == ["<2>", "<3>", "<4>", "<6>", "<7>", "<3>", "<4>"]
+    # After the prefix the line is still the JSON event journalctl -o cat shows.
+    events = [json.loads(line[3:])["event"] for line in out]
+    assert events[1] == "fence_failed"
+    assert events[5] == "stop_failed"
+    assert events[6] == "Connection dropped"
+
+
+def test_console_format_in_the_journal_prefixes_every_line_of_a_traceback(tmp_path, monkeypatch):
+    stream = journal_file(tmp_path, monkeypatch)
+    configure_logging(LogConfig(format="console"), "mail1", "mail-east", stream=stream)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        structlog.get_logger().exception("stop_failed")
+    out = [line for line in written(stream) if line]
+    assert len(out) > 1  # the traceback spans lines: journald reads each as an entry
+    assert all(line.startswith("<3>") for line in out)
+
+
+def test_a_journal_stream_of_another_descriptor_leaves_lines_unchanged(tmp_path, monkeypatch):
+    # systemd sets JOURNAL_STREAM for the stream it connected; if stderr was
+    # redirected since (to a file here), a priority prefix would be garbage in it.
+    stream = journal_file(tmp_path, monkeypatch, matching=False)
+    configure_logging(LogConfig(), "mail1", "mail-east", stream=stream)
+    structlog.get_logger().error("fence_failed")
+    (line,) = written(stream)
+    assert json.loads(line)["event"] == "fence_failed"
+
+
+def test_without_journal_stream_lines_are_unchanged(tmp_path, monkeypatch):
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = open(tmp_path / "stderr", "w+")  # noqa: SIM115
+    configure_logging(LogConfig(), "mail1", "mail-east", stream=stream)
+    structlog.get_logger().error("fence_failed")
+    (line,) = written(stream)
+    assert json.loads(line)["event"] == "fence_failed"
+
+
+def test_malformed_journal_stream_is_not_the_journal(tmp_path, monkeypatch):
+    stream = open(tmp_path / "stderr", "w+")  # noqa: SIM115
+    monkeypatch.setenv("JOURNAL_STREAM", "garbage")
+    assert not is_journal(stream)
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")
+    assert not is_journal(io.StringIO())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from failoverd import systemd_dropin
 from failoverd.config import CommandResourceConfig, SystemdResourceConfig, VipResourceConfig
 from failoverd.resources import (
     CommandResource,
@@ -177,7 +178,7 @@ def systemctl(tmp_path: Path) -> Path:
         tmp_path / "bin" / "systemctl",
         f"""echo "$*" >> {d}.log
 case "$1" in
-  start|stop) if [ -e {d}-fail-$1 ]; then echo "Job for $2 failed." >&2; exit 1; fi ;;
+  start|stop|daemon-reload) if [ -e {d}-fail-$1 ]; then echo "Job for $2 failed." >&2; exit 1; fi ;;
   is-active) [ -e {d}-active-$3 ] || exit 3 ;;
 esac
 """,
@@ -196,21 +197,96 @@ def flag(systemctl: Path, name: str) -> Path:
 UNITS = SystemdResourceConfig(units=("postfix.service", "dovecot.service"), timeout=5.0)
 
 
-def test_systemd_starts_in_order_and_stops_in_reverse(systemctl: Path) -> None:
+@pytest.fixture
+def unit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Stands in for /run/systemd/system (no systemd as PID 1 here), also for the
+    resources build_resource makes."""
+    d = tmp_path / "run-systemd-system"
+    monkeypatch.setattr(systemd_dropin, "RUNTIME_UNIT_DIR", d)
+    return d
+
+
+def test_systemd_starts_in_order_and_stops_in_reverse(systemctl: Path, unit_dir: Path) -> None:
     res = SystemdResource(UNITS, systemctl=str(systemctl))
     assert res.name == "systemd postfix.service dovecot.service"
     res.start(ENV)
     res.stop(ENV)
     assert calls(systemctl) == [
+        "daemon-reload",
         "start postfix.service dovecot.service",
         "stop dovecot.service postfix.service",
     ]
 
 
-def test_systemd_default_systemctl_is_found_on_path(systemctl: Path) -> None:
+def test_systemd_units_get_the_epoch_through_a_drop_in_written_before_the_start(
+    tmp_path: Path, unit_dir: Path
+) -> None:
+    # The fake systemctl copies each drop-in as it exists when it is called.
+    log = tmp_path / "calls.log"
+    fake = script(
+        tmp_path / "bin" / "systemctl",
+        f"""echo "$*" >> {log}
+for f in {unit_dir}/*.d/50-failoverd.conf; do
+  [ -e "$f" ] && {{ echo "--- $f"; cat "$f"; }} >> {log}
+done
+exit 0
+""",
+    )
+    env = {"FAILOVERD_CLUSTER": "mail-east", "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "7"}
+    res = SystemdResource(UNITS, systemctl=str(fake), unit_dir=unit_dir)
+    res.start(env)
+    dropin = (
+        "# Written by failoverd before it starts this unit; removed when it stops it.\n"
+        "[Service]\n"
+        'Environment="FAILOVERD_CLUSTER=mail-east" "FAILOVERD_NODE=mail1" "FAILOVERD_EPOCH=7"\n'
+    )
+    for unit in UNITS.units:
+        assert (unit_dir / f"{unit}.d" / "50-failoverd.conf").read_text() == dropin
+    seen = log.read_text()
+    # Both drop-ins exist at daemon-reload, which comes before the start.
+    reload_part, start_part = seen.split("start postfix.service dovecot.service\n")
+    assert reload_part.startswith("daemon-reload\n")
+    assert reload_part.count("FAILOVERD_EPOCH=7") == 2
+    res.stop(env)
+    assert not list(unit_dir.glob("*.d/50-failoverd.conf")), "stop leaves the drop-ins"
+    assert "stop dovecot.service postfix.service" in log.read_text().splitlines()
+
+
+def test_systemd_dropin_quotes_what_systemd_would_expand_or_split() -> None:
+    text = systemd_dropin.dropin_text(
+        {"FAILOVERD_CLUSTER": 'a b"%\\', "FAILOVERD_NODE": "n", "FAILOVERD_EPOCH": ""}
+    )
+    line = text.splitlines()[-1]
+    assert line == (
+        'Environment="FAILOVERD_CLUSTER=a b\\"%%\\\\" "FAILOVERD_NODE=n" "FAILOVERD_EPOCH="'
+    )
+    with pytest.raises(ValueError):
+        systemd_dropin.dropin_text({"FAILOVERD_NODE": "a\nExecStart=/bin/evil"})
+
+
+def test_systemd_start_fails_without_running_systemctl_when_the_drop_in_cannot_be_written(
+    systemctl: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")  # the unit directory cannot be created under a file
+    res = SystemdResource(UNITS, systemctl=str(systemctl), unit_dir=blocked)
+    with pytest.raises(ResourceError, match="cannot write the FAILOVERD_\\* drop-in"):
+        res.start(ENV)
+    assert calls(systemctl) == []
+
+
+def test_systemd_start_fails_when_daemon_reload_fails(systemctl: Path, unit_dir: Path) -> None:
+    flag(systemctl, "fail-daemon-reload").touch()
+    with pytest.raises(ResourceError, match="daemon-reload"):
+        SystemdResource(UNITS, systemctl=str(systemctl)).start(ENV)
+    assert calls(systemctl) == ["daemon-reload"]
+
+
+def test_systemd_default_systemctl_is_found_on_path(systemctl: Path, unit_dir: Path) -> None:
     res = build_resource(UNITS)
     res.start({**ENV, "PATH": f"{systemctl.parent}:{os.environ['PATH']}"})
-    assert calls(systemctl) == ["start postfix.service dovecot.service"]
+    assert calls(systemctl) == ["daemon-reload", "start postfix.service dovecot.service"]
+    assert (unit_dir / "postfix.service.d" / "50-failoverd.conf").exists()
 
 
 def test_systemd_is_running_only_when_every_unit_is_active(systemctl: Path) -> None:
@@ -223,13 +299,15 @@ def test_systemd_is_running_only_when_every_unit_is_active(systemctl: Path) -> N
     assert "is-active --quiet postfix.service" in calls(systemctl)
 
 
-def test_systemd_failed_start_raises_with_stderr(systemctl: Path) -> None:
+def test_systemd_failed_start_raises_with_stderr(systemctl: Path, unit_dir: Path) -> None:
     flag(systemctl, "fail-start").touch()
     with pytest.raises(ResourceError, match="exited with 1: Job for postfix.service failed"):
         SystemdResource(UNITS, systemctl=str(systemctl)).start(ENV)
 
 
-def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(systemctl: Path) -> None:
+def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(
+    systemctl: Path, unit_dir: Path
+) -> None:
     flag(systemctl, "fail-stop").touch()  # e.g. "Unit not loaded"
     res = SystemdResource(UNITS, systemctl=str(systemctl))
     res.stop(ENV)
