@@ -7,6 +7,7 @@
     python -m chaos check RUN_DIR            re-judge a recorded repetition
     python -m chaos cleanup [--force]        remove leftovers of crashed runs
     python -m chaos power-off --lab RUN NODE the lab's power switch (a fencing command)
+    python -m chaos power-status --lab RUN NODE  its status action (the fencer's check_argv)
 
 Exit codes: 0 every run passed (or the command worked), 1 a run failed or the
 power switch refused, 2 usage errors or missing privileges.
@@ -161,6 +162,21 @@ def cmd_power_off(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_power_status(args: argparse.Namespace) -> int:
+    """The power switch's status action (the power fencer's check_argv): exit 0 while
+    the switch could power NODE off. Fence readiness runs it every check_interval."""
+    from chaos.lab import MAIL_HOSTS
+
+    if args.node not in MAIL_HOSTS:
+        print(f"power-status: no such node {args.node!r}", file=sys.stderr)
+        return 1
+    if (args.lab.resolve() / "flags" / "power-disabled").exists():
+        print("power-status: power switch unreachable (scenario fault)", file=sys.stderr)
+        return 1
+    print(f"power-status: switch reachable, outlet of {args.node} controllable")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["bench"]:  # the benchmark has its own options (python -m chaos bench -h)
@@ -208,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     po.add_argument("--lab", required=True, type=Path, help="the repetition's folder")
     po.add_argument("node")
     po.set_defaults(fn=cmd_power_off)
+    ps = sub.add_parser("power-status", help="the power switch's status (fence readiness)")
+    ps.add_argument("--lab", required=True, type=Path, help="the repetition's folder")
+    ps.add_argument("node")
+    ps.set_defaults(fn=cmd_power_status)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))

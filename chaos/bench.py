@@ -57,8 +57,13 @@ LAB_CASES = (
     CaseSpec("crash", "failoverd", "daemon + service crash, ssh fencing", "unplanned", 2),
     CaseSpec("power-off", "failoverd", "power-off, power fencing", "unplanned", 2),
     CaseSpec("cut-zookeeper", "failoverd", "active cut from ZooKeeper", "unplanned", 2),
+    CaseSpec("isolate", "failoverd", "isolated active (all its traffic dropped)", "unplanned", 1),
+    CaseSpec(
+        "zk-minority", "failoverd", "active with its ZooKeeper server in a minority", "unplanned", 1
+    ),
     CaseSpec("kill-daemon", "failoverd", "daemon crash, service keeps running", "unplanned", 1),
     CaseSpec("switchover", "failoverd", "planned switchover (`switchover --to`)", "planned", 3),
+    CaseSpec("switchover-any", "failoverd", "planned switchover (`switchover`)", "planned", 2),
     CaseSpec("cut-peer-link", "failoverd", "link mail1–mail2 cut", "no-failover", 1),
     CaseSpec("ka-crash", "keepalived", "keepalived + service crash", "unplanned", 2),
     CaseSpec(

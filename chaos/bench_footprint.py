@@ -4,8 +4,9 @@ Two real daemons (`mail1` priority 0, `mail2`) on a three-server loopback
 ensemble, configured like a production node: a toy SMTP service as the
 `command` resource, an `smtp` health check on it (judged on the active) and a
 `command` check (`/bin/true`, like a spool check, judged everywhere) every
-second, the local fencer (chaos/localfence.py runs the target's fence-self),
-and `metrics.listen`.
+second, ssh fencing to the peer's own loopback sshd (chaos/loopsshd.py), probed
+by fence readiness every check_interval, then the local fencer
+(chaos/localfence.py runs the target's fence-self), and `metrics.listen`.
 
 Measured over an idle window (after start-up has settled):
 * RSS (VmRSS) and CPU share (utime+stime over the window, percent of one core)
@@ -48,6 +49,8 @@ from chaos.bench_common import (
     start_ensemble,
     wait_until,
 )
+from chaos.loopsshd import LoopSshd
+from chaos.nodes import keygen
 from chaos.zookeeper import Ensemble, four_letter, free_port
 from failoverd.znodes import LockData, MemberStatus, ZnodeError
 
@@ -65,6 +68,13 @@ class Footprint:
         self.metric_ports = {n: free_port() for n in NODES}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.zk: KazooClient | None = None
+        # Each node's sshd, which its peer fences it through (and probes every
+        # check_interval: fence readiness is part of the idle footprint).
+        self.sshds = {
+            n: LoopSshd(workdir / n / "sshd", workdir / n / "failoverd.yaml", "") for n in NODES
+        }
+        for sshd in self.sshds.values():
+            sshd.port = free_port()
 
     @property
     def ens(self) -> Ensemble:
@@ -76,6 +86,7 @@ class Footprint:
 
     def config(self, node: str, priority: int) -> dict[str, Any]:
         svc = ["--dir", str(self.svc), "--port", str(self.svc_ports[node])]
+        peer = next(p for p in NODES if p != node)
         return {
             "cluster": CLUSTER,
             "node": {
@@ -110,10 +121,19 @@ class Footprint:
             ],
             "fencing": [
                 {
+                    "type": "ssh",
+                    "user": "root",
+                    "key_file": str(self.workdir / "fence_key"),
+                    "known_hosts": str(self.workdir / node / "known_hosts"),
+                    "port": self.sshds[peer].port,
+                    "timeout": "3s",
+                    "verify_ports": [self.svc_ports[peer]],
+                },
+                {
                     "type": "command",
                     "argv": [sys.executable, "-m", "chaos.localfence", str(self.workdir), "{node}"],
                     "timeout": "10s",
-                }
+                },
             ],
             "metrics": {"listen": f"127.0.0.1:{self.metric_ports[node]}"},
             "log": {"format": "json", "level": "info"},
@@ -123,6 +143,13 @@ class Footprint:
         self.ensemble = start_ensemble(self.workdir)
         self.credential = write_credential(self.workdir / "zk.secret")
         self.svc.mkdir(parents=True, exist_ok=True)
+        fence_pub = keygen(self.workdir / "fence_key", "failoverd-fence@footprint")
+        for node, sshd in self.sshds.items():
+            sshd.fence_pub = fence_pub
+            host_line = sshd.start()
+            peer = next(p for p in NODES if p != node)
+            (self.workdir / peer).mkdir(parents=True, exist_ok=True)
+            (self.workdir / peer / "known_hosts").write_text(host_line + "\n")
         for prio, node in enumerate(NODES):
             (self.workdir / node).mkdir(parents=True, exist_ok=True)
             path = self.workdir / node / "failoverd.yaml"
@@ -177,6 +204,8 @@ class Footprint:
         zk_ports = {s.client_port for s in self.ens.servers}
         pids = {n: p.pid for n, p in self.procs.items()}
         conns = {n: ports_of(pid, zk_ports) for n, pid in pids.items()}
+        sshd_pids = {n: x.proc.pid for n, x in self.sshds.items() if x.proc is not None}
+        sshd0 = {n: sample(pid) for n, pid in sshd_pids.items()}
         first = {n: sample(pid) for n, pid in pids.items()}
         req0 = {n: self.zk_requests(n) for n in NODES}
         pk0 = self.server_packets()
@@ -188,6 +217,7 @@ class Footprint:
                     peak[n] = max(peak[n], s.rss_kb)
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         last = {n: sample(pid) for n, pid in pids.items()}
+        sshd1 = {n: sample(pid) for n, pid in sshd_pids.items()}
         req1 = {n: self.zk_requests(n) for n in NODES}
         pk1 = self.server_packets()
         out: dict[str, Any] = {}
@@ -212,6 +242,9 @@ class Footprint:
                 "zk_packets_in_per_s": round(sum(x for x, _ in pkts) / dt, 2) if pkts else None,
                 "zk_packets_out_per_s": round(sum(y for _, y in pkts) / dt, 2) if pkts else None,
                 "window_s": round(dt, 1),
+                # What the peer's readiness probes cost on this node: its sshd's
+                # sessions (sshd, the forced fence-self --dry-run), reaped by sshd.
+                "probed_cpu_pct": _children_pct(sshd0.get(n), sshd1.get(n)),
             }
         return out
 
@@ -242,6 +275,8 @@ class Footprint:
 
     def stop(self) -> None:
         reap(list(self.procs.values()))
+        for sshd in self.sshds.values():
+            sshd.stop()
         for n in NODES:
             subprocess.run(
                 [*self.toy("stop", n), "--dir", str(self.svc)], capture_output=True, check=False
@@ -252,6 +287,12 @@ class Footprint:
                 self.zk.close()
         if self.ensemble is not None:
             self.ensemble.stop()
+
+
+def _children_pct(a: ProcSample | None, b: ProcSample | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(100 * (b.children_cpu - a.children_cpu) / max(1e-9, b.t - a.t), 3)
 
 
 def run_footprint(workdir: Path, window: float, session_timeout: float = 2.0) -> dict[str, Any]:

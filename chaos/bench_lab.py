@@ -38,9 +38,10 @@ from chaos.store import append_event
 LAB_T = float(SESSION_TIMEOUT.rstrip("s"))  # the lab's ZooKeeper session timeout
 START_TIMEOUT = 45.0
 WARMUP = 2.0
-# After a switchover the old active backs off for switchover.timeout (10 s in the
-# lab): a switchover back to it before then would find it refusing to contend.
-SWITCHOVER_SPACING = 10.5
+# The old active's switchover back-off ends once the target holds the lease
+# (failoverd/switchover.py), so switchovers may follow each other at once; a
+# second lets the client see the new active before the next one.
+SWITCHOVER_SPACING = 1.0
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -89,6 +90,16 @@ def switchover_to_standby(c: Cluster, node: str) -> nemesis.Heal:
     return nemesis.nothing
 
 
+def switchover_untargeted(c: Cluster, node: str) -> nemesis.Heal:
+    """`failoverctl switchover` without --to: failoverctl picks the standby."""
+    p = c.nodes[node].ctl("switchover")
+    out = (p.stdout + p.stderr)[-400:]
+    c.lab.record("switchover_requested", node=node, to=None, exit=p.returncode, output=out)
+    if p.returncode != 0:
+        raise RuntimeError(f"failoverctl switchover exited {p.returncode}: {out.strip()}")
+    return nemesis.nothing
+
+
 @dataclass(frozen=True)
 class Plan:
     """How one repetition of a case goes."""
@@ -103,7 +114,10 @@ PLANS: dict[str, Plan] = {
     "crash": Plan(crash, True, 25.0),
     "power-off": Plan(nemesis.power_off, True, 30.0),
     "cut-zookeeper": Plan(nemesis.cut_from_zookeeper, True, 25.0),
+    "isolate": Plan(nemesis.isolate, True, 25.0),
+    "zk-minority": Plan(nemesis.zk_minority, True, 25.0),
     "switchover": Plan(switchover_to_standby, True, 20.0, SWITCHOVER_SPACING),
+    "switchover-any": Plan(switchover_untargeted, True, 20.0, SWITCHOVER_SPACING),
     "kill-daemon": Plan(nemesis.kill_daemon, True, 25.0),
     "cut-peer-link": Plan(lambda c, _n: nemesis.cut_peer_link(c), False, 8.0),
 }

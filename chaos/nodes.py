@@ -41,7 +41,12 @@ UsePAM no
 StrictModes no
 MaxStartups 50
 LogLevel VERBOSE
+SetEnv SHLVL=1
 """
+# SetEnv SHLVL=1: the lab fences as root, whose login shell (bash) runs ~/.bashrc for
+# a command sent over ssh, and root's .bashrc on this machine runs `pyenv init`
+# (~90 ms of CPU per login, measured). A production fence user has no such rc file;
+# bash skips it when SHLVL says it is not the first shell.
 
 
 def installed(script: str) -> str:
@@ -148,6 +153,15 @@ class MailNode:
                         "-m",
                         "chaos",
                         "power-off",
+                        "--lab",
+                        str(run),
+                        "{node}",
+                    ],
+                    "check_argv": [
+                        sys.executable,
+                        "-m",
+                        "chaos",
+                        "power-status",
                         "--lab",
                         str(run),
                         "{node}",

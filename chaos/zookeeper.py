@@ -117,6 +117,10 @@ class ZooKeeperServer:
             "maxClientCnxns=0",
             # Snapshots and logs of a test server are throw-away.
             "forceSync=no",
+            # See deploy/zookeeper/zoo.cfg: the election's notification back-off
+            # otherwise grows to 60 s over repeated partitions, and the lab's
+            # minority case waited up to 25 s for two live servers to elect.
+            "fastleader.maxNotificationInterval=1000",
             *self.extra_config,
         ]
         if self.peers:

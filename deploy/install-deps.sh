@@ -20,9 +20,10 @@ venv=${FAILOVERD_VENV:-/opt/failoverd}
 
 # keepalived is only the benchmark's baseline (python -m chaos bench). postfix,
 # dovecot-imapd, resource-agents and e2fsprogs are the lab's real mail node.
+# haproxy runs the README's `option httpchk GET /active` example in a test.
 debs=(python3 python3-venv zookeeper openssh-server openssh-client iptables nftables iproute2
       netcat-openbsd arping procps psmisc keepalived postfix dovecot-imapd resource-agents
-      e2fsprogs util-linux swaks)
+      e2fsprogs util-linux swaks curl haproxy)
 missing=()
 for p in "${debs[@]}"; do
     dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")

@@ -1,13 +1,15 @@
 """`failoverctl`: the operator's view and controls (DESIGN.md §6). Talks to ZooKeeper
 only, with the node's own config file.
 
-Exit codes: 0 success (status: one healthy active), 1 refused/failed/degraded,
-2 usage or config error.
+Exit codes (DESIGN.md §9): 0 success (status: one healthy active and a standby that
+could take over), 1 refused/failed/degraded, 2 usage or config error, 3 ZooKeeper
+unreachable (state unknown; the Nagios convention for "unknown").
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 import uuid
@@ -17,6 +19,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import click
+import structlog
 from kazoo.exceptions import KazooException, NoNodeError
 
 from failoverd import __version__, zkacl
@@ -24,6 +27,7 @@ from failoverd.backup import register as register_backup_commands
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.coordination import CoordinationError, Coordinator
 from failoverd.operator_identity import operator_name, read_operator_credential
+from failoverd.switchover import pick_target
 from failoverd.terminal import printable
 from failoverd.znodes import Control, MemberStatus, Request, now_iso
 
@@ -37,7 +41,45 @@ class Refused(click.ClickException):
     exit_code = 1
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Unreachable(click.ClickException):
+    """ZooKeeper cannot be reached, so the cluster's state is unknown: exit 3, one line."""
+
+    exit_code = 3
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"failoverctl: UNKNOWN: {self.message}", err=True)
+
+
+DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
+
+
+def _config_after_subcommand(
+    ctx: click.Context, _param: click.Parameter, value: str | None
+) -> None:
+    if value is not None:
+        ctx.obj = value
+
+
+# `failoverctl status -c FILE` as well as `failoverctl -c FILE status`.
+_SUB_CONFIG = click.Option(
+    ["-c", "--config"],
+    default=None,
+    expose_value=False,
+    callback=_config_after_subcommand,
+    help="the node's failoverd config file (also accepted before the command)",
+)
+
+
+class _Commands(click.Group):
+    """Every subcommand accepts -c/--config after its name too."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("-c" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(_SUB_CONFIG)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     __version__, "--version", prog_name="failoverctl", message="%(prog)s %(version)s"
 )
@@ -45,9 +87,10 @@ class Refused(click.ClickException):
     "-c",
     "--config",
     "config_path",
-    default="/etc/failoverd/failoverd.yaml",
+    envvar="FAILOVERD_CONFIG",
+    default=DEFAULT_CONFIG,
     show_default=True,
-    help="the node's failoverd config file",
+    help="the node's failoverd config file (env FAILOVERD_CONFIG)",
 )
 @click.option(
     "--credential",
@@ -60,6 +103,7 @@ class Refused(click.ClickException):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
     """Inspect and steer a failoverd cluster."""
+    log_to_stderr()
     ctx.obj = config_path
     ctx.meta["credential_path"] = credential_path
 
@@ -88,17 +132,40 @@ def _operator(ctx: click.Context) -> tuple[str | None, str]:
 
 @contextmanager
 def _zk(config: Config, credential: str | None = None) -> Iterator[Coordinator]:
+    quiet_kazoo()
     coord = Coordinator(config, credential=credential)
     try:
         coord.start(timeout=CONNECT_TIMEOUT)
     except CoordinationError as e:
-        raise Refused(str(e)) from None
+        raise Unreachable(str(e)) from None
     try:
         yield coord
     except CoordinationError as e:
         raise Refused(str(e)) from None
     finally:
         coord.close()
+
+
+def log_to_stderr() -> None:
+    """failoverd's own warnings met while reading (e.g. lock_unreadable) go to stderr,
+    one line each: stdout carries only the answer, which scripts parse (`--json`).
+    structlog's default would print them to stdout."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def quiet_kazoo() -> None:
+    """kazoo logs every failed connection attempt; the CLI says it once, in one line."""
+    kazoo_log = logging.getLogger("kazoo")
+    kazoo_log.addHandler(logging.NullHandler())
+    kazoo_log.propagate = False
 
 
 def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
@@ -118,6 +185,7 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
                 "healthy": bool(m and m.healthy),
                 "epoch": m.epoch if m else None,
                 "connected": name in members,
+                **_eligibility_fields(name, m, members),
             }
         )
     active = None
@@ -128,19 +196,48 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
             "since": crumb.since,
             "clean": crumb.clean,
         }
-    return {
+    status = {
         "cluster": config.cluster,
         "lease_holder": holder if holder else None,
         "active": active,
         "maintenance": control.maintenance,
         "members": rows,
     }
+    ok, sentence = verdict(status, lock_unreadable=holder == "")
+    status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
+    return status
 
 
-def verdict(status: dict[str, Any]) -> tuple[bool, str]:
-    """(healthy cluster?, one sentence)."""
+def _eligibility_fields(
+    name: str, m: MemberStatus | None, members: dict[str, MemberStatus | None]
+) -> dict[str, Any]:
+    """What a member publishes about its own eligibility (failoverd.eligibility)."""
+    if name not in members:
+        why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
+        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+    if m is None:
+        why = "its member znode is unreadable"
+        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+    fence_ready = getattr(m, "fence_ready", None)
+    return {
+        "eligible": m.eligible,
+        "why": "" if m.eligible else (m.why or "not eligible (no reason given)"),
+        "version": m.version,
+        "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
+    }
+
+
+UNREADABLE_LOCK = "the lock znode is unreadable: who holds the lease is unknown"
+
+
+def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool, str]:
+    """(healthy cluster?, one sentence). `lock_unreadable`: the lock znode exists but
+    its content is garbage, so a session holds the lease but nobody can say whose
+    (`lease_holder` is then null, as the contract has no other way to say it)."""
     holder = status["lease_holder"]
     rows = {r["node"]: r for r in status["members"]}
+    if lock_unreadable:
+        return False, UNREADABLE_LOCK
     if status["maintenance"]:
         return False, "maintenance mode is on: no automatic failover"
     if holder is None:
@@ -150,11 +247,15 @@ def verdict(status: dict[str, Any]) -> tuple[bool, str]:
         return False, f"{holder} holds the lease but is not (yet) active"
     if not h["healthy"]:
         return False, f"the active {holder} fails its health checks"
-    standbys = [r for r in rows.values() if r["node"] != holder]
-    bad = [r["node"] for r in standbys if not (r["connected"] and r["healthy"])]
-    if bad:
-        return False, f"standby not ready: {', '.join(bad)} (failover would not be possible)"
-    return True, f"one healthy active ({holder}), {len(standbys)} healthy standby"
+    others = [r for r in rows.values() if r["node"] != holder]
+    ready = [r["node"] for r in others if r["eligible"] and r["role"] == "standby"]
+    not_ready = "; ".join(f"{r['node']}: {r['why']}" for r in others if r["node"] not in ready)
+    if not ready:
+        return False, (
+            f"no standby could take over, failover would not be possible ({not_ready or 'none'})"
+        )
+    tail = f"; not eligible: {not_ready}" if not_ready else ""
+    return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
 
 
 @cli.command()
@@ -165,11 +266,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
     config = _config(ctx)
     credential, _ = _operator(ctx)
     with _zk(config, credential) as coord:
-        st = gather_status(config, coord)
-        members = coord.read_members(CALL_TIMEOUT)
-        recent = coord.read_history(5, CALL_TIMEOUT)
-        control, _ = coord.read_control(CALL_TIMEOUT)
-    ok, sentence = verdict(st)
+        try:
+            st = gather_status(config, coord)
+            members = coord.read_members(CALL_TIMEOUT)
+            recent = coord.read_history(5, CALL_TIMEOUT)
+            control, _ = coord.read_control(CALL_TIMEOUT)
+        except CoordinationError as e:
+            # Connected, then lost it mid-read: the state is just as unknown.
+            raise Unreachable(str(e)) from None
+    ok = st["verdict"].startswith("healthy:")
+    sentence = st["verdict"].split(": ", 1)[1]
     if as_json:
         click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
@@ -185,9 +291,10 @@ def _print_table(
     control: Control,
 ) -> None:
     active = st["active"]
+    holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
     maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
     click.echo(
-        f"cluster {st['cluster']}   lease holder: {printable(st['lease_holder'] or '-')}   "
+        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
         f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
     )
     if control.maintenance and control.maintenance_by:
@@ -195,7 +302,10 @@ def _print_table(
         why = control.maintenance_reason or "no reason given"
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
         click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
-    header = ("NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "SINCE", "LAST TRANSITION")
+    header = (
+        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
+        "LAST TRANSITION",
+    )  # fmt: skip
     rows = [header]
     for r in st["members"]:
         m = members.get(r["node"])
@@ -206,6 +316,9 @@ def _print_table(
                 "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
+                "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
+                _fence_column(r.get("fence_ready") or {}),
+                printable(r["version"]) or "-",
                 printable(m.since) if m else "-",
                 printable(m.reason) if m else "-",
             )
@@ -215,11 +328,19 @@ def _print_table(
         click.echo(
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
         )
+    for r in st["members"]:
+        if not r["eligible"] and r["role"] != "active":
+            click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
     click.echo(f"verdict: {sentence}")
     if recent:
         click.echo("recent transitions:")
         for e in recent:
             click.echo(f"  {_history_line(e)}" if e else "  (unreadable entry)")
+
+
+def _fence_column(ready: dict[str, bool]) -> str:
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
+    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
 
 
 @cli.command()
@@ -339,12 +460,12 @@ def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
                 raise Refused(f"refused: {to} fails its health checks")
             if r["role"] != "standby":
                 raise Refused(f"refused: {to} is {r['role']}, not standby")
-        elif not any(
-            r["connected"] and r["healthy"] and r["role"] == "standby"
-            for n, r in rows.items()
-            if n != old
-        ):
-            raise Refused("refused: no healthy, connected standby to hand over to")
+        else:
+            # Name the best standby in the request: it then contends the moment the
+            # lease is free instead of every standby waiting out its priority delay.
+            to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
+            if to is None:
+                raise Refused("refused: no healthy, connected standby to hand over to")
         timeout = config.switchover.timeout
         started = time.monotonic()
         req = _post_request(coord, "switchover", to, timeout, who, reason)

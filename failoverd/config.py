@@ -139,6 +139,11 @@ class SshFencerConfig:
     known_hosts: str
     port: int = 22
     timeout: float = 5.0
+    # Bounds the TCP connect, separately from `timeout` (the whole fence):
+    # see _ssh_connect_timeout for the default.
+    connect_timeout: float = 0.5
+    # Fence readiness probe period (failoverd/readiness.py); see _CHECK_INTERVAL_RANGE.
+    check_interval: float = 30.0
     # Ports on the target that must refuse connections after the fence. Empty in
     # the file means: the ports of this node's smtp/imap/tcp health checks.
     verify_ports: tuple[int, ...] = ()
@@ -149,6 +154,10 @@ class SshFencerConfig:
 class CommandFencerConfig:
     argv: tuple[str, ...]  # "{node}" is replaced by the target's name
     timeout: float = 20.0
+    # The power fencer's status action (IPMI "power status", a PDU's outlet state),
+    # run by fence readiness every check_interval; exit 0 = this method would work.
+    check_argv: tuple[str, ...] | None = None
+    check_interval: float = 30.0
     type: Literal["command"] = "command"
 
 
@@ -192,6 +201,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class HookConfig:
+    """A program run after a transition (failoverd.hooks): `on` lists its events."""
+
+    on: tuple[str, ...]
+    argv: tuple[str, ...]
+    timeout: float = 10.0
+
+
+# The events a hook may subscribe to (DESIGN.md §9).
+HOOK_EVENTS = (
+    "promoted", "demoted", "fenced", "fence_failed", "stop_failed", "flap_limit",
+    "fence_path_lost",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     cluster: str
@@ -206,6 +231,7 @@ class Config:
     flap: FlapConfig = field(default_factory=FlapConfig)
     metrics: MetricsConfig | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    hooks: tuple[HookConfig, ...] = ()
     # Advisory findings of the timing budget (e.g. resources' stop time exceeds
     # the lease margin, so safety rests on fencing); printed by --check.
     notes: tuple[str, ...] = ()
@@ -462,6 +488,7 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
 
 # The keys each section and each ``type`` of list item may have.
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
+_TOP += " hooks"
 _NODE = "name address priority priority_delay state_dir"
 _ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
 _NET_CHECK = "host port timeout scope"
@@ -479,8 +506,8 @@ _RESOURCES = {
     "command": "start stop status timeout",
 }
 _FENCERS = {
-    "ssh": "user key_file known_hosts port timeout verify_ports",
-    "command": "argv timeout",
+    "ssh": "user key_file known_hosts port timeout connect_timeout check_interval verify_ports",
+    "command": "argv timeout check_argv check_interval",
     "lease-wait": "",
 }
 
@@ -671,7 +698,12 @@ def _fencer(
         return _ssh_fencer(s, health)
     if kind == "command":
         timeout = s.duration("timeout", CommandFencerConfig.timeout)
-        return CommandFencerConfig(argv=s.argv("argv") or (), timeout=timeout)
+        return CommandFencerConfig(
+            argv=s.argv("argv") or (),
+            timeout=timeout,
+            check_argv=s.argv("check_argv", required=False),
+            check_interval=_check_interval(s, CommandFencerConfig.check_interval),
+        )
     _lease_wait_needs_a_device(s, watchdog)
     return LeaseWaitFencerConfig()
 
@@ -707,14 +739,51 @@ def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
     if not ports:
         msg = "no ports to verify: a fence is trusted on the remote command's exit status alone"
         s.found.note(s.key("verify_ports"), msg)
+    timeout = s.duration("timeout", SshFencerConfig.timeout)
     return SshFencerConfig(
         user=s.text("user"),
         key_file=key_file,
         known_hosts=known_hosts,
         port=s.integer("port", SshFencerConfig.port, 1, 65535),
-        timeout=s.duration("timeout", SshFencerConfig.timeout),
+        timeout=timeout,
+        connect_timeout=_ssh_connect_timeout(s, timeout),
+        check_interval=_check_interval(s, SshFencerConfig.check_interval),
         verify_ports=ports,
     )
+
+
+# Fence readiness probes each method every check_interval, default 30 s: a broken
+# path shows within 30 s, long before anyone could act on it, while one ssh probe
+# (login plus the peer's fence-self --dry-run: ~10 ms of CPU here and ~70 ms on the
+# peer, measured) every 30 s costs the pair about 0.25 % of a core. Shorter than 2 s
+# would spend more CPU on probing than the daemon spends on everything else; longer
+# than 10 minutes leaves a broken path unnoticed for too long to be useful.
+_CHECK_INTERVAL_RANGE = (2.0, 600.0)
+
+
+def _check_interval(s: _Section, default: float) -> float:
+    interval = s.duration("check_interval", default)
+    low, high = _CHECK_INTERVAL_RANGE
+    if s.has("check_interval") and not low <= interval <= high:
+        s.found.problem(
+            s.key("check_interval"), f"must be {_s(low)} to {_s(high)}, got {_s(interval)}"
+        )
+    return interval
+
+
+def _ssh_connect_timeout(s: _Section, timeout: float) -> float:
+    """The default, 0.5 s. On a LAN the peer's kernel answers a TCP connect within a
+    millisecond, even while its userland is overloaded (the SSH banner that follows
+    gets the whole timeout). Linux resends a lost SYN only after 1 s, so no value
+    below 1 s survives a lost SYN and 1 s barely does: 0.5 s is as tolerant as 1 s
+    and still 500 round trips long. A peer silent that long is powered off or cut
+    off, and waiting longer only delays the next, stronger method. Giving up early is
+    always safe: the chain moves on to that method, it never skips fencing."""
+    connect = s.duration("connect_timeout", SshFencerConfig.connect_timeout)
+    if s.has("connect_timeout") and connect > timeout:
+        msg = f"{_s(connect)} is longer than timeout ({_s(timeout)}), which bounds the whole fence"
+        s.found.problem(s.key("connect_timeout"), msg)
+    return min(connect, timeout)
 
 
 def _watchdog(root: _Section) -> WatchdogConfig | None:
@@ -750,6 +819,35 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     if listen and not 1 <= port <= 65535:
         s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
+
+
+def _hooks(root: _Section) -> tuple[HookConfig, ...]:
+    """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
+    hooks = []
+    for at, item in root.items("hooks"):
+        s = _Section(root.found, at, item, "on argv timeout")
+        if not isinstance(item, Mapping):
+            continue
+        events: list[str] = []
+        on = item.get("on")
+        if not isinstance(on, list) or not on:
+            wanted = f"expected a non-empty list of events ({', '.join(HOOK_EVENTS)})"
+            s.found.problem(s.key("on"), f"{wanted}, got {on!r}")
+        else:
+            for i, event in enumerate(on):
+                if event in HOOK_EVENTS:
+                    events.append(event)
+                else:
+                    close = difflib.get_close_matches(str(event), HOOK_EVENTS, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    s.found.problem(
+                        f"{s.key('on')}[{i}]",
+                        f"unknown event {event!r}{hint} (known: {', '.join(HOOK_EVENTS)})",
+                    )
+        argv = s.argv("argv") or ()
+        timeout = s.duration("timeout", HookConfig.timeout)
+        hooks.append(HookConfig(on=tuple(events), argv=argv, timeout=timeout))
+    return tuple(hooks)
 
 
 def _log(s: _Section) -> LogConfig:
@@ -805,6 +903,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: _Findings) -> Config:
         ),
         metrics=_metrics(root),
         log=_log(root.section("log", "format level")),
+        hooks=_hooks(root),
     )
 
 

@@ -23,11 +23,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from failoverd import __version__, notify, session_checks
+from failoverd import __version__, hooks, notify, session_checks
+from failoverd.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
 from failoverd.config import Config
 from failoverd.coordination import CoordinationError, Coordinator, LeaseKeeper
 from failoverd.decision import (
@@ -36,23 +38,27 @@ from failoverd.decision import (
     Observation,
     Role,
     decide,
-    may_start_resource,
-    next_epoch,
-    plan_fencing,
     priority_wait,
 )
-from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
+from failoverd.eligibility import Eligibility, eligibility, wall_deadline
+from failoverd.endpoints import NodeView, StatusServer, loop_stale_after
+from failoverd.fencing import build_fence_chain
 from failoverd.health import HealthMonitor
-from failoverd.lease import LocalLease
+from failoverd.hooks import HookRunner
+from failoverd.lease import LocalLease, boottime
 from failoverd.lease_keeper import renewal_interval
 from failoverd.marker import FenceMarker
 from failoverd.membership import MembershipRecord
 from failoverd.metrics import Metrics
 from failoverd.notify import Watchdog
 from failoverd.operator_audit import OperatorAudit, is_recorder
+from failoverd.readiness import FenceReadiness
 from failoverd.recent import RecentIds
-from failoverd.resources import ResourceError, build_resources, stop_all
-from failoverd.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus, now_iso
+from failoverd.resource_watch import ResourceWatch
+from failoverd.resources import build_resources, stop_all
+from failoverd.switchover import handover_done
+from failoverd.transitions import Transitions
+from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
 log = structlog.get_logger("failoverd.daemon")
 T = TypeVar("T")
@@ -95,12 +101,32 @@ class Daemon:
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
+        self.readiness = FenceReadiness(
+            config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
+        )
+        self.fence_chain.known_dead = self.readiness.known_dead
+        # /active, /standby, /health, /status and /metrics: answered from snapshots.
+        self.http = StatusServer(
+            config.metrics, self.metrics.render, loop_stale_after(IDLE_TICK, self.op_timeout)
+        )
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+        self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
+        hooks.install(self.hooks)
+        self.transitions = Transitions(self)
+        self.abandoned = AbandonedWork(
+            self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
+        )
+        self.resource_watch = ResourceWatch(
+            self.resources, lambda: self.events.put("resource_lost")
+        )
 
         self.role = Role.INIT
         self.epoch: int | None = None
         self.reason = "starting"
         self.backoff_until = 0.0
+        # After demoting for a switchover: (its target, "" = any; the back-off it set),
+        # so that back-off ends once the target holds the lease (failoverd/switchover.py).
+        self.handover: tuple[str, float] | None = None
         self.dirty = False
         self.dirty_since = 0.0
         self.health_demotions: deque[float] = deque()
@@ -126,6 +152,7 @@ class Daemon:
         self.history_written = 0
         self.ready = False
         self.requests_reported_before = 0
+        self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
     def _on_zk_event(self, event: str) -> None:
         """kazoo's thread: never block. A reconnect renews the lease at once instead
@@ -139,31 +166,67 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
-        self.metrics.start()
+        self.http.start()
         self._set_role(Role.INIT, "starting")
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
         self._stop_leftover_resources()
+        if self.abandoned.pending:
+            # Unclean since before a restart: our fence-self must not vouch for us.
+            self.abandoned.hold_fence_lock()
         self.health.start()
+        self.hooks.start()
         self.coord.start()
         self.keeper.start()
+        self.readiness.start()
+        self.resource_watch.start()
         self._set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
                 self._wait_for_events()
                 if self.stopping.is_set():
                     break
-                try:
-                    self.step()
-                except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
-                    # The lease, the marker and the watchdog still guard safety; the
-                    # next cycle re-observes everything from scratch.
-                    log.exception("step_failed", role=str(self.role))
-                    time.sleep(TICK)
+                self.cycle()
         finally:
             self._shutdown()
         return self.exit_code
+
+    def cycle(self) -> None:
+        """One loop cycle: observe -> decide -> act (step), with the failure path."""
+        try:
+            self.step()
+        except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
+            # The next cycle re-observes everything from scratch; meanwhile the
+            # lease rule must hold even without an observation (issue 14).
+            log.exception("step_failed", role=str(self.role))
+            self._after_failed_step()
+            time.sleep(TICK)
+
+    def _after_failed_step(self) -> None:
+        """A step raised before it could decide (a poisoned znode, a bug). An active
+        whose local lease ran out demotes anyway, and a node left in a transitional
+        role is brought back to standby: decide() is not needed for either."""
+        transitional = self.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING)
+        if self.role is Role.ACTIVE and not self.lease.valid():
+            d = Decision(
+                Act.DEMOTE,
+                "demoting: the local lease ran out (and a loop step fails)",
+                "lease_lost",
+            )
+        elif transitional:
+            d = Decision(
+                Act.DEMOTE,
+                f"demoting: a loop step failed in {self.role}",
+                "transition_failed",
+                backoff=self.config.flap.backoff,
+            )
+        else:
+            return
+        try:
+            self._demote(d)
+        except Exception:  # noqa: BLE001 - demote is total; this is the last guard
+            log.exception("demote_failed", role=str(self.role))
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -180,10 +243,14 @@ class Daemon:
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
         self._set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
+        self.readiness.stop()
+        self.resource_watch.stop()
         self.health.stop()
         self.coord.close()
-        self.watchdog.close(clean=not self.dirty)
+        self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.dirty)
 
     def _idle_wait(self) -> float:
@@ -195,7 +262,8 @@ class Daemon:
         if self.lease.session is not None:
             waits.append(self.lease.remaining() + 0.005)
         timed = self.backoff_until > time.monotonic() or self.lock_holder is None
-        if self.role is not Role.ACTIVE and (timed or self.control != Control() or self.dirty):
+        busy = self.dirty or self.abandoned.pending
+        if self.role is not Role.ACTIVE and (timed or self.control != Control() or busy):
             waits.append(TICK)
         for interval in (self.watchdog.systemd_interval, self.watchdog.device_interval):
             if interval:
@@ -212,6 +280,10 @@ class Daemon:
             pass
         if "lock_changed" in got or any(e.startswith("zk_") for e in got) or "lease_lost" in got:
             self.lock_read_at = float("-inf")
+        if any(e in got for e in ("zk_suspended", "zk_lost")):
+            # While disconnected we cannot see who held the lock; lease-wait must
+            # count from a time this node saw it free again (DESIGN.md §5).
+            self.lock_free_since = None
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:
@@ -254,6 +326,8 @@ class Daemon:
             self.last_decision.reason,
         ):
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+            if d.code == "flap_limit":
+                self.hooks.fire("flap_limit", epoch=self.epoch, reason=d.reason)
         self.last_decision = d
         if d.act is Act.CONTEND:
             self._take_over(d)
@@ -269,6 +343,12 @@ class Daemon:
                 self.history_written = 0
         if self.dirty and now - self.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
+        if (
+            self.abandoned.pending
+            and self.role is Role.STANDBY
+            and now >= self.abandoned.next_sweep
+        ):
+            self._sweep_abandoned(now)
         if not self.ready and self.session is not None:
             # systemd readiness once the initial role is known: connected, and
             # either standing by behind a holder or active.
@@ -283,6 +363,8 @@ class Daemon:
             return
         session = self.coord.session_id
         if session != self.session:
+            # A new session: whatever we saw of the lock in the old one is stale.
+            self.lock_free_since = None
             if not self._try("setting up the session", self._setup_session):
                 return
             self.session = session
@@ -294,8 +376,11 @@ class Daemon:
             if res is not None:
                 self.lock_holder, self.lock_owner, _ = res
                 self.lock_read_at = now
+                self._end_handover_backoff(now)
                 if self.lock_holder is None:
-                    self.lock_free_since = self.lock_free_since or now
+                    # Counted from the answer, not from `now` (before the request):
+                    # the lock may have vanished while the read was on its way.
+                    self.lock_free_since = self.lock_free_since or time.monotonic()
                 else:
                     self.lock_free_since = None
         if now - self.control_read_at > CONTROL_REFRESH:
@@ -313,6 +398,7 @@ class Daemon:
                 self._record_operator_actions()
         if self.role is Role.ACTIVE:
             wanted = not self.health.healthy or self._pending(self.control.switchover, now)
+            wanted = wanted or self.resource_watch.lost is not None  # is a peer ready?
             period = MEMBERS_REFRESH if wanted else float("inf")
         else:
             # A standby learns its peers' priorities while they are alive, so that
@@ -323,10 +409,22 @@ class Daemon:
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
+                for name in set(res3) - {n for n, m in self.members.items() if m is not None}:
+                    if name != self.node and res3[name] is not None:  # (re)joined: re-probe
+                        self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
+
+    def _end_handover_backoff(self, now: float) -> None:
+        """The switchover's back-off (only that one, not one set since) has done its job
+        once the target holds the lease."""
+        if self.handover is None or self.handover[1] != self.backoff_until:
+            return
+        if handover_done(self.handover[0], self.lock_holder, self.node):
+            log.info("switchover_backoff_ended", holder=self.lock_holder)
+            self.backoff_until, self.handover = min(self.backoff_until, now), None
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
@@ -419,7 +517,9 @@ class Daemon:
             switchover_pending=sw_pending,
             failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
             flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
-            dirty=self.dirty,
+            dirty=self.dirty or self.abandoned.pending,
+            dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
+            resource_lost=self.resource_watch.lost if self.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
         )
 
@@ -439,191 +539,13 @@ class Daemon:
                 return True
         return False
 
-    # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
+    # -- transitions (failoverd/transitions.py holds the steps) ---------------------
 
     def _take_over(self, d: Decision) -> None:
-        started = time.monotonic()
-        acquired = self._guard(
-            "creating the lock", lambda: self.coord.try_acquire(self.lease, self.op_timeout)
-        )
-        self.lock_read_at = float("-inf")
-        if not acquired:
-            return
-        self._set_role(Role.FENCING, d.reason)
-        try:
-            crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
-            floor = self.coord.highest_known_epoch(self.op_timeout)
-        except CoordinationError as e:
-            return self._abandon("coordination", str(e), backoff=0.0)
-        epoch = next_epoch(crumb, readable, version, floor)
-        peers = tuple(p.name for p in self.config.peers)
-        plan = plan_fencing(crumb, readable, self.node, peers)
-        log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
-        if not plan.possible:
-            return self._abandon("fence_impossible", plan.reason, self.config.flap.backoff)
-        for name in plan.targets:
-            if not self._fence(name, epoch):
-                return self._abandon(
-                    "fence_failed", f"could not fence {name}", self.config.flap.backoff
-                )
-        if not self.lease.valid():
-            return self._abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
-
-        self._set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
-        try:
-            self.coord.write_breadcrumb(
-                Breadcrumb(self.node, epoch, now_iso(), False), version, self.op_timeout
-            )
-        except CoordinationError as e:
-            return self._abandon("coordination", str(e), backoff=0.0)
-        # Breadcrumb first: if we crash after this, the next winner fences us.
-        self.epoch = epoch
-        # From here on the service checks (scope "active") judge this node too.
-        self.health.set_active(True)
-        env = self._env(epoch)
-        try:  # under the fence lock: from here on fence-self refuses older epochs
-            self.marker.record_active(epoch)
-        except (OSError, TimeoutError) as e:
-            why = f"demoting: cannot record the active epoch in the state dir ({e})"
-            backoff = self.config.flap.backoff
-            return self._demote(Decision(Act.DEMOTE, why, "start_failed", backoff=backoff))
-        for res in self.resources:
-            try:
-                with self.marker.held(timeout=1.0):
-                    ok, why = may_start_resource(
-                        self.lease.valid(),
-                        self.lease.session is not None
-                        and self.lease.session == self.coord.last_session_id,
-                        self.marker.blocks(epoch),
-                    )
-                    if not ok:
-                        raise ResourceError(why)
-                    self._await(res.start, env, timeout=_resource_timeout(res) + 2.0)
-            except (ResourceError, TimeoutError) as e:
-                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
-                return self._demote(
-                    Decision(
-                        Act.DEMOTE,
-                        f"demoting: {res.name} did not start ({e})",
-                        "start_failed",
-                        backoff=self.config.flap.backoff,
-                    )
-                )
-        took = time.monotonic() - started
-        self._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
-        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
-        self.metrics.transition("takeover")
-        self._history("promoted", f"{plan.reason}; took {took:.2f}s")
-        self._clear_requests()
-
-    def _fence(self, name: str, epoch: int) -> bool:
-        peer = self.config.peer(name)
-        assert peer is not None
-        req = FenceRequest(
-            target=FenceTarget(peer.name, peer.address),
-            new_epoch=epoch,
-            env={**self._env(epoch), "FAILOVERD_TARGET": peer.name},
-            lock_free_since=self.lock_free_since,
-            lease_valid=self.lease.valid,
-        )
-        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
-        budget += (
-            self.config.zookeeper.session_timeout
-            + (self.config.watchdog.timeout if self.config.watchdog else 0.0)
-            + 5.0
-        )
-        t0 = time.monotonic()
-        try:
-            ok, outcomes = self._await(self.fence_chain.fence, req, timeout=budget)
-        except TimeoutError:
-            ok, outcomes = False, []
-        for o in outcomes:
-            self.metrics.fence_finished(o.method, o.ok, o.took)
-        detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
-        if ok:
-            log.info(
-                "fenced",
-                target=name,
-                epoch=epoch,
-                took_ms=round((time.monotonic() - t0) * 1000),
-                methods=detail,
-            )
-            self._history("fenced", f"{name}: {detail[-1] if detail else ''}")
-        else:
-            log.critical(
-                "fence_failed",
-                target=name,
-                epoch=epoch,
-                methods=detail,
-                hint="no takeover until a fencing method works; run failoverctl fence-check",
-            )
-            self._history("fence_failed", f"{name}: " + "; ".join(detail))
-        return ok
-
-    def _abandon(self, code: str, reason: str, backoff: float) -> None:
-        """Give the lock back without having started anything."""
-        log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
-        self._guard(
-            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
-        )
-        self.lease.revoke()
-        self.lock_read_at = float("-inf")
-        self.backoff_until = time.monotonic() + backoff
-        self.metrics.transition(code)
-        self._set_role(Role.STANDBY, f"takeover abandoned: {reason}")
-
-    # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
+        self.transitions.take_over(d)
 
     def _demote(self, d: Decision) -> None:
-        started = time.monotonic()
-        epoch = self.epoch
-        self.marker.clear_active()  # fences of any epoch are welcome again (never raises)
-        self._set_role(Role.DEMOTING, d.reason)
-        env = self._env(epoch)
-        try:
-            failures = self._await(
-                stop_all, self.resources, env, timeout=_stop_budget(self.resources)
-            )
-        except TimeoutError:
-            failures = ["stop timed out"]
-        clean = False
-        if failures:
-            self._mark_dirty(failures)
-        elif epoch is not None and self.lease.valid():
-            clean = bool(
-                self._guard(
-                    "marking the breadcrumb clean",
-                    lambda: self.coord.mark_clean(epoch, self.op_timeout),
-                )
-            )
-        self._guard(
-            "releasing the lock", lambda: self.coord.release_lock(self.lease, self.op_timeout)
-        )
-        self.lease.revoke()
-        self.lock_read_at = float("-inf")
-        now = time.monotonic()
-        backoff = d.backoff
-        if d.code == "health":
-            self.health_demotions.append(now)
-        if d.code == "switchover" and self.control.switchover is not None:
-            backoff = max(backoff, self.control.switchover.timeout)
-            self.requests_done.add(self.control.switchover.id)
-        self.backoff_until = now + backoff
-        took = now - started
-        self.metrics.transition(d.code or "demote")
-        log.info(
-            "demoted",
-            epoch=epoch,
-            code=d.code,
-            reason=d.reason,
-            clean=clean,
-            took_ms=round(took * 1000),
-            backoff=backoff,
-        )
-        self._history("demoted", f"{d.reason}; clean={clean}")
-        self.epoch = None
-        self.health.set_active(False)
-        self._set_role(Role.STANDBY, d.reason)
+        self.transitions.demote(d)
 
     def _stop_leftover_resources(self) -> None:
         failures = stop_all(self.resources, self._env(None))
@@ -633,7 +555,25 @@ class Daemon:
             log.warning("resources_stopped_after_failure")
             self.dirty = False
 
+    def _sweep_abandoned(self, now: float) -> None:
+        """Work towards confirming that every abandoned operation is gone
+        (failoverd/abandoned.py); meanwhile the node reports why it is unclean."""
+        self.abandoned.next_sweep = now + SWEEP_INTERVAL
+        try:
+            self._await(
+                self.abandoned.sweep,
+                self.resources,
+                self._env(None),
+                timeout=sum(r.timeout for r in self.resources) * 2 + 5.0,
+            )
+        except TimeoutError:
+            pass  # the next sweep tries again; the node stays unclean meanwhile
+        reason = self.abandoned.reason() if self.abandoned.pending else "abandoned work gone"
+        if reason != self.reason:
+            self._set_role(self.role, reason)
+
     def _mark_dirty(self, failures: list[str]) -> None:
+        first = not self.dirty  # the hook pages once per episode, not every retry
         self.dirty, self.dirty_since = True, time.monotonic()
         log.critical(
             "stop_failed",
@@ -641,12 +581,21 @@ class Daemon:
             hint="this node will not contend; the next active will fence it",
             self_fence=self.watchdog.enabled,
         )
+        if first:
+            self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 
-    def _await(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    def _await(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float,
+        abandon: tuple[str, str] | None = None,
+    ) -> T:
         """Run blocking work on the worker thread; keep petting the watchdog while
-        waiting (waiting on a bounded operation is progress)."""
+        waiting (waiting on a bounded operation is progress). `abandon`: (tag, what)
+        of a resource operation that makes the node unclean if it hangs."""
         future = self.worker.submit(fn, *args)
         deadline = time.monotonic() + timeout
         while True:
@@ -660,6 +609,8 @@ class Daemon:
                     )
                     # Abandon the stuck thread; later work gets a fresh one.
                     self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+                    if abandon is not None:
+                        self.abandoned.add(abandon[0], abandon[1], timeout, future)
                     raise TimeoutError(
                         f"{getattr(fn, '__name__', 'operation')} hung for {timeout:g}s"
                     ) from None
@@ -684,7 +635,8 @@ class Daemon:
         # An active (or a node mid-takeover) pets only while its lease is valid.
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
-        if self.dirty:
+        self.http.beat()  # the loop is alive (GET /health)
+        if self.dirty or self.abandoned.stuck:
             return
         if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
             self.watchdog.pet()
@@ -712,6 +664,12 @@ class Daemon:
         notify.status(f"{role}: {reason}")
 
     def _write_member(self) -> None:
+        try:
+            elig = self._eligibility()
+            self._publish_view(elig)
+        except Exception:  # noqa: BLE001 - reporting must never break a transition
+            log.exception("eligibility_failed")
+            elig = Eligibility(False, "unknown: this node could not work out its eligibility")
         if not self.coord.connected:
             return
         # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
@@ -720,6 +678,9 @@ class Daemon:
         seen_epoch = self.membership.seen_epoch or None
         key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
         key += (self.control.maintenance, fence_epoch, seen_epoch)
+        fence_ready = self.readiness.summary()
+        key += (tuple(sorted(fence_ready.items())),)
+        key += (elig,)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -733,8 +694,11 @@ class Daemon:
             reason=self.reason,
             since=now_iso(),
             priority=self.config.node.priority,
+            fence_ready=fence_ready,
             fence_epoch=fence_epoch,
             seen_epoch=seen_epoch,
+            eligible=elig.eligible,
+            why=elig.why,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
@@ -747,6 +711,44 @@ class Daemon:
             if m is not None:
                 known += [m.epoch or 0, m.seen_epoch or 0]
         return max(known)
+
+    def _eligibility(self) -> Eligibility:
+        """This node's eligibility as the member znode and HTTP publish it. The back-off's
+        wall-time deadline is computed once per back-off, so a countdown never changes it."""
+        now = time.monotonic()
+        if self._backoff_wall[0] != self.backoff_until:
+            self._backoff_wall = (
+                self.backoff_until,
+                wall_deadline(self.backoff_until, now, time.time()),
+            )
+        failing = tuple(r.name for r in self.health.results if not r.ok)
+        return eligibility(
+            self._observe(now),
+            failing,
+            self._backoff_wall[1],
+            fence_paths_down=self.readiness.paths_down(),
+        )
+
+    def _publish_view(self, elig: Eligibility) -> None:
+        """The snapshot the HTTP endpoints answer from (failoverd.endpoints)."""
+        lease_left = self.lease.remaining() if self.role is Role.ACTIVE else 0.0
+        self.http.publish(
+            NodeView(
+                node=self.node,
+                cluster=self.config.cluster,
+                role=str(self.role),
+                epoch=self.epoch,
+                healthy=self.health.healthy,
+                eligible=elig.eligible,
+                why=elig.why,
+                maintenance=self.control.maintenance,
+                reason=self.reason,
+                version=__version__,
+                priority=self.config.node.priority,
+                lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
+                lease_deadline=boottime() + lease_left if lease_left > 0 else None,
+            )
+        )
 
     def _history(self, event: str, reason: str) -> None:
         if self.coord.connected:
@@ -777,12 +779,3 @@ class Daemon:
         for r in getattr(self.health, "results", []) or []:
             self.metrics.set_health(r.name, r.ok, r.took)
         self._write_member()
-
-
-def _resource_timeout(res: Any) -> float:
-    # Every resource has its configured per-call timeout.
-    return float(getattr(res, "timeout", 30.0))
-
-
-def _stop_budget(resources: list[Any]) -> float:
-    return sum(_resource_timeout(r) for r in resources) + 5.0

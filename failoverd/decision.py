@@ -73,6 +73,10 @@ class Observation:
     # Our resources could not be stopped: we must never contend (and should be fenced).
     dirty: bool
     flap_backoff: float
+    # Why dirty, when it is an abandoned operation (failoverd/abandoned.py).
+    dirty_reason: str = ""
+    # Active: a resource whose status says it stopped underneath us (resource_watch.py).
+    resource_lost: str | None = None
 
 
 def decide(o: Observation) -> Decision:
@@ -80,7 +84,29 @@ def decide(o: Observation) -> Decision:
         return _decide_active(o)
     if o.role is Role.STANDBY:
         return _decide_standby(o)
+    if o.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING):
+        return _decide_stuck(o)
     return Decision(Act.WAIT, f"in transition ({o.role})", "transition")
+
+
+def _decide_stuck(o: Observation) -> Decision:
+    """A transitional role seen by the loop. Transitions run to completion inside
+    one loop cycle, so the loop only sees one when a transition was cut short: it
+    must never stay there (the lease keeper would renew forever and nothing would
+    serve). Demoting stops whatever started and releases the lock (DESIGN.md §4)."""
+    if not o.lease_valid:
+        return Decision(
+            Act.DEMOTE,
+            f"demoting: stuck in {o.role} and the local lease is gone",
+            "lease_lost",
+            backoff=o.flap_backoff,
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: a transition was cut short in {o.role}",
+        "transition_failed",
+        backoff=o.flap_backoff,
+    )
 
 
 def _decide_active(o: Observation) -> Decision:
@@ -109,6 +135,8 @@ def _decide_active(o: Observation) -> Decision:
         return Decision(Act.DEMOTE, f"demoting for a switchover to {target}", "switchover")
     if o.maintenance:
         return Decision(Act.STAY, "maintenance mode: no automatic transitions", "")
+    if o.resource_lost is not None:
+        return _decide_resource_lost(o, o.resource_lost)
     if not o.healthy:
         if o.flap_limited:
             return Decision(
@@ -131,6 +159,28 @@ def _decide_active(o: Observation) -> Decision:
     return Decision(Act.STAY, "active and healthy", "")
 
 
+def _decide_resource_lost(o: Observation, name: str) -> Decision:
+    """A resource stopped underneath the active (a fence-self from an older fence,
+    a crash). Unlike failing health checks, this is no opinion about a busy
+    node: "active" with nothing running serves nobody, so it demotes even without
+    a healthy standby, and then with no back-off, so that it may take the lease
+    again at once and restart its resources. Maintenance still freezes this (an
+    operator may stop Postfix on purpose), and it counts towards the flap limit
+    like a health demotion: a service that keeps dying after every restart or
+    failover needs an operator, not more flapping."""
+    what = f"{name} stopped underneath this node (resource status)"
+    if o.flap_limited:
+        return Decision(
+            Act.STAY, f"{what}, but the flap limit is reached: operator needed", "flap_limit"
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: {what}",
+        "resource_lost",
+        backoff=o.flap_backoff if o.healthy_peer else 0.0,
+    )
+
+
 def _decide_standby(o: Observation) -> Decision:
     if o.lock_is_ours:
         # A create that timed out on our side but ran on the server later (kazoo #588):
@@ -146,7 +196,8 @@ def _decide_standby(o: Observation) -> Decision:
         who = o.lock_holder or "an unreadable holder"
         return Decision(Act.WAIT, f"{who} holds the lease", "")
     if o.dirty:
-        return Decision(Act.WAIT, "not contending: local resources could not be stopped", "dirty")
+        why = o.dirty_reason or "local resources could not be stopped"
+        return Decision(Act.WAIT, f"not contending: {why}", "dirty")
     if o.fenced:
         return Decision(Act.WAIT, "not contending: the fence marker is unreadable", "fenced")
     forced = o.failover_to is not None
@@ -164,7 +215,9 @@ def _decide_standby(o: Observation) -> Decision:
         if o.now < o.backoff_until:
             return Decision(Act.WAIT, f"backing off for {o.backoff_until - o.now:.1f}s more", "")
         targeted = o.switchover_pending and o.switchover_to == o.node
-        if not targeted and o.lock_free_since is not None:
+        # priority 0 contends at once (DESIGN.md §4), even when the lock was seen free
+        # after this cycle began (lock_free_since is taken after the read's answer).
+        if not targeted and o.lock_free_since is not None and o.priority_delay > 0:
             waited = o.now - o.lock_free_since
             if waited < o.priority_delay:
                 return Decision(

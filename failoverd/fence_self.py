@@ -25,12 +25,11 @@ import re
 import sys
 from typing import TextIO
 
-import structlog
-
+from failoverd import fastlog
 from failoverd.config import Config, SshFencerConfig
 from failoverd.marker import ActiveRecordUnreadable, FenceMarker, MarkerUnreadable
 
-log = structlog.get_logger(__name__)
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
 # fence-self must finish inside the peer's ssh timeout (default 5 s), stop time
 # included, so it waits for the fence lock at most half of that and never more than

@@ -217,8 +217,13 @@ class _Unusable:
 
 
 class FenceChain:
-    def __init__(self, fencers: Sequence[Fencer]):
+    def __init__(
+        self, fencers: Sequence[Fencer], known_dead: Callable[[str, int], str | None] | None = None
+    ):
         self.fencers = tuple(fencers)
+        # Fence readiness (failoverd/readiness.py): why method i toward a node is known
+        # not to work right now, else None. Such a method is skipped for the next one.
+        self.known_dead = known_dead
 
     def fence(self, req: FenceRequest) -> tuple[bool, list[FenceOutcome]]:
         """Try each method in order; the first success ends the chain.
@@ -227,7 +232,7 @@ class FenceChain:
         fencer frozen mid-chain past its lease and woken later must not power off or
         fence-self a node that has since become the legitimate active."""
         outcomes: list[FenceOutcome] = []
-        for f in self.fencers:
+        for i, f in enumerate(self.fencers):
             if not req.lease_valid():
                 log.warning(
                     "fence_chain_stopped",
@@ -237,12 +242,22 @@ class FenceChain:
                     reason="this node's own lease ran out: it may no longer fence",
                 )
                 return False, outcomes
-            o = _guarded(f, lambda f=f: f.fence(req))  # type: ignore[misc]
+            skip = self._skip(f, i, req.target)
+            o = skip or _guarded(f, lambda f=f: f.fence(req))  # type: ignore[misc]
             outcomes.append(o)
             _log("fence_method_finished", o, req.target, epoch=req.new_epoch)
             if o.ok:
                 return True, outcomes
         return False, outcomes
+
+    def _skip(self, f: Fencer, index: int, target: FenceTarget) -> FenceOutcome | None:
+        """Skipping a method known dead only moves on to a later, stronger one, which is
+        always safe. The last method is never skipped: it is the only chance left, and
+        the path may have come back since its probe."""
+        if self.known_dead is None or index == len(self.fencers) - 1:
+            return None
+        why = self.known_dead(target.node, index)
+        return None if why is None else FenceOutcome(f.name, False, f"skipped: {why}", 0.0)
 
     def check(self, target: FenceTarget) -> list[FenceOutcome]:
         """Dry-run every method; fences nothing."""

@@ -38,9 +38,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
+from failoverd import fastlog
 
-log = structlog.get_logger(__name__)
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
 MARKER_FILE = "fence.marker"
 LOCK_FILE = "fence.lock"

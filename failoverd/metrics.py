@@ -11,17 +11,15 @@ count without limit:
   never a free-text reason; anything that does not look like such a code is
   counted as "other";
 * `method`/`result` (fencing) are the fencer types and ok/failed;
-* `check` (health) is the configured check's name.
+* `check` (health) is the configured check's name;
+* `peer`/`method` (fence readiness) are configured peers and fencing methods.
 node and cluster are labels of failoverd_info only: attach them to every series
 with the scrape config (or a `* on() group_left failoverd_info` join).
 """
 
 from __future__ import annotations
 
-import errno
 import re
-import threading
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,7 +28,6 @@ from prometheus_client import (
     Histogram,
     Info,
     generate_latest,
-    start_http_server,
 )
 
 from failoverd import __version__
@@ -46,7 +43,8 @@ _REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class MetricsError(Exception):
-    """The metrics endpoint could not be started (e.g. its address is in use)."""
+    """The HTTP endpoint on metrics.listen could not be started (e.g. its address is
+    in use); raised by failoverd.endpoints."""
 
 
 def reason_label(reason: str) -> str:
@@ -55,13 +53,12 @@ def reason_label(reason: str) -> str:
 
 
 class Metrics:
-    """The daemon's metrics. cfg None: kept in memory (render() works), no HTTP server."""
+    """The daemon's metrics, kept in memory; failoverd.endpoints serves render() as
+    GET /metrics on `metrics.listen` next to the role endpoints."""
 
     def __init__(self, cfg: MetricsConfig | None, node: str, cluster: str):
         self.cfg = cfg
         self.registry = CollectorRegistry(auto_describe=True)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
         r = self.registry
 
         self.info = Info("failoverd", "This failoverd instance.", registry=r)
@@ -117,33 +114,13 @@ class Metrics:
         self.zk_requests = Counter(
             "failoverd_zookeeper_requests", "Requests this daemon sent to ZooKeeper.", registry=r
         )
+        self.fence_ready = Gauge(
+            "failoverd_fence_ready",
+            "1 when the last readiness probe of the fencing method toward the peer worked.",
+            ["peer", "method"],
+            registry=r,
+        )
         self.set_role("init")
-
-    # -- server --------------------------------------------------------------
-
-    def start(self) -> None:
-        """Serve /metrics on the configured address in a daemon thread."""
-        if self.cfg is None or self._server is not None:
-            return
-        host, port = self.cfg.host, self.cfg.port
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
-            self._server, self._thread = start_http_server(port, host, registry=self.registry)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise MetricsError(f"cannot listen on {where}: address already in use") from e
-            raise MetricsError(f"cannot listen on {where}: {e.strerror or e}") from e
-
-    @property
-    def port(self) -> int | None:
-        """The port actually bound (useful with port 0); None when not serving."""
-        return None if self._server is None else int(self._server.server_port)
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
 
     # -- updates -------------------------------------------------------------
 
@@ -174,6 +151,10 @@ class Metrics:
 
     def set_maintenance(self, on: bool) -> None:
         self.maintenance.set(1 if on else 0)
+
+    def set_fence_ready(self, peer: str, method: str, ok: bool) -> None:
+        # peer and method are bounded: configured peers, configured fencing methods.
+        self.fence_ready.labels(peer=peer, method=method).set(1 if ok else 0)
 
     def zk_request(self, count: int = 1) -> None:
         if count > 0:

@@ -22,9 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Protocol
 
-import structlog
-
-from failoverd import systemd_dropin
+from failoverd import fastlog, systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
     ResourceConfig,
@@ -32,7 +30,7 @@ from failoverd.config import (
     VipResourceConfig,
 )
 
-log = structlog.get_logger(__name__)
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
 TAIL_BYTES = 4096  # how much of a command's output we keep for the error message
 TAIL_CHARS = 400
@@ -40,6 +38,11 @@ TAIL_CHARS = 400
 
 class ResourceError(Exception):
     """A resource could not be started or stopped; the message says what and why."""
+
+
+class ResourceTimeout(ResourceError):
+    """A resource command ran past its timeout and was killed: whatever it started
+    outside its process group may live on (failoverd/abandoned.py)."""
 
 
 class Resource(Protocol):
@@ -119,12 +122,22 @@ def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> 
         return CommandOutcome(args, rc, _tail(out), timed_out=timed_out, timeout=timeout)
 
 
+# How long to wait for a SIGKILLed command to exit. A process in uninterruptible
+# sleep (D state: a hung mount, dead NFS) does not die until the kernel call
+# returns; the caller must not hang with it. It is reported timed out, and the
+# daemon treats what is left as an abandoned operation.
+KILL_WAIT = 2.0
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
+    try:
+        proc.wait(timeout=KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        log.critical("command_unkillable", pid=proc.pid, argv=str(proc.args))
 
 
 def _tail(out: IO[bytes]) -> str:
@@ -138,6 +151,8 @@ def _ms_since(started: float) -> int:
 
 
 def _fail(outcome: CommandOutcome, what: str) -> ResourceError:
+    if outcome.timed_out:
+        return ResourceTimeout(f"{what}: {outcome.describe()}")
     return ResourceError(f"{what}: {outcome.describe()}")
 
 

@@ -114,13 +114,17 @@ class SshFencer:
         guard.daemon = True
         guard.start()
         try:
-            left = self._left(deadline, where)
+            # connect_timeout (not the whole timeout) bounds the TCP connect: a peer
+            # that is powered off or cut off costs one connect_timeout, and the chain
+            # moves on to the next method that much sooner.
+            connect = min(cfg.connect_timeout, self._left(deadline, where))
+            shown = f"{min(cfg.connect_timeout, cfg.timeout):g}s (connect_timeout)"
             try:
-                sock = socket.create_connection((target.address, cfg.port), timeout=left)
+                sock = socket.create_connection((target.address, cfg.port), timeout=connect)
             except ConnectionRefusedError as e:
                 raise _Failed(f"connection to {where} refused") from e
             except TimeoutError as e:
-                raise _Failed(f"no answer from {where} within {cfg.timeout:g}s") from e
+                raise _Failed(f"no answer from {where} within {shown}") from e
             except OSError as e:
                 raise _Failed(f"cannot connect to {where}: {e.strerror or e}") from e
             left = self._left(deadline, where)
@@ -132,6 +136,8 @@ class SshFencer:
                     key_filename=cfg.key_file,
                     sock=sock,
                     timeout=left,
+                    # Not connect_timeout: a peer whose kernel answered is there, and
+                    # a busy sshd deserves the whole timeout before we power it off.
                     banner_timeout=left,
                     auth_timeout=left,
                     channel_timeout=left,

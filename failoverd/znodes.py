@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,6 +127,16 @@ def _text(data: dict[str, Any], key: str, what: str, default: str | None = None)
     return _field(data, key, str, what)
 
 
+def _flag(data: dict[str, Any], key: str, what: str, default: bool) -> bool:
+    """A boolean field added later: absent is `default`, anything else but a bool is garbage."""
+    if key not in data:
+        return default
+    return bool(_field(data, key, bool, what))
+
+
+UNKNOWN_ELIGIBILITY = "unknown: this member's failoverd does not publish whether it could take over"
+
+
 def _priority(d: dict[str, Any]) -> int:
     value = _field(d, "priority", int, "member")
     if not 0 <= value <= 1_000_000:
@@ -187,6 +197,9 @@ class MemberStatus:
     reason: str
     since: str
     priority: int = 0  # lower is preferred (node.priority)
+    # Fence readiness (failoverd/readiness.py): per fencing method, whether its last
+    # probe toward every peer worked. Absent (older daemons, no probe yet) = {}.
+    fence_ready: dict[str, bool] = field(default_factory=dict, hash=False)
     # The znode formats this member reads (formats.py); releases before the rule
     # publish none and read only format 1.
     formats: tuple[int, ...] = READ_FORMATS
@@ -196,6 +209,10 @@ class MemberStatus:
     # The highest epoch this node has seen used (its own, its peers'), remembered in
     # its state dir (membership.py): the same floor for the last active's epoch.
     seen_epoch: int | None = None
+    # Could it take over now, and if not why (failoverd.eligibility). Absent in
+    # what an older failoverd wrote: unknown, which status reports as not eligible.
+    eligible: bool = False
+    why: str = UNKNOWN_ELIGIBILITY
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -214,10 +231,21 @@ class MemberStatus:
             reason=_field(d, "reason", str, "member"),
             since=_field(d, "since", str, "member"),
             priority=_priority(d),
+            fence_ready=_fence_ready(d.get("fence_ready", {})),
             formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
             fence_epoch=_epoch(d, "fence_epoch", "member", optional=True),
             seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
+            eligible=_flag(d, "eligible", "member", default=False),
+            why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
         )
+
+
+def _fence_ready(value: Any) -> dict[str, bool]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+    ):
+        raise ZnodeError(f"member: field 'fence_ready' is {_short(value)}")
+    return dict(value)
 
 
 def _formats(value: Any) -> tuple[int, ...]:

@@ -343,10 +343,25 @@ def dropped_port() -> Iterator[int]:
 
 
 def test_ssh_fence_to_a_dropping_firewall_ends_at_the_timeout(lab: Lab, dropped_port: int) -> None:
-    ok, outcomes = FenceChain([SshFencer(lab.ssh(port=dropped_port, timeout=1.0))]).fence(request())
+    ok, outcomes = FenceChain(
+        [SshFencer(lab.ssh(port=dropped_port, timeout=1.0, connect_timeout=1.0))]
+    ).fence(request())
     assert not ok
-    assert outcomes[0].reason == f"no answer from [127.0.0.1]:{dropped_port} within 1s"
+    want = f"no answer from [127.0.0.1]:{dropped_port} within 1s (connect_timeout)"
+    assert outcomes[0].reason == want
     assert 0.9 <= outcomes[0].took < 1.6
+
+
+def test_ssh_connect_timeout_ends_an_unanswered_fence_before_the_command_timeout(
+    lab: Lab, dropped_port: int
+) -> None:
+    # A powered-off peer: the chain moves on to the next method after connect_timeout,
+    # not after the whole timeout (which also covers the remote stop).
+    cfg = lab.ssh(port=dropped_port, timeout=5.0, connect_timeout=0.5)
+    ok, outcomes = FenceChain([SshFencer(cfg)]).fence(request())
+    assert not ok
+    assert "within 0.5s (connect_timeout)" in outcomes[0].reason, outcomes[0].reason
+    assert 0.4 <= outcomes[0].took < 1.2
 
 
 # ---------------------------------------------------------------------------

@@ -48,8 +48,11 @@ def ctl(
 
 
 def started(c: Cluster) -> str:
-    c.start()
-    active = c.wait_active(timeout=20)
+    # mail1 first: started together, a loaded machine can delay mail1's start by more
+    # than mail2's 200 ms priority delay, and the tests expect mail1 active.
+    c.start(c.names[0])
+    active = c.wait_active(timeout=20, via=c.names[0])
+    c.start(*c.names[1:])
     wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both connected")
     return active
 
@@ -134,22 +137,34 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     out = ctl(cluster, "status", "--json")
     assert out.returncode == 0, out.stdout
     st = json.loads(out.stdout)
-    assert set(st) == {"cluster", "lease_holder", "active", "maintenance", "members"}
+    assert set(st) == {"cluster", "lease_holder", "active", "maintenance", "members", "verdict"}
     assert st["lease_holder"] == "mail1" and st["maintenance"] is False
     assert set(st["active"]) == {"node", "epoch", "since", "clean"}
     for m in st["members"]:
-        assert set(m) == {"node", "role", "healthy", "epoch", "connected"}
+        assert set(m) == {
+            "node", "role", "healthy", "epoch", "connected",
+            "eligible", "why", "version", "fence_ready",
+        }  # fmt: skip
+        assert isinstance(m["version"], str) and m["version"]
+        assert isinstance(m["fence_ready"], dict)
+    rows = {m["node"]: m for m in st["members"]}
+    assert rows["mail2"]["eligible"] is True and rows["mail2"]["why"] == ""
+    assert rows["mail1"]["eligible"] is False and "active" in rows["mail1"]["why"]
+    assert isinstance(st["verdict"], str) and st["verdict"].startswith("healthy")
     cluster.nodes["mail2"].stop()
     wait_for(lambda: ctl(cluster, "status", via="mail1").returncode == 1, 10, "degraded status")
-    assert "standby not ready: mail2" in ctl(cluster, "status", via="mail1").stdout
+    out = ctl(cluster, "status", via="mail1")
+    assert "no standby could take over" in out.stdout
+    assert "mail2 could not take over: it is not connected" in out.stdout
 
 
 def test_cli_with_zookeeper_down_fails_fast_with_a_message(tmp_path: Path) -> None:
     c = Cluster(tmp_path / "c", f"127.0.0.1:{free_port()}")
     t0 = time.monotonic()
     out = ctl(c, "status")
-    assert out.returncode == 1
+    assert out.returncode == 3  # Nagios UNKNOWN: the state cannot be known
     assert "cannot reach ZooKeeper" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr  # no kazoo log spam
     assert time.monotonic() - t0 < 10
 
 

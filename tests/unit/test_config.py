@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.access import state_dir
+from chaos.access import state_dir_for
 from failoverd.config import (
     CheckConfig,
     CommandFencerConfig,
@@ -137,7 +137,7 @@ def test_deploy_example_passes_check(tmp_path: Path) -> None:
     # are not installed here: host_checks (tests/unit/test_host_checks.py) says so.
     text = (REPO / "deploy/examples/failoverd.yaml").read_text()
     text = text.replace("/etc/failoverd/zk.secret", secret(tmp_path))
-    text = text.replace("/var/lib/failoverd", str(state_dir(tmp_path.name, "example")))
+    text = text.replace("/var/lib/failoverd", str(state_dir_for(tmp_path, "example")))
     code, text = check_report(write(tmp_path, text), machine=False)
     assert code == 0, text
     assert "OK (cluster mail-east, node mail1, 1 peer, 2 fencing methods: ssh, command)" in text
@@ -866,7 +866,7 @@ def test_no_health_checks_is_noted(tmp_path: Path) -> None:
 def checkable(tmp_path: Path, data: dict[str, Any]) -> dict[str, Any]:
     """What --check also wants beyond the file: ZooKeeper auth and a usable state dir."""
     data["zookeeper"]["auth"] = {"scheme": "digest", "credential_file": secret(tmp_path)}
-    data["node"]["state_dir"] = str(state_dir(tmp_path.name, data["node"]["name"]))
+    data["node"]["state_dir"] = str(state_dir_for(tmp_path, data["node"]["name"]))
     return data
 
 

@@ -175,9 +175,27 @@ def test_active_refuses_a_switchover_when_the_target_is_not_ready() -> None:
     assert d.act is Act.STAY and "not a healthy" in d.reason
 
 
-def test_transitional_roles_never_start_a_new_action() -> None:
-    for role in (Role.INIT, Role.FENCING, Role.PROMOTING, Role.DEMOTING, Role.STOPPED):
+def test_init_and_stopped_never_start_a_new_action() -> None:
+    for role in (Role.INIT, Role.STOPPED):
         assert decide(obs(role=role)).act is Act.WAIT
+        assert decide(active(role=role)).act is Act.WAIT
+
+
+@pytest.mark.parametrize("role", [Role.FENCING, Role.PROMOTING, Role.DEMOTING])
+def test_transitional_role_whose_lease_is_gone_demotes(role: Role) -> None:
+    # Transitions finish inside one loop cycle, so the loop sees one only when it was
+    # cut short: staying there would wedge the node (issue 9, item 4).
+    d = decide(active(role=role, lease_valid=False, lease_remaining=0.0, maintenance=True))
+    assert d.act is Act.DEMOTE and d.code == "lease_lost" and str(role) in d.reason
+    assert d.backoff == 30.0
+
+
+@pytest.mark.parametrize("role", [Role.FENCING, Role.PROMOTING, Role.DEMOTING])
+def test_transitional_role_seen_by_the_loop_demotes_even_with_a_valid_lease(role: Role) -> None:
+    # The lease keeper keeps renewing a wedged node's lease: waiting for it to run out
+    # would wait forever.
+    d = decide(active(role=role))
+    assert d.act is Act.DEMOTE and d.code == "transition_failed"
 
 
 # -- fencing plan, epochs, start guard -------------------------------------------
@@ -247,3 +265,37 @@ def test_priority_wait_treats_unseen_peers_as_preferred_and_gone_peers_as_absent
     me = (1, "mail2")
     assert priority_wait(me, 1.0, {"mail1": None}, set()) == 1.0  # start-up
     assert priority_wait(me, 1.0, {"mail1": None}, {"mail1"}) == 0.0  # crashed active
+
+
+# -- resources stopped underneath the active (issue 9, item 5c) ---------------------
+
+
+def test_active_whose_resource_stopped_underneath_demotes_and_backs_off_for_a_peer() -> None:
+    d = decide(active(resource_lost="command toyservice"))
+    assert d.act is Act.DEMOTE and d.code == "resource_lost" and "toyservice" in d.reason
+    assert d.backoff == 30.0  # a healthy standby takes over meanwhile
+
+
+def test_lone_active_whose_resource_stopped_demotes_without_backoff_to_restart_it() -> None:
+    d = decide(active(resource_lost="vip", healthy_peer=False, healthy=False))
+    assert d.act is Act.DEMOTE and d.code == "resource_lost" and d.backoff == 0.0
+
+
+def test_resource_stopped_underneath_is_frozen_by_maintenance_and_the_flap_limit() -> None:
+    assert decide(active(resource_lost="vip", maintenance=True)).act is Act.STAY
+    d = decide(active(resource_lost="vip", flap_limited=True))
+    assert d.act is Act.STAY and d.code == "flap_limit" and "operator" in d.reason
+
+
+def test_losing_the_lease_outranks_a_resource_stopped_underneath() -> None:
+    d = decide(active(resource_lost="vip", lease_valid=False))
+    assert d.code == "lease_lost"
+
+
+def test_standby_never_acts_on_resource_status() -> None:
+    assert decide(obs(resource_lost="vip")).act is Act.CONTEND
+
+
+def test_priority_zero_contends_even_when_the_lock_was_seen_free_after_the_cycle_began() -> None:
+    # lock_free_since is taken after the read's answer, so it may be later than `now`.
+    assert decide(obs(now=100.0, lock_free_since=100.01, priority_delay=0.0)).act is Act.CONTEND

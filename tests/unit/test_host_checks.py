@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from chaos.access import state_dir, write_credential, zk_auth
+from chaos.access import state_dir_for, write_credential, zk_auth
 from failoverd.config import check_report, load_config
 from failoverd.host_checks import Finding, Machine, host_checks
 
@@ -59,7 +59,7 @@ def config_file(tmp_path: Path, **sections: Any) -> str:
         "node": {
             "name": "mail1",
             "address": "10.0.0.11",
-            "state_dir": str(state_dir(tmp_path.name, "mail1")),
+            "state_dir": str(state_dir_for(tmp_path, "mail1")),
         },
         "peers": {"mail2": {"address": "10.0.0.12"}},
         "zookeeper": {"hosts": "zk1:2181", "auth": zk_auth(secret)},
@@ -211,7 +211,7 @@ def test_failoverd_check_on_the_deploy_example_names_its_scripts_until_installed
     write_credential(secret)
     text = (REPO / "deploy/examples/failoverd.yaml").read_text()
     text = text.replace("/etc/failoverd/zk.secret", str(secret))
-    text = text.replace("/var/lib/failoverd", str(state_dir(tmp_path.name, "example")))
+    text = text.replace("/var/lib/failoverd", str(state_dir_for(tmp_path, "example")))
     path = tmp_path / "failoverd.yaml"
     path.write_text(text)
     done = subprocess.run(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from failoverd import __version__
 from failoverd.config import MetricsConfig
-from failoverd.metrics import ROLES, Metrics, MetricsError
+from failoverd.endpoints import StatusServer
+from failoverd.metrics import ROLES, Metrics
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -23,16 +22,19 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def scrape(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5) as resp:
-        return samples(resp.read().decode())
+    """GET /metrics as the daemon serves it (failoverd.endpoints, on metrics.listen)."""
+    server = StatusServer(MetricsConfig(host="127.0.0.1", port=0), m.render, 10.0)
+    server.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as r:
+            return samples(r.read().decode())
+    finally:
+        server.close()
 
 
 @pytest.fixture
-def served() -> Iterator[Metrics]:
-    m = Metrics(MetricsConfig(host="127.0.0.1", port=0), node="mail1", cluster="mail-east")
-    m.start()
-    yield m
-    m.close()
+def served() -> Metrics:
+    return Metrics(MetricsConfig(host="127.0.0.1", port=0), node="mail1", cluster="mail-east")
 
 
 def role_values(s: dict) -> dict[str, float]:
@@ -132,17 +134,7 @@ def test_two_instances_in_one_process_do_not_clash():
     assert samples(b.render().decode())[("failoverd_epoch", ())] == 4
 
 
-def test_address_in_use_raises_a_clear_error():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        m = Metrics(MetricsConfig(host="127.0.0.1", port=port), "mail1", "mail-east")
-        with pytest.raises(MetricsError, match=rf"127\.0\.0\.1:{port}: address already in use"):
-            m.start()
-
-
-def test_without_config_start_serves_nothing():
-    m = Metrics(None, "mail1", "mail-east")
-    m.start()
-    assert m.port is None
+def test_without_metrics_listen_nothing_is_served():
+    server = StatusServer(None, Metrics(None, "mail1", "mail-east").render, 10.0)
+    server.start()
+    assert server.port is None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.access import state_dir
+from chaos.access import state_dir_for
 from failoverd.config import ConfigError, check_report, load_config
 from failoverd.coordination import tls_kwargs
 from failoverd.preflight import preflight, state_dir_problems
@@ -33,7 +33,7 @@ def config(tmp_path: Path, **zk: Any) -> dict[str, Any]:
         "node": {
             "name": "mail1",
             "address": "10.0.0.11",
-            "state_dir": str(state_dir(tmp_path.name, "mail1")),
+            "state_dir": str(state_dir_for(tmp_path, "mail1")),
         },
         "peers": {"mail2": {"address": "10.0.0.12"}},
         "zookeeper": {
@@ -152,7 +152,7 @@ def test_state_dir_under_tmp_is_refused(where: str) -> None:
 
 
 def test_state_dir_must_be_root_owned_mode_0700_and_no_symlink(tmp_path: Path) -> None:
-    d = state_dir(tmp_path.name, "sd")
+    d = state_dir_for(tmp_path, "sd")
     assert state_dir_problems(str(d)) == []
     os.chmod(d, 0o755)
     assert state_dir_problems(str(d)) == [f"node.state_dir: {d} has mode 0755: chmod 0700 {d}"]
@@ -167,7 +167,7 @@ def test_state_dir_must_be_root_owned_mode_0700_and_no_symlink(tmp_path: Path) -
 
 
 def test_missing_state_dir_is_created_0700_and_probed(tmp_path: Path) -> None:
-    parent = state_dir(tmp_path.name, "parent")
+    parent = state_dir_for(tmp_path, "parent")
     d = parent / "state"
     assert state_dir_problems(str(d)) == []
     assert d.is_dir() and (d.stat().st_mode & 0o777) == 0o700

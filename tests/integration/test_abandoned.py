@@ -1,0 +1,77 @@
+"""Abandoned operations (failoverd/abandoned.py) with real processes: a command
+that cannot be killed does not hang its caller, and every process of an
+operation is found by its tag, setsid'ed or not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from failoverd.abandoned import AbandonedWork, processes_tagged, tagged
+from failoverd.resources import KILL_WAIT, run_command
+from tests.integration.cluster import wait_for
+
+FREEZER = Path("/sys/fs/cgroup/freezer")
+
+
+@pytest.fixture
+def frozen_cgroup() -> Iterator[Path]:
+    """A cgroup-v1 freezer group: a frozen task ignores SIGKILL until thawed, like a
+    process in uninterruptible sleep on a hung mount."""
+    if not (FREEZER / "tasks").exists():
+        pytest.skip("no cgroup v1 freezer")
+    group = FREEZER / f"failoverd-test-{uuid.uuid4().hex[:8]}"
+    group.mkdir()
+    yield group
+    (group / "freezer.state").write_text("THAWED")
+    deadline = time.monotonic() + 5
+    while (group / "tasks").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    group.rmdir()
+
+
+def test_a_command_that_cannot_be_killed_does_not_hang_its_caller(frozen_cgroup: Path) -> None:
+    """Issue 9 item 3: _kill_group waited for the killed group without a bound, so the
+    worker thread (and whatever waited on it) hung as long as the kernel call did."""
+    argv = ["sh", "-c", f"echo $$ > {frozen_cgroup}/tasks && exec sleep 60"]
+    result: list[object] = []
+    caller = threading.Thread(target=lambda: result.append(run_command(argv, {}, 0.5)))
+    caller.start()
+    wait_for(lambda: (frozen_cgroup / "tasks").read_text().strip(), 5, "the command in the group")
+    (frozen_cgroup / "freezer.state").write_text("FROZEN")
+    caller.join(timeout=0.5 + KILL_WAIT + 3.0)
+    assert not caller.is_alive(), "run_command hangs on a process that cannot die"
+    outcome = result[0]
+    assert outcome.timed_out and outcome.returncode is None  # type: ignore[attr-defined]
+
+
+def test_every_process_of_an_operation_is_found_by_its_tag_even_after_setsid(
+    tmp_path: Path,
+) -> None:
+    tag, env = tagged({"FAILOVERD_NODE": "mail1"})
+    other_tag, other_env = tagged({"FAILOVERD_NODE": "mail1"})
+    pidfile = tmp_path / "helper.pid"
+    # The start detaches a helper into its own session, then exits: the helper is in
+    # no process group we know of, but it still carries the tag.
+    script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' </dev/null >/dev/null 2>&1 &"
+    assert run_command(["sh", "-c", script], env, 5).ok
+    bystander = subprocess.Popen(["sleep", "60"], env={**os.environ, **other_env})
+    try:
+        helper = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 5, "pid"))
+        assert processes_tagged({tag}) == [helper]
+        work = AbandonedWork(tmp_path / "fence.lock")
+        work.add(tag, "command x start", 1.0, None)
+        assert work.kill_leftovers() == 1
+        wait_for(lambda: not processes_tagged({tag}), 5, "the helper gone")
+        assert bystander.poll() is None, "a process of another operation was killed"
+        assert processes_tagged({other_tag}) == [bystander.pid]
+    finally:
+        bystander.kill()
+        bystander.wait()

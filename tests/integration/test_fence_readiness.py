@@ -1,0 +1,331 @@
+"""Fence readiness against a real sshd on loopback (DESIGN.md §5).
+
+The peer "mail2" is this machine: its sshd forces `failoverd -c mail2.yaml
+fence-self --from-ssh`, as in production, so every probe is a real login with the
+fence key whose forced command runs the real `fence-self --dry-run`. Each way
+the ssh path breaks (a host key that does not match, a revoked key, a stopped
+sshd) must show as not ready within one probe interval, and as ready again once
+repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from chaos.zookeeper import ZooKeeperServer, free_port
+from failoverd.config import (
+    CommandFencerConfig,
+    Config,
+    NodeConfig,
+    PeerConfig,
+    SshFencerConfig,
+    ZooKeeperConfig,
+)
+from failoverd.fencing import CommandFencer, FenceChain, SshFencer
+from failoverd.readiness import FenceReadiness
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.sshd import Sshd, keygen
+from tests.integration.test_fencing import request
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+# The shortest interval the config accepts: each test waits a few of them.
+INTERVAL = 2.0
+
+
+@dataclass
+class Peer:
+    sshd: Sshd
+    key_file: Path
+    pubkey: str
+    known_hosts: Path
+
+    def ssh(self, **overrides: object) -> SshFencerConfig:
+        base: dict[str, object] = {
+            "user": self.sshd.user,
+            "key_file": str(self.key_file),
+            "known_hosts": str(self.known_hosts),
+            "port": self.sshd.port,
+            "timeout": 5.0,
+            "check_interval": INTERVAL,
+        }
+        return SshFencerConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def peer(sshd: Sshd, tmp_path: Path) -> Peer:
+    key_file = tmp_path / "fence_key"
+    pubkey = keygen(key_file, "failoverd-fence@mail1")
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    target_config = tmp_path / "mail2.yaml"
+    target_config.write_text(
+        yaml.safe_dump(
+            {
+                "cluster": "test",
+                "node": {
+                    "name": "mail2",
+                    "address": "127.0.0.1",
+                    "state_dir": str(tmp_path / "mail2-state"),
+                },
+                "peers": {"mail1": {"address": "127.0.0.1"}},
+                "zookeeper": {"hosts": "127.0.0.1:1"},
+                "resources": [{"type": "command", "start": ["true"], "stop": ["true"]}],
+                "fencing": [{"type": "command", "argv": ["true"]}],
+            }
+        )
+    )
+    sshd.authorize(
+        pubkey,
+        f"cd {shlex.quote(str(REPO))} && exec {shlex.quote(PY)} -m failoverd.main "
+        f"-c {shlex.quote(str(target_config))} fence-self --from-ssh",
+    )
+    return Peer(sshd, key_file, pubkey, known_hosts)
+
+
+def config(*fencing: object) -> Config:
+    return Config(
+        path="mail1.yaml",
+        cluster="test",
+        node=NodeConfig("mail1", "127.0.0.1"),
+        peers=(PeerConfig("mail2", "127.0.0.1"),),
+        zookeeper=ZooKeeperConfig("127.0.0.1:1"),
+        fencing=fencing,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def running() -> Iterator[Callable[[Config], FenceReadiness]]:
+    started: list[FenceReadiness] = []
+
+    def start(cfg: Config) -> FenceReadiness:
+        r = FenceReadiness(cfg)
+        r.start()
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
+
+
+def wait_ready(r: FenceReadiness, want: dict[str, bool], timeout: float) -> float:
+    """Seconds until r.summary() == want; fails after timeout."""
+    t0 = time.monotonic()
+    while r.summary() != want:
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"fence_ready is {r.summary()}, not {want} after {timeout}s")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+# A flip must come within one interval, plus the probe that notices it (a failed
+# login, a refused connect: well under a second on loopback, more on a busy machine).
+FLIP = INTERVAL + 1.5
+
+
+def test_ssh_readiness_probe_runs_the_forced_dry_run(peer: Peer) -> None:
+    from failoverd.fence_probes import probe
+    from failoverd.fencing import FenceTarget
+
+    res = probe(peer.ssh(), FenceTarget("mail2", "127.0.0.1"), {})
+    assert res.ok, res.reason
+    assert "mail2 can be fenced" in res.reason  # the remote fence-self's verdict line
+
+
+def test_changed_host_key_flips_fence_ready_within_one_interval(
+    peer: Peer, running: Callable[[Config], FenceReadiness], tmp_path: Path
+) -> None:
+    r = running(config(peer.ssh()))
+    wait_ready(r, {"ssh": True}, 10)
+    other = tmp_path / "other_host_key"
+    keygen(other, "not-the-peer")
+    kind, key = other.with_suffix(".pub").read_text().split()[:2]
+    with capture_logs() as logs:
+        peer.sshd.write_known_hosts(peer.known_hosts, f"[127.0.0.1]:{peer.sshd.port} {kind} {key}")
+        took = wait_ready(r, {"ssh": False}, FLIP)
+        peer.sshd.write_known_hosts(peer.known_hosts)
+        wait_ready(r, {"ssh": True}, FLIP)
+    print(f"host key changed: fence_ready false after {took:.2f}s")
+    lost = [e for e in logs if e["event"] == "fence_path_lost"]
+    assert len(lost) == 1 and "host key" in lost[0]["reason"], lost
+    assert lost[0]["log_level"] == "critical" and lost[0]["peer"] == "mail2"
+    assert [e["event"] for e in logs if e["event"] == "fence_path_restored"] == [
+        "fence_path_restored"
+    ]
+
+
+def test_revoked_key_flips_fence_ready_within_one_interval(
+    peer: Peer, running: Callable[[Config], FenceReadiness]
+) -> None:
+    r = running(config(peer.ssh()))
+    wait_ready(r, {"ssh": True}, 10)
+    authorized = peer.sshd.authorized_keys.read_text()
+    with capture_logs() as logs:
+        peer.sshd.authorized_keys.write_text("")  # the peer revoked our fence key
+        took = wait_ready(r, {"ssh": False}, FLIP)
+        peer.sshd.authorized_keys.write_text(authorized)
+        wait_ready(r, {"ssh": True}, FLIP)
+    print(f"key revoked: fence_ready false after {took:.2f}s")
+    (lost,) = [e for e in logs if e["event"] == "fence_path_lost"]
+    assert "authentication" in lost["reason"], lost
+
+
+def test_stopped_sshd_flips_fence_ready_within_one_interval(
+    peer: Peer, running: Callable[[Config], FenceReadiness]
+) -> None:
+    r = running(config(peer.ssh()))
+    wait_ready(r, {"ssh": True}, 10)
+    with capture_logs() as logs:
+        peer.sshd.stop()
+        took = wait_ready(r, {"ssh": False}, FLIP)
+        peer.sshd.start()
+        wait_ready(r, {"ssh": True}, FLIP)
+    print(f"sshd stopped: fence_ready false after {took:.2f}s")
+    (lost,) = [e for e in logs if e["event"] == "fence_path_lost"]
+    assert "refused" in lost["reason"], lost
+
+
+def test_command_fencer_check_argv_is_its_readiness(
+    running: Callable[[Config], FenceReadiness], tmp_path: Path
+) -> None:
+    flag = tmp_path / "pdu-broken"
+    status = [PY, "-c", f"import os, sys; sys.exit(1 if os.path.exists({str(flag)!r}) else 0)"]
+    power = CommandFencerConfig(argv=("true",), check_argv=tuple(status), check_interval=INTERVAL)
+    r = running(config(power))
+    wait_ready(r, {"command": True}, 10)
+    flag.touch()
+    wait_ready(r, {"command": False}, FLIP)
+    flag.unlink()
+    wait_ready(r, {"command": True}, FLIP)
+
+
+def test_fence_skips_a_path_its_probe_found_dead_and_goes_straight_to_power(
+    peer: Peer, running: Callable[[Config], FenceReadiness], tmp_path: Path
+) -> None:
+    # The peer's ssh answers nothing at all (a powered-off host): the fence would
+    # otherwise wait out connect_timeout before trying the power switch.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))  # bound, never listening: connect is refused
+        dead = peer.ssh(port=silent.getsockname()[1], connect_timeout=1.0)
+        power_log = tmp_path / "power-calls"
+        power = CommandFencerConfig(argv=("sh", "-c", f"echo {{node}} >> {power_log}"))
+        cfg = config(dead, power)
+        r = running(cfg)
+        wait_ready(r, {"ssh": False, "command": True}, 10)
+        chain = FenceChain([SshFencer(dead), CommandFencer(power)], known_dead=r.known_dead)
+        ok, outcomes = chain.fence(request())
+    assert ok, outcomes
+    assert outcomes[0].reason.startswith("skipped: its readiness probe"), outcomes[0]
+    assert outcomes[0].took == 0.0
+    assert power_log.read_text() == "mail2\n"
+
+
+# ---------------------------------------------------------------------------
+# the daemon publishes it: member status, failoverctl status, metrics
+# ---------------------------------------------------------------------------
+
+
+def test_daemons_publish_fence_ready_in_status_and_metrics(
+    zk: ZooKeeperServer, peer: Peer, tmp_path: Path
+) -> None:
+    root = tmp_path / "c"
+    ssh = {
+        "type": "ssh",
+        "user": peer.sshd.user,
+        "key_file": str(peer.key_file),
+        "known_hosts": str(peer.known_hosts),
+        "port": peer.sshd.port,
+        "timeout": "3s",
+        "check_interval": f"{INTERVAL:g}s",
+        "verify_ports": [],
+    }
+    power = {"type": "command", "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"]}
+    port = free_port()
+    c = Cluster(root, zk.address, fencing=[ssh, power])
+    c.extra = {"metrics": {"listen": f"127.0.0.1:{port}"}}
+    c.write_config("mail2", 1)  # only mail2 serves metrics (one port per node)
+    try:
+        c.start()
+        c.wait_active(timeout=20)
+
+        def ready() -> dict[str, dict[str, bool]]:
+            return {m["node"]: m["fence_ready"] for m in c.status()["members"]}
+
+        both = {"ssh": True, "command": True}
+        wait_for(lambda: ready() == {"mail1": both, "mail2": both}, 15, "both fence_ready")
+        out = ctl(c, "status")
+        assert "command:ok,ssh:ok" in out.stdout, out.stdout
+        assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 1
+
+        peer.sshd.stop()
+        broken = {"ssh": False, "command": True}
+        wait_for(lambda: ready() == {"mail1": broken, "mail2": broken}, FLIP + 2, "ssh dead")
+        st = json.loads(ctl(c, "status", "--json").stdout)
+        assert {m["node"]: m["fence_ready"] for m in st["members"]}["mail2"] == broken
+        assert "command:ok,ssh:DEAD" in ctl(c, "status").stdout
+        assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 0
+        lost = [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_path_lost"]
+        assert lost and lost[0]["level"] == "critical" and lost[0]["peer"] == "mail1", lost
+    finally:
+        c.stop()
+        peer.sshd.start()  # the fixture stops it
+
+
+def ctl(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "failoverd.cli", "-c", str(c.nodes["mail2"].config_path), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body.decode())
+        for s in fam.samples
+    }
+
+
+def test_fence_self_starts_without_structlog(tmp_path: Path) -> None:
+    # fence-self runs for every fence and every readiness probe; structlog (and the
+    # asyncio it imports) was a quarter of its start-up.
+    cfg = tmp_path / "mail2.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "cluster": "test",
+                "node": {"name": "mail2", "address": "127.0.0.1", "state_dir": str(tmp_path)},
+                "peers": {"mail1": {"address": "127.0.0.1"}},
+                "zookeeper": {"hosts": "127.0.0.1:1"},
+                "resources": [{"type": "command", "start": ["true"], "stop": ["true"]}],
+                "fencing": [{"type": "command", "argv": ["true"]}],
+            }
+        )
+    )
+    code = (
+        "import sys; from failoverd.main import main; "
+        f"rc = main(['-c', {str(cfg)!r}, 'fence-self', '--dry-run']); "
+        "print(sorted(m for m in ('structlog', 'asyncio', 'paramiko') if m in sys.modules))"
+    )
+    p = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert p.stdout.splitlines()[-1] == "[]", p.stdout + p.stderr
+    assert json.loads(p.stderr.splitlines()[-1])["event"] == "fence_self_dry_run"
