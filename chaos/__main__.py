@@ -5,6 +5,7 @@
     python -m chaos run --all | --smoke
     python -m chaos run ... --mail postfix   the real mail node (Postfix, Dovecot, ext4 store)
     python -m chaos controls                 negative controls (exit 0: every one was flagged)
+    python -m chaos soak --minutes N [--seed S]  random composed fault schedules
     python -m chaos check RUN_DIR            re-judge a recorded repetition
     python -m chaos cleanup [--force]        remove leftovers of crashed runs
     python -m chaos power-off --lab RUN NODE the lab's power switch (a fencing command)
@@ -21,8 +22,11 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
+
+POWER_HANG = 120.0  # far past any fencing timeout: the fencer has to give up on it
 
 
 def _need_root() -> str | None:
@@ -47,7 +51,11 @@ def cmd_list(_: argparse.Namespace) -> int:
             bounds += f", outage <= {e.max_outage:.0f}s"
         if e.require_alert:
             bounds += ", alert required"
+        if e.quiet_after is not None:
+            bounds += f", nobody serves from {e.quiet_after:.0f}s into the fault"
         print(f"    {'':<20} expect: {bounds}")
+        if s.trigger is not None:
+            print(f"    {'':<20} trigger: {s.trigger} (--trigger)")
     print("(* = the CI smoke subset)")
     return 0
 
@@ -79,6 +87,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         chosen = [replace(s, fenced_store=True) for s in chosen]
     if args.mail:
         chosen = [replace(s, mail=args.mail) for s in chosen]
+    if args.trigger is not None:
+        from chaos.triggers import parse
+
+        try:
+            parse(args.trigger)
+        except ValueError as e:
+            print(f"chaos run: {e}", file=sys.stderr)
+            return 2
+        windowed = [s for s in chosen if s.trigger is not None]
+        if not windowed:
+            print("chaos run: --trigger needs a scenario that takes one", file=sys.stderr)
+            return 2
+        chosen = [replace(s, trigger=args.trigger) if s.trigger else s for s in chosen]
     _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label)
     return 0 if all(o.passed for o in outcomes) else 1
 
@@ -91,6 +112,19 @@ def cmd_controls(args: argparse.Namespace) -> int:
         return 2
     _, rows = run_controls(args.out)
     return 0 if rows and all(r["flagged"] for r in rows) else 1
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from chaos.soak import soak
+
+    if problem := _need_root():
+        print(f"chaos: {problem}", file=sys.stderr)
+        return 2
+    if args.minutes <= 0:
+        print("chaos soak: --minutes must be positive", file=sys.stderr)
+        return 2
+    _, outcomes = soak(args.minutes, args.seed, args.out, args.max_runs, only=args.schedule)
+    return 0 if outcomes and all(o.passed for o in outcomes) else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -142,6 +176,10 @@ def cmd_power_off(args: argparse.Namespace) -> int:
     if (lab_dir / "flags" / "power-disabled").exists():
         print("power-off: power switch unreachable (scenario fault)", file=sys.stderr)
         return 1
+    if (lab_dir / "flags" / "power-hang").exists():  # a switch that never answers
+        time.sleep(POWER_HANG)
+        print("power-off: no answer from the power switch", file=sys.stderr)
+        return 1
     lab = Lab.load(lab_dir)
     killed = lab.power_off(args.node, by=caller or "operator")
     print(f"power-off: {args.node} is off ({killed} processes killed)")
@@ -191,12 +229,26 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run Debian's Postfix and Dovecot on a loop-device store (default: the toy service)",
     )
+    run.add_argument(
+        "--trigger",
+        metavar="SPEC",
+        help="when a windowed scenario's fault fires: now, delay:LO-HI, EVENT[@active|@standby]",
+    )
     run.set_defaults(fn=cmd_run)
     ctl = sub.add_parser(
         "controls", help="negative controls: planted loss and split brain must be flagged"
     )
     ctl.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
     ctl.set_defaults(fn=cmd_controls)
+    sk = sub.add_parser("soak", help="random composed fault schedules, reproducible by seed")
+    sk.add_argument("--minutes", type=float, required=True, metavar="N")
+    sk.add_argument("--seed", type=int, default=None, metavar="S")
+    sk.add_argument("--max-runs", type=int, default=None, metavar="K", help="stop after K runs")
+    sk.add_argument(
+        "--schedule", type=int, default=None, metavar="K", help="replay only schedule K of the seed"
+    )
+    sk.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
+    sk.set_defaults(fn=cmd_soak)
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
     chk.add_argument("run_dir", type=Path)
     chk.set_defaults(fn=cmd_check)

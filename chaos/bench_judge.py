@@ -117,7 +117,7 @@ def daemon_events(run_dir: Path, nodes: tuple[str, ...]) -> list[tuple[float, st
     """(time, node, record) of every failoverd log line with a timestamp, in time order."""
     out = []
     for node in nodes:
-        for r in read_records(run_dir / node / "failoverd.log"):
+        for r in read_records(run_dir / node / "failoverd.log", problems=[]):
             ts = r.get("timestamp")
             if isinstance(ts, str):
                 try:

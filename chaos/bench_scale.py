@@ -296,7 +296,7 @@ class ScaleBench:
     def promoted_after(self, cluster: str, victim: str | None, wall0: float) -> float | None:
         """Seconds from `wall0` to the survivor's first `promoted` log line after it."""
         survivor = next(n for n in NODES if n != victim)
-        for r in read_records(self.workdir / cluster / f"{survivor}.log"):
+        for r in read_records(self.workdir / cluster / f"{survivor}.log", problems=[]):
             if r.get("event") == "promoted" and isinstance(r.get("timestamp"), str):
                 t = datetime.fromisoformat(r["timestamp"]).timestamp()
                 if t > wall0:

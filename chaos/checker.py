@@ -10,7 +10,15 @@ It fails the run on
 4. `not_settled` — no single active within the scenario's bound after a fault heals;
 5. `unwarranted_failover` — a takeover where the scenario forbids one, and the
    scenario's own bounds: `no_failover` (a failover was required), `too_many_takeovers`,
-   `no_alert`, `outage`.
+   `no_alert` (no `fence_failed` inside a fault window), `outage`, `served_during_fault`
+   (a node served while the scenario says nobody may, e.g. ZooKeeper quorum lost);
+6. `vip_overlap` — two nodes holding the service IP at once (the runner's polls of each
+   node's addresses, and the daemons' `resource_started` lines for the VIP);
+7. `epoch` — an epoch used by two nodes, or a takeover whose epoch does not rise
+   above every epoch before it (service starts, store writes, `promoted` lines);
+8. `no_recovery` — the client never had a successful delivery after the last heal,
+   or its last deliveries failed with no success after them: every scenario;
+9. `corrupt_history` — a history file has an unreadable line (not a torn last one).
 
 A service interval whose end was never written (the node lost power) closes at
 the power switch's `power_off` record, else at the end of the observation: the
@@ -23,12 +31,13 @@ and the last success before to that first success after (`gap`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from chaos.history import Expectation, Fault, History
 
-ALERT_LEVELS = ("warning", "error", "critical")
+ALERT_EVENT = "fence_failed"  # what the daemon logs (critical) when no fencing method worked
+VIP_RESOURCE = "vip"  # the daemon's resource name for the VIP starts with this
 
 
 @dataclass(frozen=True)
@@ -224,10 +233,20 @@ def check(h: History, expect: Expectation, delivered: set[int] | None = None) ->
             v.append(Violation("outage", f"{f.name}: outage {o['outage']}s > {expect.max_outage}s"))
 
     takeovers, failovers = _transitions(intervals, faults, expect, v)
-    if expect.require_alert and not any(
-        r.level in ALERT_LEVELS and "fence" in r.event for r in h.logs
-    ):
-        v.append(Violation("no_alert", "fencing was impossible but no daemon raised an alert"))
+    if expect.require_alert and not _alerted(h, faults, end):
+        v.append(
+            Violation(
+                "no_alert",
+                f"fencing was impossible but no daemon logged {ALERT_EVENT} "
+                "inside the fault window",
+            )
+        )
+    if expect.quiet_after is not None:
+        v += _served_during_fault(intervals, faults, expect.quiet_after, end)
+    v += vip_violations(h)
+    v += epoch_violations(h, intervals)
+    v += recovery_violations(h, faults)
+    v += [Violation("corrupt_history", c) for c in h.corrupt]
 
     stats = {
         "deliveries": len(h.deliveries),
@@ -287,3 +306,137 @@ def _transitions(
             )
         )
     return len(takeovers), failovers
+
+
+# -- the stricter rules (issue 11) ------------------------------------------------------
+
+
+def _alerted(h: History, faults: list[Fault], end: float) -> bool:
+    """The named alert, logged while some fault was in force."""
+    return any(
+        r.event == ALERT_EVENT
+        and r.t is not None
+        and any(f.start <= r.t <= (f.heal if f.heal is not None else end) for f in faults)
+        for r in h.logs
+    )
+
+
+def _served_during_fault(
+    intervals: list[Interval], faults: list[Fault], grace: float, end: float
+) -> list[Violation]:
+    out = []
+    for f in faults:
+        lo, hi = f.start + grace, f.heal if f.heal is not None else end
+        for i in intervals:
+            if i.start < hi and i.end > lo or (i.start == i.end and lo <= i.start <= hi):
+                out.append(
+                    Violation(
+                        "served_during_fault",
+                        f"{i.node} (epoch {i.epoch}) served from {max(i.start, lo):.3f} during "
+                        f"{f.name}, where nobody may serve later than {grace:.1f}s after its start",
+                    )
+                )
+    return out
+
+
+def vip_intervals(h: History) -> list[Interval]:
+    """Per node, the stretches every poll saw it hold the VIP, plus the daemons' VIP starts.
+
+    A poll interval is [first poll that saw it, last poll that saw it]; a VIP start
+    logged by a daemon is a point (proof "log"). Intervals are lower bounds, so an
+    overlap between two nodes is certain.
+    """
+    end = h.observed_end
+    out: list[Interval] = []
+    open_: dict[str, float] = {}
+    for e in sorted(h.vip, key=lambda e: e.t):
+        if e.event == "vip_held":
+            open_.setdefault(e.node, e.t)
+        elif e.event in ("vip_released", "vip_watch_end") and e.node in open_:
+            start = open_.pop(e.node)
+            last = e.last_held if e.last_held is not None else start
+            out.append(Interval(e.node, start, max(start, last), proof="poll"))
+    for node, start in open_.items():  # the watch never said it stopped: up to the end
+        out.append(Interval(node, start, max(start, end), proof="poll"))
+    # Records after the end of the observation (teardown) are not judged.
+    out = [replace(i, end=min(i.end, end)) for i in out if i.start <= end]
+    for r in h.logs:
+        if r.event == "resource_started" and (r.resource or "").startswith(VIP_RESOURCE):
+            if r.t is not None and r.t <= end:
+                out.append(Interval(r.node, r.t, r.t, proof="log"))
+    return sorted(out, key=lambda i: (i.start, i.node))
+
+
+def vip_violations(h: History) -> list[Violation]:
+    return [
+        Violation(
+            "vip_overlap",
+            f"{a.node} ({a.proof}) and {b.node} ({b.proof}) both held the VIP from "
+            f"{max(a.start, b.start):.3f} to {min(a.end, b.end):.3f}",
+        )
+        for a, b in overlaps(vip_intervals(h))
+    ]
+
+
+def epoch_violations(h: History, intervals: list[Interval]) -> list[Violation]:
+    """Each epoch belongs to one node; each takeover's epoch is above every earlier one."""
+    out: list[Violation] = []
+    owners: dict[int, set[str]] = {}
+    uses = [(e.node, e.epoch) for e in h.service if e.event == "service_up"]
+    uses += [(w.node, w.epoch) for w in h.writes if w.accepted]
+    uses += [(r.node, r.epoch) for r in h.logs if r.event == "promoted"]
+    for node, epoch in uses:
+        if epoch is not None:
+            owners.setdefault(epoch, set()).add(node)
+    for epoch, nodes in sorted(owners.items()):
+        if len(nodes) > 1:
+            out.append(Violation("epoch", f"epoch {epoch} used by {' and '.join(sorted(nodes))}"))
+    starts = [(i.start, i.node, i.epoch, "service start") for i in intervals if i.proof == "events"]
+    starts += [(r.t, r.node, r.epoch, "promoted") for r in h.logs if r.event == "promoted" and r.t]
+    highest: tuple[int, str] | None = None
+    for t, node, epoch, what in sorted(starts, key=lambda x: x[0]):
+        if epoch is None:
+            if what == "service start":
+                out.append(
+                    Violation("epoch", f"{node} started its service with no epoch at {t:.3f}")
+                )
+            continue
+        if highest is not None and (epoch, node) != highest and epoch <= highest[0]:
+            out.append(
+                Violation(
+                    "epoch",
+                    f"{what} of {node} at {t:.3f} with epoch {epoch}, not above epoch "
+                    f"{highest[0]} of {highest[1]} before it",
+                )
+            )
+        if highest is None or epoch > highest[0]:
+            highest = (epoch, node)
+    return out
+
+
+def recovery_violations(h: History, faults: list[Fault]) -> list[Violation]:
+    """The client must be served again after the last heal, and its last word is a success."""
+    if not faults or not h.deliveries:
+        return []
+    last_heal = max(f.heal if f.heal is not None else f.start for f in faults)
+    ok = [d for d in h.deliveries if d.ok]
+    if not any(d.t_start >= last_heal for d in ok):
+        return [
+            Violation(
+                "no_recovery",
+                f"no delivery succeeded after the last heal at {last_heal:.3f} "
+                f"({sum(d.t_start >= last_heal for d in h.deliveries)} attempts after it)",
+            )
+        ]
+    last_ok = max(d.t_start for d in ok)
+    trailing = [d for d in h.deliveries if not d.ok and d.t_start > last_ok]
+    if trailing:
+        first = min(d.t_start for d in trailing)
+        return [
+            Violation(
+                "no_recovery",
+                f"{len(trailing)} deliveries failed from {first:.3f} to the end of the "
+                "observation with no success after them",
+            )
+        ]
+    return []

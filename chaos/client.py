@@ -4,7 +4,8 @@
 
 Message n is sent at start + n*interval whether or not earlier ones finished (a
 hung connection must not slow the rate, or the outage would be mismeasured).
-Each attempt is recorded as one JSON line {n, t_start, t_end, code, error, server}:
+Each attempt is recorded as one JSON line {n, t_start, t_end, m_start, m_end, code,
+error, server} (m_*: the monotonic clock):
 `code` is the reply to the end of DATA (250 = acknowledged: the message must be in
 the store) or the first non-2xx/3xx reply; `error` names a timeout or socket error.
 SIGTERM stops new sends, lets the ones in flight finish, and exits.
@@ -82,8 +83,9 @@ class Client:
         self.out.flush()
 
     async def attempt(self, n: int) -> None:
-        t_start = time.time()
+        t_start, m_start = time.time(), time.monotonic()
         rec: dict[str, Any] = {"n": n, "t_start": t_start, "code": None, "error": None}
+        rec["m_start"] = m_start  # monotonic twins of the wall times (see chaos/history.py)
         try:
             code, line = await asyncio.wait_for(send_one(self.host, self.port, n), self.timeout)
             rec["code"] = code
@@ -96,7 +98,7 @@ class Client:
             rec["error"] = "timeout"
         except (OSError, ConnectionError, ValueError) as e:
             rec["error"] = f"{type(e).__name__}: {e}"[:120]
-        rec["t_end"] = time.time()
+        rec["t_end"], rec["m_end"] = time.time(), time.monotonic()
         self.record(rec)
 
     async def run(self, count: int, duration: float) -> None:

@@ -150,9 +150,9 @@ class Cluster:
         """Nodes whose service is up, from the services' own records and the power switch."""
         last: dict[str, tuple[float, str]] = {}
         for name in self.nodes:
-            for r in read_records(self.run_dir / "events" / f"{name}-service.jsonl"):
+            for r in read_records(self.run_dir / "events" / f"{name}-service.jsonl", []):
                 last[name] = max(last.get(name, (0.0, "")), (r["t"], r["event"]))
-        for r in read_records(self.lab.events_path):
+        for r in read_records(self.lab.events_path, []):
             if r["event"] == "power_off" and r.get("node") in self.nodes:
                 name = r["node"]
                 last[name] = max(last.get(name, (0.0, "")), (r["t"], "power_off"))

@@ -14,13 +14,14 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos import netns
+from chaos import cgroups, netns
 from chaos.store import append_event
 
 SUBNET = "198.51.100"
@@ -132,6 +133,7 @@ class Lab:
         not watch their ensemble die (and react) while they are being torn down.
         """
         order = [*MAIL_HOSTS, "client", *ZK_HOSTS, BRIDGE]
+        cgroups.release(self.prefix)  # a frozen process would survive SIGKILL
         teardown_names([self.ns(h) for h in order])
         with contextlib.suppress(FileNotFoundError):
             (REGISTRY / f"{self.prefix}.json").unlink()
@@ -227,7 +229,14 @@ class Lab:
         the last process is gone: the checker closes the node's service interval
         there when the service itself could not write `service_down`.
         """
-        killed = netns.kill_all(self.ns(host))
+        # Frozen (cgroup freezer) processes die of this SIGKILL only once thawed: kill
+        # first, then thaw, so a frozen node never runs another instruction.
+        first = [p for p in netns.pids(self.ns(host)) if netns.running(p)]
+        for pid in first:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        cgroups.thaw(f"{self.prefix}-{host}")
+        killed = max(len(first), netns.kill_all(self.ns(host)))  # re-kills are not new
         netns.sh(["ip", "-n", self.ns(host), "addr", "flush", "dev", "eth0"], check=False)
         netns.sh(["ip", "-n", self.ns(host), "link", "set", "eth0", "down"], check=False)
         self.record("power_off", node=host, by=by, killed=killed)
@@ -274,11 +283,14 @@ def cleanup(force: bool = False) -> list[str]:
             live.update(names)
             continue
         present = [n for n in names if netns.exists(n)]
+        cgroups.release(str(info.get("prefix", "")) or "-")
         teardown_names(present)
         _release_mail_store(info)  # after its processes (and so its mounts) are gone
         removed += present
         reg.unlink(missing_ok=True)
     stray = [n for n in netns.listed() if NS_PATTERN.match(n) and n not in live]
+    for prefix in sorted({n.rsplit("-", 1)[0] for n in stray}):
+        cgroups.release(prefix)
     teardown_names(stray)
     return removed + stray
 

@@ -7,11 +7,16 @@ reads hang until their timeouts, a bridge port taken down makes them fail fast
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import time
 from collections.abc import Callable
 
+from chaos import cgroups, netns
 from chaos.cluster import Cluster
 from chaos.lab import HOSTS, MAIL_HOSTS, ZK_HOSTS
+from chaos.store import read_records
 
 Heal = Callable[[], None]
 
@@ -157,5 +162,190 @@ def block_fencing(c: Cluster, fencer: str, target: str) -> Heal:
     def heal() -> None:
         flag.unlink(missing_ok=True)
         c.lab.heal_firewall(fencer)
+
+    return heal
+
+
+# -- the faults of issue 11 --------------------------------------------------------------
+
+
+def zk_one_way(c: Cluster, node: str, direction: str) -> Heal:
+    """One-way partition between `node` and every ZooKeeper server.
+
+    direction "to-node": ZooKeeper's packets to the node are dropped while the node's
+    reach the servers (the session stays alive at the server, the node hears nothing);
+    "from-node": the node's packets are dropped while the servers' still arrive.
+    """
+    c.lab.drop(node, list(ZK_HOSTS), direction="in" if direction == "to-node" else "out")
+    return lambda: c.lab.heal_firewall(node)
+
+
+def pause_zk_server(c: Cluster, which: str, node: str, seconds: float, times: int = 3) -> Heal:
+    """SIGSTOP a ZooKeeper server (`leader`, or `follower`: the one `node`'s session is on
+    when it is a follower) `times` times for `seconds` each, 2 s apart (a GC or fsync stall)."""
+    leader = c.zk_leader()
+    if which == "leader":
+        server = leader
+    else:
+        own = c.zk_server_of(node)
+        server = own if own not in (None, leader) else next(z for z in ZK_HOSTS if z != leader)
+    if server is None:
+        raise RuntimeError("no ZooKeeper leader to pause")
+    c.lab.record("zk_paused", node=server, role=which, seconds=seconds, times=times)
+    zk = c.zk[server]
+    for k in range(times):
+        zk.pause()
+        try:
+            time.sleep(seconds)
+        finally:
+            zk.resume()
+        if k + 1 < times:
+            time.sleep(2.0)
+    return nothing
+
+
+def zk_quorum_lost(c: Cluster) -> Heal:
+    """Stop two of the three servers (the leader and a follower): no quorum at all."""
+    leader = c.zk_leader() or ZK_HOSTS[0]
+    victims = [leader, next(z for z in ZK_HOSTS if z != leader)]
+    c.lab.record("zk_stopped", nodes=victims)
+    for z in victims:
+        c.zk[z].stop()
+
+    def heal() -> None:
+        for z in victims:
+            c.zk[z].start()
+        # A quorum, not every server: one may still be cut off by another fault (soak).
+        wait_quorum(c, 60)
+
+    return heal
+
+
+def wait_quorum(c: Cluster, timeout: float) -> None:
+    """Until a majority of the ensemble serves (a leader or follower answers `srvr`)."""
+    deadline = time.monotonic() + timeout
+    while sum(s.mode() in ("leader", "follower") for s in c.zk.values()) * 2 <= len(c.zk):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no ZooKeeper quorum {timeout:.0f}s after the heal")
+        time.sleep(0.2)
+
+
+def restart_zookeeper(c: Cluster) -> list[str]:
+    """Start every ZooKeeper server that is not running (the end of a composed schedule)."""
+    started = []
+    for z, s in c.zk.items():
+        if s.proc is None or s.proc.poll() is not None:
+            s.start()
+            started.append(z)
+    return started
+
+
+def freeze_node(c: Cluster, node: str) -> Heal:
+    """The whole node stalls like a VM (cgroup freezer): daemon, services and sshd together."""
+    name = f"{c.lab.prefix}-{node}"
+    pids = [p for p in netns.pids(c.lab.ns(node)) if netns.running(p)]
+    cgroups.freeze(name, pids)
+    c.lab.record("node_frozen", node=node, pids=len(pids))
+
+    def heal() -> None:
+        cgroups.thaw(name)
+        c.lab.record("node_thawed", node=node)
+
+    return heal
+
+
+def true_power_off(c: Cluster, node: str, silence: float = 1.0) -> Heal:
+    """A real power loss: the node falls silent first (frozen, link cut: no FIN, no RST),
+    then its processes die (the power switch, which also takes the addresses)."""
+    heal = freeze_node(c, node)
+    c.lab.set_link(node, False)
+    time.sleep(silence)
+    c.lab.power_off(node, by="nemesis")
+    c.lab.set_link(node, True)  # the bridge port; the node's own eth0 stays down (off)
+    heal()
+    return nothing
+
+
+def power_switch_hangs(c: Cluster, fencer: str, target: str) -> Heal:
+    """ssh fencing dropped and the power switch hanging until the fencer's timeout kills it."""
+    flag = c.run_dir / "flags" / "power-hang"
+    flag.touch()
+    c.lab.drop(fencer, [target], direction="out", tcp_port=22)
+
+    def heal() -> None:
+        flag.unlink(missing_ok=True)
+        c.lab.heal_firewall(fencer)
+
+    return heal
+
+
+def service_pid(c: Cluster, node: str) -> int | None:
+    try:
+        pid = int((c.run_dir / node / "service.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if netns.running(pid) else None
+
+
+def freeze_service_mid_data(c: Cluster, node: str, timeout: float = 10.0) -> Heal:
+    """Freeze the node's mail service after it received a message's DATA and before it
+    stored or answered it; the heal resumes it (its late write must be caught)."""
+    flag = c.run_dir / "flags" / f"{node}.hold-data"
+    events = c.run_dir / "events" / f"{node}-service.jsonl"
+    seen = len(read_records(events, []))
+    flag.touch()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            held = [r for r in read_records(events, [])[seen:] if r.get("event") == "data_held"]
+            if held:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node}'s service held no DATA within {timeout}s")
+            time.sleep(0.01)
+        pid = int(held[0]["pid"])
+        os.kill(pid, signal.SIGSTOP)
+        c.lab.record("service_frozen", node=node, pid=pid, msg=held[0].get("msg"))
+    finally:
+        flag.unlink(missing_ok=True)  # the frozen service still sees it gone once resumed
+
+    def heal() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        c.lab.record("service_resumed", node=node, pid=pid)
+
+    return heal
+
+
+def starve_daemon(c: Cluster, node: str, fraction: float) -> Heal:
+    """The daemon gets `fraction` of one core (cgroup v1 cpu.cfs_quota_us), threads and all."""
+    daemon = c.nodes[node].daemon
+    if daemon is None:
+        raise RuntimeError(f"no failoverd on {node}")
+    name = f"{c.lab.prefix}-{node}-daemon"
+    cgroups.cpu_quota(name, [daemon.pid], fraction)
+    c.lab.record("daemon_starved", node=node, fraction=fraction)
+    return lambda: cgroups.unlimit(name)
+
+
+def state_dir_read_only(c: Cluster, node: str) -> Heal:
+    """The node's state dir becomes read-only (a remount after an I/O error).
+
+    Every `ip netns exec` process has its own mount namespace that does not receive
+    later mounts, so the read-only bind mount is made inside the daemon's and the
+    sshd's (fence-self runs under it) mount namespaces with nsenter.
+    """
+    state = str(c.nodes[node].config()["node"]["state_dir"])
+    pids = [p.pid for p in (c.nodes[node].daemon, c.nodes[node].sshd) if p is not None]
+    done: list[int] = []
+    for pid in pids:
+        netns.sh(["nsenter", "-t", str(pid), "-m", "--", "mount", "--bind", state, state])
+        done.append(pid)
+        netns.sh(["nsenter", "-t", str(pid), "-m", "--", "mount", "-o", "remount,bind,ro", state])
+    c.lab.record("state_dir_read_only", node=node, pids=done)
+
+    def heal() -> None:
+        for pid in done:
+            netns.sh(["nsenter", "-t", str(pid), "-m", "--", "umount", state], check=False)
 
     return heal

@@ -82,6 +82,11 @@ def kill_all(ns: str, timeout: float = 5.0) -> int:
         time.sleep(0.02)
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    return _running(pid)
+
+
 def _running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -31,6 +31,7 @@ from chaos.cluster import Cluster
 from chaos.history import expectation_dict, load_history
 from chaos.scenarios import Ctx, Scenario
 from chaos.timeline import draw
+from chaos.vipwatch import VipWatch
 
 START_TIMEOUT = 45.0  # ensemble + both daemons + first promotion, on 2 busy cores
 WARMUP = 2.0  # client traffic before the fault: the baseline the outage is measured from
@@ -75,6 +76,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
                 "number": scenario.number,
                 "description": scenario.description,
                 "seed": seed,
+                "trigger": scenario.trigger,
                 "expect": expectation_dict(scenario.expect),
             },
             indent=1,
@@ -84,11 +86,13 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
     lab = labmod.Lab.create(run_dir)
     timings["lab_build"] = round(time.monotonic() - t0, 3)
     cluster = Cluster(lab, fenced_store=scenario.fenced_store, mail=scenario.mail)
+    vips = VipWatch(lab)  # who holds the service IP, for the checker's VIP rule
     try:
         with signals_raise():
             timings["zookeeper_quorum"] = round(cluster.start_zookeeper(), 3)
             cluster.prepare_nodes()
             t = time.monotonic()
+            vips.start()
             cluster.start_nodes()
             active = cluster.wait_single_active(START_TIMEOUT)
             if active is None:
@@ -100,7 +104,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
             log(f"  lab {lab.prefix}: quorum {timings['zookeeper_quorum']}s, {active} active")
             cluster.start_client()
             time.sleep(WARMUP)
-            scenario.inject(Ctx(cluster, random.Random(seed), active))
+            scenario.inject(Ctx(cluster, random.Random(seed), active, scenario.trigger))
             t = time.monotonic()
             settled = cluster.wait_single_active(scenario.expect.settle + 5)
             timings["settle_after_heal"] = round(time.monotonic() - t, 3)
@@ -119,6 +123,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
         if isinstance(e, KeyboardInterrupt):
             raise  # after the teardown below
     finally:
+        vips.stop()
         t = time.monotonic()
         cluster.teardown()
         if scenario.mail:

@@ -21,7 +21,9 @@ check would always fail there): the node *can* serve when the store is mounted
 and the fault flag `flags/<node>.unhealthy` is absent; when the service runs, it
 must also answer its SMTP banner with 220 within the timeout. Scenario 10 sets
 the flag (the running service then answers 421, as a broken Postfix would);
-scenario 12 writes a delay in seconds to `flags/<node>.slow`.
+scenario 12 writes a delay in seconds to `flags/<node>.slow`; while
+`flags/<node>.hold-data` exists a message whose DATA arrived is held before it is
+stored (`data_held` event), so a nemesis can freeze the service mid-transaction.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Paths:
         self.store = lab / "store"
         self.unhealthy = lab / "flags" / f"{node}.unhealthy"
         self.slow = lab / "flags" / f"{node}.slow"
+        self.hold = lab / "flags" / f"{node}.hold-data"
 
     def delay(self) -> float:
         try:
@@ -135,6 +138,13 @@ class SmtpService:
         if self.stopping:
             return "421 shutting down"
         m = MSG_HEADER.search(body)
+        if self.p.hold.exists():
+            # Mid-transaction fault (chaos/nemesis.py freeze_service_mid_data): DATA is
+            # in, nothing is stored or answered yet. The nemesis freezes the process
+            # here; once resumed it writes and answers, however late that is.
+            self.p.event("data_held", msg=int(m.group(1)) if m else None, pid=os.getpid())
+            while self.p.hold.exists():
+                await asyncio.sleep(0.01)
         rec = self.store.write(int(m.group(1)) if m else None, self.p.node, self.epoch)
         if not rec["accepted"]:
             return f"451 stale epoch {self.epoch} rejected by the store"

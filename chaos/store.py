@@ -52,6 +52,7 @@ class Store:
                 "node": node,
                 "epoch": epoch,
                 "t": time.time(),
+                "mono": time.monotonic(),
                 "accepted": accepted,
                 "stale": stale,
             }
@@ -71,7 +72,13 @@ class Store:
 
 
 def append_event(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line durably (O_APPEND keeps concurrent writers' lines whole)."""
+    """Append one JSON line durably (O_APPEND keeps concurrent writers' lines whole).
+
+    Every record carries `mono` (CLOCK_MONOTONIC, one clock for every namespace of
+    the machine) next to the wall time `t`: the loader judges on it, so a wall-clock
+    step during a run cannot reorder the history.
+    """
+    record.setdefault("mono", time.monotonic())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -87,21 +94,40 @@ def _read_highest(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every JSON line of a history file; a torn last line (crash mid-write) is skipped."""
+class CorruptHistory(ValueError):
+    """A history file has an unreadable line that is not a torn last line."""
+
+
+def read_records(path: Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every JSON object line of a history file.
+
+    A torn *last* line (a crash mid-write: no final newline) is skipped. Any other
+    line that is not a JSON object means the history is damaged and cannot be
+    judged silently: it is reported — appended to `problems` (naming file and
+    line) when a list is given, else raised as CorruptHistory.
+    """
     out: list[dict[str, Any]] = []
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        text = path.read_text(errors="replace")
     except FileNotFoundError:
         return out
-    for line in lines:
-        line = line.strip()
+    lines = text.split("\n")
+    for k, raw in enumerate(lines):
+        line = raw.strip()
         if not line:
             continue
+        rec: Any = None
         try:
             rec = json.loads(line)
         except ValueError:
-            continue
+            pass
         if isinstance(rec, dict):
             out.append(rec)
+            continue
+        if k == len(lines) - 1:  # no newline after it: torn by a crash, tolerated
+            continue
+        msg = f"{path}: line {k + 1} is not a JSON record: {line[:80]!r}"
+        if problems is None:
+            raise CorruptHistory(msg)
+        problems.append(msg)
     return out

@@ -1,8 +1,9 @@
 """The timeline picture of one run: who served, the faults, and every delivery.
 
 One lane per mail node (its service intervals, labelled with the epoch; a lone
-store write is a tick), one lane for the client (each delivery a dot: green
-acknowledged, red failed), fault spans shaded, power-offs marked. The title
+store write is a tick; a thin purple bar where it held the VIP), one lane for
+the client (each delivery a dot: green acknowledged, red failed), fault spans
+shaded, power-offs marked. The title
 carries the verdict, so the PNG alone tells an operator how the run went; a
 span where two nodes served at once is shaded red.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chaos.checker import Verdict, overlaps
+from chaos.checker import Verdict, overlaps, vip_intervals
 from chaos.history import History
 
 
@@ -48,6 +49,11 @@ def draw(h: History, verdict: Verdict, title: str, path: Path) -> Path:
             continue
         ax.broken_barh([(i.start - t0, i.end - i.start)], (y[i.node] - 0.3, 0.6), color="tab:blue")
         ax.text(i.start - t0, y[i.node], f" e{i.epoch}", va="center", fontsize=7, color="white")
+    for i in vip_intervals(h):  # who held the VIP (polls): a thin purple bar under the lane
+        if i.node in y and i.end > i.start:
+            ax.broken_barh(
+                [(i.start - t0, i.end - i.start)], (y[i.node] - 0.42, 0.08), color="tab:purple"
+            )
     ok = [d.t_end - t0 for d in h.deliveries if d.ok]
     bad = [d.t_end - t0 for d in h.deliveries if not d.ok]
     ax.plot(ok, [y["client"] + 0.12] * len(ok), "|", color="green", ms=8, label="acknowledged")

@@ -16,8 +16,10 @@ from chaos.history import (
     LogRecord,
     ServiceEvent,
     StoreWrite,
+    VipEvent,
     load_history,
 )
+from chaos.store import CorruptHistory, read_records
 
 
 class Builder:
@@ -185,7 +187,8 @@ def test_a_write_with_an_epoch_below_one_already_seen_fails() -> None:
     h = clean_failover()
     h.writes.append(StoreWrite(500, "mail2", 1, 25.0))
     verdict = check(h, REQUIRED)
-    assert rules(verdict) == {"stale_epoch"}
+    # ... and epoch 1, mail1's, is now also used by mail2.
+    assert rules(verdict) == {"stale_epoch", "epoch"}
 
 
 def test_a_write_without_an_epoch_fails() -> None:
@@ -284,8 +287,21 @@ def test_missing_alert_fails_when_required_and_a_fence_alert_satisfies_it() -> N
     h = b.end(20.0)
     expect = Expectation(failover="forbidden", require_alert=True)
     assert rules(check(h, expect)) == {"no_alert"}
-    h.logs.append(LogRecord("mail2", "fence_failed", "critical"))
+    h.logs.append(LogRecord("mail2", "fence_failed", "critical", t=7.0))
     assert check(h, expect).passed
+
+
+def test_the_alert_must_be_the_named_event_inside_the_fault_window() -> None:
+    expect = Expectation(failover="forbidden", require_alert=True)
+    for record in (
+        LogRecord("mail2", "fence_failed", "critical", t=4.0),  # before the fault
+        LogRecord("mail2", "fence_failed", "critical", t=11.0),  # after the heal
+        LogRecord("mail2", "fence_failed", "critical"),  # no readable time
+        LogRecord("mail2", "fence_readiness_lost", "critical", t=7.0),  # another event
+    ):
+        h = Builder().up("mail1", 0.0, 1).fault(5.0, 10.0, "no-fencing").end(20.0)
+        h.logs.append(record)
+        assert rules(check(h, expect)) == {"no_alert"}, record
 
 
 def test_an_outage_above_the_scenario_bound_fails() -> None:
@@ -328,3 +344,138 @@ def test_load_history_reads_a_run_folder_and_skips_a_torn_last_line(tmp_path: Pa
     assert [(i.node, i.start, i.end) for i in service_intervals(h)] == [("mail1", 1.0, 2.5)]
     assert h.logs == [LogRecord("mail2", "fence_failed", "critical")]
     assert h.deliveries[0].ok
+
+
+def test_load_history_reports_a_corrupt_line_in_the_middle_of_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "store/messages.jsonl"
+    path.parent.mkdir(parents=True)
+    good = json.dumps({"msg": 0, "node": "mail1", "epoch": 1, "t": 1.5})
+    path.write_text(f'{good}\n{{"msg": 1, "no\n{good}\n')
+    with pytest.raises(CorruptHistory, match="messages.jsonl: line 2"):
+        read_records(path)
+    h = load_history(tmp_path)
+    assert len(h.writes) == 2
+    assert len(h.corrupt) == 1 and "line 2" in h.corrupt[0]
+    assert "corrupt_history" in rules(check(h, Expectation()))
+
+
+def test_load_history_orders_records_by_the_monotonic_clock(tmp_path: Path) -> None:
+    """The wall clock stepped back 100 s mid-run: the monotonic twins keep the order."""
+    (tmp_path / "events").mkdir()
+    recs = [
+        {"event": "service_up", "t": 1000.0, "mono": 10.0, "epoch": 1},
+        {"event": "service_down", "t": 905.0, "mono": 15.0, "epoch": 1},  # after the step
+    ]
+    (tmp_path / "events/mail1-service.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in recs)
+    )
+    h = load_history(tmp_path)
+    [i] = service_intervals(h)
+    assert i.end - i.start == pytest.approx(5.0)
+
+
+# -- rule 6: the VIP ------------------------------------------------------------------
+
+
+def vip(b: Builder, node: str, held: float, last: float, released: float) -> Builder:
+    b.h.vip.append(VipEvent(node, "vip_held", held))
+    b.h.vip.append(VipEvent(node, "vip_released", released, last_held=last))
+    return b
+
+
+def test_two_nodes_seen_holding_the_vip_at_once_fail() -> None:
+    b = Builder()
+    b.h = h = clean_failover()
+    vip(b, "mail1", 0.1, 13.2, 13.3)  # mail1 still held it when mail2 had it
+    vip(b, "mail2", 12.9, 29.9, 30.0)
+    verdict = check(h, REQUIRED)
+    assert rules(verdict) == {"vip_overlap"}
+    assert "from 12.900 to 13.200" in verdict.violations[0].message
+
+
+def test_a_clean_vip_handover_passes() -> None:
+    b = Builder()
+    b.h = clean_failover()
+    vip(b, "mail1", 0.1, 10.9, 11.0)
+    vip(b, "mail2", 12.9, 29.9, 30.0)
+    assert check(b.h, REQUIRED).passed
+
+
+def test_a_vip_start_logged_by_a_daemon_inside_the_other_nodes_holding_fails() -> None:
+    b = Builder()
+    b.h = clean_failover()
+    vip(b, "mail1", 0.1, 10.9, 11.0)
+    b.h.vip.append(VipEvent("mail2", "vip_held", 20.0))  # never released: up to the end
+    b.h.logs.append(LogRecord("mail1", "resource_started", "info", t=25.0, resource="vip x"))
+    assert rules(check(b.h, REQUIRED)) == {"vip_overlap"}
+
+
+# -- rule 7: epochs belong to one node and rise ---------------------------------------------
+
+
+def test_an_epoch_promoted_on_two_nodes_fails() -> None:
+    h = clean_failover()
+    h.logs.append(LogRecord("mail1", "promoted", "info", t=0.0, epoch=1))
+    h.logs.append(LogRecord("mail2", "promoted", "info", t=13.0, epoch=1))
+    verdict = check(h, REQUIRED)
+    assert "epoch" in rules(verdict)
+    assert any("epoch 1 used by mail1 and mail2" in x.message for x in verdict.violations)
+
+
+def test_a_takeover_whose_epoch_does_not_rise_fails() -> None:
+    b = Builder().up("mail1", 0.0, 5).fault(10.0, 20.0).down("mail1", 11.0, 5)
+    b.up("mail2", 13.0, 4)
+    verdict = check(b.end(30.0), Expectation(settle=10.0))
+    assert rules(verdict) == {"epoch"}
+    assert "with epoch 4, not above epoch 5" in verdict.violations[0].message
+
+
+def test_a_service_started_without_an_epoch_fails() -> None:
+    b = Builder().up("mail1", 0.0, 1).fault(10.0, 20.0).down("mail1", 11.0, 1)
+    b.h.service.append(ServiceEvent("mail2", "service_up", 13.0, None))
+    assert "epoch" in rules(check(b.end(30.0), Expectation(settle=10.0)))
+
+
+# -- rule 8: the client recovers, in every scenario ------------------------------------------
+
+
+def test_a_client_never_served_after_the_heal_fails_even_without_an_outage_bound() -> None:
+    b = Builder().up("mail1", 0.0, 1)
+    n = b.traffic(1.0, 5.0, "mail1", 1, 0)
+    b.fault(5.0, 6.0, "peer-link")
+    b.traffic(5.0, 20.0, None, 1, n)  # mail1 "serves" (its interval) but nothing gets through
+    verdict = check(b.end(20.0), Expectation(failover="forbidden", settle=5.0))
+    assert rules(verdict) == {"no_recovery"}
+
+
+def test_trailing_failures_after_the_last_success_fail() -> None:
+    b = Builder().up("mail1", 0.0, 1)
+    n = b.traffic(1.0, 12.0, "mail1", 1, 0)
+    b.fault(3.0, 4.0, "peer-link")
+    b.traffic(12.0, 14.0, None, 1, n)
+    verdict = check(b.end(14.0), Expectation(failover="forbidden", settle=5.0))
+    assert rules(verdict) == {"no_recovery"}
+    assert "4 deliveries failed from 11.990" in verdict.violations[0].message
+
+
+# -- nobody serves while the scenario says so; overlapping faults ---------------------------
+
+
+def test_serving_while_quorum_is_lost_fails_after_the_grace() -> None:
+    quiet = Expectation(failover="allowed", settle=10.0, quiet_after=3.0)
+    b = Builder().up("mail1", 0.0, 1).fault(5.0, 15.0, "quorum lost").down("mail1", 7.0, 1)
+    b.up("mail1", 16.0, 2)
+    assert check(b.end(30.0), quiet).passed
+    late = Builder().up("mail1", 0.0, 1).fault(5.0, 15.0, "quorum lost").down("mail1", 9.0, 1)
+    late.up("mail1", 16.0, 2)
+    assert rules(check(late.end(30.0), quiet)) == {"served_during_fault"}
+
+
+def test_overlapping_faults_heal_by_name() -> None:
+    b = Builder().fault(1.0, None, "a")
+    b.lab("fault_start", 2.0, fault="b").lab("fault_heal", 3.0, fault="a")
+    b.lab("fault_heal", 4.0, fault="b")
+    assert [(f.name, f.start, f.heal) for f in b.end(10.0).faults()] == [
+        ("a", 1.0, 3.0),
+        ("b", 2.0, 4.0),
+    ]
