@@ -1029,7 +1029,9 @@ def check_report(path: str, machine: bool = True) -> tuple[int, str]:
     problems, notes = preflight(config)
     if machine:
         from failoverd.host_checks import host_checks  # programs, units, interfaces, tools
+        from failoverd.preflight import authorized_keys_notes  # this node as a fence target
 
+        notes += authorized_keys_notes(config)
         for f in host_checks(config):
             if f.severity == "error":
                 problems.append(f"{path}: {f.at}: {f.message}")

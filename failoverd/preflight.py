@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import pwd
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 from failoverd.config import (
@@ -35,6 +37,7 @@ from failoverd.config import (
 PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
 PROBE = ".failoverd-probe"
 UNIT_STATE_DIR = "/var/lib/failoverd"  # StateDirectory= and ReadWritePaths= of the unit
+SSHD_CONFIG = "/etc/ssh/sshd_config"
 
 
 def zk_access_problems(config: Config) -> list[str]:
@@ -208,6 +211,72 @@ def unit_notes(config: Config) -> list[str]:
         "systemd unit lets failoverd write: add a drop-in (systemctl edit failoverd) with "
         f"[Service] ReadWritePaths={path}"
     ]
+
+
+def authorized_keys_notes(config: Config, sshd_config: str = SSHD_CONFIG) -> list[str]:
+    """This node is its peers' fencing target: their ssh fencer logs in here as
+    `fencing[].user`, and the forced command in that user's authorized_keys is
+    what runs. Whoever can write that file (or a directory above it) can swap
+    fence-self for `true`, and a "successful" fence then stops nothing. So every
+    AuthorizedKeysFile sshd uses for the fence user must be root-owned.
+
+    Asked of sshd itself (`sshd -T -C user=...`: the effective config, Match
+    blocks included). A note, not an error: sshd's config may legitimately be
+    managed elsewhere, and this node's own fencing does not depend on it."""
+    users = sorted({f.user for f in config.fencing if isinstance(f, SshFencerConfig)})
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if not users or sshd is None or not os.path.exists(sshd_config):
+        return []
+    notes = []
+    for user in users:
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            notes.append(
+                f"fencing: the fence user {user!r} does not exist on this node, so peers "
+                "cannot fence it over ssh"
+            )
+            continue
+        try:
+            out = subprocess.run(
+                [sshd, "-T", "-f", sshd_config, "-C", f"user={user},host=localhost,addr=127.0.0.1"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            notes.append(f"fencing: cannot ask sshd for its effective config: {e}")
+            continue
+        if out.returncode != 0:
+            why = (out.stderr.strip().splitlines() or ["no reason given"])[-1]
+            notes.append(f"fencing: cannot ask sshd for its effective config: {why}")
+            continue
+        for line in out.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key != "authorizedkeysfile":
+                continue
+            for pattern in value.split():
+                path = _expand_sshd_tokens(pattern, user, pw.pw_dir, pw.pw_uid)
+                notes += owner_problems(
+                    f"fencing (sshd AuthorizedKeysFile for {user})", path, "authorized_keys"
+                )
+    return notes
+
+
+def _expand_sshd_tokens(pattern: str, user: str, home: str, uid: int) -> str:
+    """sshd_config(5) TOKENS for AuthorizedKeysFile; relative paths are under home."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "%" and i + 1 < len(pattern):
+            token = pattern[i + 1]
+            out.append({"%": "%", "h": home, "u": user, "U": str(uid)}.get(token, "%" + token))
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    path = "".join(out)
+    return path if os.path.isabs(path) else os.path.join(home, path)
 
 
 def preflight(config: Config) -> tuple[list[str], list[str]]:

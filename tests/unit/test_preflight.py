@@ -5,6 +5,7 @@ and modes of what root runs or trusts, TLS and operator config. Runs as root, so
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import yaml
 from chaos.access import state_dir_for
 from failoverd.config import ConfigError, check_report, load_config
 from failoverd.coordination import tls_kwargs
-from failoverd.preflight import preflight, state_dir_problems
+from failoverd.preflight import authorized_keys_notes, preflight, state_dir_problems
 from failoverd.zkacl import digest_id, expected
 
 NOBODY = 65534
@@ -257,3 +258,38 @@ def test_a_state_dir_other_than_the_units_is_noted_with_the_drop_in(tmp_path: Pa
     code, text = check_report(write(tmp_path, config(tmp_path)))
     assert code == 0, text
     assert "ReadWritePaths=/run/failoverd-test/" in text and "systemctl edit failoverd" in text
+
+
+def _sshd_config(tmp_path: Path, keys: Path) -> Path:
+    host_key = tmp_path / "host_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+        check=True,
+        capture_output=True,
+    )
+    cfg = tmp_path / "sshd_config"
+    cfg.write_text(f"HostKey {host_key}\nAuthorizedKeysFile {keys} .ssh/none_%u\nUsePAM no\n")
+    return cfg
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="openssh-server not installed")
+def test_a_fence_users_authorized_keys_not_owned_by_root_is_noted(tmp_path: Path) -> None:
+    # This node is its peer's fencing target: whoever can rewrite the forced command
+    # in the fence user's authorized_keys turns every fence of this node into a no-op.
+    keys = tmp_path / "keys" / "authorized_keys"
+    keys.parent.mkdir()
+    keys.write_text("restrict ssh-ed25519 AAAA test\n")
+    os.chmod(keys, 0o600)
+    data = config(tmp_path)
+    data["fencing"] = [
+        {"type": "ssh", "user": "root", "key_file": "/k", "known_hosts": "/kh"},
+    ]
+    cfg = load_config(write(tmp_path, data))
+    sshd_config = _sshd_config(tmp_path, keys)
+    # /tmp/pytest-of-root/... is root-owned and not group/other-writable above the
+    # sticky /tmp: a root-owned file there is fine.
+    assert authorized_keys_notes(cfg, str(sshd_config)) == []
+    os.chown(keys, NOBODY, -1)
+    (note,) = authorized_keys_notes(cfg, str(sshd_config))
+    assert note.startswith("fencing (sshd AuthorizedKeysFile for root): authorized_keys")
+    assert f"{keys} is owned by uid {NOBODY}, not root" in note
