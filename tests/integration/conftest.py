@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos.zookeeper import ZooKeeperServer
+from tests.integration.cluster import Cluster
 from tests.integration.sshd import Sshd
 
 # ---------------------------------------------------------------------------
@@ -25,3 +27,21 @@ def sshd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sshd]:
     # The call phase's report is logged before teardown, so a failure is counted here.
     if request.session.testsfailed > failed_before:
         print(f"\n--- sshd log ({server.host}:{server.port})\n{server.log()}")
+
+
+# ---------------------------------------------------------------------------
+# cluster: two failoverd daemons on the session's ZooKeeper (tests start them)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """Stopped at teardown; prints every daemon's log if the test failed."""
+    c = Cluster(tmp_path / "c", zk.address)
+    yield c
+    c.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(c.dump_logs())

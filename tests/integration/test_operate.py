@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import REPO, Cluster, wait_for
-
-
-@pytest.fixture
-def cluster(
-    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "c", zk.address)
-    yield c
-    c.stop()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(c.dump_logs())
 
 
 def ctl(

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,18 +35,6 @@ def previous_release(tmp_path: Path) -> Path:
         pytest.skip(f"release {PREVIOUS_RELEASE} is not in this clone's git history")
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
     return out
-
-
-@pytest.fixture
-def cluster(
-    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "c", zk.address)
-    yield c
-    c.stop()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(c.dump_logs())
 
 
 def start_old(c: Cluster, name: str, release: Path) -> None:

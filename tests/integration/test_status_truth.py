@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from chaos.zookeeper import ZooKeeperServer, free_port
@@ -17,18 +15,6 @@ from tests.integration.cluster import Cluster, wait_for
 from tests.integration.test_operate import ctl
 
 FAIL = [sys.executable, "-c", "import sys; sys.exit(1)"]
-
-
-@pytest.fixture
-def cluster(
-    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "c", zk.address)
-    yield c
-    c.stop()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(c.dump_logs())
 
 
 def _edit(c: Cluster, name: str, change: Any) -> None:

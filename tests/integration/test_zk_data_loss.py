@@ -20,18 +20,6 @@ from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import REPO, Cluster, wait_for
 
 
-@pytest.fixture
-def cluster(
-    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "c", zk.address)
-    yield c
-    c.stop()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(c.dump_logs())
-
-
 def ctl(c: Cluster, *args: str, via: str = "mail1") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "failoverd.cli", "-c", str(c.nodes[via].config_path), *args],
