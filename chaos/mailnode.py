@@ -371,23 +371,28 @@ def start_postfix(p: NodePaths, timeout: float) -> int:
     # Postfix prints its fatal errors only to a terminal (else to syslog, which the
     # lab does not run): `script` gives it one, so postfix.out says why it failed.
     start = f"postfix -c {p.postfix} start"
-    with open(p.lab / p.node / "postfix.out", "ab") as out:
+    if _start_listening(p, "postfix", ["script", "-qec", start, "/dev/null"], 25, timeout):
+        p.process_event("postfix_master", pid=_postfix_master(), epoch=_epoch())
+        return 0
+    stop_postfix(p, 5.0)
+    return 1
+
+
+def _start_listening(p: NodePaths, name: str, argv: list[str], port: int, timeout: float) -> bool:
+    """Run a daemon's start command, then wait until something listens on `port`.
+    Output goes to `<node>/<name>.out`, a file, not a pipe: the daemon the command
+    leaves behind would hold a pipe open."""
+    with open(p.lab / p.node / f"{name}.out", "ab") as out:
         run = subprocess.run(
-            ["script", "-qec", start, "/dev/null"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            timeout=timeout,
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=timeout
         )
     deadline = time.monotonic() + timeout
     while run.returncode == 0 and time.monotonic() < deadline:
-        if _listening(25):
-            p.process_event("postfix_master", pid=_postfix_master(), epoch=_epoch())
-            return 0
+        if _listening(port):
+            return True
         time.sleep(0.05)
-    print(f"postfix start exited {run.returncode}; see {p.node}/postfix.out", file=sys.stderr)
-    stop_postfix(p, 5.0)
-    return 1
+    print(f"{name} start exited {run.returncode}; see {p.node}/{name}.out", file=sys.stderr)
+    return False
 
 
 def _interval_open(p: NodePaths) -> bool:
@@ -426,22 +431,11 @@ def stop_postfix(p: NodePaths, timeout: float) -> int:
 def start_dovecot(p: NodePaths, timeout: float) -> int:
     if _dovecot_master() is not None:
         stop_dovecot(p, timeout)
-    # Output to a file, not a pipe: the daemon it leaves behind would hold a pipe open.
-    with open(p.lab / p.node / "dovecot.out", "ab") as out:
-        run = subprocess.run(
-            ["dovecot", "-c", str(p.dovecot / "dovecot.conf")],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            timeout=timeout,
-        )
-    deadline = time.monotonic() + timeout
-    while run.returncode == 0 and time.monotonic() < deadline:
-        if _listening(143):
-            p.process_event("dovecot_master", pid=_dovecot_master(), epoch=_epoch())
-            return 0
-        time.sleep(0.05)
-    print(f"dovecot exited {run.returncode}; see {p.node}/dovecot.out", file=sys.stderr)
+    if _start_listening(
+        p, "dovecot", ["dovecot", "-c", str(p.dovecot / "dovecot.conf")], 143, timeout
+    ):
+        p.process_event("dovecot_master", pid=_dovecot_master(), epoch=_epoch())
+        return 0
     stop_dovecot(p, 5.0)
     return 1
 
