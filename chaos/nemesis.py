@@ -155,7 +155,13 @@ def stop_all_daemons(c: Cluster, order: list[str]) -> Heal:
 
 def block_fencing(c: Cluster, fencer: str, target: str) -> Heal:
     """Fencing impossible: ssh from `fencer` to `target` dropped, the power switch unreachable."""
-    flag = c.run_dir / "flags" / "power-disabled"
+    return _ssh_dropped_and_power(c, fencer, target, "power-disabled")
+
+
+def _ssh_dropped_and_power(c: Cluster, fencer: str, target: str, power_flag: str) -> Heal:
+    """ssh from `fencer` to `target` dropped, and the lab's power switch told by
+    `flags/<power_flag>` how to misbehave (see `power-off` in chaos/__main__.py)."""
+    flag = c.run_dir / "flags" / power_flag
     flag.touch()
     c.lab.drop(fencer, [target], direction="out", tcp_port=22)
 
@@ -268,15 +274,7 @@ def true_power_off(c: Cluster, node: str, silence: float = 1.0) -> Heal:
 
 def power_switch_hangs(c: Cluster, fencer: str, target: str) -> Heal:
     """ssh fencing dropped and the power switch hanging until the fencer's timeout kills it."""
-    flag = c.run_dir / "flags" / "power-hang"
-    flag.touch()
-    c.lab.drop(fencer, [target], direction="out", tcp_port=22)
-
-    def heal() -> None:
-        flag.unlink(missing_ok=True)
-        c.lab.heal_firewall(fencer)
-
-    return heal
+    return _ssh_dropped_and_power(c, fencer, target, "power-hang")
 
 
 def service_pid(c: Cluster, node: str) -> int | None:
