@@ -68,24 +68,7 @@ class FenceMarker:
 
     def _read(self) -> int | None:
         """The marker's epoch, None if there is no marker; MarkerUnreadable otherwise."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                raw = f.read(4096)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise MarkerUnreadable(f"{self.path}: {e}") from e
-        try:
-            data = json.loads(raw)
-        except ValueError as e:
-            raise MarkerUnreadable(f"{self.path}: not JSON: {e}") from e
-        if not isinstance(data, dict) or data.get("v") != VERSION:
-            raise MarkerUnreadable(f"{self.path}: not a version {VERSION} marker")
-        epoch = data.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise MarkerUnreadable(f"{self.path}: epoch {epoch!r} is not a non-negative integer")
-        return epoch
+        return _read_epoch_record(self.path, "marker", MarkerUnreadable)
 
     def fenced_epoch(self) -> int | None:
         """The highest epoch fenced here so far; None if there is no marker.
@@ -196,28 +179,7 @@ class FenceMarker:
         """The epoch this node's daemon serves, None when it does not serve; call it
         under held(). Raises ActiveRecordUnreadable for anything that is not a valid
         record: the caller decides what the unsafe case is."""
-        try:
-            # O_NOFOLLOW and a bounded read, as for the marker: a planted symlink or a
-            # huge file is unreadable, not followed.
-            fd = os.open(self.active_path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                raw = f.read(4096)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise ActiveRecordUnreadable(f"{self.active_path}: {e}") from e
-        try:
-            data = json.loads(raw)
-        except ValueError as e:
-            raise ActiveRecordUnreadable(f"{self.active_path}: not JSON: {e}") from e
-        epoch = data.get("epoch") if isinstance(data, dict) else None
-        if not isinstance(data, dict) or data.get("v") != VERSION:
-            raise ActiveRecordUnreadable(f"{self.active_path}: not a version {VERSION} record")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ActiveRecordUnreadable(
-                f"{self.active_path}: epoch {epoch!r} is not a non-negative integer"
-            )
-        return epoch
+        return _read_epoch_record(self.active_path, "record", ActiveRecordUnreadable)
 
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[None]:
@@ -261,3 +223,27 @@ def marker_ahead(marker: FenceMarker, zookeeper_epoch: int) -> int | None:
     except MarkerUnreadable:
         return None  # reported by blocks() on every check
     return fenced if fenced is not None and fenced > zookeeper_epoch + 1 else None
+
+
+def _read_epoch_record(path: Path, what: str, unreadable: type[ValueError]) -> int | None:
+    """A `{"v": 1, "epoch": N}` file in the state dir: its epoch, None when it does
+    not exist, `unreadable` for anything else. O_NOFOLLOW and a bounded read: a
+    planted symlink or a huge file is unreadable, never followed or slurped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise unreadable(f"{path}: {e}") from e
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise unreadable(f"{path}: not JSON: {e}") from e
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise unreadable(f"{path}: not a version {VERSION} {what}")
+    epoch = data.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise unreadable(f"{path}: epoch {epoch!r} is not a non-negative integer")
+    return epoch
