@@ -45,3 +45,22 @@ def cluster(
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
         print(c.dump_logs())
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[type[Cluster]]:
+    """Cluster(...) factory for tests that need several or special ones; every one
+    made is stopped at teardown, with its logs printed if the test failed."""
+    made: list[Cluster] = []
+
+    def factory(**kw: object) -> Cluster:
+        c = Cluster(tmp_path / f"c{len(made)}", **kw)  # type: ignore[arg-type]
+        made.append(c)
+        return c
+
+    yield factory  # type: ignore[misc]
+    for c in made:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())

@@ -5,32 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from kazoo.client import KazooClient
 
 from chaos.access import digest_auth
 from chaos.zookeeper import Ensemble, ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[type[Cluster]]:
-    made: list[Cluster] = []
-
-    def factory(**kw: object) -> Cluster:
-        c = Cluster(tmp_path / f"c{len(made)}", **kw)  # type: ignore[arg-type]
-        made.append(c)
-        return c
-
-    yield factory  # type: ignore[misc]
-    for c in made:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.dump_logs())
 
 
 def fence_calls(c: Cluster) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,6 @@ from failoverd.zkacl import digest_id
 from tests.integration.cluster import REPO, Cluster, wait_for
 
 HUGE_INT = "9" * 5000
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[type[Cluster]]:
-    made: list[Cluster] = []
-
-    def factory(**kw: object) -> Cluster:
-        c = Cluster(tmp_path / f"c{len(made)}", **kw)  # type: ignore[arg-type]
-        made.append(c)
-        return c
-
-    yield factory  # type: ignore[misc]
-    for c in made:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.dump_logs())
 
 
 def node_client(c: Cluster, zk: ZooKeeperServer) -> KazooClient:
