@@ -210,6 +210,26 @@ class Cluster:
         finally:
             coord.close()
 
+    def ctl(
+        self, *args: str, via: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `failoverctl ARGS` as an operator on node `via` (default: the last node)."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "failoverd.cli",
+                "-c",
+                str(self.nodes[via or self.names[-1]].config_path),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=timeout,
+            check=False,
+        )
+
     def active(self, via: str | None = None) -> str | None:
         """The one node that holds the lease and reports itself active, else None."""
         st = self.status(via)

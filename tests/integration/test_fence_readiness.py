@@ -267,33 +267,22 @@ def test_daemons_publish_fence_ready_in_status_and_metrics(
 
         both = {"ssh": True, "command": True}
         wait_for(lambda: ready() == {"mail1": both, "mail2": both}, 15, "both fence_ready")
-        out = ctl(c, "status")
+        out = c.ctl("status")
         assert "command:ok,ssh:ok" in out.stdout, out.stdout
         assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 1
 
         peer.sshd.stop()
         broken = {"ssh": False, "command": True}
         wait_for(lambda: ready() == {"mail1": broken, "mail2": broken}, FLIP + 2, "ssh dead")
-        st = json.loads(ctl(c, "status", "--json").stdout)
+        st = json.loads(c.ctl("status", "--json").stdout)
         assert {m["node"]: m["fence_ready"] for m in st["members"]}["mail2"] == broken
-        assert "command:ok,ssh:DEAD" in ctl(c, "status").stdout
+        assert "command:ok,ssh:DEAD" in c.ctl("status").stdout
         assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 0
         lost = [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_path_lost"]
         assert lost and lost[0]["level"] == "critical" and lost[0]["peer"] == "mail1", lost
     finally:
         c.stop()
         peer.sshd.start()  # the fixture stops it
-
-
-def ctl(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "failoverd.cli", "-c", str(c.nodes["mail2"].config_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-        check=False,
-    )
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

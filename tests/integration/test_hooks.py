@@ -17,7 +17,6 @@ import pytest
 
 from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.test_operate import ctl
 
 PY = sys.executable
 RECORD = """
@@ -105,10 +104,10 @@ def test_hooks_run_after_the_transition_and_cannot_hold_it_up(cluster: Cluster) 
     wait_for(lambda: _dead(helper), 5, f"the hanging hook's helper {helper} to be killed")
     # None of it touched the role: mail1 is still the active.
     assert cluster.active(via="mail1") == "mail1"
-    wait_for(lambda: ctl(cluster, "status").returncode == 0, 20, "a healthy cluster")
+    wait_for(lambda: cluster.ctl("status").returncode == 0, 20, "a healthy cluster")
 
     # A switchover: mail1 reports demoted (epoch 1), mail2 promoted (epoch 2).
-    out = ctl(cluster, "switchover", "--to", "mail2")
+    out = cluster.ctl("switchover", "--to", "mail2")
     assert out.returncode == 0, out.stdout + out.stderr
     demoted = wait_for(lambda: recorded(cluster, "demoted", "mail1"), 10, "demoted hook")
     assert demoted["env"]["FAILOVERD_EPOCH"] == "1"

@@ -28,17 +28,6 @@ def node_client(c: Cluster, zk: ZooKeeperServer) -> KazooClient:
     return client
 
 
-def ctl(c: Cluster, *args: str, via: str = "mail2") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "failoverd.cli", "-c", str(c.nodes[via].config_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-
-
 def fence_calls(c: Cluster) -> list[dict[str, object]]:
     path = c.root / "fence-calls.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
@@ -116,7 +105,7 @@ def test_poisoned_control_freezes_failover_but_never_stops_the_loop(
     time.sleep(1.0)  # a few loop cycles on both nodes with the poison in place
     assert not step_failures(c)
     # ... until an operator writes a good one, and then failover works.
-    assert ctl(c, "maintenance", "off", "--reason", "cleared poison").returncode == 0
+    assert c.ctl("maintenance", "off", "--reason", "cleared poison").returncode == 0
     wait_for(lambda: not c.status()["maintenance"], 10, "maintenance off")
     c.nodes["mail1"].kill()
     assert c.wait_active(timeout=25, other_than="mail1") == "mail2"
@@ -162,7 +151,7 @@ def test_daemon_refuses_a_tree_whose_acl_was_changed(zk: ZooKeeperServer, make_c
     assert events and "/active: ACL is [world:anyone:rwcda]" in events[0]["mismatches"][0]
     assert not any(e.get("event") == "promoted" for e in c.nodes["mail1"].events()[-20:])
     # The repair the hint names, with the nodes' credential: then it runs again.
-    fixed = ctl(c, "fix-acl", via="mail1")
+    fixed = c.ctl("fix-acl", via="mail1")
     assert fixed.returncode == 0, fixed.stderr
     c.start()
     assert c.wait_active(timeout=20) in ("mail1", "mail2")
@@ -214,18 +203,18 @@ def test_maintenance_reason_and_operator_go_into_status_and_history_once(
     cred_file, digest = operator
     c = make_cluster(zk_hosts=zk.address, extra={"zookeeper": {"operators": [digest]}})
     assert started(c) == "mail1"
-    on = ctl(c, "--credential", str(cred_file), "maintenance", "on", "--reason", "disk swap")
+    on = c.ctl("--credential", str(cred_file), "maintenance", "on", "--reason", "disk swap")
     assert on.returncode == 0, on.stderr
-    st = ctl(c, "status")
+    st = c.ctl("status")
     assert re.search(r"maintenance set by alice since \S+: disk swap", st.stdout), st.stdout
-    assert json.loads(ctl(c, "status", "--json").stdout)["maintenance"] is True
+    assert json.loads(c.ctl("status", "--json").stdout)["maintenance"] is True
 
     def entries() -> list[dict[str, object]]:
-        out = ctl(c, "history", "--json")
+        out = c.ctl("history", "--json")
         return [e for e in json.loads(out.stdout) if e and e["event"].startswith("maintenance")]
 
     wait_for(entries, 10, "a maintenance entry in history")
-    off = ctl(c, "--credential", str(cred_file), "maintenance", "off", "--reason", "done")
+    off = c.ctl("--credential", str(cred_file), "maintenance", "off", "--reason", "done")
     assert off.returncode == 0, off.stderr
     wait_for(lambda: len(entries()) == 2, 10, "the maintenance off entry")
     time.sleep(1.0)  # the standby must not add its own copies
@@ -257,7 +246,7 @@ def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
         server.wait_serving()
         c = make_cluster(zk_hosts=server.address)
         assert started(c) == "mail1"
-        assert ctl(c, "status").returncode == 0
+        assert c.ctl("status").returncode == 0
         anon = KazooClient(hosts=server.address, connection_retry={"max_tries": 1})
         with pytest.raises(SessionClosedRequireSaslError):  # closed, nothing answered
             anon.start(timeout=3)
@@ -294,17 +283,17 @@ def test_an_operator_switchover_is_served_and_recorded_with_who_and_why(
     cred_file, digest = operator
     c = make_cluster(zk_hosts=zk.address, extra={"zookeeper": {"operators": [digest]}})
     assert started(c) == "mail1"
-    out = ctl(c, "--credential", str(cred_file), "switchover", "--to", "mail2", "--reason", "patch")
+    out = c.ctl("--credential", str(cred_file), "switchover", "--to", "mail2", "--reason", "patch")
     assert out.returncode == 0, out.stderr
     assert c.wait_active(timeout=10) == "mail2"
 
     def requested() -> list[dict[str, object]]:
-        entries = json.loads(ctl(c, "history", "--json").stdout)
+        entries = json.loads(c.ctl("history", "--json").stdout)
         return [e for e in entries if e and e["event"] == "switchover_requested"]
 
     (entry,) = wait_for(requested, 10, "switchover_requested in history")
     assert (entry["by"], entry["reason"], entry["node"]) == ("alice", "to mail2: patch", "mail1")
     # The operator's credential cannot do what only nodes may.
-    refused = ctl(c, "--credential", str(cred_file), "fix-acl")
+    refused = c.ctl("--credential", str(cred_file), "fix-acl")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     c.assert_never_two_serving()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,20 +16,7 @@ from kazoo.exceptions import NoAuthError
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.zookeeper import ZooKeeperServer, free_port
-from tests.integration.cluster import REPO, Cluster, wait_for
-
-
-def ctl(
-    c: Cluster, *args: str, via: str = "mail2", timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "failoverd.cli", "-c", str(c.nodes[via].config_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        check=False,
-    )
+from tests.integration.cluster import Cluster, wait_for
 
 
 def started(c: Cluster) -> str:
@@ -46,7 +31,7 @@ def started(c: Cluster) -> str:
 
 def test_switchover_to_a_named_standby_hands_over_without_fencing(cluster: Cluster) -> None:
     assert started(cluster) == "mail1"
-    out = ctl(cluster, "switchover", "--to", "mail2")
+    out = cluster.ctl("switchover", "--to", "mail2")
     assert out.returncode == 0, out.stderr
     assert "mail1 -> mail2" in out.stdout
     assert cluster.active() == "mail2"
@@ -55,7 +40,7 @@ def test_switchover_to_a_named_standby_hands_over_without_fencing(cluster: Clust
     assert st["active"]["node"] == "mail2" and st["active"]["epoch"] >= 2
     cluster.assert_never_two_serving()
     # ...and back again without --to (any healthy standby).
-    out = ctl(cluster, "switchover")
+    out = cluster.ctl("switchover")
     assert out.returncode == 0, out.stderr
     assert cluster.active() == "mail1"
     cluster.assert_never_two_serving()
@@ -72,7 +57,7 @@ def test_switchover_is_refused_with_a_reason(
     cluster: Cluster, args: list[str], reason: str
 ) -> None:
     assert started(cluster) == "mail1"
-    out = ctl(cluster, "switchover", *args)
+    out = cluster.ctl("switchover", *args)
     assert out.returncode == 1 and reason in out.stderr
     assert cluster.active() == "mail1"
 
@@ -81,12 +66,12 @@ def test_switchover_is_refused_in_maintenance_and_to_a_disconnected_target(
     cluster: Cluster,
 ) -> None:
     assert started(cluster) == "mail1"
-    assert ctl(cluster, "maintenance", "on").returncode == 0
-    out = ctl(cluster, "switchover", "--to", "mail2")
+    assert cluster.ctl("maintenance", "on").returncode == 0
+    out = cluster.ctl("switchover", "--to", "mail2")
     assert out.returncode == 1 and "maintenance" in out.stderr
-    assert ctl(cluster, "maintenance", "off").returncode == 0
+    assert cluster.ctl("maintenance", "off").returncode == 0
     cluster.nodes["mail2"].stop()
-    out = ctl(cluster, "switchover", "--to", "mail2", via="mail1")
+    out = cluster.ctl("switchover", "--to", "mail2", via="mail1")
     assert out.returncode == 1 and "not connected" in out.stderr
     assert cluster.active(via="mail1") == "mail1"
 
@@ -96,7 +81,7 @@ def test_switchover_whose_target_cannot_start_ends_with_the_old_active_resuming(
 ) -> None:
     assert started(cluster) == "mail1"
     (cluster.service_dir / "mail2.fail-start").touch()
-    out = ctl(cluster, "switchover", "--to", "mail2")
+    out = cluster.ctl("switchover", "--to", "mail2")
     assert out.returncode == 1 and "timed out" in out.stderr and "mail1 resumes" in out.stderr
     assert cluster.wait_active(timeout=30) == "mail1"
     cluster.assert_never_two_serving()
@@ -104,14 +89,14 @@ def test_switchover_whose_target_cannot_start_ends_with_the_old_active_resuming(
 
 def test_maintenance_blocks_failover_when_the_active_dies(cluster: Cluster) -> None:
     assert started(cluster) == "mail1"
-    assert ctl(cluster, "maintenance", "on").returncode == 0
-    status = ctl(cluster, "status")
+    assert cluster.ctl("maintenance", "on").returncode == 0
+    status = cluster.ctl("status")
     assert status.returncode == 1 and "maintenance mode is on" in status.stdout
     cluster.nodes["mail1"].kill()
     time.sleep(3 * cluster.session_timeout)  # a window in which no takeover may happen
     assert cluster.active() is None
-    assert json.loads(ctl(cluster, "status", "--json").stdout)["lease_holder"] is None
-    assert ctl(cluster, "maintenance", "off").returncode == 0
+    assert json.loads(cluster.ctl("status", "--json").stdout)["lease_holder"] is None
+    assert cluster.ctl("maintenance", "off").returncode == 0
     assert cluster.wait_active(timeout=20) == "mail2"  # with fencing: mail1 never handed over
     assert (cluster.root / "fence-calls.jsonl").exists()
     cluster.assert_never_two_serving()
@@ -121,7 +106,7 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     cluster: Cluster,
 ) -> None:
     started(cluster)
-    out = ctl(cluster, "status", "--json")
+    out = cluster.ctl("status", "--json")
     assert out.returncode == 0, out.stdout
     st = json.loads(out.stdout)
     assert set(st) == {"cluster", "lease_holder", "active", "maintenance", "members", "verdict"}
@@ -139,8 +124,8 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     assert rows["mail1"]["eligible"] is False and "active" in rows["mail1"]["why"]
     assert isinstance(st["verdict"], str) and st["verdict"].startswith("healthy")
     cluster.nodes["mail2"].stop()
-    wait_for(lambda: ctl(cluster, "status", via="mail1").returncode == 1, 10, "degraded status")
-    out = ctl(cluster, "status", via="mail1")
+    wait_for(lambda: cluster.ctl("status", via="mail1").returncode == 1, 10, "degraded status")
+    out = cluster.ctl("status", via="mail1")
     assert "no standby could take over" in out.stdout
     assert "mail2 could not take over: it is not connected" in out.stdout
 
@@ -148,7 +133,7 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
 def test_cli_with_zookeeper_down_fails_fast_with_a_message(tmp_path: Path) -> None:
     c = Cluster(tmp_path / "c", f"127.0.0.1:{free_port()}")
     t0 = time.monotonic()
-    out = ctl(c, "status")
+    out = c.ctl("status")
     assert out.returncode == 3  # Nagios UNKNOWN: the state cannot be known
     assert "cannot reach ZooKeeper" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr  # no kazoo log spam
@@ -157,7 +142,7 @@ def test_cli_with_zookeeper_down_fails_fast_with_a_message(tmp_path: Path) -> No
 
 def test_cli_usage_errors_exit_2_without_a_traceback(cluster: Cluster) -> None:
     for args in (["swtichover"], ["maintenance", "maybe"], ["failover", "--to", "mail2"]):
-        out = ctl(cluster, *args)
+        out = cluster.ctl(*args)
         assert out.returncode == 2, args
         assert "Usage" in out.stderr or "Error" in out.stderr
         assert "Traceback" not in out.stderr
@@ -198,7 +183,7 @@ def test_world_readable_credential_file_is_refused(tmp_path: Path) -> None:
         "127.0.0.1:1",
         extra={"zookeeper": {"auth": {"scheme": "digest", "credential_file": str(secret)}}},
     )
-    out = ctl(c, "status")
+    out = c.ctl("status")
     assert out.returncode == 2
     assert "zookeeper.auth.credential_file" in out.stderr and "chmod 600" in out.stderr
 
@@ -250,14 +235,14 @@ def test_forced_failover_promotes_the_named_node_with_fencing_despite_maintenanc
     cluster: Cluster,
 ) -> None:
     assert started(cluster) == "mail1"
-    assert ctl(cluster, "maintenance", "on").returncode == 0
-    refused = ctl(cluster, "failover", "--to", "mail2", "--force")
+    assert cluster.ctl("maintenance", "on").returncode == 0
+    refused = cluster.ctl("failover", "--to", "mail2", "--force")
     assert refused.returncode == 1 and "mail1 holds the lease" in refused.stderr
     cluster.nodes["mail1"].kill()
     wait_for(
         lambda: cluster.status()["lease_holder"] is None, 10, "the dead active's lease to expire"
     )
-    out = ctl(cluster, "failover", "--to", "mail2", "--force")
+    out = cluster.ctl("failover", "--to", "mail2", "--force")
     assert out.returncode == 0, out.stderr
     assert "failover to mail2 done" in out.stdout
     assert cluster.active() == "mail2"

@@ -67,17 +67,6 @@ def member_raw(zk: ZooKeeperServer, c: Cluster, name: str) -> dict[str, object]:
     return json.loads(data)
 
 
-def ctl(c: Cluster, *args: str, via: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "failoverd.cli", "-c", str(c.nodes[via].config_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-
-
 def ready(c: Cluster, via: str) -> bool:
     st = c.status(via=via)
     return all(m["connected"] and m["healthy"] for m in st["members"])
@@ -100,7 +89,7 @@ def test_standby_first_then_switchover_then_the_other_node(
     assert cluster.active() == "mail1"
 
     # 2. Switchover to the upgraded node: a clean handover, no fencing.
-    done = ctl(cluster, "switchover", "--to", "mail2", via="mail2")
+    done = cluster.ctl("switchover", "--to", "mail2", via="mail2")
     assert done.returncode == 0, done.stderr
     assert cluster.active() == "mail2"
 

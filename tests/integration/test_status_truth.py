@@ -12,7 +12,6 @@ import yaml
 
 from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.test_operate import ctl
 
 FAIL = [sys.executable, "-c", "import sys; sys.exit(1)"]
 
@@ -57,11 +56,11 @@ def _assert_ineligible_and_degraded(c: Cluster, words: str) -> None:
 
     row = wait_for(says, 10, f"mail2's why to say {words!r}")
     assert row["eligible"] is False, row
-    out = ctl(c, "status", "--json", via="mail1")
+    out = c.ctl("status", "--json", via="mail1")
     assert out.returncode == 1, out.stdout + out.stderr
     st = json.loads(out.stdout)
     assert st["verdict"].startswith("degraded") and words in st["verdict"]
-    table = ctl(c, "status", via="mail1")
+    table = c.ctl("status", via="mail1")
     assert table.returncode == 1
     assert f"mail2 could not take over: {row['why']}" in table.stdout
 
@@ -97,9 +96,9 @@ def test_zookeeper_stopped_is_exit_3_in_one_line(tmp_path: Path) -> None:
     try:
         c.start()
         c.wait_active(timeout=20)
-        wait_for(lambda: ctl(c, "status").returncode == 0, 20, "healthy status")
+        wait_for(lambda: c.ctl("status").returncode == 0, 20, "healthy status")
         server.stop()
-        out = ctl(c, "status", "--json")
+        out = c.ctl("status", "--json")
         assert out.returncode == 3
         assert out.stdout == ""
         lines = out.stderr.strip().splitlines()
@@ -159,14 +158,14 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
         row = wait_for(backing_off, 5, "mail1's why to name the back-off's end")
         writes_before = member_writes(c, "mail1")
         assert row["eligible"] is False and row["role"] == "standby"
-        assert ctl(c, "status", via="mail2").returncode == 1
+        assert c.ctl("status", via="mail2").returncode == 1
         # The deadline, not a countdown: the sentence stays the same until it ends ...
         assert mail1()["why"] in (row["why"], "")
         wait_for(lambda: mail1()["eligible"], 10, "mail1 eligible once the back-off ended")
         # ... so the seconds of back-off (tens of ticks) cost one write, its end (and
         # at most one more: learning mail2's epoch updates seen_epoch once).
         assert 1 <= member_writes(c, "mail1") - writes_before <= 2
-        assert ctl(c, "status", via="mail2").returncode == 0
+        assert c.ctl("status", via="mail2").returncode == 0
     finally:
         c.stop()
 
@@ -185,14 +184,14 @@ def test_an_unreadable_lock_is_named_and_the_json_stays_parseable(cluster: Clust
     coord.start(timeout=5)
     try:
         coord.client.create(coord.lock_path, b"\xff not json", ephemeral=True)
-        out = ctl(cluster, "status", "--json")
+        out = cluster.ctl("status", "--json")
         st = json.loads(out.stdout)  # nothing but the one object on stdout
         assert out.returncode == 1, out.stdout + out.stderr
         assert st["lease_holder"] is None  # the contract: str|null, no name to give
         assert st["verdict"].startswith("degraded") and "unreadable" in st["verdict"]
         assert "no node holds the lease" not in st["verdict"]
         assert "lock_unreadable" in out.stderr
-        table = ctl(cluster, "status")
+        table = cluster.ctl("status")
         assert table.returncode == 1 and "lock_unreadable" not in table.stdout
         assert "lease holder: (unreadable)" in table.stdout, table.stdout
     finally:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,18 +15,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from chaos.zookeeper import ZooKeeperServer
-from tests.integration.cluster import REPO, Cluster, wait_for
-
-
-def ctl(c: Cluster, *args: str, via: str = "mail1") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "failoverd.cli", "-c", str(c.nodes[via].config_path), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
+from tests.integration.cluster import Cluster, wait_for
 
 
 def wipe(zk: ZooKeeperServer, c: Cluster) -> None:
@@ -83,12 +70,12 @@ def test_after_the_tree_is_lost_the_next_takeover_uses_an_epoch_above_the_fence_
 
 
 def status_json(c: Cluster, via: str = "mail1") -> dict[str, Any]:
-    out = ctl(c, "status", "--json", via=via)
+    out = c.ctl("status", "--json", via=via)
     return json.loads(out.stdout)
 
 
 def history_json(c: Cluster) -> list[dict[str, Any]]:
-    out = ctl(c, "history", "--json", "--limit", "100")
+    out = c.ctl("history", "--json", "--limit", "100", via="mail1")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -98,7 +85,7 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
 ) -> None:
     crash_active_and_fail_over(cluster)
     backup = tmp_path / "tree.json"
-    done = ctl(cluster, "backup", str(backup))
+    done = cluster.ctl("backup", str(backup), via="mail1")
     assert done.returncode == 0, done.stderr
     assert "breadcrumb mail2 at epoch 2" in done.stdout
     before_status = status_json(cluster)
@@ -106,14 +93,14 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
     assert any(h["event"] == "fenced" for h in before_history)
 
     # A restore over a live cluster is refused.
-    refused = ctl(cluster, "restore", str(backup))
+    refused = cluster.ctl("restore", str(backup), via="mail1")
     assert refused.returncode == 1
     assert "refused: daemons are connected" in refused.stderr
 
     cluster.nodes["mail2"].stop()
     wipe(zk, cluster)
     assert status_json(cluster)["active"] is None  # the tree is gone
-    done = ctl(cluster, "restore", str(backup))
+    done = cluster.ctl("restore", str(backup), via="mail1")
     assert done.returncode == 0, done.stderr
     assert "breadcrumb: restored mail2 at epoch 2" in done.stdout
 
@@ -122,7 +109,7 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
     assert history_json(cluster) == before_history
 
     # Again: nothing changes (the breadcrumb's epoch is not lower, entries are there).
-    again = ctl(cluster, "restore", str(backup))
+    again = cluster.ctl("restore", str(backup), via="mail1")
     assert again.returncode == 0, again.stderr
     assert "kept the existing one (epoch 2 >= the backup's 2)" in again.stdout
     assert f"0 entries restored, {len(before_history)} already there" in again.stdout
@@ -139,7 +126,7 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
     # An older backup never lowers the breadcrumb.
     cluster.nodes["mail2"].stop()  # the standby first, so nobody takes over again
     cluster.nodes["mail1"].stop()
-    older = ctl(cluster, "restore", str(backup))
+    older = cluster.ctl("restore", str(backup), via="mail1")
     assert older.returncode == 0, older.stderr
     assert "kept the existing one (epoch 3 >= the backup's 2)" in older.stdout
     assert status_json(cluster)["active"]["epoch"] == 3
@@ -153,12 +140,12 @@ def test_restore_rejects_a_backup_of_another_cluster_and_garbage(
     other.write_text(
         json.dumps({"kind": "failoverd-backup", "v": 1, "cluster": "x", "history": []})
     )
-    done = ctl(cluster, "restore", str(other))
+    done = cluster.ctl("restore", str(other), via="mail1")
     assert done.returncode == 2
     assert f"{other}: a backup of cluster 'x', not of '{cluster.cluster}'" in done.stderr
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
-    done = ctl(cluster, "restore", str(garbage))
+    done = cluster.ctl("restore", str(garbage), via="mail1")
     assert done.returncode == 2
     assert "not a failoverd backup" in done.stderr
     assert "Traceback" not in done.stderr
@@ -171,13 +158,13 @@ def test_restore_with_force_never_writes_a_breadcrumb_under_a_live_active(
     assert cluster.wait_active(timeout=20) == "mail1"
     wait_for(lambda: all(m["connected"] for m in cluster.status()["members"]), 10, "both up")
     backup = tmp_path / "tree.json"
-    assert ctl(cluster, "backup", str(backup)).returncode == 0
+    assert cluster.ctl("backup", str(backup), via="mail1").returncode == 0
     # Make the backup's breadcrumb look newer than the live one.
     data = json.loads(backup.read_text())
     crumb = json.loads(data["active"]["text"])
     data["active"]["text"] = json.dumps({**crumb, "node": "mail2", "epoch": 99})
     backup.write_text(json.dumps(data))
-    done = ctl(cluster, "restore", "--force", str(backup))
+    done = cluster.ctl("restore", "--force", str(backup), via="mail1")
     assert done.returncode == 0, done.stderr
     assert "a daemon holds the lock, its breadcrumb is the truth" in done.stdout
     active = status_json(cluster)["active"]
