@@ -79,8 +79,11 @@ def run_parallel(
                 sentinels = {p.sentinel: i for i, p in running.items()}
                 for ready in multiprocessing.connection.wait(list(sentinels)):
                     i = sentinels[ready]  # type: ignore[index]
-                    running.pop(i).join()
+                    p = running.pop(i)
+                    p.join()
                     done[i] = outcome_of(*plan[i])
+                    if p.exitcode != 0 and not (plan[i][1] / "results.json").exists():
+                        labmod.cleanup()  # the worker died without tearing its lab down
                     log(describe(done[i]))
                     on_outcome([done[k] for k in sorted(done)])
         except KeyboardInterrupt:
