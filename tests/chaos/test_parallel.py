@@ -76,7 +76,8 @@ def test_two_labs_run_at_once_without_interfering_and_cleanup_spares_them(
             [sys.executable, "-m", "chaos", "cleanup"], cwd=REPO, capture_output=True, text=True
         )
         assert c.returncode == 0, c.stderr
-        assert not any(p in c.stdout for p in prefixes), c.stdout
+        gone = c.stdout.split()
+        assert not [n for n in gone if n.rsplit("-", 1)[0] in prefixes], c.stdout
         assert all(netns.exists(n) for n in names)
 
         text, _ = run.communicate(timeout=200)
