@@ -86,7 +86,7 @@ def arm(x: Ctx, default: str) -> triggers.Armed:
 def _freeze_promoting(x: Ctx) -> None:
     """The old active frozen; the new one frozen in its window past T; both woken."""
     c = x.cluster
-    armed = arm(x, "promoting@standby")
+    armed = arm(x, "promoting@standby")  # 32 passes resource_starting@standby
     with Composite(x, f"standby frozen at {armed.trigger}") as f:
         f.step("SIGSTOP active failoverd", lambda: nemesis.pause_daemon(c, x.active))
         if f.wait(armed, 25, "SIGSTOP standby failoverd"):
@@ -417,5 +417,14 @@ MORE_SCENARIOS: list[Scenario] = [
         "no acked mail lost; delivery resumes once space is freed",
         Expectation("forbidden", 10, tempfail_during_fault=True),
         _store_full,
+    ),
+    Scenario(
+        32,
+        "freeze-before-start",
+        "as 15, but the standby frozen past T at its resource_starting line (trigger: lease "
+        "re-checked, the start command next), the old active woken first: at most one serves",
+        Expectation("allowed", 25, 2),
+        _freeze_promoting,
+        trigger="resource_starting@standby",
     ),
 ]

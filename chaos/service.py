@@ -24,6 +24,9 @@ the flag (the running service then answers 421, as a broken Postfix would);
 scenario 12 writes a delay in seconds to `flags/<node>.slow`; while
 `flags/<node>.hold-data` exists a message whose DATA arrived is held before it is
 stored (`data_held` event), so a nemesis can freeze the service mid-transaction.
+A store write that fails (the store full, scenario 31: `store/.full`) is answered
+452 — a temporary failure, the sender retries — never 250; the health check does
+not test free space, because a full shared store is not fixed by a failover.
 """
 
 from __future__ import annotations
