@@ -235,7 +235,10 @@ def _starved(x: Ctx) -> None:
     )
 
 
-def _roles(x: Ctx) -> dict[str, tuple[str, int | None]]:
+Roles = dict[str, tuple[str, int | None]]  # node -> (role, epoch)
+
+
+def _roles(x: Ctx) -> Roles:
     """node -> (role, epoch) as the daemons publish them (failoverctl status --json)."""
     try:
         status = json.loads(x.cluster.status(x.standby))
@@ -263,12 +266,22 @@ def _state_ro(x: Ctx) -> None:
         time.sleep(0.2)
         after = _roles(x)
     c.lab.record("roles_sampled", when="after", roles=after)
-    for when, roles in (("during", during), ("after", after)):
-        if _actives(roles) != [x.active] or roles.get(x.active) != before:
-            raise RuntimeError(
-                f"{when} the read-only state dir: roles {roles}, expected only {x.active} "
+    problem = roles_problem(x.active, before, {"during": during, "after": after})
+    if problem:
+        raise RuntimeError(problem)
+
+
+def roles_problem(
+    active: str, before: tuple[str, int | None] | None, seen: dict[str, Roles]
+) -> str:
+    """'' when every sample shows `active`, alone, as active with its epoch of `before`."""
+    for when, roles in seen.items():
+        if _actives(roles) != [active] or roles.get(active) != before:
+            return (
+                f"{when} the read-only state dir: roles {roles}, expected only {active} "
                 f"active as before ({before})"
             )
+    return ""
 
 
 def _store_full(x: Ctx) -> None:
@@ -280,7 +293,7 @@ def _store_full(x: Ctx) -> None:
     )
 
 
-def _actives(roles: dict[str, tuple[str, int | None]]) -> list[str]:
+def _actives(roles: Roles) -> list[str]:
     return sorted(n for n, (role, _) in roles.items() if role == "active")
 
 
