@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chaos.scenarios  # noqa: F401 - loads scenarios_faults in its order (circular)
 from chaos.scenarios_faults import roles_problem
 
 BEFORE = ("active", 1)
