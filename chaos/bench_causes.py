@@ -65,9 +65,7 @@ def causes(
     end: float,
 ) -> dict[str, Any] | None:
     """The phase times of one zk-minority repetition (seconds after the fault)."""
-    part = next(
-        (r for r in lab if r.get("event") == "partition" and start <= r["t"] < end), None
-    )
+    part = next((r for r in lab if r.get("event") == "partition" and start <= r["t"] < end), None)
     if part is None or "minority_server" not in part:
         return None
     server, standby = part["minority_server"], part.get("standby")
