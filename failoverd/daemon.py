@@ -286,6 +286,8 @@ class Daemon:
             self.lock_free_since = None
             if self.role is Role.STANDBY:  # a takeover may follow: know the fence paths
                 self.readiness.zookeeper_lost()
+        elif "zk_connected" in got:
+            self.readiness.zookeeper_back()  # what was probed while cut off is stale
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:

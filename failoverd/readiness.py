@@ -92,6 +92,7 @@ class FenceReadiness:
         self._wake = threading.Event()
         self._soon: set[str] = set()
         self._zookeeper_lost_at = float("-inf")
+        self._zookeeper_back_at = float("-inf")
         self._thread: threading.Thread | None = None
 
     # -- the prober ---------------------------------------------------------
@@ -131,6 +132,22 @@ class FenceReadiness:
                 return
             self._zookeeper_lost_at = now
             self._soon.update(t.node for t in self.targets)
+        self._wake.set()
+
+    def zookeeper_back(self) -> None:
+        """Connected again: re-probe every peer with a path now marked dead.
+
+        A probe made while this node's own network was down (zookeeper_lost)
+        finds every path dead; left until the next interval, that would keep
+        this standby ineligible (no working fencing path) long after its network
+        came back. Same rate bound as zookeeper_lost."""
+        now = time.monotonic()
+        with self._lock:
+            dead = {node for (node, _), st in self._paths.items() if not st.ok}
+            if not dead or now - self._zookeeper_back_at < ZOOKEEPER_LOST_GAP:
+                return
+            self._zookeeper_back_at = now
+            self._soon.update(dead)
         self._wake.set()
 
     def _run(self) -> None:
