@@ -10,6 +10,7 @@ repaired.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import socket
@@ -353,3 +354,30 @@ def test_a_standby_that_loses_its_zookeeper_server_re_probes_its_fence_paths_at_
     finally:
         zk2.resume()
     assert lost[0]["peer"] == "mail1" and lost[0]["method"] == "ssh", lost
+
+
+def test_ssh_probe_holds_a_silent_peer_to_connect_timeout_like_the_fence(peer: Peer) -> None:
+    # ssh's own ConnectTimeout is whole seconds; the fence gives the TCP connect
+    # connect_timeout (0.5 s). A probe started when the standby lost ZooKeeper must
+    # know a silent peer dead as soon as the fence would, or it ends after the takeover.
+    from failoverd.fence_probes import probe
+    from failoverd.fencing import FenceTarget
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)  # never accepted: once its queue is full, SYNs are dropped
+        fill = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(hole.getsockname())
+            fill.append(s)
+        try:
+            cfg = peer.ssh(port=hole.getsockname()[1], connect_timeout=0.5)
+            res = probe(cfg, FenceTarget("mail2", "127.0.0.1"), {})
+        finally:
+            for s in fill:
+                s.close()
+    assert not res.ok
+    assert res.reason.endswith("within 0.5s (connect_timeout)"), res.reason
