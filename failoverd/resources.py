@@ -337,11 +337,11 @@ class GratuitousArp:
         if flavour is ArpingFlavour.MISSING:
             log.warning("arp_skipped", address=self.ip, reason="arping not installed")
             return False
-        outcome = run_command(self._argv(flavour), {}, timeout)
+        outcome = _arping(self._argv(flavour), timeout)
         if not _sent(outcome) and flavour is ArpingFlavour.IPUTILS and not self._use_reply_mode:
             # Some builds lack -U; a gratuitous ARP reply (-A) updates caches as well.
             self._use_reply_mode = True
-            outcome = run_command(self._argv(flavour), {}, timeout)
+            outcome = _arping(self._argv(flavour), timeout)
         if _sent(outcome):
             log.info("arp_announced", address=self.ip, interface=self.interface)
             return True
@@ -358,12 +358,25 @@ class GratuitousArp:
         return [*self.arping, *opts, self.ip]
 
 
+_ARP_SENT = re.compile(r"(\d+) packets transmitted|Sent (\d+) probe")
+
+
+def _arping(argv: Sequence[str], timeout: float) -> CommandOutcome:
+    # Back as soon as arping reports the packet sent, not ~40 ms later when it has
+    # exited (failoverd/announce_run.py): the promotion goes on to the next resource.
+    # Imported here: fence-self, which loads this module, never announces.
+    from failoverd.announce_run import run_until_reported
+
+    r = run_until_reported(argv, timeout, _ARP_SENT)
+    return CommandOutcome(tuple(argv), r.returncode, r.output, r.timed_out, r.error, timeout)
+
+
 def _sent(outcome: CommandOutcome) -> bool:
     # Nobody replies to an unsolicited ARP, and Habets' arping exits 1 when nobody
     # replied: judge by what it says it sent, not only by the exit code.
     if outcome.ok:
         return True
-    m = re.search(r"(\d+) packets transmitted|Sent (\d+) probe", outcome.output)
+    m = _ARP_SENT.search(outcome.output)
     return bool(m and int(m.group(1) or m.group(2)) > 0)
 
 

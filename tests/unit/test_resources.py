@@ -333,6 +333,46 @@ echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
     assert log.read_text().split() == "-U -c 1 -w 0 -i eth0 -S 192.0.2.25 192.0.2.25".split()
 
 
+def test_arping_counts_as_sent_once_it_reports_the_packet_and_is_reaped_after(
+    tmp_path: Path,
+) -> None:
+    # Habets' arping prints its statistics right after sendto() and then takes ~40 ms
+    # to exit (its pcap sockets close): the announcement must not wait for that exit.
+    # The fake reports, then lingers; it must still be gone by the deadline.
+    pidfile = tmp_path / "arping.pid"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo $$ > {pidfile}
+echo "1 packets transmitted, 0 packets received, 100% unanswered"
+exec sleep 30
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=1.0)
+    with capture_logs() as logs:
+        assert arp.send(1.0)
+    pid = int(pidfile.read_text())
+    assert alive(pid)  # back at the report, not at the exit
+    assert [e["event"] for e in logs if e["event"].startswith("arp_")] == ["arp_announced"]
+    assert wait_for(lambda: not alive(pid), timeout=5.0)  # killed at the 1 s deadline
+
+
+def test_arping_that_never_reports_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    pidfile = tmp_path / "arping.pid"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo $$ > {pidfile}
+exec sleep 30
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=0.5)
+    with capture_logs() as logs:
+        assert not arp.send(0.5)
+    assert not alive(int(pidfile.read_text()))
+    assert any(e["event"] == "arp_failed" and "timed out" in e["error"] for e in logs)
+
+
 def test_iputils_arping_without_u_falls_back_to_a(tmp_path: Path) -> None:
     log = tmp_path / "arping.log"
     arping = script(
