@@ -231,7 +231,7 @@ class _QuickAckSocket(socket.socket):
         return data
 
 
-_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # 0: not Linux
 
 
 def low_latency(sock: socket.socket) -> socket.socket:
@@ -241,7 +241,7 @@ def low_latency(sock: socket.socket) -> socket.socket:
     with contextlib.suppress(OSError):
         # Our own small messages (service request, auth, channel open) go out at once.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if _TCP_QUICKACK is None:  # not Linux: Nagle off is still worth having
+    if not _TCP_QUICKACK:  # not Linux: Nagle off is still worth having
         return sock
     timeout = sock.gettimeout()
     quick = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
