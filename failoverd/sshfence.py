@@ -17,12 +17,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import paramiko
 import structlog
 
 from failoverd.config import SshFencerConfig
 from failoverd.fencing import FenceOutcome, FenceRequest, FenceTarget, last_line
+from failoverd.paramiko_import import import_paramiko
+
+if TYPE_CHECKING:
+    import paramiko
+else:
+    paramiko = import_paramiko()  # 10 ms sooner than `import paramiko` (see there)
 
 log = structlog.get_logger("failoverd.fencing")
 
