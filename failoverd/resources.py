@@ -398,6 +398,12 @@ class VipResource:
         self._cancel = threading.Event()
         self._announcer: threading.Thread | None = None
 
+    def prepare(self) -> None:
+        """Find out which arping is installed now, at daemon start, rather than on
+        the promotion path (two runs of it, ~11 ms measured in the lab)."""
+        if self.iface_addr.version == 4 and self.cfg.arp_count > 0:
+            self.arp.flavour()
+
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()
         deadline = started + self.timeout
@@ -513,6 +519,14 @@ def build_resource(cfg: ResourceConfig) -> Resource:
 
 def build_resources(cfgs: Iterable[ResourceConfig]) -> list[Resource]:
     return [build_resource(c) for c in cfgs]
+
+
+def prepare_all(resources: Sequence[Resource]) -> None:
+    """Work a resource can do ahead of its first start (the daemon, once at start)."""
+    for res in resources:
+        prepare = getattr(res, "prepare", None)
+        if prepare is not None:
+            prepare()
 
 
 def stop_all(resources: Sequence[Resource], env: Mapping[str, str]) -> list[str]:

@@ -24,6 +24,7 @@ from failoverd.resources import (
     VipResource,
     build_resource,
     build_resources,
+    prepare_all,
     stop_all,
 )
 
@@ -371,6 +372,27 @@ exec sleep 30
         assert not arp.send(0.5)
     assert not alive(int(pidfile.read_text()))
     assert any(e["event"] == "arp_failed" and "timed out" in e["error"] for e in logs)
+
+
+def test_vip_knows_its_arping_before_the_first_start(tmp_path: Path) -> None:
+    # The daemon prepares its resources at start: a promotion then runs arping once,
+    # to announce, and spends no runs on finding out which arping it is.
+    log = tmp_path / "arping.log"
+    arping = script(
+        tmp_path / "arping",
+        f"""echo "$*" >> {log}
+case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
+""",
+    )
+    ip, _ = fake_ip(tmp_path, "")
+    cfg = VipResourceConfig(address="192.0.2.25/24", interface="eth0", arp_count=1)
+    res = VipResource(cfg, ip=[str(ip)], arping=[str(arping)])
+    prepare_all([res])
+    assert [ln.split()[0] for ln in log.read_text().splitlines()] == ["--help", "-V"]
+    log.unlink()
+    res.start(ENV)
+    assert log.read_text().split() == "-U -c 1 -w 0 -i eth0 -S 192.0.2.25 192.0.2.25".split()
 
 
 def test_iputils_arping_without_u_falls_back_to_a(tmp_path: Path) -> None:
