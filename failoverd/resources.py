@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Protocol
 
-from failoverd import fastlog, systemd_dropin
+from failoverd import fastlog, garp, systemd_dropin
 from failoverd.config import (
     CommandResourceConfig,
     OcfResourceConfig,
@@ -306,11 +306,22 @@ class GratuitousArp:
     and are black-holed until the entries expire (30-52 s measured, DESIGN.md §9).
     """
 
-    def __init__(self, arping: Sequence[str], interface: str, ip: str, timeout: float):
+    def __init__(
+        self,
+        arping: Sequence[str],
+        interface: str,
+        ip: str,
+        timeout: float,
+        native: bool = False,
+    ):
         self.arping = tuple(arping)
         self.interface = interface
         self.ip = ip
         self.timeout = timeout
+        # Send the frame ourselves (failoverd/garp.py), arping only as the fallback.
+        # Off unless asked for: a test that fakes arping must not put real frames
+        # on this machine's interfaces.
+        self.native = native
         self._flavour: ArpingFlavour | None = None
         self._use_reply_mode = False  # iputils builds without -U fall back to -A
 
@@ -333,6 +344,16 @@ class GratuitousArp:
 
     def send(self, timeout: float) -> bool:
         """One announcement; True when a packet went out."""
+        if self.native:
+            try:
+                garp.announce(self.interface, self.ip)
+            except OSError as e:
+                # Permanent in practice (no CAP_NET_RAW, not Ethernet): arping from now on.
+                self.native = False
+                log.warning("arp_socket_failed", address=self.ip, error=str(e), next="arping")
+            else:
+                log.info("arp_announced", address=self.ip, interface=self.interface, via="socket")
+                return True
         flavour = self.flavour()
         if flavour is ArpingFlavour.MISSING:
             log.warning("arp_skipped", address=self.ip, reason="arping not installed")
@@ -388,13 +409,16 @@ class VipResource:
         cfg: VipResourceConfig,
         ip: Sequence[str] = ("ip",),
         arping: Sequence[str] = ("arping",),
+        native_arp: bool = False,  # GratuitousArp.native; build_resource turns it on
     ):
         self.cfg = cfg
         self.timeout = cfg.timeout
         self.ip = tuple(ip)  # a prefix such as ("ip", "netns", "exec", "lab", "ip") in tests
         self.iface_addr = ipaddress.ip_interface(cfg.address)
         self.name = f"vip {cfg.address} on {cfg.interface}"
-        self.arp = GratuitousArp(arping, cfg.interface, str(self.iface_addr.ip), cfg.timeout)
+        self.arp = GratuitousArp(
+            arping, cfg.interface, str(self.iface_addr.ip), cfg.timeout, native=native_arp
+        )
         self._cancel = threading.Event()
         self._announcer: threading.Thread | None = None
 
@@ -505,7 +529,7 @@ def _no_device(outcome: CommandOutcome) -> bool:
 
 def build_resource(cfg: ResourceConfig) -> Resource:
     if isinstance(cfg, VipResourceConfig):
-        return VipResource(cfg)
+        return VipResource(cfg, native_arp=True)
     if isinstance(cfg, SystemdResourceConfig):
         return SystemdResource(cfg)
     if isinstance(cfg, CommandResourceConfig):
