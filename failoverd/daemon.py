@@ -55,7 +55,7 @@ from failoverd.operator_audit import OperatorAudit, is_recorder
 from failoverd.readiness import FenceReadiness
 from failoverd.recent import RecentIds
 from failoverd.resource_watch import ResourceWatch
-from failoverd.resources import build_resources, stop_all
+from failoverd.resources import build_resources, prepare_all, stop_all
 from failoverd.switchover import handover_done
 from failoverd.transitions import Transitions
 from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
@@ -172,6 +172,7 @@ class Daemon:
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
         self._stop_leftover_resources()
+        prepare_all(self.resources)  # off the promotion path (resources.prepare_all)
         if self.abandoned.pending:
             # Unclean since before a restart: our fence-self must not vouch for us.
             self.abandoned.hold_fence_lock()
