@@ -14,6 +14,7 @@ from failoverd.config.model import (
 )
 from failoverd.config.reading import _check_private, _s, _Section
 
+# The keys each ``type`` of fencing method may have.
 _FENCERS = {
     "ssh": "user key_file known_hosts port timeout connect_timeout check_interval verify_ports",
     "command": "argv timeout check_argv check_interval",

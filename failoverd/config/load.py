@@ -23,7 +23,7 @@ from failoverd.config.sections import (
 from failoverd.config.timing import _check_timing
 from failoverd.config.zookeeper import _ZOOKEEPER, _zookeeper
 
-# The keys each section and each ``type`` of list item may have.
+# The keys the top level may have (each section's own are next to its parser).
 _TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
 _TOP += " hooks"
 

@@ -134,9 +134,9 @@ class SshFencerConfig:
     port: int = 22
     timeout: float = 5.0
     # Bounds the TCP connect, separately from `timeout` (the whole fence):
-    # see _ssh_connect_timeout for the default.
+    # see fencing.py's _ssh_connect_timeout for the default.
     connect_timeout: float = 0.5
-    # Fence readiness probe period (failoverd/readiness.py); see _CHECK_INTERVAL_RANGE.
+    # Fence readiness probe period (failoverd/readiness.py); see fencing.py's _CHECK_INTERVAL_RANGE.
     check_interval: float = 30.0
     # Ports on the target that must refuse connections after the fence. Empty in
     # the file means: the ports of this node's smtp/imap/tcp health checks.

@@ -14,6 +14,7 @@ from failoverd.config.model import (
 )
 from failoverd.config.reading import _Section
 
+# The keys each ``type`` of resource may have.
 _RESOURCES = {
     "vip": "address interface timeout arp_count arp_interval",
     "systemd": "units timeout",

@@ -21,12 +21,8 @@ from failoverd.config.model import (
 )
 from failoverd.config.reading import _NAME, _is_int, _Section, _typed
 
-_LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
-
-
+# The keys each section and each ``type`` of health check may have.
 _NODE = "name address priority priority_delay state_dir"
-
-
 _NET_CHECK = "host port timeout scope"
 _CHECKS = {
     "smtp": _NET_CHECK,
@@ -36,6 +32,7 @@ _CHECKS = {
 }
 # A port answers at once or the service is in trouble; a command may do real work.
 _CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}
+_LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 
 
 def _node(s: _Section) -> NodeConfig:

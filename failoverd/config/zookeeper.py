@@ -9,6 +9,7 @@ from typing import Any
 from failoverd.config.model import ZkAuthConfig, ZkTlsConfig, ZooKeeperConfig
 from failoverd.config.reading import _check_private, _Findings, _Section
 
+# The keys the section may have.
 _ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
 
 
