@@ -285,6 +285,10 @@ class Daemon:
             # While disconnected we cannot see who held the lock; lease-wait must
             # count from a time this node saw it free again (DESIGN.md §5).
             self.lock_free_since = None
+            if self.role is Role.STANDBY:  # a takeover may follow: know the fence paths
+                self.readiness.zookeeper_lost()
+        elif "zk_connected" in got:
+            self.readiness.zookeeper_back()  # what was probed while cut off is stale
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:
