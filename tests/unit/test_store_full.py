@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos import service as service_module
 from chaos.service import Paths, SmtpService
 from chaos.store import FULL, Store, StoreFull, read_records
 
@@ -24,6 +25,11 @@ def test_a_full_store_refuses_the_write_with_enospc_and_records_nothing(tmp_path
         store.write(2, "mail1", 1)
     assert e.value.errno == errno.ENOSPC
     assert [r["msg"] for r in read_records(store.path)] == [1]
+
+
+@pytest.fixture(autouse=True)
+def server_imports() -> None:
+    service_module._load_asyncio()  # what `serve` does first (resource commands skip it)
 
 
 def deliver(service: SmtpService) -> str:
