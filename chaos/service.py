@@ -24,6 +24,9 @@ the flag (the running service then answers 421, as a broken Postfix would);
 scenario 12 writes a delay in seconds to `flags/<node>.slow`; while
 `flags/<node>.hold-data` exists a message whose DATA arrived is held before it is
 stored (`data_held` event), so a nemesis can freeze the service mid-transaction.
+A store write that fails (the store full, scenario 31: `store/.full`) is answered
+452 — a temporary failure, the sender retries — never 250; the health check does
+not test free space, because a full shared store is not fixed by a failover.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class Paths:
         self.unhealthy = lab / "flags" / f"{node}.unhealthy"
         self.slow = lab / "flags" / f"{node}.slow"
         self.hold = lab / "flags" / f"{node}.hold-data"
+        # A planted bug for the negative control store-full-acks (chaos/controls.py):
+        # answer 250 even when the store write failed. Never set by a scenario.
+        self.bug_ack_unstored = lab / "flags" / f"{node}.bug-ack-unstored"
 
     def delay(self) -> float:
         try:
@@ -151,7 +157,17 @@ class SmtpService:
             self.p.event("data_held", msg=int(m.group(1)) if m else None, pid=os.getpid())
             while self.p.hold.exists():
                 await asyncio.sleep(0.01)
-        rec = self.store.write(int(m.group(1)) if m else None, self.p.node, self.epoch)
+        msg = int(m.group(1)) if m else None
+        try:
+            rec = self.store.write(msg, self.p.node, self.epoch)
+        except OSError as e:
+            # Not stored (store full, I/O error): a temporary failure, so the client
+            # keeps the message and retries. 250 here would be a lie that loses mail;
+            # the planted bug of `python -m chaos controls` (store-full-acks) tells it.
+            self.p.event("store_write_failed", msg=msg, error=str(e), epoch=self.epoch)
+            if self.p.bug_ack_unstored.exists():
+                return f"250 stored epoch={self.epoch}"
+            return "452 4.3.1 insufficient system storage"
         if not rec["accepted"]:
             return f"451 stale epoch {self.epoch} rejected by the store"
         return f"250 stored epoch={self.epoch}"
