@@ -50,11 +50,13 @@ def cmd_list(_: argparse.Namespace) -> int:
         if e.max_takeovers is not None:
             bounds += f", at most {e.max_takeovers} takeover(s)"
         if e.max_outage is not None:
-            bounds += f", outage <= {e.max_outage:.0f}s"
+            bounds += f", outage <= {e.max_outage:g}s"
         if e.require_alert:
             bounds += ", alert required"
         if e.quiet_after is not None:
             bounds += f", nobody serves from {e.quiet_after:.0f}s into the fault"
+        if e.tempfail_during_fault:
+            bounds += ", failed deliveries in the fault get 4xx"
         print(f"    {'':<20} expect: {bounds}")
         if s.trigger is not None:
             print(f"    {'':<20} trigger: {s.trigger} (--trigger)")

@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chaos import bench_causes
 from chaos import bench_report as report
 from chaos.bench_common import log
 from chaos.runner import signals_raise
@@ -212,6 +213,11 @@ class Bench:
         parts = [f"`{self.data['command']}` — {self.out}", ""]
         if rows:
             parts += [report.cases_table(rows, t), "", report.phases_table(rows), ""]
+        zkm = [c for c in self.data["cases"] if c["key"] == "zk-minority"]
+        if zkm and (split := bench_causes.split_rows(zkm[0]["reps"])):
+            self.data["summary"]["zk_minority_split"] = split
+            self.save()
+            parts += [bench_causes.split_table(split), ""]
         if fp:
             lab = self.data.get("lab_daemons_after")
             parts += [report.footprint_table({**fp, "lab_daemons_after": lab}), ""]

@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chaos import bench_causes
 from chaos.checker import Verdict, check, overlaps, service_intervals
 from chaos.history import Expectation, History, ServiceEvent, load_history
+from chaos.lab import ZK_HOSTS
 from chaos.store import read_records
 from chaos.timeline import draw
 
@@ -152,7 +154,9 @@ def phases(
     }
 
 
-def judge_case(h: History, result: CaseResult, lo: float, hi: float, events: Any) -> Verdict:
+def judge_case(
+    h: History, result: CaseResult, lo: float, hi: float, events: Any, zk: Any = None
+) -> Verdict:
     sub = sliced(h, lo, hi)
     verdict = check(sub, Expectation("allowed", settle=120.0))
     mine = [f for f in sub.faults() if f.name.startswith(f"{result.key} #")]
@@ -164,6 +168,10 @@ def judge_case(h: History, result: CaseResult, lo: float, hi: float, events: Any
             rep["fault_s"] = round((f.heal or f.start) - f.start, 3)
             if events:
                 rep["phases"] = phases(events, f.start, end)
+            if events and zk is not None:
+                rep["causes"] = bench_causes.causes(
+                    result.run_dir, zk[0], events, zk[1], f.start, end
+                )
     pairs = overlaps(verdict.intervals)
     result.overlaps = len(pairs)
     result.overlap_s = sum(max(0.0, min(a.end, b.end) - max(a.start, b.start)) for a, b in pairs)
@@ -190,12 +198,16 @@ def judge_run(run_dir: Path, results: list[CaseResult], with_phases: bool) -> No
     h = load_history(run_dir)
     windows = case_windows(run_dir)
     events = daemon_events(run_dir, h.nodes) if with_phases else None
+    # The ZooKeeper minority case also explains its time (chaos/bench_causes.py).
+    zk = None
+    if with_phases and any(r.key == "zk-minority" for r in results):
+        zk = (bench_causes.read_lab(run_dir), bench_causes.zk_events(run_dir, list(ZK_HOSTS)))
     for r in results:
         if r.key in windows:
             lo, hi = windows[r.key]
             # From the case's start (the cluster was ready: one node serving, and
             # acknowledgements before the first fault) to its end.
-            judge_case(h, r, lo, hi, events)
+            judge_case(h, r, lo, hi, events, zk if r.key == "zk-minority" else None)
     whole = check(h, Expectation("allowed", settle=120.0))
     summary = {
         "overlaps_whole_run": len(overlaps(whole.intervals)),

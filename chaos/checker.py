@@ -11,7 +11,9 @@ It fails the run on
 5. `unwarranted_failover` — a takeover where the scenario forbids one, and the
    scenario's own bounds: `no_failover` (a failover was required), `too_many_takeovers`,
    `no_alert` (no `fence_failed` inside a fault window), `outage`, `served_during_fault`
-   (a node served while the scenario says nobody may, e.g. ZooKeeper quorum lost);
+   (a node served while the scenario says nobody may, e.g. ZooKeeper quorum lost),
+   `not_tempfail` (a fault that must be answered with 4xx, the store full, got
+   another failure, or no 4xx at all);
 6. `vip_overlap` — two nodes holding the service IP at once (the runner's polls of each
    node's addresses, and the daemons' `resource_started` lines for the VIP);
 7. `epoch` — an epoch used by two nodes, or a takeover whose epoch does not rise
@@ -243,6 +245,8 @@ def check(h: History, expect: Expectation, delivered: set[int] | None = None) ->
         )
     if expect.quiet_after is not None:
         v += _served_during_fault(intervals, faults, expect.quiet_after, end)
+    if expect.tempfail_during_fault:
+        v += tempfail_violations(h, faults, end)
     v += vip_violations(h)
     v += epoch_violations(h, intervals)
     v += recovery_violations(h, faults)
@@ -319,6 +323,31 @@ def _alerted(h: History, faults: list[Fault], end: float) -> bool:
         and any(f.start <= r.t <= (f.heal if f.heal is not None else end) for f in faults)
         for r in h.logs
     )
+
+
+def tempfail_violations(h: History, faults: list[Fault], end: float) -> list[Violation]:
+    """`not_tempfail`: inside a fault that must be answered with 4xx (the store full),
+    a failed delivery got anything else, or no delivery got a 4xx at all (the fault
+    never bit, so the run proves nothing)."""
+    out = []
+    for f in faults:
+        hi = f.heal if f.heal is not None else end
+        inside = [d for d in h.deliveries if f.start <= d.t_start <= hi]
+        wrong = [d for d in inside if not d.ok and not (d.code and 400 <= d.code < 500)]
+        if wrong:
+            d = wrong[0]
+            out.append(
+                Violation(
+                    "not_tempfail",
+                    f"{len(wrong)} deliveries during {f.name} failed without a 4xx, first "
+                    f"message {d.n}: code {d.code}, {d.error or 'no error'}",
+                )
+            )
+        if not any(d.code and 400 <= d.code < 500 for d in inside):
+            out.append(
+                Violation("not_tempfail", f"no delivery during {f.name} got a 4xx: it never bit")
+            )
+    return out
 
 
 def _served_during_fault(

@@ -1,7 +1,7 @@
 """Negative controls: planted failures the checker must catch (`python -m chaos controls`).
 
 A checker that passes everything proves nothing. Each control runs the real
-mail node (`--mail postfix`) with one realistic mistake planted and succeeds
+mail node (`--mail postfix`, or the toy service) with one realistic mistake planted and succeeds
 only if the checker *flags* it:
 
 * `local-queue` — Postfix's queue_directory on node-local disk instead of the
@@ -9,6 +9,9 @@ only if the checker *flags* it:
   deliveries throttled to one per second) on the first active; the active is
   powered off right after mail was acknowledged. The acknowledged mail still
   in its queue is on a disk nobody else mounts: `lost` must be reported.
+* `store-full-acks` — the toy service with a planted bug: when the store write
+  fails (the store full, scenario 31) it answers 250 anyway. Those messages were
+  acknowledged and are in no store: `lost` must be reported.
 * `lying-fencer` — the only fencing method is `/bin/true`, and the active's
   failoverd is frozen (SIGSTOP) while its Postfix keeps running. The standby
   "fences", mounts the store a second time and serves: `overlap` must be
@@ -45,7 +48,7 @@ ACKED_BEFORE_FAULT = 20
 class Control:
     name: str
     description: str
-    mail: str  # the planted mail-node variant (chaos/mailnode.py)
+    mail: str | None  # the planted mail-node variant (chaos/mailnode.py); None: toy service
     must_flag: tuple[str, ...]  # every one of these violations must be reported
     inject: Callable[[Ctx], None]
 
@@ -81,6 +84,15 @@ def _freeze_with_lying_fencer(x: Ctx) -> None:
     x.fault("SIGSTOP failoverd, fencer lies", lambda: nemesis.pause_daemon(c, x.active), 12)
 
 
+def _store_full_acking(x: Ctx) -> None:
+    from chaos import nemesis_store
+
+    c = x.cluster
+    # The planted bug: the active's service answers 250 when the store write failed.
+    (c.run_dir / "flags" / f"{x.active}.bug-ack-unstored").write_text("planted\n")
+    x.fault("mail store full", lambda: nemesis_store.store_full(c, x.active), 6)
+
+
 CONTROLS = (
     Control(
         "local-queue",
@@ -96,7 +108,23 @@ CONTROLS = (
         ("overlap",),
         _freeze_with_lying_fencer,
     ),
+    Control(
+        "store-full-acks",
+        "toy service answers 250 when the full store refused the write: lost mail",
+        None,
+        ("lost",),
+        _store_full_acking,
+    ),
 )
+
+
+def _lost_count(violations: list[dict[str, Any]]) -> int:
+    """'N acknowledged messages not in the store: [...]' -> N (0 when nothing was lost)."""
+    for v in violations:
+        if v["rule"] == "lost":
+            head = v["message"].split(" ", 1)[0]
+            return int(head) if head.isdigit() else 0
+    return 0
 
 
 def run_controls(out: Path = Path("chaos-runs"), log: Any = print) -> tuple[Path, list[dict]]:
@@ -127,8 +155,9 @@ def run_controls(out: Path = Path("chaos-runs"), log: Any = print) -> tuple[Path
             "must_flag": list(ctl.must_flag),
             "violations": sorted(rules),
             "store_damage": damage,
-            "acked": o.results.get("acked"),
-            "lost": o.results.get("lost"),
+            # The toy service (no mailboxes to read): the checker's own counts.
+            "acked": o.results.get("acked", o.results.get("stats", {}).get("acknowledged")),
+            "lost": o.results.get("lost", _lost_count(o.results["violations"])),
             "duplicated": o.results.get("duplicated"),
             "fsck_ok": o.results.get("fsck_ok"),
             "folder": str(o.run_dir),

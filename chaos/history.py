@@ -58,6 +58,10 @@ class Expectation:
     require_alert: bool = False
     max_outage: float | None = None
     quiet_after: float | None = None
+    # The fault must be answered with temporary failures (e.g. the store full, 31):
+    # inside the fault window at least one delivery got a 4xx, and every failed one
+    # got a 4xx reply — not a timeout, a refused connection or a 5xx.
+    tempfail_during_fault: bool = False
 
     def __post_init__(self) -> None:
         if self.failover not in FAILOVER_MODES:

@@ -90,7 +90,17 @@ def zk_minority(c: Cluster, node: str) -> Heal:
     server = c.zk_server_of(node) or ZK_HOSTS[0]
     minority = [node, server]
     majority = [h for h in HOSTS if h not in minority]
-    c.lab.record("partition", minority=minority, majority=majority)
+    # Whether the cut-off server leads decides the floor (chaos/bench_causes.py).
+    standby = next((n for n in MAIL_HOSTS if n != node), None)
+    c.lab.record(
+        "partition",
+        minority=minority,
+        majority=majority,
+        minority_server=server,
+        minority_mode=c.zk[server].mode(),
+        standby=standby,
+        standby_server=c.zk_server_of(standby) if standby else None,
+    )
     for h in minority:
         c.lab.drop(h, majority)
 

@@ -13,11 +13,12 @@ T = the lab's session timeout, 2 s (chaos/nodes.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from types import TracebackType
 
-from chaos import nemesis, triggers
+from chaos import nemesis, nemesis_store, triggers
 from chaos.history import Expectation
 from chaos.scenarios import Ctx, Scenario
 
@@ -85,7 +86,7 @@ def arm(x: Ctx, default: str) -> triggers.Armed:
 def _freeze_promoting(x: Ctx) -> None:
     """The old active frozen; the new one frozen in its window past T; both woken."""
     c = x.cluster
-    armed = arm(x, "promoting@standby")
+    armed = arm(x, "promoting@standby")  # 32 passes resource_starting@standby
     with Composite(x, f"standby frozen at {armed.trigger}") as f:
         f.step("SIGSTOP active failoverd", lambda: nemesis.pause_daemon(c, x.active))
         if f.wait(armed, 25, "SIGSTOP standby failoverd"):
@@ -234,12 +235,66 @@ def _starved(x: Ctx) -> None:
     )
 
 
+Roles = dict[str, tuple[str, int | None]]  # node -> (role, epoch)
+
+
+def _roles(x: Ctx) -> Roles:
+    """node -> (role, epoch) as the daemons publish them (failoverctl status --json)."""
+    try:
+        status = json.loads(x.cluster.status(x.standby))
+    except ValueError:
+        return {}
+    return {m["node"]: (m.get("role"), m.get("epoch")) for m in status.get("members", [])}
+
+
 def _state_ro(x: Ctx) -> None:
+    """A settled active needs no state-dir write to keep serving (the breadcrumb was
+    written at its promotion), so it must ride the fault out: same node, same epoch,
+    no failed delivery to speak of (checker: forbidden + max_outage + settle), and the
+    daemons themselves must report exactly that node active, during and after."""
+    c = x.cluster
+    before = _roles(x).get(x.active)
+    with Composite(x, "active's state dir read-only") as f:
+        f.step("state dir read-only", lambda: nemesis.state_dir_read_only(c, x.active))
+        f.hold(6.0)
+        during = _roles(x)
+        c.lab.record("roles_sampled", when="during", roles=during)
+        f.hold(6.0)
+    deadline = time.monotonic() + 5.0
+    after = _roles(x)
+    while time.monotonic() < deadline and _actives(after) != [x.active]:
+        time.sleep(0.2)
+        after = _roles(x)
+    c.lab.record("roles_sampled", when="after", roles=after)
+    problem = roles_problem(x.active, before, {"during": during, "after": after})
+    if problem:
+        raise RuntimeError(problem)
+
+
+def roles_problem(
+    active: str, before: tuple[str, int | None] | None, seen: dict[str, Roles]
+) -> str:
+    """'' when every sample shows `active`, alone, as active with its epoch of `before`."""
+    for when, roles in seen.items():
+        if _actives(roles) != [active] or roles.get(active) != before:
+            return (
+                f"{when} the read-only state dir: roles {roles}, expected only {active} "
+                f"active as before ({before})"
+            )
+    return ""
+
+
+def _store_full(x: Ctx) -> None:
+    """The shared store full for 10 s: 452, no failover, nothing acked lost, resumes."""
     x.fault(
-        "active's state dir read-only",
-        lambda: nemesis.state_dir_read_only(x.cluster, x.active),
-        12,
+        "mail store full",
+        lambda: nemesis_store.store_full(x.cluster, x.active),
+        10,
     )
+
+
+def _actives(roles: Roles) -> list[str]:
+    return sorted(n for n, (role, _) in roles.items() if role == "active")
 
 
 MORE_SCENARIOS: list[Scenario] = [
@@ -365,8 +420,27 @@ MORE_SCENARIOS: list[Scenario] = [
     Scenario(
         30,
         "state-dir-read-only",
-        "the active's state dir remounted read-only for 12 s: the active keeps serving",
-        Expectation("forbidden", 10),
+        "the active's state dir remounted read-only for 12 s: the settled active keeps "
+        "serving (same node and epoch, outage <= 0.5 s), the daemons report exactly it active",
+        Expectation("forbidden", 2, max_outage=0.5),
         _state_ro,
+    ),
+    Scenario(
+        31,
+        "store-full",
+        "the shared mail store full for 10 s: not a node failure (the standby shares the "
+        "store), so no failover; every delivery in it gets a 4xx (452), never 250 unstored; "
+        "no acked mail lost; delivery resumes once space is freed",
+        Expectation("forbidden", 10, tempfail_during_fault=True),
+        _store_full,
+    ),
+    Scenario(
+        32,
+        "freeze-before-start",
+        "as 15, but the standby frozen past T at its resource_starting line (trigger: lease "
+        "re-checked, the start command next), the old active woken first: at most one serves",
+        Expectation("allowed", 25, 2),
+        _freeze_promoting,
+        trigger="resource_starting@standby",
     ),
 ]

@@ -24,12 +24,14 @@ the flag (the running service then answers 421, as a broken Postfix would);
 scenario 12 writes a delay in seconds to `flags/<node>.slow`; while
 `flags/<node>.hold-data` exists a message whose DATA arrived is held before it is
 stored (`data_held` event), so a nemesis can freeze the service mid-transaction.
+A store write that fails (the store full, scenario 31: `store/.full`) is answered
+452 — a temporary failure, the sender retries — never 250; the health check does
+not test free space, because a full shared store is not fixed by a failover.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import re
@@ -39,10 +41,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaos.store import Store, append_event
 
+if TYPE_CHECKING:
+    import asyncio
+
 PORT = 25
+# start and stop poll for the port / the process: both lie on the failover path, and
+# a 5 ms poll of a local socket or /proc for ~0.1 s costs nothing.
+POLL = 0.005
 MSG_HEADER = re.compile(rb"^X-Chaos-Msg:\s*(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
@@ -56,6 +65,9 @@ class Paths:
         self.unhealthy = lab / "flags" / f"{node}.unhealthy"
         self.slow = lab / "flags" / f"{node}.slow"
         self.hold = lab / "flags" / f"{node}.hold-data"
+        # A planted bug for the negative control store-full-acks (chaos/controls.py):
+        # answer 250 even when the store write failed. Never set by a scenario.
+        self.bug_ack_unstored = lab / "flags" / f"{node}.bug-ack-unstored"
 
     def delay(self) -> float:
         try:
@@ -145,7 +157,17 @@ class SmtpService:
             self.p.event("data_held", msg=int(m.group(1)) if m else None, pid=os.getpid())
             while self.p.hold.exists():
                 await asyncio.sleep(0.01)
-        rec = self.store.write(int(m.group(1)) if m else None, self.p.node, self.epoch)
+        msg = int(m.group(1)) if m else None
+        try:
+            rec = self.store.write(msg, self.p.node, self.epoch)
+        except OSError as e:
+            # Not stored (store full, I/O error): a temporary failure, so the client
+            # keeps the message and retries. 250 here would be a lie that loses mail;
+            # the planted bug of `python -m chaos controls` (store-full-acks) tells it.
+            self.p.event("store_write_failed", msg=msg, error=str(e), epoch=self.epoch)
+            if self.p.bug_ack_unstored.exists():
+                return f"250 stored epoch={self.epoch}"
+            return "452 4.3.1 insufficient system storage"
         if not rec["accepted"]:
             return f"451 stale epoch {self.epoch} rejected by the store"
         return f"250 stored epoch={self.epoch}"
@@ -196,7 +218,7 @@ def cmd_start(p: Paths, fenced: bool, timeout: float) -> int:
             return 1
         if _listening():
             return 0
-        time.sleep(0.02)
+        time.sleep(POLL)
     print(f"service not listening on :{PORT} after {timeout}s", file=sys.stderr)
     return 1
 
@@ -227,7 +249,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return True
         if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
             return True
-        time.sleep(0.02)
+        time.sleep(POLL)
     return False
 
 
@@ -255,6 +277,14 @@ def cmd_check(p: Paths, timeout: float) -> int:
     return 0
 
 
+def _load_asyncio() -> None:
+    """Only the server needs asyncio (~22 ms to import, measured): the resource
+    commands (start and stop on the failover path, status, the health check every
+    second) run without it."""
+    global asyncio
+    import asyncio
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chaos.service")
     ap.add_argument("action", choices=["serve", "start", "stop", "status", "check"])
@@ -267,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--node or FAILOVERD_NODE is required")
     p = Paths(args.lab.resolve(), args.node)
     if args.action == "serve":
+        _load_asyncio()
         asyncio.run(SmtpService(p, args.fenced_store).serve())
         return 0
     if args.action == "start":

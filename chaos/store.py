@@ -14,6 +14,7 @@ service answers 451.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -23,6 +24,13 @@ from typing import Any
 
 MESSAGES = "messages.jsonl"
 LOCK = ".lock"
+# The store's filesystem is full while this file exists in it (scenario 31): every
+# write fails with ENOSPC before a byte of it lands, as a full disk would.
+FULL = ".full"
+
+
+class StoreFull(OSError):
+    """No space left on the shared store: the message was not stored."""
 
 
 class Store:
@@ -38,9 +46,14 @@ class Store:
         """The 'mount' is there and writable (what a real node's health check would test)."""
         return self.root.is_dir() and os.access(self.root, os.W_OK)
 
+    def full(self) -> bool:
+        return (self.root / FULL).exists()
+
     def write(self, msg: int | None, node: str, epoch: int | None) -> dict[str, Any]:
         """Record one message; return the record (its `accepted` says whether it counts)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.full():
+            raise StoreFull(errno.ENOSPC, "No space left on device", str(self.path))
         lock = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)

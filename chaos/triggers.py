@@ -10,8 +10,9 @@ relied on, never the daemon's code structure:
     fence_planned          event fence_planned (lock won, targets chosen, chain not begun)
     fencing                event role_changed with role=fencing (lock just won)
     promoting              event role_changed with role=promoting (fenced; resources next)
-    before_resource_start  the same line as `promoting` for now: the daemon logs no event
-                           immediately before each resource start (asked for in issue 11)
+    resource_starting      event resource_starting (lease re-checked, the start command of
+                           that resource is next; one line per resource)
+    before_resource_start  the same line as resource_starting (older name, kept)
     demoting               event role_changed with role=demoting
     resource_started       event resource_started (the first resource is up: between
                            resources, e.g. the VIP up and the mail service not yet)
@@ -50,7 +51,8 @@ EVENTS: dict[str, Match] = {
     "fence_planned": _event("fence_planned"),
     "fencing": _role("fencing"),
     "promoting": _role("promoting"),
-    "before_resource_start": _role("promoting"),
+    "resource_starting": _event("resource_starting"),
+    "before_resource_start": _event("resource_starting"),
     "demoting": _role("demoting"),
     "resource_started": _event("resource_started"),
     "fenced": _event("fenced"),

@@ -34,6 +34,7 @@ from failoverd.config import Config, ZkTlsConfig
 from failoverd.formats import write_format
 from failoverd.lease import LocalLease, boottime
 from failoverd.redact import redact
+from failoverd.zk_connect import BoundedConnectHandler, connect_timeout
 from failoverd.znodes import (
     SCHEMA_VERSION,
     UNREADABLE_CONTROL,
@@ -86,8 +87,14 @@ def make_client(config: Config, credential: str | None = None) -> KazooClient:
         kwargs["default_acl"] = zkacl.default_acl(config)
     if zk.tls is not None:
         kwargs.update(tls_kwargs(zk.tls))
+    # Each server's TCP connect gets T / servers, not the whole T (zk_connect.py).
+    handler = BoundedConnectHandler(connect_timeout(zk.session_timeout, zk.hosts))
     client = KazooClient(
-        hosts=zk.hosts, timeout=zk.session_timeout, connection_retry=retry, **kwargs
+        hosts=zk.hosts,
+        timeout=zk.session_timeout,
+        connection_retry=retry,
+        handler=handler,
+        **kwargs,
     )
     _record_granted_timeout(client)
     return client

@@ -55,7 +55,7 @@ from failoverd.operator_audit import OperatorAudit, is_recorder
 from failoverd.readiness import FenceReadiness
 from failoverd.recent import RecentIds
 from failoverd.resource_watch import ResourceWatch
-from failoverd.resources import build_resources, stop_all
+from failoverd.resources import build_resources, prepare_all, stop_all
 from failoverd.switchover import handover_done
 from failoverd.transitions import Transitions
 from failoverd.znodes import Control, HistoryEntry, MemberStatus, now_iso
@@ -172,6 +172,7 @@ class Daemon:
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
         self._stop_leftover_resources()
+        prepare_all(self.resources)  # off the promotion path (resources.prepare_all)
         if self.abandoned.pending:
             # Unclean since before a restart: our fence-self must not vouch for us.
             self.abandoned.hold_fence_lock()
@@ -284,6 +285,10 @@ class Daemon:
             # While disconnected we cannot see who held the lock; lease-wait must
             # count from a time this node saw it free again (DESIGN.md §5).
             self.lock_free_since = None
+            if self.role is Role.STANDBY:  # a takeover may follow: know the fence paths
+                self.readiness.zookeeper_lost()
+        elif "zk_connected" in got:
+            self.readiness.zookeeper_back()  # what was probed while cut off is stale
         if "control_changed" in got:
             self.control_read_at = float("-inf")
         if "reload" in got:

@@ -16,9 +16,12 @@ this method work toward that peer right now? Nothing here fences anything.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import select
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -73,7 +76,10 @@ def ssh_argv(cfg: SshFencerConfig, target: FenceTarget, client: str = SSH) -> li
         # Whole seconds only; the probe's own deadline (cfg.timeout) bounds the rest.
         "ConnectTimeout": str(max(1, math.ceil(cfg.connect_timeout))),
         "ConnectionAttempts": "1",
-        "LogLevel": "ERROR",
+        # debug1 says when the TCP connect succeeded ("Connection established."),
+        # which lets the probe hold it to connect_timeout (see _ssh); the probe
+        # drops the debug lines from what it reports.
+        "LogLevel": "DEBUG1",
         # Cheapest first: OpenSSH 9's default, sntrup761x25519, costs ~50 ms of CPU on
         # each side per login (61 -> 9 ms measured on the client); all of these are
         # also offered by paramiko, which does the real fence.
@@ -94,25 +100,80 @@ def _ssh(cfg: SshFencerConfig, target: FenceTarget) -> tuple[bool, str]:
         if not os.access(path, os.R_OK):
             return False, f"{what} {path} is not readable"
     where = f"[{target.address}]:{cfg.port}"
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        ssh_argv(cfg, target, client),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
+    )
     try:
-        res = subprocess.run(
-            ssh_argv(cfg, target, client),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=cfg.timeout,
-            start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
-        )
+        # The fence gives the TCP connect connect_timeout (sshfence.py), and ssh's
+        # own ConnectTimeout is whole seconds only: a peer that answers nothing
+        # is found dead after the same connect_timeout here. That is what lets a
+        # probe started when this standby lost its ZooKeeper server finish before
+        # the takeover it may precede (readiness.zookeeper_lost).
+        head, answered = _until_connected(proc, min(cfg.connect_timeout, cfg.timeout))
+        if not answered:
+            _kill(proc)
+            return (
+                False,
+                f"no answer from {where} within {cfg.connect_timeout:g}s (connect_timeout)",
+            )
+        left = max(0.0, cfg.timeout - (time.monotonic() - t0))
+        stdout, rest = proc.communicate(timeout=left)
     except subprocess.TimeoutExpired:
+        _kill(proc)
         return False, f"ssh probe to {where} did not finish within {cfg.timeout:g}s"
-    err = last_line(res.stderr)
-    if res.returncode == SSH_FAILED:
+    err = last_line(_without_debug(head + rest))
+    if proc.returncode == SSH_FAILED:
         return False, f"ssh to {where}: {_explain(err)}"
-    out = last_line(res.stdout) or err
-    if res.returncode != 0:
-        rc = res.returncode
+    out = last_line(stdout) or err
+    if proc.returncode != 0:
+        rc = proc.returncode
         return False, f"connected and authenticated, but remote dry run exited {rc}: {out}"
     return True, f"connected and authenticated; remote dry run: {out}"
+
+
+# What ssh logs at debug1 once its TCP connect succeeded (OpenSSH's sshconnect.c),
+# then on the first bytes of the SSH protocol: any of them means "connected". If a
+# future ssh says none of these, every probe would fail after connect_timeout,
+# loudly (fence_path_lost), never silently skipping a working path unnoticed.
+_CONNECTED = (
+    b"debug1: Connection established.",
+    b"debug1: Local version string",
+    b"debug1: Remote protocol version",
+)
+
+
+def _until_connected(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bool]:
+    """ssh's stderr until its TCP connect succeeded or ssh gave up by itself (True:
+    its exit status tells which), or until `timeout` passed without either (False)."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    deadline = time.monotonic() + timeout
+    got = b""
+    while not any(marker in got for marker in _CONNECTED):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return got, False
+        chunk = os.read(fd, 4096)
+        if not chunk:  # ssh exited (refused, no route, ...): its own answer
+            return got, True
+        got += chunk
+    return got, True
+
+
+def _without_debug(err: bytes) -> bytes:
+    return b"\n".join(ln for ln in err.splitlines() if not ln.startswith(b"debug"))
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def _explain(err: str) -> str:

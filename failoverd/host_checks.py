@@ -153,8 +153,10 @@ def _vip(at: str, res: VipResourceConfig, m: Machine) -> list[Finding]:
         out.append(Finding("error", at, "'ip' (iproute2) is not installed: the VIP cannot move"))
     if m.which("arping") is None:
         why = (
-            "no gratuitous ARP after a takeover: clients and switches keep the old "
-            "owner's address for minutes (apt-get install arping)"
+            "the daemon sends its gratuitous ARP itself; arping is the fallback where "
+            "it cannot open a raw packet socket (no CAP_NET_RAW), and without either "
+            "clients and switches keep the old owner's address for minutes "
+            "(apt-get install arping)"
         )
         out.append(Finding("warning", at, f"'arping' is not installed: {why}"))
     return out

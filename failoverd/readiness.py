@@ -43,6 +43,10 @@ log = structlog.get_logger("failoverd.readiness")
 MAX_AGE_INTERVALS = 2.0
 # Never let a busy prober spin: at least this long between two rounds.
 MIN_WAIT = 0.05
+# A standby that lost its ZooKeeper server re-probes every peer at once (see
+# zookeeper_lost), at most this often: a flapping connection must not turn into
+# an ssh login per flap (one probe round costs the pair ~80 ms of CPU).
+ZOOKEEPER_LOST_GAP = 10.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class FenceReadiness:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._soon: set[str] = set()
+        self._zookeeper_lost_at = float("-inf")
+        self._zookeeper_back_at = float("-inf")
         self._thread: threading.Thread | None = None
 
     # -- the prober ---------------------------------------------------------
@@ -106,6 +112,42 @@ class FenceReadiness:
         and a stale "dead" would make a fence skip a path that works again."""
         with self._lock:
             self._soon.add(node)
+        self._wake.set()
+
+    def zookeeper_lost(self) -> None:
+        """This standby lost its ZooKeeper server: re-probe every peer now.
+
+        When the cause is the active cut off together with the ZooKeeper leader
+        (the "ZooKeeper minority" fault), this node's server gives up on that
+        leader after syncLimit and closes its connection, and the takeover comes
+        only after the majority's election plus a full T (the new leader restarts
+        every session's timeout). A probe now knows the active's ssh path is dead
+        by then, so the fence skips ssh instead of waiting out its connect_timeout
+        (measured in the lab: T = 2 s, disconnected ~1.0 s after the fault,
+        takeover ~3.4 s after it, ssh connect_timeout 0.5 s). When the active is
+        fine (a ZooKeeper server restart), the probe finds it fine: no change."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._zookeeper_lost_at < ZOOKEEPER_LOST_GAP:
+                return
+            self._zookeeper_lost_at = now
+            self._soon.update(t.node for t in self.targets)
+        self._wake.set()
+
+    def zookeeper_back(self) -> None:
+        """Connected again: re-probe every peer with a path now marked dead.
+
+        A probe made while this node's own network was down (zookeeper_lost)
+        finds every path dead; left until the next interval, that would keep
+        this standby ineligible (no working fencing path) long after its network
+        came back. Same rate bound as zookeeper_lost."""
+        now = time.monotonic()
+        with self._lock:
+            dead = {node for (node, _), st in self._paths.items() if not st.ok}
+            if not dead or now - self._zookeeper_back_at < ZOOKEEPER_LOST_GAP:
+                return
+            self._zookeeper_back_at = now
+            self._soon.update(dead)
         self._wake.set()
 
     def _run(self) -> None:

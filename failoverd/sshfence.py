@@ -11,17 +11,24 @@ which writes the fence marker and stops the resources; we send
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import paramiko
 import structlog
 
 from failoverd.config import SshFencerConfig
 from failoverd.fencing import FenceOutcome, FenceRequest, FenceTarget, last_line
+from failoverd.paramiko_import import import_paramiko
+
+if TYPE_CHECKING:
+    import paramiko
+else:
+    paramiko = import_paramiko()  # 10 ms sooner than `import paramiko` (see there)
 
 log = structlog.get_logger("failoverd.fencing")
 
@@ -127,6 +134,7 @@ class SshFencer:
                 raise _Failed(f"no answer from {where} within {shown}") from e
             except OSError as e:
                 raise _Failed(f"cannot connect to {where}: {e.strerror or e}") from e
+            sock = low_latency(sock)
             left = self._left(deadline, where)
             try:
                 client.connect(
@@ -210,6 +218,41 @@ class SshFencer:
                     )
                 time.sleep(0.1)
         return f"ports {','.join(str(p) for p in ports)} closed"
+
+
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges every segment it reads at once.
+
+    sshd writes small messages it does not expect an answer to (the host key
+    announcement after login, the exit status after the output) and holds its next
+    one until they are acknowledged (Nagle); Linux delays that acknowledgement by
+    up to 40 ms. Two such stalls (channel open, command end) cost ~90 ms of every
+    fence on loopback, more than the whole login. TCP_QUICKACK is not sticky, so
+    it is re-armed after each read."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        return data
+
+
+_TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # 0: not Linux
+
+
+def low_latency(sock: socket.socket) -> socket.socket:
+    """The fence's connection without the Nagle and delayed-ACK waits (measured on
+    loopback: login 60 -> 17 ms, channel open and exit 47 -> 4 ms). Only latency
+    changes: the bytes, the host key check and the authentication are the same."""
+    with contextlib.suppress(OSError):
+        # Our own small messages (service request, auth, channel open) go out at once.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not _TCP_QUICKACK:  # not Linux: Nagle off is still worth having
+        return sock
+    timeout = sock.gettimeout()
+    quick = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    quick.settimeout(timeout)
+    return quick
 
 
 def _probe_timeout(deadline: float) -> float:

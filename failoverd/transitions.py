@@ -161,6 +161,9 @@ class Transitions:
                     )
                     if not ok:
                         raise ResourceError(why)
+                    # Immediately before the start: the chaos lab's trigger for the
+                    # "just before a resource start" window (issue 11) fires on it.
+                    log.info("resource_starting", resource=res.name, epoch=epoch)
                     n._await(res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what))
             except (ResourceError, TimeoutError) as e:
                 if isinstance(e, ResourceTimeout):

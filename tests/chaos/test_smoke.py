@@ -52,9 +52,10 @@ def test_mail_smoke_scenario_delivers_every_acknowledged_message(number: int) ->
 
 @pytest.mark.timeout(300)
 def test_negative_controls_are_all_flagged() -> None:
-    """`python -m chaos controls`: planted lost mail and a lying fencer must be caught."""
+    """`python -m chaos controls`: planted lost mail, a lying fencer and a service that
+    acks (250) what the full store refused must be caught."""
     folder, rows = run_controls(REPO / "chaos-runs", log=print)
-    assert [r["control"] for r in rows] == ["local-queue", "lying-fencer"]
+    assert [r["control"] for r in rows] == ["local-queue", "lying-fencer", "store-full-acks"]
     for r in rows:
         assert r["flagged"], f"control {r['control']} was not flagged: {r}\nartifacts: {folder}"
         prefix = json.loads((Path(r["folder"]) / "lab.json").read_text())["prefix"]

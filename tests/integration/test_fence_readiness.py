@@ -10,6 +10,7 @@ repaired.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import socket
@@ -26,7 +27,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from chaos.zookeeper import ZooKeeperServer, free_port
+from chaos.zookeeper import Ensemble, ZooKeeperServer, free_port
 from failoverd.config import (
     CommandFencerConfig,
     Config,
@@ -318,3 +319,65 @@ def test_fence_self_starts_without_structlog(tmp_path: Path) -> None:
     p = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert p.stdout.splitlines()[-1] == "[]", p.stdout + p.stderr
     assert json.loads(p.stderr.splitlines()[-1])["event"] == "fence_self_dry_run"
+
+
+def test_a_standby_that_loses_its_zookeeper_server_re_probes_its_fence_paths_at_once(
+    peer: Peer, ensemble: Ensemble, make_cluster: Callable[..., Cluster]
+) -> None:
+    # The ZooKeeper-minority fault: the active is cut off with the ZooKeeper leader;
+    # the standby's server drops its clients, and the takeover comes a full T after
+    # the majority's new election. Probed now, a dead ssh path is skipped then
+    # instead of costing its connect_timeout; probed at its interval, it is not.
+    zk1, zk2, _ = ensemble.servers
+    ssh = {
+        "type": "ssh",
+        "user": peer.sshd.user,
+        "key_file": str(peer.key_file),
+        "known_hosts": str(peer.known_hosts),
+        "port": peer.sshd.port,
+        "timeout": "5s",
+        "check_interval": "600s",  # far beyond this test: only the event can probe
+    }
+    power = {"type": "command", "argv": ["false"], "timeout": "5s"}
+    c = make_cluster(zk_hosts={"mail1": zk1.address, "mail2": zk2.address}, fencing=[ssh, power])
+    c.start()
+    assert c.wait_active(timeout=30, via="mail2") == "mail1"
+
+    def ssh_events(name: str) -> list[dict[str, object]]:
+        return [e for e in c.nodes["mail2"].events() if e.get("event") == name]
+
+    wait_for(lambda: ssh_events("fence_path_ready"), 15, "mail2's first ssh probe")
+    peer.sshd.stop()  # the path dies; mail2's next probe by interval is 10 minutes away
+    zk2.pause()  # mail2's only server stops answering: it loses its connection
+    try:
+        lost = wait_for(lambda: ssh_events("fence_path_lost"), 10, "a re-probe on disconnect")
+    finally:
+        zk2.resume()
+    assert lost[0]["peer"] == "mail1" and lost[0]["method"] == "ssh", lost
+
+
+def test_ssh_probe_holds_a_silent_peer_to_connect_timeout_like_the_fence(peer: Peer) -> None:
+    # ssh's own ConnectTimeout is whole seconds; the fence gives the TCP connect
+    # connect_timeout (0.5 s). A probe started when the standby lost ZooKeeper must
+    # know a silent peer dead as soon as the fence would, or it ends after the takeover.
+    from failoverd.fence_probes import probe
+    from failoverd.fencing import FenceTarget
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)  # never accepted: once its queue is full, SYNs are dropped
+        fill = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(hole.getsockname())
+            fill.append(s)
+        try:
+            cfg = peer.ssh(port=hole.getsockname()[1], connect_timeout=0.5)
+            res = probe(cfg, FenceTarget("mail2", "127.0.0.1"), {})
+        finally:
+            for s in fill:
+                s.close()
+    assert not res.ok
+    assert res.reason.endswith("within 0.5s (connect_timeout)"), res.reason

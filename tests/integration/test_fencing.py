@@ -522,3 +522,29 @@ def test_check_reports_a_remote_dry_run_that_fails(lab: Lab) -> None:
     (o,) = FenceChain([SshFencer(lab.ssh())]).check(TARGET)
     assert not o.ok
     assert o.reason.startswith("connected and authenticated, but remote dry run exited 2")
+
+
+def test_ssh_fence_connection_neither_holds_back_nor_delays_acknowledgements(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sshd's small unanswered messages wait for our ACK (Nagle), which Linux delays by
+    # up to 40 ms: ~90 ms of every fence went there (sshfence.low_latency). The socket
+    # paramiko logs in and fences with must have Nagle off and acknowledge at once.
+    import paramiko
+
+    seen: dict[str, int] = {}
+    real = paramiko.SSHClient.connect
+
+    def connect(self: paramiko.SSHClient, *args: object, **kw: object) -> None:
+        sock = kw["sock"]
+        assert isinstance(sock, socket.socket)
+        real(self, *args, **kw)  # type: ignore[arg-type]
+        seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        # Not sticky in the kernel: 1 here means it was re-armed after the login's reads.
+        seen["quickack"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", connect)
+    ok, outcomes = FenceChain([SshFencer(lab.ssh())]).fence(request())
+    assert ok, outcomes
+    assert not lab.service.accepts()
+    assert seen == {"nodelay": 1, "quickack": 1}

@@ -69,6 +69,12 @@ def test_wheel_holds_only_the_daemon_with_license_and_type_marker(tmp_path: Path
     top = {n.split("/")[0] for n in names}
     assert top == {"failoverd", f"failoverd-{failoverd.__version__}.dist-info"}
     assert "failoverd/py.typed" in names
+    # Subpackages too: the daemon cannot start without failoverd/config/.
+    modules = {n for n in names if n.startswith("failoverd/") and n.endswith(".py")}
+    sources = {
+        f"failoverd/{p.relative_to(REPO / 'failoverd')}" for p in REPO.glob("failoverd/**/*.py")
+    }
+    assert modules == sources
     info = f"failoverd-{failoverd.__version__}.dist-info"
     assert any(n.startswith(info) and n.endswith("LICENSE") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()

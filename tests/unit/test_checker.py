@@ -479,3 +479,45 @@ def test_overlapping_faults_heal_by_name() -> None:
         ("a", 1.0, 3.0),
         ("b", 2.0, 4.0),
     ]
+
+
+# -- the store full (scenario 31): temporary failures only, nothing acked unstored ---------
+
+STORE_FULL = Expectation(failover="forbidden", settle=10.0, tempfail_during_fault=True)
+
+
+def store_full(reply: int | None, error: str | None = None, ack_unstored: bool = False):
+    """mail1 serves throughout; the store is full from 5 to 10: deliveries fail with `reply`
+    (or, with ack_unstored, are answered 250 without a store write)."""
+    b = Builder().up("mail1", 0.0, 1)
+    n = b.traffic(1.0, 5.0, "mail1", 1, 0)
+    b.fault(5.0, 10.0, "mail store full")
+    t = 5.0
+    while t < 10.0:
+        if ack_unstored:
+            b.deliver(n, t, None)  # acknowledged, never written
+        else:
+            b.h.deliveries.append(Delivery(n, t - 0.01, t + 0.01, reply, error, None))
+        n, t = n + 1, t + 0.5
+    b.traffic(10.5, 15.0, "mail1", 1, n)
+    return b.end(15.0)
+
+
+def test_a_store_full_answered_with_452_passes() -> None:
+    verdict = check(store_full(452), STORE_FULL)
+    assert verdict.passed, verdict.violations
+    assert verdict.stats["failed"] == 10
+
+
+def test_a_store_full_answered_with_250_without_storing_is_lost_mail() -> None:
+    verdict = check(store_full(None, ack_unstored=True), STORE_FULL)
+    assert "lost" in rules(verdict)
+    # ... and the fault never produced a temporary failure either.
+    assert "not_tempfail" in rules(verdict)
+
+
+@pytest.mark.parametrize(("reply", "error"), [(552, "552 no space"), (None, "timeout")])
+def test_a_store_full_answered_with_a_5xx_or_silence_fails(reply: int | None, error: str) -> None:
+    verdict = check(store_full(reply, error), STORE_FULL)
+    assert rules(verdict) == {"not_tempfail"}, verdict.violations
+    assert check(store_full(reply, error), Expectation("forbidden", 10.0)).passed

@@ -117,7 +117,7 @@ def test_missing_and_non_executable_programs_are_errors_at_their_key_path(tmp_pa
 
 
 def test_hook_programs_are_checked_when_the_config_has_hooks(tmp_path: Path) -> None:
-    # hooks: is parsed by config.py once it exists; host_checks reads any .argv there.
+    # hooks: is parsed by failoverd/config/ once it exists; host_checks reads any .argv there.
     import dataclasses
 
     config = load_config(config_file(tmp_path))

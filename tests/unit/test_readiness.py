@@ -330,3 +330,49 @@ def test_a_lost_path_fires_the_fence_path_lost_hook() -> None:
     finally:
         hooks.install(None)
     assert fired == [("fence_path_lost", {"peer": "mail2", "reason": "ssh: connection refused"})]
+
+
+def test_a_flapping_zookeeper_connection_re_probes_at_most_once_per_gap() -> None:
+    # One ssh login per flap would make a flapping link cost real CPU on both nodes.
+    probes = FakeProbes()
+    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
+    r = FenceReadiness(config(slow), probe_fn=probes)
+    r.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not probes.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r.zookeeper_lost()
+        while len(probes.calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(5):
+            r.zookeeper_lost()
+        time.sleep(0.3)  # observe a span in which no further probe may start
+        assert probes.calls == [("ssh", "mail2"), ("ssh", "mail2")]
+    finally:
+        r.stop()
+
+
+def test_paths_found_dead_while_cut_off_are_re_probed_when_zookeeper_is_back() -> None:
+    # A standby whose own network was down found every path dead; without a
+    # re-probe it would stay "no working fencing path" (ineligible) for an interval.
+    probes = FakeProbes()
+    probes.ok[("ssh", "mail2")] = False
+    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
+    r = FenceReadiness(config(slow), probe_fn=probes)
+    r.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not probes.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.paths_down() == ("mail2",)
+        probes.ok[("ssh", "mail2")] = True
+        r.zookeeper_back()
+        while r.paths_down() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.paths_down() == () and r.summary() == {"ssh": True}
+        r.zookeeper_back()  # nothing dead now: no probe
+        time.sleep(0.3)  # observe a span in which no further probe may start
+        assert len(probes.calls) == 2
+    finally:
+        r.stop()

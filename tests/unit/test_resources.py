@@ -7,6 +7,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from failoverd.resources import (
     VipResource,
     build_resource,
     build_resources,
+    prepare_all,
     stop_all,
 )
 
@@ -333,6 +335,67 @@ echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
     assert log.read_text().split() == "-U -c 1 -w 0 -i eth0 -S 192.0.2.25 192.0.2.25".split()
 
 
+def test_arping_counts_as_sent_once_it_reports_the_packet_and_is_reaped_after(
+    tmp_path: Path,
+) -> None:
+    # Habets' arping prints its statistics right after sendto() and then takes ~40 ms
+    # to exit (its pcap sockets close): the announcement must not wait for that exit.
+    # The fake reports, then lingers; it must still be gone by the deadline.
+    pidfile = tmp_path / "arping.pid"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo $$ > {pidfile}
+echo "1 packets transmitted, 0 packets received, 100% unanswered"
+exec sleep 30
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=1.0)
+    with capture_logs() as logs:
+        assert arp.send(1.0)
+    pid = int(pidfile.read_text())
+    assert alive(pid)  # back at the report, not at the exit
+    assert [e["event"] for e in logs if e["event"].startswith("arp_")] == ["arp_announced"]
+    assert wait_for(lambda: not alive(pid), timeout=5.0)  # killed at the 1 s deadline
+
+
+def test_arping_that_never_reports_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    pidfile = tmp_path / "arping.pid"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo $$ > {pidfile}
+exec sleep 30
+""",
+    )
+    arp = GratuitousArp([str(arping)], "eth0", "192.0.2.25", timeout=0.5)
+    with capture_logs() as logs:
+        assert not arp.send(0.5)
+    assert not alive(int(pidfile.read_text()))
+    assert any(e["event"] == "arp_failed" and "timed out" in e["error"] for e in logs)
+
+
+def test_vip_knows_its_arping_before_the_first_start(tmp_path: Path) -> None:
+    # The daemon prepares its resources at start: a promotion then runs arping once,
+    # to announce, and spends no runs on finding out which arping it is.
+    log = tmp_path / "arping.log"
+    arping = script(
+        tmp_path / "arping",
+        f"""echo "$*" >> {log}
+case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
+""",
+    )
+    ip, _ = fake_ip(tmp_path, "")
+    cfg = VipResourceConfig(address="192.0.2.25/24", interface="eth0", arp_count=1)
+    res = VipResource(cfg, ip=[str(ip)], arping=[str(arping)])
+    prepare_all([res])
+    assert [ln.split()[0] for ln in log.read_text().splitlines()] == ["--help", "-V"]
+    log.unlink()
+    res.start(ENV)
+    assert log.read_text().split() == "-U -c 1 -w 0 -i eth0 -S 192.0.2.25 192.0.2.25".split()
+
+
 def test_iputils_arping_without_u_falls_back_to_a(tmp_path: Path) -> None:
     log = tmp_path / "arping.log"
     arping = script(
@@ -485,3 +548,80 @@ def test_vip_stop_cancels_pending_announcements(netns: str, arping_installed: No
     time.sleep(0.7)  # two more announcements would have gone out by now
     assert received(netns) == sent
     assert "192.0.2.25" not in addresses(netns)
+
+
+# -- vip: the gratuitous ARP from the daemon's own packet socket (failoverd/garp.py) -----
+
+REPO = Path(__file__).resolve().parents[2]
+CAPTURE = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind(("v1", 0x0806))
+s.settimeout(5.0)
+print("ready", flush=True)
+print(s.recv(100)[:42].hex(), flush=True)
+"""
+START_BUILT_VIP = """
+from failoverd.config import VipResourceConfig
+from failoverd.resources import build_resource
+cfg = VipResourceConfig(address="192.0.2.25/24", interface="v0", timeout=5.0, arp_count=1)
+build_resource(cfg).start({})
+"""
+
+
+def in_netns(ns: str, code: str, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # type: ignore[call-overload]
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_configured_vip_announces_from_its_own_socket_without_arping(
+    netns: str, tmp_path: Path
+) -> None:
+    # arping (libpcap) needs 35-50 ms before its packet is out; the daemon's VIP sends
+    # the same frame itself. arping is on PATH here, and must not be run.
+    calls = tmp_path / "arping.log"
+    script(tmp_path / "bin" / "arping", f'echo "$*" >> {calls}\nexit 1\n')
+    capture = in_netns(netns, CAPTURE)
+    assert capture.stdout is not None and capture.stdout.readline().strip() == "ready"
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    start = in_netns(netns, START_BUILT_VIP, env=env)
+    assert start.wait(timeout=30) == 0
+    got = bytes.fromhex(capture.communicate(timeout=10)[0].strip())
+    mac = bytes.fromhex(sh("ip", "netns", "exec", netns, "cat", "/sys/class/net/v0/address")
+                        .strip().replace(":", ""))  # fmt: skip
+    vip = bytes([192, 0, 2, 25])
+    broadcast = b"\xff" * 6
+    # Ethernet broadcast from v0; ARP request (op 1) "192.0.2.25 is at <v0's MAC>",
+    # addressed to the VIP itself: the frame `arping -U` sends.
+    assert got[:14] == broadcast + mac + b"\x08\x06"
+    assert got[14:22] == bytes.fromhex("0001080006040001")
+    assert got[22:42] == mac + vip + broadcast + vip
+    assert not calls.exists()
+    assert "inet 192.0.2.25/24" in addresses(netns)
+
+
+def test_vip_falls_back_to_arping_when_its_socket_cannot_send(tmp_path: Path) -> None:
+    # No such interface here (nothing is sent anywhere): the socket fails, arping runs.
+    log = tmp_path / "arping.log"
+    arping = script(
+        tmp_path / "arping",
+        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
+echo "$*" >> {log}
+echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
+""",
+    )
+    arp = GratuitousArp([str(arping)], "fo-none0", "192.0.2.25", timeout=2.0, native=True)
+    with capture_logs() as logs:
+        assert arp.send(2.0)
+        assert arp.send(2.0)
+    assert [e["event"] for e in logs if e["event"].startswith("arp_")] == [
+        "arp_socket_failed",
+        "arp_announced",
+        "arp_announced",
+    ]
+    assert len(log.read_text().splitlines()) == 2

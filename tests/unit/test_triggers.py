@@ -61,3 +61,19 @@ def test_a_delay_is_drawn_from_the_seed() -> None:
     a = triggers.arm("delay:1-4", Path("."), {}, random.Random(5))
     b = triggers.arm("delay:1-4", Path("."), {}, random.Random(5))
     assert 1 <= a.delay <= 4 and a.delay == b.delay
+
+
+def test_resource_starting_fires_on_the_daemon_line_not_on_promoting(tmp_path: Path) -> None:
+    log = tmp_path / "mail2" / "failoverd.log"
+    log.parent.mkdir()
+    log.write_text("")
+    roles = {"active": "mail1", "standby": "mail2"}
+    for spec in ("resource_starting@standby", "before_resource_start@standby"):
+        armed = triggers.arm(spec, tmp_path, roles, random.Random(1))
+        with open(log, "a") as f:
+            f.write(line(event="role_changed", role="promoting", epoch=3))
+        assert armed.wait(0.05) is None
+        with open(log, "a") as f:
+            f.write(line(event="resource_starting", resource="vip 198.51.100.25", epoch=3))
+        hit = armed.wait(1.0)
+        assert hit is not None and hit["resource"] == "vip 198.51.100.25"

@@ -1,0 +1,73 @@
+"""The node's configuration (DESIGN.md §9), parsed once into frozen dataclasses.
+
+Durations are resolved to float seconds, unknown keys are errors (a typo must not
+silently disable fencing) and every problem is reported as ``FILE: key.path: message``.
+
+model.py      the parsed shape (Config and its parts) and ConfigError
+reading.py    the YAML reader and the typed getters that record each problem
+zookeeper.py  the zookeeper: section (auth, operators, TLS)
+resources.py  the resources: list
+fencing.py    the fencing: list
+sections.py   node, peers, health, watchdog, metrics, hooks, log
+timing.py     the timing budget across sections (DESIGN.md §5)
+load.py       load_config and check_report (what --check prints)
+"""
+
+from failoverd.config.load import check_report, load_config
+from failoverd.config.model import (
+    HOOK_EVENTS,
+    CheckConfig,
+    CommandFencerConfig,
+    CommandResourceConfig,
+    Config,
+    ConfigError,
+    FencerConfig,
+    FlapConfig,
+    HealthConfig,
+    HookConfig,
+    LeaseWaitFencerConfig,
+    LogConfig,
+    MetricsConfig,
+    NodeConfig,
+    OcfResourceConfig,
+    PeerConfig,
+    ResourceConfig,
+    SshFencerConfig,
+    SwitchoverConfig,
+    SystemdResourceConfig,
+    VipResourceConfig,
+    WatchdogConfig,
+    ZkAuthConfig,
+    ZkTlsConfig,
+    ZooKeeperConfig,
+)
+
+__all__ = [
+    "HOOK_EVENTS",
+    "CheckConfig",
+    "CommandFencerConfig",
+    "CommandResourceConfig",
+    "Config",
+    "ConfigError",
+    "FencerConfig",
+    "FlapConfig",
+    "HealthConfig",
+    "HookConfig",
+    "LeaseWaitFencerConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "NodeConfig",
+    "OcfResourceConfig",
+    "PeerConfig",
+    "ResourceConfig",
+    "SshFencerConfig",
+    "SwitchoverConfig",
+    "SystemdResourceConfig",
+    "VipResourceConfig",
+    "WatchdogConfig",
+    "ZkAuthConfig",
+    "ZkTlsConfig",
+    "ZooKeeperConfig",
+    "check_report",
+    "load_config",
+]

@@ -1,0 +1,169 @@
+"""The smaller sections of DESIGN.md §9: node, peers, health, watchdog, metrics,
+hooks and log."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Literal, cast
+
+from failoverd.config.model import (
+    HOOK_EVENTS,
+    CheckConfig,
+    HealthConfig,
+    HookConfig,
+    LogConfig,
+    MetricsConfig,
+    NodeConfig,
+    PeerConfig,
+    WatchdogConfig,
+)
+from failoverd.config.reading import _NAME, _is_int, _Section, _typed
+
+# The keys each section and each ``type`` of health check may have.
+_NODE = "name address priority priority_delay state_dir"
+_NET_CHECK = "host port timeout scope"
+_CHECKS = {
+    "smtp": _NET_CHECK,
+    "imap": _NET_CHECK,
+    "tcp": _NET_CHECK,
+    "command": "argv timeout scope",
+}
+# A port answers at once or the service is in trouble; a command may do real work.
+_CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}
+_LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
+
+
+def _node(s: _Section) -> NodeConfig:
+    return NodeConfig(
+        name=s.name("name"),
+        address=s.text("address"),
+        priority=s.integer("priority", NodeConfig.priority, 0),
+        priority_delay=s.duration("priority_delay", NodeConfig.priority_delay, zero_ok=True),
+        state_dir=s.text("state_dir", NodeConfig.state_dir),
+    )
+
+
+def _peers(root: _Section, own_name: str) -> tuple[PeerConfig, ...]:
+    found, raw = root.found, root.data.get("peers")
+    if not isinstance(raw, Mapping) or not raw:
+        found.problem(
+            "peers", f"expected at least one peer like {{mail2: {{address: ...}}}}, got {raw!r}"
+        )
+        return ()
+    peers = []
+    for name, value in raw.items():
+        s = _Section(found, f"peers.{name}", value, "address")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            found.problem(s.at, "a peer's name must use letters, digits, '_', '.' or '-'")
+        elif name == own_name:
+            found.problem(
+                s.at, f"{name!r} is this node's own name (node.name); list only the others"
+            )
+        peers.append(PeerConfig(name=str(name), address=s.text("address")))
+    return tuple(peers)
+
+
+def _health(s: _Section) -> HealthConfig:
+    checks = []
+    for at, item in s.items("checks"):
+        if typed := _typed(s.found, at, item, _CHECKS):
+            checks.append(_check(*typed))
+    return HealthConfig(
+        interval=s.duration("interval", HealthConfig.interval),
+        rise=s.integer("rise", HealthConfig.rise, 1),
+        fall=s.integer("fall", HealthConfig.fall, 1),
+        checks=tuple(checks),
+        grace=s.duration("grace", HealthConfig.grace, zero_ok=True),
+    )
+
+
+def _check(kind: str, s: _Section) -> CheckConfig:
+    timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
+    scope = cast(
+        Literal["active", "always"],
+        s.choice("scope", "always" if kind == "command" else "active", ("active", "always")),
+    )
+    if kind == "command":
+        return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or (), scope=scope)
+    return CheckConfig(
+        cast(Literal["smtp", "imap", "tcp"], kind),
+        timeout=timeout,
+        host=s.text("host", CheckConfig.host),
+        port=s.integer("port", None, 1, 65535),
+        scope=scope,
+    )
+
+
+def _watchdog(root: _Section) -> WatchdogConfig | None:
+    if not root.has("watchdog"):
+        return None
+    s = root.section("watchdog", "systemd device timeout")
+    watchdog = WatchdogConfig(
+        systemd=s.flag("systemd", False),
+        device=s.text("device", "") or None,
+        timeout=s.duration("timeout", WatchdogConfig.timeout),
+    )
+    if not (watchdog.systemd or watchdog.device):
+        s.found.note("watchdog", "neither systemd: true nor a device is set, so no watchdog runs")
+        return None
+    return watchdog
+
+
+def _metrics(root: _Section) -> MetricsConfig | None:
+    if not root.has("metrics"):
+        return None
+    s = root.section("metrics", "listen")
+    msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
+    raw = s.data.get("listen")
+    if _is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
+        # `listen: 9468`: a port alone does not say which addresses may scrape.
+        bare = str(raw).strip()
+        hint = f"write 127.0.0.1:{bare} (this host only) or 0.0.0.0:{bare} (every address)"
+        s.found.problem(s.key("listen"), f"{msg}, got the bare port {bare}: {hint}")
+        return MetricsConfig(host="", port=0)
+    listen = s.text("listen")
+    m = _LISTEN.fullmatch(listen)
+    port = int(m["p6"] or m["port"]) if m else 0
+    if listen and not 1 <= port <= 65535:
+        s.found.problem(s.key("listen"), f"{msg}, got {listen!r}")
+    return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
+
+
+def _hooks(root: _Section) -> tuple[HookConfig, ...]:
+    """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
+    hooks = []
+    for at, item in root.items("hooks"):
+        s = _Section(root.found, at, item, "on argv timeout")
+        if not isinstance(item, Mapping):
+            continue
+        events: list[str] = []
+        on = item.get("on")
+        if not isinstance(on, list) or not on:
+            wanted = f"expected a non-empty list of events ({', '.join(HOOK_EVENTS)})"
+            s.found.problem(s.key("on"), f"{wanted}, got {on!r}")
+        else:
+            for i, event in enumerate(on):
+                if event in HOOK_EVENTS:
+                    events.append(event)
+                else:
+                    close = difflib.get_close_matches(str(event), HOOK_EVENTS, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    s.found.problem(
+                        f"{s.key('on')}[{i}]",
+                        f"unknown event {event!r}{hint} (known: {', '.join(HOOK_EVENTS)})",
+                    )
+        argv = s.argv("argv") or ()
+        timeout = s.duration("timeout", HookConfig.timeout)
+        hooks.append(HookConfig(on=tuple(events), argv=argv, timeout=timeout))
+    return tuple(hooks)
+
+
+def _log(s: _Section) -> LogConfig:
+    fmt = s.choice("format", LogConfig.format, ("json", "console"))
+    level = s.choice("level", LogConfig.level, ("debug", "info", "warning", "error"))
+    return LogConfig(
+        format=cast(Literal["json", "console"], fmt),
+        level=cast(Literal["debug", "info", "warning", "error"], level),
+    )

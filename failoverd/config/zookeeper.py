@@ -1,0 +1,87 @@
+"""The ``zookeeper:`` section: ensemble, session, lease margin, auth, operators, TLS."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from failoverd.config.model import ZkAuthConfig, ZkTlsConfig, ZooKeeperConfig
+from failoverd.config.reading import _check_private, _Findings, _Section
+
+# The keys the section may have.
+_ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
+
+
+def _zookeeper(s: _Section) -> ZooKeeperConfig:
+    session = s.duration("session_timeout", ZooKeeperConfig.session_timeout)
+    root = s.text("root", ZooKeeperConfig.root)
+    if not root.startswith("/"):
+        s.found.problem(
+            s.key("root"), f"expected an absolute znode path like /failoverd, got {root!r}"
+        )
+    auth = _zk_auth(s.section("auth", "scheme credential_file")) if s.has("auth") else None
+    return ZooKeeperConfig(
+        hosts=s.text("hosts"),
+        session_timeout=session,
+        root=root,
+        auth=auth,
+        # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
+        lease_margin=s.duration("lease_margin", session / 4),
+        **_zk_access(s, auth is not None),
+    )
+
+
+_DIGEST_ID = re.compile(r"[^:\s]{1,64}:[A-Za-z0-9+/]{27}=")
+
+
+def _zk_access(s: _Section, has_auth: bool) -> dict[str, Any]:
+    """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
+    insecure = s.flag("insecure", False)
+    if insecure and has_auth:
+        s.found.problem(s.key("insecure"), "true contradicts zookeeper.auth: drop one of them")
+    operators: list[str] = []
+    for at, item in s.items("operators"):
+        if isinstance(item, str) and _DIGEST_ID.fullmatch(item):
+            operators.append(item)
+        else:
+            shown = item if not isinstance(item, str) else item[:40]
+            s.found.problem(
+                at, f"expected a digest id user:BASE64 (failoverctl digest USER), got {shown!r}"
+            )
+    if operators and not has_auth:
+        s.found.problem(s.key("operators"), "needs zookeeper.auth (the nodes' own identity)")
+    tls = None
+    if s.has("tls"):
+        t = s.section("tls", "ca cert key")
+        ca, cert, key = t.text("ca"), t.text("cert", "") or None, t.text("key", "") or None
+        for name, path in (("ca", ca), ("cert", cert), ("key", key)):
+            if path and not os.path.isfile(path):
+                s.found.problem(t.key(name), f"{path} is not a file")
+        if (cert is None) != (key is None):
+            s.found.problem(t.key("cert" if cert is None else "key"), "cert and key go together")
+        if key and os.path.isfile(key):
+            _check_private(s.found, t.key("key"), key)
+        tls = ZkTlsConfig(ca=ca, cert=cert, key=key)
+    return {"insecure": insecure, "operators": tuple(operators), "tls": tls}
+
+
+def _zk_auth(s: _Section) -> ZkAuthConfig:
+    s.choice("scheme", "digest", ("digest",))
+    path = s.text("credential_file")
+    return ZkAuthConfig("digest", path, _read_credential(s.found, s.key("credential_file"), path))
+
+
+def _read_credential(found: _Findings, at: str, path: str) -> str:
+    if not path:
+        return ""
+    try:
+        if _check_private(found, at, path):
+            with open(path, encoding="utf-8") as f:
+                credential = f.read().strip()
+            if re.fullmatch(r"[^:\s]+:\S+", credential):
+                return credential
+            found.problem(at, f"{path} does not look like user:password")
+    except (OSError, UnicodeDecodeError) as e:
+        found.problem(at, f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    return ""
