@@ -4,6 +4,8 @@
     python -m chaos run SCENARIO... [--repeat N] [--seed S] [--out DIR] [--fenced-store]
     python -m chaos run --all | --smoke
     python -m chaos run ... --mail postfix   the real mail node (Postfix, Dovecot, ext4 store)
+    python -m chaos run ... --jobs K         up to K labs at once (exclusive scenarios alone)
+    python -m chaos table RUN_FOLDER...      the Markdown table of many runs (README)
     python -m chaos controls                 negative controls (exit 0: every one was flagged)
     python -m chaos soak --minutes N [--seed S]  random composed fault schedules
     python -m chaos check RUN_DIR            re-judge a recorded repetition
@@ -102,7 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("chaos run: --trigger needs a scenario that takes one", file=sys.stderr)
             return 2
         chosen = [replace(s, trigger=args.trigger) if s.trigger else s for s in chosen]
-    _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label)
+    if args.jobs < 1:
+        print("chaos run: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    _, outcomes = run_scenarios(chosen, args.out, args.repeat, args.seed, label, jobs=args.jobs)
     return 0 if all(o.passed for o in outcomes) else 1
 
 
@@ -150,6 +155,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = {k: v for k, v in verdict.to_json().items() if k != "intervals"}
     print(json.dumps({**out, **(mail or {})}, indent=1))
     return 0 if verdict.passed else 1
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from chaos.table import main as table_main
+
+    return table_main(args.folders)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -218,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--all", action="store_true", help="every scenario")
     run.add_argument("--smoke", action="store_true", help="the CI subset (1 2 4 5 14)")
     run.add_argument("--repeat", type=int, default=1, metavar="N")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="K",
+        help="up to K labs at once (default 1); exclusive scenarios still run alone",
+    )
     run.add_argument("--seed", type=int, default=None, metavar="S")
     run.add_argument("--out", type=Path, default=Path("chaos-runs"), help="default ./chaos-runs")
     run.add_argument(
@@ -254,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="re-run the checker on a recorded repetition folder")
     chk.add_argument("run_dir", type=Path)
     chk.set_defaults(fn=cmd_check)
+    tb = sub.add_parser("table", help="the Markdown table of every results.json under FOLDERs")
+    tb.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    tb.set_defaults(fn=cmd_table)
     cl = sub.add_parser("cleanup", help="remove leftover lab namespaces and processes")
     cl.add_argument("--force", action="store_true", help="also labs whose runner is alive")
     cl.set_defaults(fn=cmd_cleanup)

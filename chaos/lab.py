@@ -75,14 +75,13 @@ class Lab:
         taken = set(netns.listed())
         for suffix in ["", *"abcdefghijklmnopqrstuvwxyz"]:
             prefix = base + suffix
-            if not (REGISTRY / f"{prefix}.json").exists() and not any(
-                n.startswith(prefix + "-") for n in taken
-            ):
+            if any(n.startswith(prefix + "-") for n in taken):
+                continue
+            lab = cls(run_dir, prefix)
+            if lab._register():  # atomic claim: concurrent labs never share a prefix
                 break
         else:
             raise RuntimeError("no free lab prefix: run `python -m chaos cleanup`")
-        lab = cls(run_dir, prefix)
-        lab._register()
         try:
             lab.build()
         except BaseException:
@@ -95,7 +94,8 @@ class Lab:
         info = json.loads((run_dir / "lab.json").read_text())
         return cls(Path(info["run_dir"]), info["prefix"])
 
-    def _register(self) -> None:
+    def _register(self) -> bool:
+        """Claim the prefix: False when another lab (of any process) holds it already."""
         info = {
             "prefix": self.prefix,
             "run_dir": str(self.run_dir),
@@ -105,8 +105,10 @@ class Lab:
             "created": time.time(),
         }
         REGISTRY.mkdir(parents=True, exist_ok=True)
-        (REGISTRY / f"{self.prefix}.json").write_text(json.dumps(info, indent=1))
+        if not write_json_atomic(REGISTRY / f"{self.prefix}.json", info, exclusive=True):
+            return False
         (self.run_dir / "lab.json").write_text(json.dumps(info, indent=1))
+        return True
 
     def build(self) -> None:
         br = self.ns(BRIDGE)
@@ -254,6 +256,26 @@ class Lab:
         return "state DOWN" in out or ",UP" not in out
 
 
+def write_json_atomic(path: Path, data: Any, exclusive: bool = False) -> bool:
+    """Write `path` so that a concurrent reader (another run's cleanup) sees the whole
+    file or none: a half-written registry entry would read as garbage and be deleted.
+    exclusive: fail (return False) when `path` exists, atomically (link(2) never replaces).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    try:
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def teardown_names(names: list[str]) -> None:
     """Kill processes first (deleting a namespace's name does not stop its processes)."""
     for ns in names:
@@ -271,6 +293,11 @@ def cleanup(force: bool = False) -> list[str]:
     """
     removed: list[str] = []
     live: set[str] = set()
+    # List the namespaces BEFORE reading the registry: a lab registers before it
+    # creates its first namespace, so every name listed here whose lab is alive has a
+    # registry entry by the time the registry is read. (The other order would take a
+    # lab created between the two reads, by a concurrent run, for a stray.)
+    listed = netns.listed()
     for reg in sorted(REGISTRY.glob("fo*.json")) if REGISTRY.exists() else []:
         try:
             info = json.loads(reg.read_text())
@@ -288,7 +315,8 @@ def cleanup(force: bool = False) -> list[str]:
         _release_mail_store(info)  # after its processes (and so its mounts) are gone
         removed += present
         reg.unlink(missing_ok=True)
-    stray = [n for n in netns.listed() if NS_PATTERN.match(n) and n not in live]
+    stray = [n for n in listed if NS_PATTERN.match(n) and n not in live and n not in removed]
+    stray = [n for n in stray if netns.exists(n)]
     for prefix in sorted({n.rsplit("-", 1)[0] for n in stray}):
         cgroups.release(prefix)
     teardown_names(stray)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaos.lab import MAIL_HOSTS, REGISTRY, Lab
+from chaos.lab import MAIL_HOSTS, REGISTRY, Lab, write_json_atomic
 
 IMAGE = "mailstore.img"
 SIZE = "64M"
@@ -71,7 +71,7 @@ def _register(lab: Lab, **fields: Any) -> None:
         except (OSError, ValueError):
             continue
         info.update(fields)
-        path.write_text(json.dumps(info, indent=1))
+        write_json_atomic(path, info)  # a concurrent cleanup must never read half a file
 
 
 def create(lab: Lab) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import resource
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ from chaos import mailcheck
 from chaos.checker import Violation, check
 from chaos.cluster import Cluster
 from chaos.history import expectation_dict, load_history
+from chaos.provenance import source_commit
 from chaos.scenarios import Ctx, Scenario
 from chaos.timeline import draw
 from chaos.vipwatch import VipWatch
@@ -78,10 +80,12 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
                 "seed": seed,
                 "trigger": scenario.trigger,
                 "expect": expectation_dict(scenario.expect),
+                "commit": source_commit(),
             },
             indent=1,
         )
     )
+    cpu0 = _cpu()
     t0 = time.monotonic()
     lab = labmod.Lab.create(run_dir)
     timings["lab_build"] = round(time.monotonic() - t0, 3)
@@ -129,7 +133,18 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
         if scenario.mail:
             mailcheck.fsck_store(run_dir)  # after the final unmount
         timings["teardown"] = round(time.monotonic() - t, 3)
+        cpu1 = _cpu()
+        timings["cpu_lab"] = round(cpu1[0] - cpu0[0], 3)
+        timings["cpu_runner"] = round(cpu1[1] - cpu0[1], 3)
     return _judge(scenario, run_dir, seed, timings, error, notes)
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user+sys) of the lab's processes once reaped (ZooKeeper, daemons, sshd,
+    client: all children of the runner) and of the runner itself: what one lab costs."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return kids.ru_utime + kids.ru_stime, me.ru_utime + me.ru_stime
 
 
 def _judge(
@@ -155,6 +170,7 @@ def _judge(
         "description": scenario.description,
         "seed": seed,
         "expect": expectation_dict(scenario.expect),
+        "commit": source_commit(),
         "timings": timings,
         "repairs": notes,
         **verdict.to_json(),
@@ -195,8 +211,13 @@ def run_scenarios(
     seed: int | None = None,
     label: str | None = None,
     log: Any = print,
+    jobs: int = 1,
 ) -> tuple[Path, list[Outcome]]:
-    """Run each scenario `repeat` times; return the run folder and every outcome."""
+    """Run each scenario `repeat` times; return the run folder and every outcome.
+
+    jobs > 1: up to `jobs` labs at once, each repetition in its own process and lab
+    (chaos/parallel.py); exclusive scenarios still run alone.
+    """
     removed = labmod.cleanup()  # leftovers of crashed runs (never a live run's lab)
     if removed:
         log(f"removed leftover lab namespaces: {' '.join(removed)}")
@@ -208,14 +229,21 @@ def run_scenarios(
     folder.mkdir(parents=True, exist_ok=True)
     log(f"chaos run {folder} (seed {seed})")
     outcomes: list[Outcome] = []
-    for s in scenarios:
-        for k in range(repeat):
-            name = f"{s.number:02d}-{s.name}" + (f"-r{k + 1}" if repeat > 1 else "")
-            log(f"- {name} ...")
-            o = run_one(s, folder / name, seed + k, log)
-            outcomes.append(o)
-            log(describe(o))
-            _summary(folder, seed, outcomes)
+    plan = [
+        (s, folder / (f"{s.number:02d}-{s.name}" + (f"-r{k + 1}" if repeat > 1 else "")), seed + k)
+        for s in scenarios
+        for k in range(repeat)
+    ]
+    if jobs > 1:
+        from chaos.parallel import run_parallel
+
+        outcomes = run_parallel(plan, jobs, lambda os_: _summary(folder, seed, os_), log)
+    for s, run_dir, run_seed in plan if jobs <= 1 else []:
+        log(f"- {run_dir.name} ...")
+        o = run_one(s, run_dir, run_seed, log)
+        outcomes.append(o)
+        log(describe(o))
+        _summary(folder, seed, outcomes)
     passed = sum(o.passed for o in outcomes)
     log(f"{passed}/{len(outcomes)} passed; results in {folder}")
     return folder, outcomes

@@ -344,6 +344,7 @@ MORE_SCENARIOS: list[Scenario] = [
         "the ZooKeeper leader SIGSTOPped 3 x 0.9 s (< T/2): no failover",
         Expectation("forbidden", 10),
         _zk_pause("leader"),
+        exclusive=True,
     ),
     Scenario(
         21,
@@ -351,6 +352,7 @@ MORE_SCENARIOS: list[Scenario] = [
         "the active's ZooKeeper server (a follower) SIGSTOPped 3 x 0.9 s (< T/2): no failover",
         Expectation("forbidden", 10),
         _zk_pause("follower"),
+        exclusive=True,
     ),
     Scenario(
         22,
@@ -413,6 +415,7 @@ MORE_SCENARIOS: list[Scenario] = [
         "the active's failoverd held to 5% of a core (cgroup cpu quota) for 20 s: no failover",
         Expectation("forbidden", 10),
         _starved,
+        exclusive=True,
     ),
     Scenario(
         30,
