@@ -82,6 +82,14 @@ class ZooKeeperServer:
     server_id: int = 1
     peers: dict[int, str] = field(default_factory=dict)
     tick_ms: int = 250
+    # Leader-loss detection is sync_limit x tick_ms (1.25 s). A follower counts
+    # from the leader's last ping, sent every tick/2, so a leader stall of P looks
+    # like P + up to tick/2 to it. The lab's T is 2 s and a stall under T/2 must
+    # never fail over (scenario 20 pauses the leader 0.9 s): 4 ticks (1.0 s) gave
+    # 0.9 + 0.125 > 1.0, an election, and the active's lease ran out mid-election
+    # (scenario 20 failed, 2026-11-28). 5 ticks leave 0.225 s of slack.
+    # tests/unit/test_zookeeper_timing.py checks the rule here and in zoo.cfg.
+    sync_limit: int = 5
     min_session_ms: int = 1000
     max_session_ms: int = 30000
     # Prefix for the java command, e.g. ["ip", "netns", "exec", "zk1"] in the lab.
@@ -106,7 +114,7 @@ class ZooKeeperServer:
         lines = [
             f"tickTime={self.tick_ms}",
             "initLimit=10",
-            "syncLimit=4",
+            f"syncLimit={self.sync_limit}",
             f"dataDir={data}",
             f"clientPort={self.client_port}",
             f"clientPortAddress={self.client_host}",
