@@ -99,10 +99,12 @@ def _ssh(cfg: SshFencerConfig, target: FenceTarget) -> tuple[bool, str]:
     for path, what in ((cfg.known_hosts, "known_hosts"), (cfg.key_file, "key file")):
         if not os.access(path, os.R_OK):
             return False, f"{what} {path} is not readable"
+    from failoverd.resources import in_background
+
     where = f"[{target.address}]:{cfg.port}"
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        ssh_argv(cfg, target, client),
+        in_background(ssh_argv(cfg, target, client)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -196,7 +198,7 @@ def _command(
     argv = list(cfg.check_argv)
     for key, value in subst.items():
         argv = [a.replace(key, value) for a in argv]
-    res = run_command(argv, {**env, "FAILOVERD_TARGET": target.node}, cfg.timeout)
+    res = run_command(argv, {**env, "FAILOVERD_TARGET": target.node}, cfg.timeout, background=True)
     last = f": {res.last_line()}" if res.last_line() else ""
     if res.error:
         return False, f"cannot run {argv[0]}: {res.error}"

@@ -186,7 +186,7 @@ class CommandCheck:
         self.name = "command " + redact_argv(self.argv)[:60]  # a metric label
 
     def probe(self) -> str:
-        outcome = run_command(self.argv, self.env, self.timeout)
+        outcome = run_command(self.argv, self.env, self.timeout, background=True)
         last = outcome.last_line()
         if outcome.error:
             raise CheckFailed(f"could not run: {outcome.error}")
