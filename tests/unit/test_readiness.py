@@ -275,18 +275,25 @@ def test_member_status_with_garbage_fence_ready_is_unreadable(garbage: object) -
         MemberStatus.decode(member(fence_ready=garbage))
 
 
+def probed_once(probes: FakeProbes) -> FenceReadiness:
+    """Readiness with a 600 s interval, started, after its first probe (or 5 s)."""
+    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
+    r = FenceReadiness(config(slow), probe_fn=probes)
+    r.start()
+    deadline = time.monotonic() + 5
+    while not probes.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return r
+
+
 def test_a_peer_that_rejoins_is_probed_at_once_not_at_its_next_interval() -> None:
     # A peer powered back on: its path found dead before must not stay "known dead"
     # (and be skipped by a fence) for up to two intervals.
     probes = FakeProbes()
     probes.ok[("ssh", "mail2")] = False
-    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
-    r = FenceReadiness(config(slow), probe_fn=probes)
-    r.start()
+    r = probed_once(probes)
+    deadline = time.monotonic() + 5
     try:
-        deadline = time.monotonic() + 5
-        while not probes.calls and time.monotonic() < deadline:
-            time.sleep(0.01)
         assert r.known_dead("mail2", 0) is not None
         probes.ok[("ssh", "mail2")] = True
         r.probe_soon("mail2")
@@ -335,13 +342,9 @@ def test_a_lost_path_fires_the_fence_path_lost_hook() -> None:
 def test_a_flapping_zookeeper_connection_re_probes_at_most_once_per_gap() -> None:
     # One ssh login per flap would make a flapping link cost real CPU on both nodes.
     probes = FakeProbes()
-    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
-    r = FenceReadiness(config(slow), probe_fn=probes)
-    r.start()
+    r = probed_once(probes)
+    deadline = time.monotonic() + 5
     try:
-        deadline = time.monotonic() + 5
-        while not probes.calls and time.monotonic() < deadline:
-            time.sleep(0.01)
         r.zookeeper_lost()
         while len(probes.calls) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -358,13 +361,9 @@ def test_paths_found_dead_while_cut_off_are_re_probed_when_zookeeper_is_back() -
     # re-probe it would stay "no working fencing path" (ineligible) for an interval.
     probes = FakeProbes()
     probes.ok[("ssh", "mail2")] = False
-    slow = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=600.0)
-    r = FenceReadiness(config(slow), probe_fn=probes)
-    r.start()
+    r = probed_once(probes)
+    deadline = time.monotonic() + 5
     try:
-        deadline = time.monotonic() + 5
-        while not probes.calls and time.monotonic() < deadline:
-            time.sleep(0.01)
         assert r.paths_down() == ("mail2",)
         probes.ok[("ssh", "mail2")] = True
         r.zookeeper_back()
