@@ -39,6 +39,17 @@ def script(path: Path, body: str) -> Path:
     return path
 
 
+# What Habets' arping answers to --help and -V, which is how the flavour is found.
+HABETS_HELP = (
+    'case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac\n'
+)
+
+
+def habets_arping(tmp_path: Path, then: str) -> Path:
+    """A fake Habets arping: answers the flavour probes, then runs `then`."""
+    return script(tmp_path / "arping", HABETS_HELP + then)
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -323,10 +334,9 @@ def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(
 
 def test_habets_arping_sends_unsolicited_arp_from_the_vip(tmp_path: Path) -> None:
     log = tmp_path / "arping.log"
-    arping = script(
-        tmp_path / "arping",
-        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
-echo "$*" >> {log}
+    arping = habets_arping(
+        tmp_path,
+        f"""echo "$*" >> {log}
 echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
 """,
     )
@@ -342,10 +352,9 @@ def test_arping_counts_as_sent_once_it_reports_the_packet_and_is_reaped_after(
     # to exit (its pcap sockets close): the announcement must not wait for that exit.
     # The fake reports, then lingers; it must still be gone by the deadline.
     pidfile = tmp_path / "arping.pid"
-    arping = script(
-        tmp_path / "arping",
-        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
-echo $$ > {pidfile}
+    arping = habets_arping(
+        tmp_path,
+        f"""echo $$ > {pidfile}
 echo "1 packets transmitted, 0 packets received, 100% unanswered"
 exec sleep 30
 """,
@@ -361,10 +370,9 @@ exec sleep 30
 
 def test_arping_that_never_reports_is_killed_at_the_timeout(tmp_path: Path) -> None:
     pidfile = tmp_path / "arping.pid"
-    arping = script(
-        tmp_path / "arping",
-        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
-echo $$ > {pidfile}
+    arping = habets_arping(
+        tmp_path,
+        f"""echo $$ > {pidfile}
 exec sleep 30
 """,
     )
@@ -608,10 +616,9 @@ def test_configured_vip_announces_from_its_own_socket_without_arping(
 def test_vip_falls_back_to_arping_when_its_socket_cannot_send(tmp_path: Path) -> None:
     # No such interface here (nothing is sent anywhere): the socket fails, arping runs.
     log = tmp_path / "arping.log"
-    arping = script(
-        tmp_path / "arping",
-        f"""case "$1" in --help) echo "ARPing 2.23, by Thomas Habets"; exit 0;; -V) exit 1;; esac
-echo "$*" >> {log}
+    arping = habets_arping(
+        tmp_path,
+        f"""echo "$*" >> {log}
 echo "1 packets transmitted, 0 packets received, 100% unanswered"; exit 1
 """,
     )
