@@ -44,6 +44,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a log file, one per line; other lines are skipped."""
+    out = []
+    for raw in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 @dataclass
 class Node:
     name: str
@@ -90,14 +103,7 @@ class Node:
 
     def events(self) -> list[dict[str, Any]]:
         """The daemon's JSON log lines."""
-        out = []
-        if self.log_path.exists():
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        return out
+        return json_lines(self.log_path) if self.log_path.exists() else []
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chaos.zookeeper import ZooKeeperServer
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, json_lines
 
 
 @pytest.fixture
@@ -38,18 +38,6 @@ def _snapshot_resource(c: Cluster, tag: str) -> dict[str, Any]:
     }
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for raw in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
 def test_resource_starting_is_logged_before_each_start_command_runs(cluster: Cluster) -> None:
     c = cluster
     cfg = c.config_dict("mail1", 0)
@@ -66,7 +54,7 @@ def test_resource_starting_is_logged_before_each_start_command_runs(cluster: Clu
     assert [e["resource"] for e in starting] == started and len(started) == 3
     assert {e["epoch"] for e in starting} == {promoted["epoch"]}
     for tag, index in (("a", 0), ("b", 2)):
-        seen = _lines(c.root / f"log-at-start-{tag}.jsonl")
+        seen = json_lines(c.root / f"log-at-start-{tag}.jsonl")
         before = [e for e in seen if e.get("event") == "resource_starting"]
         # The copy made by this start command already ends with its own announcement
         # (and not yet its resource_started).
