@@ -66,6 +66,17 @@ class Peer:
         }
         return SshFencerConfig(**{**base, **overrides})  # type: ignore[arg-type]
 
+    def ssh_entry(self, **overrides: object) -> dict[str, object]:
+        """The same fencer as a `fencing:` entry of a daemon's config file."""
+        return {
+            "type": "ssh",
+            "user": self.sshd.user,
+            "key_file": str(self.key_file),
+            "known_hosts": str(self.known_hosts),
+            "port": self.sshd.port,
+            **overrides,
+        }
+
 
 @pytest.fixture
 def peer(sshd: Sshd, tmp_path: Path) -> Peer:
@@ -244,16 +255,7 @@ def test_daemons_publish_fence_ready_in_status_and_metrics(
     zk: ZooKeeperServer, peer: Peer, tmp_path: Path
 ) -> None:
     root = tmp_path / "c"
-    ssh = {
-        "type": "ssh",
-        "user": peer.sshd.user,
-        "key_file": str(peer.key_file),
-        "known_hosts": str(peer.known_hosts),
-        "port": peer.sshd.port,
-        "timeout": "3s",
-        "check_interval": f"{INTERVAL:g}s",
-        "verify_ports": [],
-    }
+    ssh = peer.ssh_entry(timeout="3s", check_interval=f"{INTERVAL:g}s", verify_ports=[])
     power = {"type": "command", "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"]}
     port = free_port()
     c = Cluster(root, zk.address, fencing=[ssh, power])
@@ -329,15 +331,8 @@ def test_a_standby_that_loses_its_zookeeper_server_re_probes_its_fence_paths_at_
     # the majority's new election. Probed now, a dead ssh path is skipped then
     # instead of costing its connect_timeout; probed at its interval, it is not.
     zk1, zk2, _ = ensemble.servers
-    ssh = {
-        "type": "ssh",
-        "user": peer.sshd.user,
-        "key_file": str(peer.key_file),
-        "known_hosts": str(peer.known_hosts),
-        "port": peer.sshd.port,
-        "timeout": "5s",
-        "check_interval": "600s",  # far beyond this test: only the event can probe
-    }
+    # check_interval far beyond this test: only the event can probe.
+    ssh = peer.ssh_entry(timeout="5s", check_interval="600s")
     power = {"type": "command", "argv": ["false"], "timeout": "5s"}
     c = make_cluster(zk_hosts={"mail1": zk1.address, "mail2": zk2.address}, fencing=[ssh, power])
     c.start()
