@@ -64,15 +64,22 @@ class ZooKeeperConfig:
 
 @dataclass(frozen=True)
 class CheckConfig:
-    type: Literal["smtp", "imap", "tcp", "command"]
+    type: Literal["smtp", "imap", "tcp", "command", "path"]
     timeout: float
     host: str = "127.0.0.1"
     port: int = 0  # smtp/imap/tcp
     argv: tuple[str, ...] = ()  # command
+    # path: looked at inside the daemon, no process forked (failoverd/health.py PathCheck).
+    # It must exist (and be a mount point / writable when asked); with `absent` it
+    # must not exist (an operator's drain flag).
+    path: str = ""
+    absent: bool = False
+    writable: bool = False
+    mountpoint: bool = False
     # "active": judged only while this node runs its resources (a standby's Postfix
     # is stopped, so its smtp check would always fail and no standby could ever be
     # eligible). "always": judged on every node, e.g. "is the mail store reachable".
-    # Default: active for smtp/imap/tcp, always for command.
+    # Default: active for smtp/imap/tcp, always for command and path.
     scope: Literal["active", "always"] = "always"
 
 

@@ -29,9 +29,12 @@ _CHECKS = {
     "imap": _NET_CHECK,
     "tcp": _NET_CHECK,
     "command": "argv timeout scope",
+    "path": "path absent writable mountpoint timeout scope",
 }
-# A port answers at once or the service is in trouble; a command may do real work.
-_CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0}
+# A port answers at once or the service is in trouble; a command may do real work; a
+# file system that takes a second to answer a stat is hung (a dead NFS server).
+_CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0, "path": 1.0}
+_NET_CHECKS = ("smtp", "imap", "tcp")
 _LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 
 
@@ -83,15 +86,38 @@ def _check(kind: str, s: _Section) -> CheckConfig:
     timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
     scope = cast(
         Literal["active", "always"],
-        s.choice("scope", "always" if kind == "command" else "active", ("active", "always")),
+        s.choice("scope", "active" if kind in _NET_CHECKS else "always", ("active", "always")),
     )
     if kind == "command":
         return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or (), scope=scope)
+    if kind == "path":
+        return _path_check(s, timeout, scope)
     return CheckConfig(
         cast(Literal["smtp", "imap", "tcp"], kind),
         timeout=timeout,
         host=s.text("host", CheckConfig.host),
         port=s.integer("port", None, 1, 65535),
+        scope=scope,
+    )
+
+
+def _path_check(s: _Section, timeout: float, scope: Literal["active", "always"]) -> CheckConfig:
+    path = s.text("path")
+    if path and not path.startswith("/"):
+        s.found.problem(s.key("path"), f"expected an absolute path, got {path!r}")
+    absent = s.flag("absent", False)
+    writable, mountpoint = s.flag("writable", False), s.flag("mountpoint", False)
+    for name, asked in (("writable", writable), ("mountpoint", mountpoint)):
+        if absent and asked:
+            msg = "absent: true says the path must not exist, so it cannot also be " + name
+            s.found.problem(s.key(name), msg)
+    return CheckConfig(
+        "path",
+        timeout=timeout,
+        path=path,
+        absent=absent,
+        writable=writable,
+        mountpoint=mountpoint,
         scope=scope,
     )
 

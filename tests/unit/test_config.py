@@ -378,6 +378,43 @@ def test_health_checks_get_per_type_defaults(tmp_path: Path) -> None:
     )
 
 
+def test_a_path_check_is_judged_on_every_node_with_a_one_second_timeout(tmp_path: Path) -> None:
+    data = minimal()
+    data["health"] = {
+        "checks": [
+            {"type": "path", "path": "/srv/vmail", "mountpoint": True, "writable": True},
+            {"type": "path", "path": "/etc/failoverd/drain", "absent": True, "timeout": "2s"},
+        ]
+    }
+    assert load(tmp_path, data).health.checks == (
+        CheckConfig("path", timeout=1.0, path="/srv/vmail", mountpoint=True, writable=True),
+        CheckConfig("path", timeout=2.0, path="/etc/failoverd/drain", absent=True),
+    )
+
+
+def test_a_path_check_needs_an_absolute_path_and_absent_excludes_the_rest(
+    tmp_path: Path,
+) -> None:
+    data = minimal()
+    data["health"] = {
+        "checks": [
+            {"type": "path"},
+            {"type": "path", "path": "srv/vmail"},
+            {"type": "path", "path": "/drain", "absent": True, "writable": True},
+            {"type": "path", "path": "/srv", "mountpoint": "yes"},
+        ]
+    }
+    found = problems(tmp_path, data)
+    for expected in (
+        "health.checks[0].path: is required",
+        "health.checks[1].path: expected an absolute path, got 'srv/vmail'",
+        "health.checks[2].writable: absent: true says the path must not exist, so it cannot "
+        "also be writable",
+        "health.checks[3].mountpoint: expected true or false",
+    ):
+        assert any(expected in p for p in found), (expected, found)
+
+
 def test_service_checks_judge_only_the_active_unless_scoped_always(tmp_path: Path) -> None:
     data = minimal()
     data["health"] = {
@@ -409,7 +446,7 @@ def test_service_checks_judge_only_the_active_unless_scoped_always(tmp_path: Pat
         ({"type": "command", "argv": []}, "argv: expected a non-empty list of strings"),
         ({"type": "command", "argv": "check-spool -a"}, "argv: expected a non-empty list"),
         ({"type": "http", "port": 80}, "type: expected one of smtp, imap, tcp, command"),
-        ({"port": 25}, "type: expected one of smtp, imap, tcp, command, got None"),
+        ({"port": 25}, "type: expected one of smtp, imap, tcp, command, path, got None"),
         ({"type": "smtp", "port": 25, "argv": ["x"]}, "argv: unknown key 'argv'"),
     ],
 )
@@ -424,7 +461,10 @@ def test_a_health_check_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> Non
     data = minimal()
     data["health"] = {"checks": ["smtp"]}
     (found,) = problems(tmp_path, data)
-    assert "health.checks[0]: expected a mapping with a 'type' (smtp, imap, tcp, command)" in found
+    assert (
+        "health.checks[0]: expected a mapping with a 'type' (smtp, imap, tcp, command, path)"
+        in found
+    )
 
 
 # --- resources -------------------------------------------------------------------
@@ -542,6 +582,7 @@ def test_verify_ports_default_to_the_health_check_ports(tmp_path: Path) -> None:
         "checks": [
             {"type": "smtp", "port": 25},
             {"type": "command", "argv": ["check-spool"]},
+            {"type": "path", "path": "/srv/vmail"},  # no port: it adds none
             {"type": "imap", "port": 143},
             {"type": "tcp", "port": 25, "host": "10.0.0.11"},
             {"type": "tcp", "port": 4190},

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -264,6 +268,107 @@ def test_command_check_fails_when_program_is_missing() -> None:
     r = check("command", argv=("/nonexistent/check-spool",))
     assert not r.ok
     assert r.detail.startswith("could not run: ")
+
+
+# -- path ------------------------------------------------------------------------------
+
+
+def path_check(path: object, timeout: float = 1.0, **wants: bool) -> CheckResult:
+    cfg = CheckConfig(type="path", timeout=timeout, path=str(path), **wants)
+    return build_check(cfg).run()
+
+
+def test_path_check_passes_on_a_present_writable_directory(tmp_path: Path) -> None:
+    r = path_check(tmp_path, writable=True)
+    assert (r.ok, r.detail, r.name) == (True, "present", f"path {tmp_path} (writable)")
+
+
+def test_path_check_fails_when_the_path_is_missing(tmp_path: Path) -> None:
+    r = path_check(tmp_path / "vmail")
+    assert (r.ok, r.detail) == (False, "does not exist")
+
+
+def test_path_check_tells_an_unmounted_store_from_a_mounted_one(tmp_path: Path) -> None:
+    # An empty mount point is a directory like any other: only `mountpoint` tells.
+    r = path_check(tmp_path, mountpoint=True)
+    assert (r.ok, r.detail) == (False, "not a mount point (the file system is not mounted)")
+    assert path_check("/proc", mountpoint=True).detail == "mounted"
+
+
+def test_path_check_fails_on_a_read_only_file_system(tmp_path: Path) -> None:
+    # Root may write anywhere the mode says no, so only a real read-only mount tests
+    # this: a tmpfs mounted ro in a private mount namespace.
+    store = tmp_path / "store"
+    store.mkdir()
+    probe = (
+        "from failoverd.config import CheckConfig; from failoverd.health import build_check; "
+        f"r = build_check(CheckConfig('path', 1.0, path={str(store)!r}, writable=True)).run(); "
+        "print(r.ok, r.detail)"
+    )
+    out = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o ro none "$1" && exec "$2" -c "$3"',
+            "sh",
+            str(store),
+            sys.executable,
+            probe,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert out.strip() == "False not writable (read-only file system or permissions)"
+    assert path_check(store, writable=True).ok  # the same directory outside that namespace
+
+
+def test_path_check_with_absent_fails_while_the_drain_flag_exists(tmp_path: Path) -> None:
+    flag = tmp_path / "drain"
+    assert path_check(flag, absent=True).detail == "absent"
+    flag.write_text("")
+    r = path_check(flag, absent=True)
+    assert (r.ok, r.detail) == (False, "exists (it must not)")
+
+
+def test_path_check_forks_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scenario 29: a forked check's CPU counts against the daemon's own cgroup quota.
+    def no_fork(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the path check forked a process")
+
+    monkeypatch.setattr(subprocess, "Popen", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "posix_spawn", no_fork)
+    assert path_check(tmp_path, writable=True).ok
+
+
+def test_a_hung_file_system_fails_the_path_check_at_its_timeout_and_piles_up_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dead NFS server leaves stat() in the kernel; here stat waits for an event.
+    release, real_stat, looks = threading.Event(), os.stat, []
+
+    def hung_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path) == str(tmp_path):
+            looks.append(path)
+            release.wait(10)
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", hung_stat)
+    chk = build_check(CheckConfig(type="path", timeout=0.3, path=str(tmp_path)))
+    first = chk.run()
+    assert (first.ok, first.detail) == (False, "no answer from the file system in 0.3s (hung?)")
+    assert 0.3 <= first.took < 1.5
+    second = chk.run()  # the first look is still in the kernel: fail at once, no new thread
+    assert (second.ok, second.took < 0.1, len(looks)) == (False, True, 1)
+    assert second.detail == "an earlier look has not returned yet (a hung file system?)"
+    release.set()
+    assert wait_for(lambda: chk.run().ok)
 
 
 # -- hysteresis -----------------------------------------------------------------------
