@@ -92,6 +92,12 @@ class MailNode:
     def ns(self) -> str:
         return self.lab.ns(self.name)
 
+    @property
+    def unhealthy_flag(self) -> Path:
+        """While it exists the node fails its health check (scenario 10's fault);
+        chaos/service.py's Paths.unhealthy names the same file."""
+        return self.lab.run_dir / "flags" / f"{self.name}.unhealthy"
+
     def service_argv(self, action: str) -> list[str]:
         argv = [sys.executable, "-m", "chaos.service", action, "--lab", str(self.lab.run_dir)]
         argv += ["--node", self.name]
@@ -121,9 +127,12 @@ class MailNode:
                 "rise": 2,
                 "fall": 3,
                 "checks": [
-                    # Could this node serve? (store mounted, no fault flag, and the
-                    # running service answers): judged on every node.
-                    {"type": "command", "argv": self.service_argv("check"), "timeout": "2s"},
+                    # Could this node serve? The store is there and writable and the
+                    # fault flag is absent: judged on every node, inside the daemon
+                    # (a forked Python check every second, ~80 ms of CPU each, kept
+                    # scenario 29's 5 % quota throttled past the lease).
+                    {"type": "path", "path": str(run / "store"), "writable": True},
+                    {"type": "path", "path": str(self.unhealthy_flag), "absent": True},
                     # The daemon's own SMTP probe, judged only while active.
                     {"type": "smtp", "host": "127.0.0.1", "port": 25, "timeout": "1500ms"},
                 ],

@@ -3,7 +3,6 @@
     python -m chaos.service start  --lab RUN --node mail1 [--fenced-store]
     python -m chaos.service stop   --lab RUN --node mail1
     python -m chaos.service status --lab RUN --node mail1    # 0 running, 3 not
-    python -m chaos.service check  --lab RUN --node mail1    # the node's health check
 
 `start` daemonizes `serve` and returns once port 25 listens; `stop` stops it and
 returns once the process (and so the port) is gone, escalating to SIGKILL.
@@ -16,11 +15,11 @@ What the checker relies on, and why the order matters:
   `power_off`.
 * Each message is written to the shared store *before* 250 is answered.
 
-The health check (decided here because a standby runs no service, so an `smtp`
-check would always fail there): the node *can* serve when the store is mounted
-and the fault flag `flags/<node>.unhealthy` is absent; when the service runs, it
-must also answer its SMTP banner with 220 within the timeout. Scenario 10 sets
-the flag (the running service then answers 421, as a broken Postfix would);
+The health check is failoverd's own (chaos/nodes.py): the node *can* serve when
+the store is there and writable and the fault flag `flags/<node>.unhealthy` is
+absent (`path` checks, judged on every node); the active's service must also
+answer SMTP (`smtp` check). Scenario 10 sets the flag (the running service then
+answers 421, as a broken Postfix would);
 scenario 12 writes a delay in seconds to `flags/<node>.slow`; while
 `flags/<node>.hold-data` exists a message whose DATA arrived is held before it is
 stored (`data_held` event), so a nemesis can freeze the service mid-transaction.
@@ -253,41 +252,16 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def cmd_check(p: Paths, timeout: float) -> int:
-    if p.unhealthy.exists():
-        print("fault flag set: unhealthy", file=sys.stderr)
-        return 1
-    if not Store(p.store).available():
-        print(f"store {p.store} not available", file=sys.stderr)
-        return 1
-    if _service_pid(p) is None:
-        return 0  # not serving here: the node could serve if promoted
-    try:
-        with socket.create_connection(("127.0.0.1", PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            banner = s.recv(512)
-            with contextlib.suppress(OSError):
-                s.sendall(b"QUIT\r\n")
-    except OSError as e:
-        print(f"smtp: {e}", file=sys.stderr)
-        return 1
-    if not banner.startswith(b"220"):
-        print(f"smtp banner: {banner[:80]!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _load_asyncio() -> None:
     """Only the server needs asyncio (~22 ms to import, measured): the resource
-    commands (start and stop on the failover path, status, the health check every
-    second) run without it."""
+    commands (start and stop on the failover path, status) run without it."""
     global asyncio
     import asyncio
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chaos.service")
-    ap.add_argument("action", choices=["serve", "start", "stop", "status", "check"])
+    ap.add_argument("action", choices=["serve", "start", "stop", "status"])
     ap.add_argument("--lab", required=True, type=Path, help="the run folder")
     ap.add_argument("--node", default=os.environ.get("FAILOVERD_NODE"))
     ap.add_argument("--fenced-store", action="store_true", help="reject stale epochs (451)")
@@ -304,9 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_start(p, args.fenced_store, args.timeout)
     if args.action == "stop":
         return cmd_stop(p, args.timeout)
-    if args.action == "status":
-        return 0 if _service_pid(p) is not None else 3
-    return cmd_check(p, min(args.timeout, 1.5))
+    return 0 if _service_pid(p) is not None else 3  # status
 
 
 if __name__ == "__main__":
