@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import lab as labmod
-from chaos import nemesis
+from chaos import nemesis, nemesis_store
 from chaos.cluster import Cluster
 from chaos.history import Expectation
 from chaos.lab import MAIL_HOSTS
@@ -79,6 +79,11 @@ KINDS: list[Kind] = [
     Kind("freeze-service", lambda c, n, r: nemesis.freeze_service_mid_data(c, n, 3.0)),
     Kind("starve-daemon", lambda c, n, r: nemesis.starve_daemon(c, n, r.choice([0.05, 0.2]))),
     Kind("block-fencing", lambda c, n, r: nemesis.block_fencing(c, _other(n), n)),
+    Kind("isolate", lambda c, n, r: nemesis.isolate(c, n)),
+    Kind("true-power-off", lambda c, n, r: nemesis.true_power_off(c, n)),
+    Kind("power-switch-hangs", lambda c, n, r: nemesis.power_switch_hangs(c, _other(n), n)),
+    Kind("state-dir-ro", lambda c, n, r: nemesis.state_dir_read_only(c, n)),
+    Kind("store-full", lambda c, n, r: nemesis_store.store_full(c, n)),
 ]
 BY_NAME = {k.name: k for k in KINDS}
 

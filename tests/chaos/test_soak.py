@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.soak import draw
+from chaos.soak import BY_NAME, draw
 from tests.chaos.conftest import lab_namespaces
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,14 @@ def test_schedules_are_reproducible_from_the_seed_and_compose_faults() -> None:
     ]
     assert overlapping, "no two faults ever overlap"
     assert len({st.kind for s in schedules for st in s}) >= 15
+
+
+def test_every_fault_kind_is_drawn() -> None:
+    # The whole set, including the faults added after the soak (a true power-off, the
+    # hanging power switch, the read-only state dir, the full store, isolation).
+    drawn = {st.kind for k in range(400) for st in draw(SEED, k)}
+    assert drawn == set(BY_NAME)
+    assert {"true-power-off", "power-switch-hangs", "state-dir-ro", "store-full"} <= drawn
 
 
 def test_soak_usage_errors_exit_2() -> None:
