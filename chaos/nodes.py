@@ -129,7 +129,7 @@ class MailNode:
                 "checks": [
                     # Could this node serve? The store is there and writable and the
                     # fault flag is absent: judged on every node, inside the daemon
-                    # (a forked Python check every second, ~80 ms of CPU each, kept
+                    # (a forked Python check every second, ~33 ms of CPU each, kept
                     # scenario 29's 5 % quota throttled past the lease).
                     {"type": "path", "path": str(run / "store"), "writable": True},
                     {"type": "path", "path": str(self.unhealthy_flag), "absent": True},

@@ -94,11 +94,11 @@ class CommandOutcome:
 # Health checks and fence-readiness probes run below the daemon's own CPU
 # priority. They are the daemon's children, so they share its cgroup (its CPU
 # quota under systemd's CPUQuota= or a noisy host), and a Python check costs
-# ~80 ms of CPU in one burst, which at 5 % of a core competes with the lease
-# renewal for 1.6 s. Niceness only weighs runnable tasks against each other:
-# an idle daemon leaves the check all the CPU it had before. (Not the whole
-# story of chaos scenario 29: its needless failover still happens, see
-# chaos/README.md "Results".)
+# ~33 ms of CPU in one burst, which at 5 % of a core holds the cgroup
+# throttled for about half a second. Niceness only weighs runnable tasks
+# against each other: an idle daemon leaves the check all the CPU it had
+# before. It does not unthrottle a cgroup: chaos scenario 29 was fixed by
+# checks that fork nothing (health.py PathCheck), see chaos/README.md "Results".
 BACKGROUND_NICE = 10
 _NICE = "/usr/bin/nice" if os.access("/usr/bin/nice", os.X_OK) else shutil.which("nice")
 
