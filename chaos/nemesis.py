@@ -124,7 +124,7 @@ def lossy(c: Cluster, node: str, percent: int) -> Heal:
 
 def unhealthy(c: Cluster, node: str) -> Heal:
     """The node's mail service breaks: its health check fails, the service answers 421."""
-    flag = c.run_dir / "flags" / f"{node}.unhealthy"
+    flag = c.nodes[node].unhealthy_flag  # what the node's path check looks at
     flag.touch()
     return lambda: flag.unlink(missing_ok=True)
 

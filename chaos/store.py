@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,21 @@ def _read_highest(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 64).decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
+
+
+def json_objects(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
+    """The JSON objects among `lines`, skipping anything else: for daemon logs, where a
+    stray line (a traceback) is not a record. History files use read_records, which
+    reports such a line instead."""
+    out = []
+    for raw in lines:
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 class CorruptHistory(ValueError):

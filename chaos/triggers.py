@@ -25,7 +25,6 @@ where WHO is `active` or `standby` (the roles when the scenario began) or a node
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from chaos.store import json_objects
 
 POLL = 0.005  # log tail interval: the nemesis fires within ~5 ms of the line
 
@@ -118,15 +119,7 @@ class LogTail:
         self.pos += len(data)
         self.buf += data
         *complete, self.buf = self.buf.split(b"\n")
-        out = []
-        for raw in complete:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-        return out
+        return json_objects(complete)
 
     def wait(self, match: Match, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from failoverd.config.model import (
+    NET_CHECKS,
     CommandFencerConfig,
     FencerConfig,
     HealthConfig,
@@ -66,9 +67,7 @@ def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
             s.found.note(s.key(name), f"{path} does not exist yet: ssh fencing fails until it does")
     ports = s.ports("verify_ports")
     if ports is None:  # default: what this node serves, which the peer serves when active
-        ports = tuple(
-            dict.fromkeys(c.port for c in health.checks if c.type in ("smtp", "imap", "tcp"))
-        )
+        ports = tuple(dict.fromkeys(c.port for c in health.checks if c.type in NET_CHECKS))
     if not ports:
         msg = "no ports to verify: a fence is trusted on the remote command's exit status alone"
         s.found.note(s.key("verify_ports"), msg)

@@ -62,6 +62,10 @@ class ZooKeeperConfig:
     tls: ZkTlsConfig | None = None
 
 
+# Health checks that talk to a port (and so name the ports a fence must find closed).
+NET_CHECKS = ("smtp", "imap", "tcp")
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     type: Literal["smtp", "imap", "tcp", "command", "path"]

@@ -10,6 +10,7 @@ from typing import Literal, cast
 
 from failoverd.config.model import (
     HOOK_EVENTS,
+    NET_CHECKS,
     CheckConfig,
     HealthConfig,
     HookConfig,
@@ -34,7 +35,6 @@ _CHECKS = {
 # A port answers at once or the service is in trouble; a command may do real work; a
 # file system that takes a second to answer a stat is hung (a dead NFS server).
 _CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0, "path": 1.0}
-_NET_CHECKS = ("smtp", "imap", "tcp")
 _LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 
 
@@ -86,7 +86,7 @@ def _check(kind: str, s: _Section) -> CheckConfig:
     timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
     scope = cast(
         Literal["active", "always"],
-        s.choice("scope", "active" if kind in _NET_CHECKS else "always", ("active", "always")),
+        s.choice("scope", "active" if kind in NET_CHECKS else "always", ("active", "always")),
     )
     if kind == "command":
         return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or (), scope=scope)

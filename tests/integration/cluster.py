@@ -7,7 +7,6 @@ that runs the target's own `fence-self` (everything is on one machine).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 import yaml
 
 from chaos.access import state_dir, write_credential, zk_auth
+from chaos.store import json_objects
 from chaos.toyservice import overlaps, read_events, serving_intervals
 from failoverd.cli import gather_status
 from failoverd.config import load_config
@@ -46,15 +46,7 @@ def wait_for(
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a log file, one per line; other lines are skipped."""
-    out = []
-    for raw in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return json_objects(path.read_text(errors="replace").splitlines())
 
 
 @dataclass
