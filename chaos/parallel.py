@@ -6,7 +6,7 @@ builds its own lab, exactly as a serial run does; nothing is shared but the run
 folder's summary, which only this (parent) process writes:
 
 * lab prefix: `fo<pid of the worker>` claimed atomically in /run/failoverd-chaos
-  (chaos/lab.py), so namespaces, cgroups (<prefix>-<group>), the mail store's
+  (chaos/lab/network.py), so namespaces, cgroups (<prefix>-<group>), the mail store's
   short dir (/run/failoverd-chaos/mail/<prefix>) and loop devices are per lab;
 * every file (keys, sshd config and pid file, ZooKeeper data, logs, state dir)
   is under the repetition's own folder or derived from its path;
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaos import lab as labmod
+from chaos.faults.scenarios import Scenario
+from chaos.lab import network as labmod
 from chaos.runner import Outcome, describe, run_one, signals_raise
-from chaos.scenarios import Scenario
 
 Item = tuple[Scenario, Path, int]  # scenario, repetition folder, seed
 STOP_GRACE = 90.0  # a worker's teardown after SIGTERM (mail nodes unmount, fsck)

@@ -25,15 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chaos import lab as labmod
-from chaos import mailcheck
-from chaos.checker import Violation, check
-from chaos.cluster import Cluster
-from chaos.history import expectation_dict, load_history
-from chaos.provenance import source_commit
-from chaos.scenarios import Ctx, Scenario
-from chaos.timeline import draw
-from chaos.vipwatch import VipWatch
+from chaos.faults.scenarios import Ctx, Scenario
+from chaos.judge import readback as mailcheck
+from chaos.judge.checker import Violation, check
+from chaos.judge.history import expectation_dict, load_history
+from chaos.judge.provenance import source_commit
+from chaos.judge.timeline import draw
+from chaos.lab import network as labmod
+from chaos.lab.cluster import Cluster
+from chaos.lab.vipwatch import VipWatch
 
 START_TIMEOUT = 45.0  # ensemble + both daemons + first promotion, on 2 busy cores
 WARMUP = 2.0  # client traffic before the fault: the baseline the outage is measured from

@@ -69,18 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fence-self":
         # JSON lines without structlog: this process starts for every fence and
         # every readiness probe, and structlog is a quarter of its start-up.
-        from failoverd.fastlog import use_plain_json
+        from failoverd.observe.fastlog import use_plain_json
 
         use_plain_json(config.log.level, config.node.name, config.cluster)
         return _fence_self(config, args)
 
-    from failoverd.log import configure_logging
+    from failoverd.observe.log import configure_logging
 
     configure_logging(config.log, config.node.name, config.cluster)
 
-    from failoverd.daemon import Daemon
-    from failoverd.metrics import MetricsError
-    from failoverd.preflight import preflight
+    from failoverd.checks.preflight import preflight
+    from failoverd.node.daemon import Daemon
+    from failoverd.observe.metrics import MetricsError
 
     problems, _ = preflight(config)  # refuse to start on what --check calls an error
     if problems:
@@ -103,9 +103,9 @@ def _log_host_checks(config: Config) -> None:
     power-fencing script must not also take away a standby's ssh fencing."""
     import structlog
 
-    from failoverd.host_checks import host_checks
+    from failoverd.checks.host import host_checks
 
-    log = structlog.get_logger("failoverd.host_checks")
+    log = structlog.get_logger("failoverd.checks.host")
     for f in host_checks(config):
         if f.severity == "error":
             log.error("preflight_failed", at=f.at, problem=f.message)
@@ -114,7 +114,7 @@ def _log_host_checks(config: Config) -> None:
 
 
 def _fence_self(config: object, args: argparse.Namespace) -> int:
-    from failoverd.fence_self import parse_ssh_original_command, run_fence_self
+    from failoverd.fencing.fence_self import parse_ssh_original_command, run_fence_self
 
     epoch, dry_run = args.epoch, args.dry_run
     if args.from_ssh:

@@ -96,12 +96,14 @@ def check_report(path: str, machine: bool = True) -> tuple[int, str]:
         config = load_config(path)
     except ConfigError as e:
         return 2, "\n".join(e.problems)
-    from failoverd.preflight import preflight  # the machine's side: access, state dir, owners
+    from failoverd.checks.preflight import (
+        preflight,  # the machine's side: access, state dir, owners
+    )
 
     problems, notes = preflight(config)
     if machine:
-        from failoverd.host_checks import host_checks  # programs, units, interfaces, tools
-        from failoverd.preflight import authorized_keys_notes  # this node as a fence target
+        from failoverd.checks.host import host_checks  # programs, units, interfaces, tools
+        from failoverd.checks.preflight import authorized_keys_notes  # this node as a fence target
 
         notes += authorized_keys_notes(config)
         for f in host_checks(config):

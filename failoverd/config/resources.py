@@ -49,7 +49,7 @@ def _resource(kind: str, s: _Section) -> ResourceConfig:
 
 def _ocf_resource(s: _Section) -> OcfResourceConfig:
     """An OCF agent: it must exist, and its meta-data decides which params are required."""
-    from failoverd.ocf import validate  # imports this module: a late import
+    from failoverd.resources.ocf import validate  # imports this module: a late import
 
     agent = s.text("agent")
     raw = s.data.get("params")

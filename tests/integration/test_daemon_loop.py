@@ -13,14 +13,14 @@ import pytest
 import structlog.testing
 from kazoo.client import KazooClient
 
-from chaos.access import digest_auth
-from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import load_config
-from failoverd.daemon import Daemon
-from failoverd.decision import Role
-from failoverd.fencing import FenceOutcome, FenceRequest
-from failoverd.znodes import Breadcrumb, encode, now_iso
+from failoverd.fencing.chain import FenceOutcome, FenceRequest
+from failoverd.node.daemon import Daemon
+from failoverd.node.decision import Role
+from failoverd.zk.znodes import Breadcrumb, encode, now_iso
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.access import digest_auth
+from tests.support.zookeeper import ZooKeeperServer
 
 
 class Loop:

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.test_status_truth import _edit
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from failoverd.config import (
     WatchdogConfig,
     ZooKeeperConfig,
 )
-from failoverd.fencing import (
+from failoverd.fencing.chain import (
     CommandFencer,
     FenceChain,
     FenceRequest,
@@ -41,8 +41,8 @@ from failoverd.fencing import (
     SshFencer,
     build_fence_chain,
 )
-from failoverd.marker import FenceMarker
-from tests.integration.sshd import Sshd, free_port, keygen, wait_accepting
+from failoverd.fencing.marker import FenceMarker
+from tests.support.sshd import Sshd, free_port, keygen, wait_accepting
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 FAIL = [sys.executable, "-c", "import sys; sys.exit(1)"]
 
@@ -31,7 +31,7 @@ def _mail2_row(c: Cluster) -> dict[str, Any]:
 def member_writes(c: Cluster, name: str) -> int:
     """How often the member znode was written (its data version)."""
     from failoverd.config import load_config
-    from failoverd.coordination import Coordinator
+    from failoverd.zk.coordinator import Coordinator
 
     coord = Coordinator(load_config(str(c.nodes[name].config_path)))
     coord.start(timeout=5)
@@ -175,7 +175,7 @@ def test_an_unreadable_lock_is_named_and_the_json_stays_parseable(cluster: Clust
     say "no node holds the lease"; and the library's error line about it goes to stderr,
     not into the JSON that scripts parse."""
     from failoverd.config import load_config
-    from failoverd.coordination import Coordinator
+    from failoverd.zk.coordinator import Coordinator
 
     cluster.start("mail1")
     assert cluster.wait_active(timeout=20, via="mail1") == "mail1"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.access import state_dir_for
 from failoverd.config import (
     CheckConfig,
     CommandFencerConfig,
@@ -26,6 +25,7 @@ from failoverd.config import (
     check_report,
     load_config,
 )
+from tests.support.access import state_dir_for
 
 REPO = Path(__file__).resolve().parents[2]
 

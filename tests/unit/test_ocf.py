@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from failoverd.config import OcfResourceConfig, check_report, load_config
-from failoverd.ocf import OcfResource, parse_meta_data
-from failoverd.resources import ResourceError, build_resource
+from failoverd.resources.kinds import ResourceError, build_resource
+from failoverd.resources.ocf import OcfResource, parse_meta_data
 
 FILESYSTEM = Path("/usr/lib/ocf/resource.d/heartbeat/Filesystem")
 
@@ -133,7 +133,7 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
 
 @pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
 def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: Path) -> None:
-    from chaos.access import state_dir
+    from tests.support.access import state_dir
     from tests.unit.test_config import secret
 
     # As installed: its credential file and state dir exist (stand-ins here); the

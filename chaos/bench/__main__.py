@@ -1,0 +1,7 @@
+"""`python -m chaos.bench`: see chaos/bench/suite.py."""
+
+import sys
+
+from chaos.bench.suite import main
+
+sys.exit(main())

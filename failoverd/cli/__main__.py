@@ -1,0 +1,7 @@
+"""`python -m failoverd.cli`: the same as `failoverctl`."""
+
+import sys
+
+from failoverd.cli.failoverctl import main
+
+sys.exit(main())

@@ -1,0 +1,318 @@
+"""`failoverctl backup FILE` and `failoverctl restore FILE`: the cluster's persistent
+znodes, for when ZooKeeper loses its data (README, "ZooKeeper data loss").
+
+What a backup holds: the breadcrumb `active`, the operator's `control` and the
+`history/` entries, each as the exact bytes stored. Not `lock` and not `members/`:
+they are ephemeral, owned by live sessions, and restoring them would forge a lease.
+
+What a restore may do, and why it is careful:
+
+* It refuses while any daemon is connected (a member status or the lock exists)
+  unless `--force`: a restore is for a cluster whose daemons are stopped.
+* It never replaces a breadcrumb with a lower epoch than the one there, and never
+  while a lock exists (a live active's own breadcrumb is the truth). The check is
+  atomic: the breadcrumb is written in one transaction that also creates (and
+  deletes) the lock, which fails if any daemon holds it.
+* A restored breadcrumb is never `clean`: the backup may be older than the last
+  handover, so the next active fences the node it names.
+* It never turns maintenance off, and drops pending switchover/failover requests
+  (they were meant for a moment that has passed).
+* History entries are appended in their old order (as new sequential znodes, so the
+  entries written after the restore sort after them), skipping entries already there:
+  running restore twice adds nothing.
+
+Epochs: the restored breadcrumb and history put the epoch floor back where it was;
+the fence markers the nodes publish (formats.py, MemberStatus.fence_epoch) keep it
+above every fenced epoch even without a backup.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import replace
+from typing import Any
+
+import click
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from failoverd import __version__
+from failoverd.zk.coordinator import HISTORY_PREFIX, Coordinator, _zk_errors
+from failoverd.zk.znodes import Breadcrumb, Control, LockData, ZnodeError, encode, now_iso
+
+KIND = "failoverd-backup"
+BACKUP_VERSION = 1
+
+
+class BackupError(ValueError):
+    """The backup file is unreadable or belongs to another cluster."""
+
+
+class RestoreRefused(RuntimeError):
+    """Restoring now would be unsafe (daemons connected, lock held)."""
+
+
+def _pack(data: bytes) -> dict[str, str]:
+    # Our znodes are UTF-8 JSON and stay readable in the file; anything else (a
+    # garbled znode is kept as it was) goes in base64.
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _unpack(item: Any, where: str) -> bytes:
+    if isinstance(item, dict) and isinstance(item.get("text"), str):
+        return str(item["text"]).encode("utf-8")
+    if isinstance(item, dict) and isinstance(item.get("base64"), str):
+        return base64.b64decode(item["base64"], validate=True)
+    raise BackupError(f"{where}: expected {{text: ...}} or {{base64: ...}}")
+
+
+def take_backup(coord: Coordinator, timeout: float) -> dict[str, Any]:
+    """The cluster's persistent znodes as one JSON-able object."""
+    client = coord.client
+    out: dict[str, Any] = {
+        "kind": KIND,
+        "v": BACKUP_VERSION,
+        "cluster": coord.config.cluster,
+        "path": coord.root,
+        "taken_at": now_iso(),
+        "taken_by": coord.node,
+        "failoverd": __version__,
+    }
+    with _zk_errors("reading the cluster's tree"):
+        if client.exists_async(coord.root).get(timeout=timeout) is None:
+            raise BackupError(f"{coord.root} does not exist: nothing to back up")
+        for name, path in (("active", coord.active_path), ("control", coord.control_path)):
+            try:
+                data, _ = client.get_async(path).get(timeout=timeout)
+                out[name] = _pack(data)
+            except NoNodeError:
+                out[name] = None
+        try:
+            names = client.get_children_async(coord.history_path).get(timeout=timeout)
+        except NoNodeError:
+            names = []
+        history = []
+        for name in sorted(names):
+            try:
+                data, _ = client.get_async(f"{coord.history_path}/{name}").get(timeout=timeout)
+            except NoNodeError:
+                continue  # pruned meanwhile
+            history.append({"name": name, **_pack(data)})
+        out["history"] = history
+    return out
+
+
+def write_backup_file(path: str, backup: dict[str, Any]) -> None:
+    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(backup, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_backup_file(path: str, cluster: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise BackupError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BackupError(f"{path}: not a failoverd backup (not JSON: {e})") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise BackupError(f"{path}: not a failoverd backup")
+    if data.get("v") != BACKUP_VERSION:
+        raise BackupError(f"{path}: unknown backup version {data.get('v')!r}")
+    if data.get("cluster") != cluster:
+        raise BackupError(
+            f"{path}: a backup of cluster {data.get('cluster')!r}, not of {cluster!r}"
+        )
+    if not isinstance(data.get("history"), list):
+        raise BackupError(f"{path}: history: expected a list")
+    return data
+
+
+def restore_backup(
+    coord: Coordinator, backup: dict[str, Any], force: bool, timeout: float
+) -> list[str]:
+    """Put a backup's znodes back (module docstring: what it will and will not do).
+    Returns one line per thing done or deliberately not done."""
+    client = coord.client
+    said: list[str] = []
+    with _zk_errors("restoring the cluster's tree"):
+        # A restore follows a loss: a missing tree gets no "nobody was active" crumb.
+        coord.ensure_tree(timeout, lost_if_missing=True)
+        members = client.get_children_async(coord.members_path).get(timeout=timeout)
+        lock = client.exists_async(coord.lock_path).get(timeout=timeout)
+        if (members or lock) and not force:
+            who = ", ".join(sorted(members)) or "a daemon holds the lock"
+            raise RestoreRefused(
+                f"refused: daemons are connected ({who}); stop failoverd on every node "
+                "first, or use --force"
+            )
+        said.append(_restore_breadcrumb(coord, backup, lock is not None, timeout))
+        said.append(_restore_control(coord, backup, timeout))
+        said.append(_restore_history(coord, backup, timeout))
+    return said
+
+
+def _restore_breadcrumb(
+    coord: Coordinator, backup: dict[str, Any], locked: bool, timeout: float
+) -> str:
+    if backup.get("active") is None:
+        return "breadcrumb: none in the backup; left as it is"
+    saved_raw = _unpack(backup["active"], "active")
+    try:
+        saved = Breadcrumb.decode(saved_raw)
+    except ZnodeError as e:
+        return f"breadcrumb: the backup's is unreadable ({e}); left as it is"
+    if locked:
+        return "breadcrumb: left as it is: a daemon holds the lock, its breadcrumb is the truth"
+    client = coord.client
+    try:
+        raw, stat = client.get_async(coord.active_path).get(timeout=timeout)
+        version: int | None = stat.version
+    except NoNodeError:
+        raw, version = None, None
+    if raw is not None:
+        try:
+            now = Breadcrumb.decode(raw)
+        except ZnodeError:
+            # An unreadable breadcrumb means "fence every peer"; a restored one would
+            # narrow that to one node, and we cannot tell which is true.
+            return "breadcrumb: left as it is: the existing one is unreadable (fences every peer)"
+        if now.epoch >= saved.epoch:
+            return (
+                f"breadcrumb: kept the existing one (epoch {now.epoch} >= the backup's "
+                f"{saved.epoch}): epochs never go backwards"
+            )
+    restored = replace(saved, clean=False)
+    t = client.transaction()
+    # Creating the lock inside the transaction fails it if any daemon holds the
+    # lock by now: no breadcrumb is ever written under a live active.
+    t.create(coord.lock_path, encode(LockData(coord.node, "restore")))
+    if version is None:
+        t.create(coord.active_path, encode(restored, coord.format))
+    else:
+        t.set_data(coord.active_path, encode(restored, coord.format), version=version)
+    t.delete(coord.lock_path)
+    results = t.commit_async().get(timeout=timeout)
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        raise RestoreRefused(
+            f"breadcrumb not restored: {type(failed[0]).__name__} (a daemon took the lock or "
+            "changed the breadcrumb meanwhile); nothing else was changed"
+        )
+    return (
+        f"breadcrumb: restored {saved.node} at epoch {saved.epoch} (since {saved.since}), "
+        "marked not clean: the next active fences it"
+    )
+
+
+def _restore_control(coord: Coordinator, backup: dict[str, Any], timeout: float) -> str:
+    if backup.get("control") is None:
+        return "control: none in the backup; left as it is"
+    try:
+        saved = Control.decode(_unpack(backup["control"], "control"))
+    except ZnodeError:
+        saved = Control(maintenance=True)  # unreadable intent reads as maintenance
+    control, version = coord.read_control(timeout)
+    if control.maintenance or not saved.maintenance:
+        return f"control: maintenance {'on' if control.maintenance else 'off'}, left as it is"
+    coord.write_control(replace(control, maintenance=True), version, timeout)
+    return "control: maintenance turned on, as in the backup (turn it off when ready)"
+
+
+def _restore_history(coord: Coordinator, backup: dict[str, Any], timeout: float) -> str:
+    client = coord.client
+    names = client.get_children_async(coord.history_path).get(timeout=timeout)
+    present = set()
+    for name in names:
+        try:
+            present.add(client.get_async(f"{coord.history_path}/{name}").get(timeout=timeout)[0])
+        except NoNodeError:
+            continue
+    added = 0
+    for i, item in enumerate(backup["history"]):
+        data = _unpack(item, f"history[{i}]")
+        if data in present:
+            continue
+        try:
+            client.create_async(f"{coord.history_path}/{HISTORY_PREFIX}", data, sequence=True).get(
+                timeout=timeout
+            )
+        except NodeExistsError:  # pragma: no cover - sequential names are unique
+            continue
+        added += 1
+    return f"history: {added} entries restored, {len(backup['history']) - added} already there"
+
+
+# -- failoverctl backup / restore (registered on cli.py's group) -----------------------
+
+
+class _BadFile(click.ClickException):
+    exit_code = 2  # a usage/config error: the file is not a backup of this cluster
+
+
+def register(group: click.Group) -> None:
+    @group.command("backup")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.pass_context
+    def backup_command(ctx: click.Context, file: str) -> None:
+        """Save the cluster's persistent znodes (breadcrumb, control, history) to FILE."""
+        from failoverd.cli.failoverctl import CALL_TIMEOUT, Refused, _config, _operator, _zk
+
+        config = _config(ctx)
+        credential, _ = _operator(ctx)  # reading: an operator's credential will do
+        with _zk(config, credential) as coord:
+            try:
+                data = take_backup(coord, CALL_TIMEOUT)
+            except BackupError as e:
+                raise Refused(str(e)) from None
+        try:
+            write_backup_file(file, data)
+        except OSError as e:
+            raise Refused(f"{file}: cannot write: {e.strerror or e}") from None
+        crumb = _describe(data.get("active"))
+        click.echo(
+            f"backup of {data['path']} written to {file}: {crumb}, "
+            f"{len(data['history'])} history entries"
+        )
+
+    @group.command("restore")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--force", is_flag=True, help="restore even while daemons are connected")
+    @click.pass_context
+    def restore_command(ctx: click.Context, file: str, force: bool) -> None:
+        """Put FILE's znodes back; never lowers the breadcrumb's epoch. Writes the
+        breadcrumb and history, so it needs the nodes' own credential (zookeeper.auth),
+        which an operator's --credential does not replace."""
+        from failoverd.cli.failoverctl import CALL_TIMEOUT, Refused, _config, _zk
+
+        config = _config(ctx)
+        try:
+            data = read_backup_file(file, config.cluster)
+        except BackupError as e:
+            raise _BadFile(str(e)) from None
+        with _zk(config) as coord:
+            try:
+                for line in restore_backup(coord, data, force, CALL_TIMEOUT):
+                    click.echo(line)
+            except (RestoreRefused, BackupError) as e:
+                raise Refused(str(e)) from None
+
+
+def _describe(item: Any) -> str:
+    if item is None:
+        return "no breadcrumb"
+    try:
+        crumb = Breadcrumb.decode(_unpack(item, "active"))
+    except (ZnodeError, BackupError):
+        return "an unreadable breadcrumb (kept as it was)"
+    return f"breadcrumb {crumb.node or 'nobody'} at epoch {crumb.epoch}"
