@@ -174,6 +174,13 @@ class Cluster:
 
     # -- processes --------------------------------------------------------------
 
+    def edit_config(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change a node's config file in place (the daemon sees it at its next start)."""
+        path = self.nodes[name].config_path
+        cfg = yaml.safe_load(path.read_text())
+        change(cfg)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
     def start(self, *names: str) -> None:
         for n in names or self.names:
             self.nodes[n].start()
