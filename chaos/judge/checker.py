@@ -1,4 +1,4 @@
-"""The checker: a pure judgement of a recorded history (DESIGN.md §8).
+"""The checker: a pure judgement of a recorded history.
 
 A run is judged by small named rules (chaos/judge/rules/), each reading the same
 evidence (the history, the scenario's Expectation, and what is measured once:
