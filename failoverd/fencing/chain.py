@@ -32,7 +32,7 @@ from failoverd.config import (
     LeaseWaitFencerConfig,
     SshFencerConfig,
 )
-from failoverd.resources.kinds import run_command
+from failoverd.process import run_command
 
 log = structlog.get_logger(__name__)
 

@@ -99,7 +99,7 @@ def _ssh(cfg: SshFencerConfig, target: FenceTarget) -> tuple[bool, str]:
     for path, what in ((cfg.known_hosts, "known_hosts"), (cfg.key_file, "key file")):
         if not os.access(path, os.R_OK):
             return False, f"{what} {path} is not readable"
-    from failoverd.resources.kinds import in_background
+    from failoverd.process import in_background
 
     where = f"[{target.address}]:{cfg.port}"
     t0 = time.monotonic()
@@ -192,7 +192,7 @@ def _command(
     if cfg.check_argv is None:
         o = CommandFencer(cfg).check(target)
         return o.ok, f"{o.reason} (no check_argv: only the program was checked)"
-    from failoverd.resources.kinds import run_command
+    from failoverd.process import run_command
 
     subst = {"{node}": target.node, "{address}": target.address}
     argv = list(cfg.check_argv)

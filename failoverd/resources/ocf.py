@@ -29,7 +29,8 @@ from pathlib import Path
 import structlog
 
 from failoverd.config import OcfResourceConfig
-from failoverd.resources.kinds import ResourceError, run_command
+from failoverd.process import run_command
+from failoverd.resources.kinds import ResourceError
 
 log = structlog.get_logger(__name__)
 
