@@ -25,7 +25,7 @@ from failoverd.config import (
 )
 from failoverd.fencing.chain import FenceRequest, FenceTarget, build_fence_chain
 from failoverd.fencing.marker import FenceMarker
-from failoverd.resources.kinds import build_resources
+from failoverd.resources.build import build_resources
 from failoverd.zk.lease import LocalLease
 from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer

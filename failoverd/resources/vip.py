@@ -1,201 +1,23 @@
-"""What the active node runs (DESIGN.md §4, §9): the service IP, systemd units, commands.
-
-Resources are started in configured order on promotion and stopped in reverse on
-demotion. Every call is bounded by the resource's ``timeout``; a resource never
-leaves a child process running past its deadline, except the daemon a start
-command deliberately launches.
+"""The service IP as a resource: the address on start, its removal verified on stop,
+and the gratuitous ARP that tells clients and switches where it now lives.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from pathlib import Path
-from typing import Protocol
 
-from failoverd.config import (
-    CommandResourceConfig,
-    OcfResourceConfig,
-    ResourceConfig,
-    SystemdResourceConfig,
-    VipResourceConfig,
-)
+from failoverd.config.model import VipResourceConfig
 from failoverd.observe import fastlog
 from failoverd.process import CommandOutcome, run_command
-from failoverd.resources import garp, systemd_dropin
+from failoverd.resources import garp
+from failoverd.resources.base import ResourceError, command_error, ms_since
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
-
-
-class ResourceError(Exception):
-    """A resource could not be started or stopped; the message says what and why."""
-
-
-class ResourceTimeout(ResourceError):
-    """A resource command ran past its timeout and was killed: whatever it started
-    outside its process group may live on (failoverd/resources/abandoned.py)."""
-
-
-class Resource(Protocol):
-    name: str
-    timeout: float  # the bound of one start/stop call (the daemon budgets with it)
-
-    def start(self, env: Mapping[str, str]) -> None: ...
-
-    def stop(self, env: Mapping[str, str]) -> None: ...
-
-    def is_running(self, env: Mapping[str, str]) -> bool | None: ...
-
-
-def _ms_since(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
-
-
-def _fail(outcome: CommandOutcome, what: str) -> ResourceError:
-    if outcome.timed_out:
-        return ResourceTimeout(f"{what}: {outcome.describe()}")
-    return ResourceError(f"{what}: {outcome.describe()}")
-
-
-# -- command -------------------------------------------------------------------------
-
-# Wrappers skipped when naming a command resource after the program it runs.
-_WRAPPERS = re.compile(r"^(env|sudo|nice|ionice|timeout|sh|bash|dash|python[0-9.]*|perl)$")
-
-
-def command_label(argv: Sequence[str]) -> str:
-    """'python3 -m tests.toyservice start' -> 'tests.toyservice'."""
-    for arg in argv:
-        base = os.path.basename(arg)
-        if arg.startswith("-") or _WRAPPERS.match(base):
-            continue
-        return base[:40]
-    return os.path.basename(argv[0])[:40] if argv else "?"
-
-
-class CommandResource:
-    def __init__(self, cfg: CommandResourceConfig, name: str | None = None):
-        self.cfg = cfg
-        self.timeout = cfg.timeout
-        self.name = name or f"command {command_label(cfg.start)}"
-
-    def start(self, env: Mapping[str, str]) -> None:
-        started = time.monotonic()
-        self._run(self.cfg.start, env, "start")
-        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
-
-    def stop(self, env: Mapping[str, str]) -> None:
-        # Idempotence is the stop command's contract: stopping a stopped service exits 0.
-        self._run(self.cfg.stop, env, "stop")
-
-    def is_running(self, env: Mapping[str, str]) -> bool | None:
-        if not self.cfg.status:
-            return None
-        outcome = run_command(self.cfg.status, env, self.timeout)
-        if outcome.returncode is None:
-            return None
-        return outcome.ok
-
-    def _run(self, argv: Sequence[str], env: Mapping[str, str], what: str) -> None:
-        outcome = run_command(argv, env, self.timeout)
-        if not outcome.ok:
-            raise _fail(outcome, f"{self.name} {what}")
-
-
-# -- systemd -------------------------------------------------------------------------
-
-# `systemctl is-active` exit codes that mean "definitely not running":
-# 3 inactive/failed, 4 no such unit. Anything else (1: cannot talk to systemd) is "cannot tell".
-_INACTIVE = (3, 4)
-
-
-class SystemdResource:
-    """systemctl start/stop/is-active; the units get FAILOVERD_* through a runtime
-    drop-in written before each start (failoverd.resources.systemd_dropin)."""
-
-    def __init__(
-        self,
-        cfg: SystemdResourceConfig,
-        systemctl: str = "systemctl",
-        unit_dir: Path | None = None,
-    ):
-        self.cfg = cfg
-        self.timeout = cfg.timeout
-        self.systemctl = systemctl
-        self.unit_dir = unit_dir
-        self.name = "systemd " + " ".join(cfg.units)
-
-    def _unit_dir(self) -> Path:
-        return self.unit_dir if self.unit_dir is not None else systemd_dropin.RUNTIME_UNIT_DIR
-
-    def start(self, env: Mapping[str, str]) -> None:
-        started = time.monotonic()
-        deadline = started + self.timeout
-        try:
-            systemd_dropin.write_dropins(self._unit_dir(), self.cfg.units, env)
-        except (OSError, ValueError) as e:
-            # A unit started without its epoch could not tell a stale active from
-            # the current one: not starting is the safe failure.
-            why = f"cannot write the FAILOVERD_* drop-in: {e}"
-            raise ResourceError(f"{self.name} start: {why}") from e
-        outcome = run_command([self.systemctl, "daemon-reload"], env, self.timeout)
-        if not outcome.ok:
-            raise _fail(outcome, f"{self.name} start (daemon-reload for the drop-in)")
-        left = deadline - time.monotonic()
-        outcome = run_command([self.systemctl, "start", *self.cfg.units], env, left)
-        if not outcome.ok:
-            raise _fail(outcome, f"{self.name} start")
-        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
-
-    def stop(self, env: Mapping[str, str]) -> None:
-        deadline = time.monotonic() + self.timeout
-        units = list(reversed(self.cfg.units))
-        outcome = run_command([self.systemctl, "stop", *units], env, self.timeout)
-        if outcome.ok:
-            self._remove_dropins()
-            return
-        if outcome.timed_out:
-            raise _fail(outcome, f"{self.name} stop")
-        # `stop` also fails for a unit that is not loaded at all. What counts is that
-        # nothing is left running, so judge by is-active rather than by the exit code.
-        states = [self._active(u, env, deadline - time.monotonic()) for u in units]
-        if all(s is False for s in states):
-            error = outcome.describe()
-            log.warning("systemd_stop_failed_but_inactive", resource=self.name, error=error)
-            self._remove_dropins()
-            return
-        raise _fail(outcome, f"{self.name} stop")
-
-    def _remove_dropins(self) -> None:
-        # Only tidiness (the next start rewrites them): a problem is logged, not raised.
-        problems = systemd_dropin.remove_dropins(self._unit_dir(), self.cfg.units)
-        if problems:
-            log.warning("systemd_dropin_not_removed", resource=self.name, problems=problems)
-
-    def is_running(self, env: Mapping[str, str]) -> bool | None:
-        deadline = time.monotonic() + self.timeout
-        states = [self._active(u, env, deadline - time.monotonic()) for u in self.cfg.units]
-        if all(s is True for s in states):
-            return True
-        if any(s is False for s in states):
-            return False
-        return None
-
-    def _active(self, unit: str, env: Mapping[str, str], timeout: float) -> bool | None:
-        outcome = run_command([self.systemctl, "is-active", "--quiet", unit], env, timeout)
-        if outcome.returncode == 0:
-            return True
-        if outcome.returncode in _INACTIVE:
-            return False
-        return None
-
-
-# -- vip -----------------------------------------------------------------------------
 
 
 class ArpingFlavour(Enum):
@@ -341,13 +163,13 @@ class VipResource:
         argv = [*self.ip, "addr", "replace", self.cfg.address, "dev", self.cfg.interface]
         outcome = run_command(argv, env, _left(deadline))
         if not outcome.ok:
-            raise _fail(outcome, f"{self.name} start")
+            raise command_error(outcome, f"{self.name} start")
         if self.iface_addr.version == 6:
             reason = "unsolicited NA not implemented"
             log.warning("arp_skipped", address=self.cfg.address, reason=reason)
         elif self.cfg.arp_count > 0:
             self._announce(deadline)
-        log.info("resource_started", resource=self.name, took_ms=_ms_since(started))
+        log.info("resource_started", resource=self.name, took_ms=ms_since(started))
 
     def _announce(self, deadline: float) -> None:
         # The first announcement before returning: clients must learn the new owner
@@ -427,48 +249,3 @@ def _absent(outcome: CommandOutcome) -> bool:
 def _no_device(outcome: CommandOutcome) -> bool:
     text = outcome.output.lower()
     return "does not exist" in text or "cannot find device" in text
-
-
-# -- building and stopping -----------------------------------------------------------
-
-
-def build_resource(cfg: ResourceConfig) -> Resource:
-    if isinstance(cfg, VipResourceConfig):
-        return VipResource(cfg, native_arp=True)
-    if isinstance(cfg, SystemdResourceConfig):
-        return SystemdResource(cfg)
-    if isinstance(cfg, CommandResourceConfig):
-        return CommandResource(cfg)
-    if isinstance(cfg, OcfResourceConfig):
-        from failoverd.resources.ocf import OcfResource  # imports this module: a late import
-
-        return OcfResource(cfg)
-    raise TypeError(f"unknown resource config: {cfg!r}")
-
-
-def build_resources(cfgs: Iterable[ResourceConfig]) -> list[Resource]:
-    return [build_resource(c) for c in cfgs]
-
-
-def prepare_all(resources: Sequence[Resource]) -> None:
-    """Work a resource can do ahead of its first start (the daemon, once at start)."""
-    for res in resources:
-        prepare = getattr(res, "prepare", None)
-        if prepare is not None:
-            prepare()
-
-
-def stop_all(resources: Sequence[Resource], env: Mapping[str, str]) -> list[str]:
-    """Stop in reverse start order; keep going past failures so that as much as
-    possible is stopped. Returns one '<name>: <reason>' per failure (empty: all stopped)."""
-    failures: list[str] = []
-    for res in reversed(resources):
-        started = time.monotonic()
-        try:
-            res.stop(env)
-        except Exception as e:  # one broken resource must not keep the others running
-            failures.append(f"{res.name}: {e}")
-            log.error("resource_stop_failed", resource=res.name, error=str(e))
-            continue
-        log.info("resource_stopped", resource=res.name, took_ms=_ms_since(started))
-    return failures
