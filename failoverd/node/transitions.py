@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from failoverd.fencing.chain import FenceRequest, FenceTarget
+from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.node.decision import (
     Act,
     Decision,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from failoverd.config import CommandFencerConfig
-from failoverd.fencing.chain import FenceTarget
+from failoverd.fencing.base import FenceTarget
 from failoverd.fencing.probes import probe
 from failoverd.health import CommandCheck
 from failoverd.process import BACKGROUND_NICE, run_command
