@@ -22,7 +22,7 @@ import structlog
 
 from failoverd.config import CheckConfig, HealthConfig
 from failoverd.observe.redact import redact_argv
-from failoverd.resources.kinds import run_command
+from failoverd.process import run_command
 
 log = structlog.get_logger(__name__)
 

@@ -528,7 +528,8 @@ def fence_check(ctx: click.Context, node: str) -> None:
     peer = config.peer(node)
     if peer is None:
         raise click.BadParameter(f"{node!r} is not a peer in {config.path}", param_hint="NODE")
-    from failoverd.fencing.chain import FenceTarget, build_fence_chain
+    from failoverd.fencing.base import FenceTarget
+    from failoverd.fencing.chain import build_fence_chain
 
     outcomes = build_fence_chain(config).check(FenceTarget(peer.name, peer.address))
     for o in outcomes:

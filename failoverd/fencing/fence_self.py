@@ -81,7 +81,8 @@ def run_fence_self(
         print("fence-self: --epoch N (N >= 0) is required unless --dry-run", file=out)
         return EXIT_USAGE
 
-    from failoverd.resources.kinds import build_resources, stop_all
+    from failoverd.resources.base import stop_all
+    from failoverd.resources.build import build_resources
 
     by = os.environ.get("SSH_CLIENT", "").split(" ")[0] or "local"
     marker = FenceMarker(config.node.state_dir)
@@ -177,7 +178,7 @@ def _dry_run(config: Config, out: TextIO) -> int:
         print(f"marker: {e}", file=out)
     names: list[str] = []
     try:
-        from failoverd.resources.kinds import build_resources
+        from failoverd.resources.build import build_resources
 
         names = [r.name for r in reversed(build_resources(config.resources))]
     except Exception as e:  # noqa: BLE001 - a dry run reports, it does not crash

@@ -28,7 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from failoverd.config import CommandFencerConfig, FencerConfig, SshFencerConfig
-from failoverd.fencing.chain import CommandFencer, FenceTarget, last_line
+from failoverd.fencing.base import FenceTarget, last_line
+from failoverd.fencing.command import CommandFencer
+from failoverd.process import in_background, run_command
 
 SSH = "ssh"
 # ssh's exit status when ssh itself failed (connect, host key, authentication);
@@ -99,8 +101,6 @@ def _ssh(cfg: SshFencerConfig, target: FenceTarget) -> tuple[bool, str]:
     for path, what in ((cfg.known_hosts, "known_hosts"), (cfg.key_file, "key file")):
         if not os.access(path, os.R_OK):
             return False, f"{what} {path} is not readable"
-    from failoverd.resources.kinds import in_background
-
     where = f"[{target.address}]:{cfg.port}"
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -192,8 +192,6 @@ def _command(
     if cfg.check_argv is None:
         o = CommandFencer(cfg).check(target)
         return o.ok, f"{o.reason} (no check_argv: only the program was checked)"
-    from failoverd.resources.kinds import run_command
-
     subst = {"{node}": target.node, "{address}": target.address}
     argv = list(cfg.check_argv)
     for key, value in subst.items():

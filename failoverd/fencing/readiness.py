@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import structlog
 
 from failoverd.config import Config, FencerConfig
-from failoverd.fencing.chain import FenceTarget
+from failoverd.fencing.base import FenceTarget
 from failoverd.fencing.probes import ProbeResult, probe
 from failoverd.observe import hooks
 

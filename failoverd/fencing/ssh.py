@@ -1,6 +1,7 @@
 """The ssh fencer (DESIGN.md §5), in its own module so that paramiko (and the
 ~27 MB of cryptography it loads) is imported only when a node actually fences or
-runs fence-check, not by every idle daemon.
+runs fence-check, not by every idle daemon (the chain holds a LazySshFencer,
+failoverd/fencing/chain.py, which imports this module at its first use).
 
 paramiko to the target with a dedicated key and only the configured known_hosts
 (RejectPolicy: an unknown or changed host key is a failed fence, never an
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from failoverd.config import SshFencerConfig
-from failoverd.fencing.chain import FenceOutcome, FenceRequest, FenceTarget, last_line
+from failoverd.fencing.base import FenceOutcome, FenceRequest, FenceTarget, last_line
 from failoverd.fencing.paramiko_import import import_paramiko
 
 if TYPE_CHECKING:

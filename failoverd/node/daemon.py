@@ -55,7 +55,8 @@ from failoverd.observe.endpoints import NodeView, StatusServer, loop_stale_after
 from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
 from failoverd.resources.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
-from failoverd.resources.kinds import build_resources, prepare_all, stop_all
+from failoverd.resources.base import prepare_all, stop_all
+from failoverd.resources.build import build_resources
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk import session_checks
 from failoverd.zk.coordinator import CoordinationError, Coordinator, LeaseKeeper

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from failoverd.fencing.chain import FenceRequest, FenceTarget
+from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.node.decision import (
     Act,
     Decision,
@@ -27,7 +27,7 @@ from failoverd.node.decision import (
     plan_fencing,
 )
 from failoverd.resources.abandoned import tagged
-from failoverd.resources.kinds import ResourceError, ResourceTimeout, stop_all
+from failoverd.resources.base import ResourceError, ResourceTimeout, stop_all
 from failoverd.zk.coordinator import CoordinationError
 from failoverd.zk.znodes import Breadcrumb, now_iso
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import structlog
 
-from failoverd.resources.kinds import Resource, stop_all
+from failoverd.resources.base import Resource, stop_all
 
 log = structlog.get_logger(__name__)
 

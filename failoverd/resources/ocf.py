@@ -28,8 +28,9 @@ from pathlib import Path
 
 import structlog
 
-from failoverd.config import OcfResourceConfig
-from failoverd.resources.kinds import ResourceError, run_command
+from failoverd.config.model import OcfResourceConfig
+from failoverd.process import run_command
+from failoverd.resources.base import ResourceError
 
 log = structlog.get_logger(__name__)
 

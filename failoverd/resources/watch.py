@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
-from failoverd.resources.kinds import Resource
+from failoverd.resources.base import Resource
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from failoverd.process import KILL_WAIT, run_command
 from failoverd.resources.abandoned import AbandonedWork, processes_tagged, tagged
-from failoverd.resources.kinds import KILL_WAIT, run_command
 from tests.integration.cluster import wait_for
 
 FREEZER = Path("/sys/fs/cgroup/freezer")

@@ -14,7 +14,7 @@ import structlog.testing
 from kazoo.client import KazooClient
 
 from failoverd.config import load_config
-from failoverd.fencing.chain import FenceOutcome, FenceRequest
+from failoverd.fencing.base import FenceOutcome, FenceRequest
 from failoverd.node.daemon import Daemon
 from failoverd.node.decision import Role
 from failoverd.zk.znodes import Breadcrumb, encode, now_iso

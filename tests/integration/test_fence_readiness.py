@@ -35,8 +35,10 @@ from failoverd.config import (
     SshFencerConfig,
     ZooKeeperConfig,
 )
-from failoverd.fencing.chain import CommandFencer, FenceChain, SshFencer
+from failoverd.fencing.chain import FenceChain
+from failoverd.fencing.command import CommandFencer
 from failoverd.fencing.readiness import FenceReadiness
+from failoverd.fencing.ssh import SshFencer
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.test_fencing import request
 from tests.support.sshd import Sshd, keygen
@@ -150,7 +152,7 @@ FLIP = INTERVAL + 1.5
 
 
 def test_ssh_readiness_probe_runs_the_forced_dry_run(peer: Peer) -> None:
-    from failoverd.fencing.chain import FenceTarget
+    from failoverd.fencing.base import FenceTarget
     from failoverd.fencing.probes import probe
 
     res = probe(peer.ssh(), FenceTarget("mail2", "127.0.0.1"), {})
@@ -355,7 +357,7 @@ def test_ssh_probe_holds_a_silent_peer_to_connect_timeout_like_the_fence(peer: P
     # ssh's own ConnectTimeout is whole seconds; the fence gives the TCP connect
     # connect_timeout (0.5 s). A probe started when the standby lost ZooKeeper must
     # know a silent peer dead as soon as the fence would, or it ends after the takeover.
-    from failoverd.fencing.chain import FenceTarget
+    from failoverd.fencing.base import FenceTarget
     from failoverd.fencing.probes import probe
 
     with socket.socket() as hole:

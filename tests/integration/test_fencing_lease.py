@@ -23,9 +23,10 @@ from failoverd.config import (
     ZooKeeperConfig,
     load_config,
 )
-from failoverd.fencing.chain import FenceRequest, FenceTarget, build_fence_chain
+from failoverd.fencing.base import FenceRequest, FenceTarget
+from failoverd.fencing.chain import build_fence_chain
 from failoverd.fencing.marker import FenceMarker
-from failoverd.resources.kinds import build_resources
+from failoverd.resources.build import build_resources
 from failoverd.zk.lease import LocalLease
 from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from failoverd.config import OcfResourceConfig, check_report, load_config
-from failoverd.resources.kinds import ResourceError, build_resource
+from failoverd.resources.base import ResourceError
+from failoverd.resources.build import build_resource
 from failoverd.resources.ocf import OcfResource, parse_meta_data
 
 FILESYSTEM = Path("/usr/lib/ocf/resource.d/heartbeat/Filesystem")

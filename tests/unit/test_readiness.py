@@ -25,7 +25,8 @@ from failoverd.config import (
     ZooKeeperConfig,
     load_config,
 )
-from failoverd.fencing.chain import FenceChain, FenceOutcome, FenceRequest, FenceTarget
+from failoverd.fencing.base import FenceOutcome, FenceRequest, FenceTarget
+from failoverd.fencing.chain import FenceChain
 from failoverd.fencing.probes import ProbeResult, ssh_argv
 from failoverd.fencing.readiness import FenceReadiness, method_names
 from failoverd.zk.znodes import MemberStatus, ZnodeError, encode

@@ -17,17 +17,11 @@ from structlog.testing import capture_logs
 
 from failoverd.config import CommandResourceConfig, SystemdResourceConfig, VipResourceConfig
 from failoverd.resources import systemd_dropin
-from failoverd.resources.kinds import (
-    CommandResource,
-    GratuitousArp,
-    ResourceError,
-    SystemdResource,
-    VipResource,
-    build_resource,
-    build_resources,
-    prepare_all,
-    stop_all,
-)
+from failoverd.resources.base import ResourceError, prepare_all, stop_all
+from failoverd.resources.build import build_resource, build_resources
+from failoverd.resources.command import CommandResource
+from failoverd.resources.systemd import SystemdResource
+from failoverd.resources.vip import GratuitousArp, VipResource
 
 ENV = {"FAILOVERD_CLUSTER": "mail-east", "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "7"}
 
@@ -571,7 +565,7 @@ print(s.recv(100)[:42].hex(), flush=True)
 """
 START_BUILT_VIP = """
 from failoverd.config import VipResourceConfig
-from failoverd.resources.kinds import build_resource
+from failoverd.resources.build import build_resource
 cfg = VipResourceConfig(address="192.0.2.25/24", interface="v0", timeout=5.0, arp_count=1)
 build_resource(cfg).start({})
 """
