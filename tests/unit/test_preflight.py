@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from failoverd.checks.preflight import authorized_keys_notes, preflight, state_dir_problems
-from failoverd.config import ConfigError, check_report, load_config
+from failoverd.checks.report import check_report
+from failoverd.config import ConfigError, load_config
 from failoverd.zk.acl import digest_id, expected
 from failoverd.zk.coordinator import tls_kwargs
 from tests.support.access import state_dir_for
