@@ -1,1 +1,8 @@
-"""TODO"""
+"""This machine against a parsed config: what `failoverd --check` reports and what
+the daemon checks before it starts (config/ only parses).
+
+report.py     what --check prints, and its exit code
+ocf.py        OCF agents installed, and their params against the agents' meta-data
+preflight.py  ZooKeeper access, the state dir, owners and modes of what root runs
+host.py       programs, units, interfaces and tools the config would use
+"""

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.test_status_truth import _edit
+from tests.integration.test_status_truth import edit_node_config
 from tests.support.zookeeper import ZooKeeperServer, free_port
 
 
@@ -33,7 +33,7 @@ def cluster(
         def listen(cfg: dict[str, Any], port: int = port) -> None:
             cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
 
-        _edit(c, name, listen)
+        edit_node_config(c, name, listen)
     yield c
     c.stop()
     rep = getattr(request.node, "rep_call", None)

@@ -16,7 +16,8 @@ from tests.support.zookeeper import ZooKeeperServer, free_port
 FAIL = [sys.executable, "-c", "import sys; sys.exit(1)"]
 
 
-def _edit(c: Cluster, name: str, change: Any) -> None:
+def edit_node_config(c: Cluster, name: str, change: Any) -> None:
+    """Let `change` edit node `name`'s config file (as parsed YAML) in place."""
     path = c.nodes[name].config_path
     cfg = yaml.safe_load(path.read_text())
     change(cfg)
@@ -71,7 +72,7 @@ def test_a_dirty_standby_is_not_eligible_and_status_is_degraded(cluster: Cluster
     def failing_stop(cfg: dict[str, Any]) -> None:
         cfg["resources"][0]["stop"] = FAIL
 
-    _edit(cluster, "mail2", failing_stop)
+    edit_node_config(cluster, "mail2", failing_stop)
     _assert_ineligible_and_degraded(cluster, "dirty")
 
 
@@ -84,7 +85,7 @@ def test_an_unhealthy_standby_names_its_failing_check(cluster: Cluster) -> None:
     def failing_check(cfg: dict[str, Any]) -> None:
         cfg["health"]["checks"] = [{"type": "command", "argv": FAIL, "timeout": "2s"}]
 
-    _edit(cluster, "mail2", failing_check)
+    edit_node_config(cluster, "mail2", failing_check)
     _assert_ineligible_and_degraded(cluster, "health check failing: command")
 
 
@@ -137,7 +138,7 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
     def sick_when_flagged(cfg: dict[str, Any]) -> None:
         cfg["health"]["checks"] = [{"type": "command", "argv": check, "timeout": "2s"}]
 
-    _edit(c, "mail1", sick_when_flagged)
+    edit_node_config(c, "mail1", sick_when_flagged)
     try:
         c.start("mail1")
         assert c.wait_active(timeout=20, via="mail1") == "mail1"
