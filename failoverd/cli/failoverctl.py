@@ -27,7 +27,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
-from failoverd.cli.status import gather_status, history_line, status
+from failoverd.cli.status import gather_status, history_line, status_command
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
 from failoverd.node.switchover import pick_target
@@ -94,8 +94,8 @@ def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> No
     ctx.meta["credential_path"] = credential_path
 
 
-# The status command and `backup`/`restore` live in status.py and backup.py.
-cli.add_command(status)
+# `status` lives in status.py, `backup` and `restore` in backup.py.
+cli.add_command(status_command)
 cli.add_command(backup_command)
 cli.add_command(restore_command)
 

@@ -114,10 +114,10 @@ def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool
     return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
 
 
-@click.command()
+@click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status_command(ctx: click.Context, as_json: bool) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
     config = command_config(ctx)
     credential, _ = operator_identity(ctx)
