@@ -54,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from failoverd.config import ConfigError, check_report, load_config
+    from failoverd.config import ConfigError, load_config
 
     if args.check:
+        from failoverd.checks.report import check_report
+
         code, text = check_report(args.config)
         print(text, file=sys.stdout if code == 0 else sys.stderr)
         return code
@@ -73,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
 
         use_plain_json(config.log.level, config.node.name, config.cluster)
         return _fence_self(config, args)
+
+    from failoverd.checks.ocf import ocf_problems
+
+    if problems := ocf_problems(config):  # an agent --check would refuse: so does the daemon
+        print("\n".join(problems), file=sys.stderr)
+        return 2
 
     from failoverd.observe.log import configure_logging
 

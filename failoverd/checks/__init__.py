@@ -1,9 +1,11 @@
-"""What `failoverd --check` and the daemon's start-up look at on this machine,
-beyond the config file's own words: ZooKeeper access and credentials, the state dir
-and the owners and modes of everything root runs (preflight.py), the programs,
-systemd units, interfaces and tools the config names (host.py), the OCF agents'
-meta-data, and the report that `--check` prints (report.py).
+"""This machine against a parsed config: what `failoverd --check` reports and what
+the daemon checks before it starts (config/ only parses).
 
-These modules may import config/, resources/ (to ask an OCF agent for its
-meta-data) and zk/'s pure pieces (ACL ids); nothing imports them but main.py.
+report.py     what --check prints, and its exit code
+ocf.py        OCF agents installed, and their params against the agents' meta-data
+preflight.py  ZooKeeper access, the state dir, owners and modes of what root runs
+host.py       programs, units, interfaces and tools the config would use
+
+These modules may import config/, resources/ (to ask an OCF agent for its meta-data)
+and zk/'s pure pieces (ACL ids); only main.py imports them.
 """

@@ -1,12 +1,12 @@
-"""`failoverctl`, the operators' command: status, history, maintenance,
-switchover, failover, fence-check, backup and restore, the ACL tools.
+"""`failoverctl`, the operator's command (`python -m failoverd.cli` is the same).
 
-failoverctl.py holds the click group and its commands, backup.py the backup and
-restore commands; common.py what every command shares (loading the config, the
-operator's identity and credential, a ZooKeeper session whose errors become clear
-messages and exit codes); identity.py and terminal.py say who the operator is and
-make text from ZooKeeper safe to print.
+failoverctl.py  the command group and the commands that steer the cluster
+status.py       `status`: the cluster at a glance, and its verdict
+backup.py       `backup` and `restore` of the persistent znodes
+common.py       what every command shares: exit-code exceptions, config, operator, ZooKeeper
+identity.py     who the operator is, for the audit trail
+terminal.py     text from ZooKeeper made safe for a terminal
 
-This package may import config/, zk/ (only through its Coordinator), fencing/ and
-node/'s pure decisions; nothing in the daemon imports it.
+This package may import config/, zk/ (through its Coordinator only, never kazoo),
+fencing/ (fence-check) and node/'s pure decisions; nothing in the daemon imports it.
 """

@@ -35,11 +35,18 @@ from dataclasses import replace
 from typing import Any
 
 import click
-from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from failoverd import __version__
-from failoverd.zk.coordinator import HISTORY_PREFIX, Coordinator, _zk_errors
-from failoverd.zk.znodes import Breadcrumb, Control, LockData, ZnodeError, encode, now_iso
+from failoverd.cli.common import (
+    CALL_TIMEOUT,
+    Refused,
+    command_config,
+    operator_identity,
+    zk_session,
+)
+from failoverd.zk.admin import AdminCoordinator
+from failoverd.zk.errors import WriteConflict
+from failoverd.zk.znodes import Breadcrumb, Control, ZnodeError, now_iso
 
 KIND = "failoverd-backup"
 BACKUP_VERSION = 1
@@ -70,9 +77,8 @@ def _unpack(item: Any, where: str) -> bytes:
     raise BackupError(f"{where}: expected {{text: ...}} or {{base64: ...}}")
 
 
-def take_backup(coord: Coordinator, timeout: float) -> dict[str, Any]:
+def take_backup(coord: AdminCoordinator, timeout: float) -> dict[str, Any]:
     """The cluster's persistent znodes as one JSON-able object."""
-    client = coord.client
     out: dict[str, Any] = {
         "kind": KIND,
         "v": BACKUP_VERSION,
@@ -82,27 +88,12 @@ def take_backup(coord: Coordinator, timeout: float) -> dict[str, Any]:
         "taken_by": coord.node,
         "failoverd": __version__,
     }
-    with _zk_errors("reading the cluster's tree"):
-        if client.exists_async(coord.root).get(timeout=timeout) is None:
-            raise BackupError(f"{coord.root} does not exist: nothing to back up")
-        for name, path in (("active", coord.active_path), ("control", coord.control_path)):
-            try:
-                data, _ = client.get_async(path).get(timeout=timeout)
-                out[name] = _pack(data)
-            except NoNodeError:
-                out[name] = None
-        try:
-            names = client.get_children_async(coord.history_path).get(timeout=timeout)
-        except NoNodeError:
-            names = []
-        history = []
-        for name in sorted(names):
-            try:
-                data, _ = client.get_async(f"{coord.history_path}/{name}").get(timeout=timeout)
-            except NoNodeError:
-                continue  # pruned meanwhile
-            history.append({"name": name, **_pack(data)})
-        out["history"] = history
+    znodes = coord.read_persistent(timeout)
+    if znodes is None:
+        raise BackupError(f"{coord.root} does not exist: nothing to back up")
+    out["active"] = None if znodes.active is None else _pack(znodes.active)
+    out["control"] = None if znodes.control is None else _pack(znodes.control)
+    out["history"] = [{"name": name, **_pack(data)} for name, data in znodes.history]
     return out
 
 
@@ -139,31 +130,28 @@ def read_backup_file(path: str, cluster: str) -> dict[str, Any]:
 
 
 def restore_backup(
-    coord: Coordinator, backup: dict[str, Any], force: bool, timeout: float
+    coord: AdminCoordinator, backup: dict[str, Any], force: bool, timeout: float
 ) -> list[str]:
     """Put a backup's znodes back (module docstring: what it will and will not do).
     Returns one line per thing done or deliberately not done."""
-    client = coord.client
     said: list[str] = []
-    with _zk_errors("restoring the cluster's tree"):
-        # A restore follows a loss: a missing tree gets no "nobody was active" crumb.
-        coord.ensure_tree(timeout, lost_if_missing=True)
-        members = client.get_children_async(coord.members_path).get(timeout=timeout)
-        lock = client.exists_async(coord.lock_path).get(timeout=timeout)
-        if (members or lock) and not force:
-            who = ", ".join(sorted(members)) or "a daemon holds the lock"
-            raise RestoreRefused(
-                f"refused: daemons are connected ({who}); stop failoverd on every node "
-                "first, or use --force"
-            )
-        said.append(_restore_breadcrumb(coord, backup, lock is not None, timeout))
-        said.append(_restore_control(coord, backup, timeout))
-        said.append(_restore_history(coord, backup, timeout))
+    # A restore follows a loss: a missing tree gets no "nobody was active" crumb.
+    coord.ensure_tree(timeout, lost_if_missing=True)
+    members, locked = coord.connected_members_and_lock(timeout)
+    if (members or locked) and not force:
+        who = ", ".join(sorted(members)) or "a daemon holds the lock"
+        raise RestoreRefused(
+            f"refused: daemons are connected ({who}); stop failoverd on every node "
+            "first, or use --force"
+        )
+    said.append(_restore_breadcrumb(coord, backup, locked, timeout))
+    said.append(_restore_control(coord, backup, timeout))
+    said.append(_restore_history(coord, backup, timeout))
     return said
 
 
 def _restore_breadcrumb(
-    coord: Coordinator, backup: dict[str, Any], locked: bool, timeout: float
+    coord: AdminCoordinator, backup: dict[str, Any], locked: bool, timeout: float
 ) -> str:
     if backup.get("active") is None:
         return "breadcrumb: none in the backup; left as it is"
@@ -174,12 +162,7 @@ def _restore_breadcrumb(
         return f"breadcrumb: the backup's is unreadable ({e}); left as it is"
     if locked:
         return "breadcrumb: left as it is: a daemon holds the lock, its breadcrumb is the truth"
-    client = coord.client
-    try:
-        raw, stat = client.get_async(coord.active_path).get(timeout=timeout)
-        version: int | None = stat.version
-    except NoNodeError:
-        raw, version = None, None
+    raw, version = coord.read_breadcrumb_bytes(timeout)
     if raw is not None:
         try:
             now = Breadcrumb.decode(raw)
@@ -192,30 +175,20 @@ def _restore_breadcrumb(
                 f"breadcrumb: kept the existing one (epoch {now.epoch} >= the backup's "
                 f"{saved.epoch}): epochs never go backwards"
             )
-    restored = replace(saved, clean=False)
-    t = client.transaction()
-    # Creating the lock inside the transaction fails it if any daemon holds the
-    # lock by now: no breadcrumb is ever written under a live active.
-    t.create(coord.lock_path, encode(LockData(coord.node, "restore")))
-    if version is None:
-        t.create(coord.active_path, encode(restored, coord.format))
-    else:
-        t.set_data(coord.active_path, encode(restored, coord.format), version=version)
-    t.delete(coord.lock_path)
-    results = t.commit_async().get(timeout=timeout)
-    failed = [r for r in results if isinstance(r, Exception)]
-    if failed:
+    try:
+        coord.restore_breadcrumb(replace(saved, clean=False), version, timeout)
+    except WriteConflict as e:
         raise RestoreRefused(
-            f"breadcrumb not restored: {type(failed[0]).__name__} (a daemon took the lock or "
+            f"breadcrumb not restored: {e.error} (a daemon took the lock or "
             "changed the breadcrumb meanwhile); nothing else was changed"
-        )
+        ) from None
     return (
         f"breadcrumb: restored {saved.node} at epoch {saved.epoch} (since {saved.since}), "
         "marked not clean: the next active fences it"
     )
 
 
-def _restore_control(coord: Coordinator, backup: dict[str, Any], timeout: float) -> str:
+def _restore_control(coord: AdminCoordinator, backup: dict[str, Any], timeout: float) -> str:
     if backup.get("control") is None:
         return "control: none in the backup; left as it is"
     try:
@@ -229,83 +202,62 @@ def _restore_control(coord: Coordinator, backup: dict[str, Any], timeout: float)
     return "control: maintenance turned on, as in the backup (turn it off when ready)"
 
 
-def _restore_history(coord: Coordinator, backup: dict[str, Any], timeout: float) -> str:
-    client = coord.client
-    names = client.get_children_async(coord.history_path).get(timeout=timeout)
-    present = set()
-    for name in names:
-        try:
-            present.add(client.get_async(f"{coord.history_path}/{name}").get(timeout=timeout)[0])
-        except NoNodeError:
-            continue
-    added = 0
-    for i, item in enumerate(backup["history"]):
-        data = _unpack(item, f"history[{i}]")
-        if data in present:
-            continue
-        try:
-            client.create_async(f"{coord.history_path}/{HISTORY_PREFIX}", data, sequence=True).get(
-                timeout=timeout
-            )
-        except NodeExistsError:  # pragma: no cover - sequential names are unique
-            continue
-        added += 1
+def _restore_history(coord: AdminCoordinator, backup: dict[str, Any], timeout: float) -> str:
+    # Unpacked one by one as they are written, as the file is read.
+    entries = (_unpack(item, f"history[{i}]") for i, item in enumerate(backup["history"]))
+    added = coord.restore_history(entries, timeout)
     return f"history: {added} entries restored, {len(backup['history']) - added} already there"
 
 
-# -- failoverctl backup / restore (registered on cli.py's group) -----------------------
+# -- failoverctl backup / restore (added to the group in failoverctl.py) ----------------
 
 
 class _BadFile(click.ClickException):
     exit_code = 2  # a usage/config error: the file is not a backup of this cluster
 
 
-def register(group: click.Group) -> None:
-    @group.command("backup")
-    @click.argument("file", type=click.Path(dir_okay=False))
-    @click.pass_context
-    def backup_command(ctx: click.Context, file: str) -> None:
-        """Save the cluster's persistent znodes (breadcrumb, control, history) to FILE."""
-        from failoverd.cli.failoverctl import CALL_TIMEOUT, Refused, _config, _operator, _zk
-
-        config = _config(ctx)
-        credential, _ = _operator(ctx)  # reading: an operator's credential will do
-        with _zk(config, credential) as coord:
-            try:
-                data = take_backup(coord, CALL_TIMEOUT)
-            except BackupError as e:
-                raise Refused(str(e)) from None
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def backup_command(ctx: click.Context, file: str) -> None:
+    """Save the cluster's persistent znodes (breadcrumb, control, history) to FILE."""
+    config = command_config(ctx)
+    credential, _ = operator_identity(ctx)  # reading: an operator's credential will do
+    with zk_session(config, credential) as coord:
         try:
-            write_backup_file(file, data)
-        except OSError as e:
-            raise Refused(f"{file}: cannot write: {e.strerror or e}") from None
-        crumb = _describe(data.get("active"))
-        click.echo(
-            f"backup of {data['path']} written to {file}: {crumb}, "
-            f"{len(data['history'])} history entries"
-        )
-
-    @group.command("restore")
-    @click.argument("file", type=click.Path(dir_okay=False))
-    @click.option("--force", is_flag=True, help="restore even while daemons are connected")
-    @click.pass_context
-    def restore_command(ctx: click.Context, file: str, force: bool) -> None:
-        """Put FILE's znodes back; never lowers the breadcrumb's epoch. Writes the
-        breadcrumb and history, so it needs the nodes' own credential (zookeeper.auth),
-        which an operator's --credential does not replace."""
-        from failoverd.cli.failoverctl import CALL_TIMEOUT, Refused, _config, _zk
-
-        config = _config(ctx)
-        try:
-            data = read_backup_file(file, config.cluster)
+            data = take_backup(coord, CALL_TIMEOUT)
         except BackupError as e:
-            raise _BadFile(str(e)) from None
-        with _zk(config) as coord:
-            try:
-                for line in restore_backup(coord, data, force, CALL_TIMEOUT):
-                    click.echo(line)
-            except (RestoreRefused, BackupError) as e:
-                raise Refused(str(e)) from None
+            raise Refused(str(e)) from None
+    try:
+        write_backup_file(file, data)
+    except OSError as e:
+        raise Refused(f"{file}: cannot write: {e.strerror or e}") from None
+    crumb = _describe(data.get("active"))
+    click.echo(
+        f"backup of {data['path']} written to {file}: {crumb}, "
+        f"{len(data['history'])} history entries"
+    )
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="restore even while daemons are connected")
+@click.pass_context
+def restore_command(ctx: click.Context, file: str, force: bool) -> None:
+    """Put FILE's znodes back; never lowers the breadcrumb's epoch. Writes the
+    breadcrumb and history, so it needs the nodes' own credential (zookeeper.auth),
+    which an operator's --credential does not replace."""
+    config = command_config(ctx)
+    try:
+        data = read_backup_file(file, config.cluster)
+    except BackupError as e:
+        raise _BadFile(str(e)) from None
+    with zk_session(config) as coord:
+        try:
+            for line in restore_backup(coord, data, force, CALL_TIMEOUT):
+                click.echo(line)
+        except (RestoreRefused, BackupError) as e:
+            raise Refused(str(e)) from None
 
 
 def _describe(item: Any) -> str:

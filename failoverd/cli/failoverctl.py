@@ -9,47 +9,32 @@ unreachable (state unknown; the Nagios convention for "unknown").
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import Any
 
 import click
-import structlog
-from kazoo.exceptions import KazooException, NoNodeError
 
 from failoverd import __version__
-from failoverd.cli.backup import register as register_backup_commands
-from failoverd.cli.identity import operator_name, read_operator_credential
+from failoverd.cli.backup import backup_command, restore_command
+from failoverd.cli.common import (
+    CALL_TIMEOUT,
+    Refused,
+    command_config,
+    log_to_stderr,
+    operator_identity,
+    zk_session,
+)
+from failoverd.cli.status import gather_status, history_line, status_command
 from failoverd.cli.terminal import printable
-from failoverd.config import Config, ConfigError, load_config
+from failoverd.config import Config
 from failoverd.node.switchover import pick_target
 from failoverd.zk import acl as zk_acl
-from failoverd.zk.coordinator import CoordinationError, Coordinator
-from failoverd.zk.znodes import Control, MemberStatus, Request, now_iso
-
-CONNECT_TIMEOUT = 3.0
-CALL_TIMEOUT = 3.0
-
-
-class Refused(click.ClickException):
-    """The operation was refused or failed: exit 1 with the reason."""
-
-    exit_code = 1
-
-
-class Unreachable(click.ClickException):
-    """ZooKeeper cannot be reached, so the cluster's state is unknown: exit 3, one line."""
-
-    exit_code = 3
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"failoverctl: UNKNOWN: {self.message}", err=True)
-
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.errors import ZnodeMissing
+from failoverd.zk.znodes import Control, Request, now_iso
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -109,239 +94,10 @@ def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> No
     ctx.meta["credential_path"] = credential_path
 
 
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(ctx.obj)
-    except ConfigError as e:
-        for line in e.problems:
-            click.echo(line, err=True)
-        ctx.exit(2)
-        raise AssertionError("unreachable") from None
-
-
-def _operator(ctx: click.Context) -> tuple[str | None, str]:
-    """(operator credential or None, the name history records for this operator)."""
-    path = ctx.meta.get("credential_path")
-    if path is None:
-        return None, operator_name(None)
-    try:
-        credential = read_operator_credential(path)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    return credential, operator_name(credential)
-
-
-@contextmanager
-def _zk(config: Config, credential: str | None = None) -> Iterator[Coordinator]:
-    quiet_kazoo()
-    coord = Coordinator(config, credential=credential)
-    try:
-        coord.start(timeout=CONNECT_TIMEOUT)
-    except CoordinationError as e:
-        raise Unreachable(str(e)) from None
-    try:
-        yield coord
-    except CoordinationError as e:
-        raise Refused(str(e)) from None
-    finally:
-        coord.close()
-
-
-def log_to_stderr() -> None:
-    """failoverd's own warnings met while reading (e.g. lock_unreadable) go to stderr,
-    one line each: stdout carries only the answer, which scripts parse (`--json`).
-    structlog's default would print them to stdout."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-
-
-def quiet_kazoo() -> None:
-    """kazoo logs every failed connection attempt; the CLI says it once, in one line."""
-    kazoo_log = logging.getLogger("kazoo")
-    kazoo_log.addHandler(logging.NullHandler())
-    kazoo_log.propagate = False
-
-
-def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
-    """The `status --json` object (DESIGN.md §9: a contract, keep it exact)."""
-    holder, _, _ = coord.read_lock(CALL_TIMEOUT)
-    crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
-    control, _ = coord.read_control(CALL_TIMEOUT)
-    members = coord.read_members(CALL_TIMEOUT)
-    names = list(config.member_names) + sorted(set(members) - set(config.member_names))
-    rows = []
-    for name in names:
-        m = members.get(name)
-        rows.append(
-            {
-                "node": name,
-                "role": m.role if m else "stopped",
-                "healthy": bool(m and m.healthy),
-                "epoch": m.epoch if m else None,
-                "connected": name in members,
-                **_eligibility_fields(name, m, members),
-            }
-        )
-    active = None
-    if readable and crumb is not None and crumb.node is not None:
-        active = {
-            "node": crumb.node,
-            "epoch": crumb.epoch,
-            "since": crumb.since,
-            "clean": crumb.clean,
-        }
-    status = {
-        "cluster": config.cluster,
-        "lease_holder": holder if holder else None,
-        "active": active,
-        "maintenance": control.maintenance,
-        "members": rows,
-    }
-    ok, sentence = verdict(status, lock_unreadable=holder == "")
-    status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
-    return status
-
-
-def _eligibility_fields(
-    name: str, m: MemberStatus | None, members: dict[str, MemberStatus | None]
-) -> dict[str, Any]:
-    """What a member publishes about its own eligibility (failoverd.node.eligibility)."""
-    if name not in members:
-        why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
-        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
-    if m is None:
-        why = "its member znode is unreadable"
-        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
-    fence_ready = getattr(m, "fence_ready", None)
-    return {
-        "eligible": m.eligible,
-        "why": "" if m.eligible else (m.why or "not eligible (no reason given)"),
-        "version": m.version,
-        "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
-    }
-
-
-UNREADABLE_LOCK = "the lock znode is unreadable: who holds the lease is unknown"
-
-
-def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool, str]:
-    """(healthy cluster?, one sentence). `lock_unreadable`: the lock znode exists but
-    its content is garbage, so a session holds the lease but nobody can say whose
-    (`lease_holder` is then null, as the contract has no other way to say it)."""
-    holder = status["lease_holder"]
-    rows = {r["node"]: r for r in status["members"]}
-    if lock_unreadable:
-        return False, UNREADABLE_LOCK
-    if status["maintenance"]:
-        return False, "maintenance mode is on: no automatic failover"
-    if holder is None:
-        return False, "no node holds the lease: no active"
-    h = rows.get(holder)
-    if h is None or h["role"] != "active":
-        return False, f"{holder} holds the lease but is not (yet) active"
-    if not h["healthy"]:
-        return False, f"the active {holder} fails its health checks"
-    others = [r for r in rows.values() if r["node"] != holder]
-    ready = [r["node"] for r in others if r["eligible"] and r["role"] == "standby"]
-    not_ready = "; ".join(f"{r['node']}: {r['why']}" for r in others if r["node"] not in ready)
-    if not ready:
-        return False, (
-            f"no standby could take over, failover would not be possible ({not_ready or 'none'})"
-        )
-    tail = f"; not eligible: {not_ready}" if not_ready else ""
-    return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-@click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
-    config = _config(ctx)
-    credential, _ = _operator(ctx)
-    with _zk(config, credential) as coord:
-        try:
-            st = gather_status(config, coord)
-            members = coord.read_members(CALL_TIMEOUT)
-            recent = coord.read_history(5, CALL_TIMEOUT)
-            control, _ = coord.read_control(CALL_TIMEOUT)
-        except CoordinationError as e:
-            # Connected, then lost it mid-read: the state is just as unknown.
-            raise Unreachable(str(e)) from None
-    ok = st["verdict"].startswith("healthy:")
-    sentence = st["verdict"].split(": ", 1)[1]
-    if as_json:
-        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
-    else:
-        _print_table(st, members, recent, sentence, control)
-    ctx.exit(0 if ok else 1)
-
-
-def _print_table(
-    st: dict[str, Any],
-    members: dict[str, MemberStatus | None],
-    recent: list[Any],
-    sentence: str,
-    control: Control,
-) -> None:
-    active = st["active"]
-    holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
-    maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
-    click.echo(
-        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
-        f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
-    )
-    if control.maintenance and control.maintenance_by:
-        # Who turned it on and why (failoverctl maintenance on --reason).
-        why = control.maintenance_reason or "no reason given"
-        since = f" since {control.maintenance_since}" if control.maintenance_since else ""
-        click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
-    header = (
-        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
-        "LAST TRANSITION",
-    )  # fmt: skip
-    rows = [header]
-    for r in st["members"]:
-        m = members.get(r["node"])
-        rows.append(
-            (
-                r["node"],
-                r["role"],
-                "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
-                "-" if r["epoch"] is None else str(r["epoch"]),
-                "yes" if r["connected"] else "NO",
-                "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
-                _fence_column(r.get("fence_ready") or {}),
-                printable(r["version"]) or "-",
-                printable(m.since) if m else "-",
-                printable(m.reason) if m else "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        click.echo(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
-    for r in st["members"]:
-        if not r["eligible"] and r["role"] != "active":
-            click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
-    click.echo(f"verdict: {sentence}")
-    if recent:
-        click.echo("recent transitions:")
-        for e in recent:
-            click.echo(f"  {_history_line(e)}" if e else "  (unreadable entry)")
-
-
-def _fence_column(ready: dict[str, bool]) -> str:
-    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
-    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
+# `status` lives in status.py, `backup` and `restore` in backup.py.
+cli.add_command(status_command)
+cli.add_command(backup_command)
+cli.add_command(restore_command)
 
 
 @cli.command()
@@ -350,9 +106,9 @@ def _fence_column(ready: dict[str, bool]) -> str:
 @click.pass_context
 def history(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The audit trail, newest first."""
-    config = _config(ctx)
-    credential, _ = _operator(ctx)
-    with _zk(config, credential) as coord:
+    config = command_config(ctx)
+    credential, _ = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
         entries = coord.read_history(limit, CALL_TIMEOUT)
     if as_json:
         click.echo(json.dumps([asdict(e) if e else None for e in entries], indent=2))
@@ -361,13 +117,7 @@ def history(ctx: click.Context, limit: int, as_json: bool) -> None:
         if e is None:
             click.echo("(unreadable entry)")
         else:
-            click.echo(_history_line(e, with_epoch=True))
-
-
-def _history_line(e: Any, with_epoch: bool = False) -> str:
-    epoch = f"epoch={'-' if e.epoch is None else e.epoch}  " if with_epoch else ""
-    by = f"  (by {e.by})" if e.by else ""
-    return printable(f"{e.time}  {e.node:<8} {e.event:<13} {epoch}{e.reason}{by}")
+            click.echo(history_line(e, with_epoch=True))
 
 
 @cli.command()
@@ -376,9 +126,9 @@ def _history_line(e: Any, with_epoch: bool = False) -> str:
 @click.pass_context
 def maintenance(ctx: click.Context, state: str, reason: str) -> None:
     """Freeze (on) or resume (off) automatic transitions."""
-    config = _config(ctx)
-    credential, who = _operator(ctx)
-    with _zk(config, credential) as coord:
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
         control, version = coord.read_control(CALL_TIMEOUT)
         new = Control(
             state == "on",
@@ -437,9 +187,9 @@ def _withdraw(coord: Coordinator, req: Request) -> None:
 @click.pass_context
 def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
     """Planned handover: the active stops cleanly, the target takes over without fencing."""
-    config = _config(ctx)
-    credential, who = _operator(ctx)
-    with _zk(config, credential) as coord:
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
         st = gather_status(config, coord)
         rows = {r["node"]: r for r in st["members"]}
         old = st["lease_holder"]
@@ -492,9 +242,9 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
         raise click.UsageError(
             "failover needs --force (it promotes a node without a clean handover)"
         )
-    config = _config(ctx)
-    credential, who = _operator(ctx)
-    with _zk(config, credential) as coord:
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
         st = gather_status(config, coord)
         rows = {r["node"]: r for r in st["members"]}
         if to not in rows:
@@ -524,7 +274,7 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
 @click.pass_context
 def fence_check(ctx: click.Context, node: str) -> None:
     """Dry-run every fencing method against NODE; fences nothing."""
-    config = _config(ctx)
+    config = command_config(ctx)
     peer = config.peer(node)
     if peer is None:
         raise click.BadParameter(f"{node!r} is not a peer in {config.path}", param_hint="NODE")
@@ -562,25 +312,19 @@ def digest(user: str, password_file: Any) -> None:
 def fix_acl(ctx: click.Context) -> None:
     """Set the cluster's ACLs to what this config expects (after adding an operator).
     Needs the nodes' own credential; the daemons refuse to run until ACLs match."""
-    config = _config(ctx)
+    config = command_config(ctx)
     want = zk_acl.expected(config)
     if want is None:
         raise Refused("refused: zookeeper.auth is not set, so there is no ACL to apply")
-    credential, _ = _operator(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
-    with _zk(config, credential) as coord:
+    credential, _ = operator_identity(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
+    with zk_session(config, credential) as coord:
         for name in zk_acl.CHECKED:
             path = f"{coord.root}/{name}" if name else coord.root
             try:
-                coord.client.set_acls(path, want[name])
-            except NoNodeError:
+                coord.set_acl(path, want[name], CALL_TIMEOUT)
+            except ZnodeMissing:
                 continue
-            except KazooException as e:
-                raise Refused(f"setting the ACL of {path}: {type(e).__name__}") from None
             click.echo(f"{path}: {zk_acl.describe(want[name])}")
-
-
-# `backup` and `restore` live in failoverd/cli/backup.py.
-register_backup_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,13 @@ resources.py  the resources: list
 fencing.py    the fencing: list
 sections.py   node, peers, health, watchdog, metrics, hooks, log
 timing.py     the timing budget across sections (DESIGN.md §5)
-load.py       load_config and check_report (what --check prints)
+load.py       load_config
+
+Only parsing: nothing here looks at the machine beyond the files the config
+names (checks/ does, checks/report.py is what --check prints).
 """
 
-from failoverd.config.load import check_report, load_config
+from failoverd.config.load import load_config
 from failoverd.config.model import (
     HOOK_EVENTS,
     CheckConfig,
@@ -68,6 +71,5 @@ __all__ = [
     "ZkAuthConfig",
     "ZkTlsConfig",
     "ZooKeeperConfig",
-    "check_report",
     "load_config",
 ]

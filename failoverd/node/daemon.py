@@ -59,9 +59,9 @@ from failoverd.resources.base import prepare_all, stop_all
 from failoverd.resources.build import build_resources
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk import session_checks
-from failoverd.zk.coordinator import CoordinationError, Coordinator, LeaseKeeper
+from failoverd.zk.coordinator import CoordinationError, Coordinator
 from failoverd.zk.lease import LocalLease, boottime
-from failoverd.zk.lease_keeper import renewal_interval
+from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 from failoverd.zk.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
 log = structlog.get_logger("failoverd.node.daemon")

@@ -1,4 +1,6 @@
-"""Everything failoverd says to ZooKeeper (DESIGN.md §3), through kazoo.
+"""Everything the daemon says to ZooKeeper (DESIGN.md §3), through kazoo: the lock
+(the lease), the breadcrumb, members, control and history. failoverctl uses the same
+through admin.py, which adds its backup, restore and ACL repair.
 
 Rules that keep this safe (MACHINE-NOTES.md has the measurements behind them):
 
@@ -15,24 +17,21 @@ Rules that keep this safe (MACHINE-NOTES.md has the measurements behind them):
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import structlog
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.serialization import Connect
 from kazoo.protocol.states import ZnodeStat
-from kazoo.retry import KazooRetry
 from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
-from failoverd.config import Config, ZkTlsConfig
+from failoverd.config import Config
 from failoverd.observe.redact import redact
 from failoverd.zk import acl as zk_acl
-from failoverd.zk.connect import BoundedConnectHandler, connect_timeout
+from failoverd.zk.client import make_client
+from failoverd.zk.errors import CoordinationError, zk_errors
 from failoverd.zk.formats import write_format
 from failoverd.zk.lease import LocalLease, boottime
 from failoverd.zk.znodes import (
@@ -52,86 +51,6 @@ log = structlog.get_logger(__name__)
 
 HISTORY_KEEP = 200  # entries kept in history/ (oldest pruned)
 HISTORY_PREFIX = "entry-"
-
-
-class CoordinationError(Exception):
-    """A ZooKeeper call failed or missed its deadline."""
-
-
-@contextmanager
-def _zk_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except KazooTimeoutError:
-        raise CoordinationError(f"{what}: no answer from ZooKeeper in time") from None
-    except (KazooException, ZnodeError) as e:
-        raise CoordinationError(f"{what}: {type(e).__name__} {e}".strip()) from None
-
-
-def make_client(config: Config, credential: str | None = None) -> KazooClient:
-    """A client for this cluster. `credential` ("user:password", an operator's)
-    replaces the nodes' own zookeeper.auth (failoverctl --credential)."""
-    zk = config.zookeeper
-    # Bounded reconnect back-off: the default grows to an hour, and delayed
-    # reconnection by ~2 s after a partition healed in our measurements. The cap is
-    # T/10: during a ZooKeeper leader election every session is disconnected, and a
-    # client sleeping 1 s between attempts let leases run out needlessly (benchmark:
-    # 24 of 150 clusters re-took their own lease at T = 2 s).
-    cap = max(0.1, min(1.0, zk.session_timeout / 10))
-    retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=cap)
-    kwargs: dict[str, Any] = {}
-    if credential is not None:
-        kwargs["auth_data"] = [("digest", credential)]
-    elif zk.auth is not None:
-        kwargs["auth_data"] = [("digest", zk.auth.credential)]
-        kwargs["default_acl"] = zk_acl.default_acl(config)
-    if zk.tls is not None:
-        kwargs.update(tls_kwargs(zk.tls))
-    # Each server's TCP connect gets T / servers, not the whole T (zk_connect.py).
-    handler = BoundedConnectHandler(connect_timeout(zk.session_timeout, zk.hosts))
-    client = KazooClient(
-        hosts=zk.hosts,
-        timeout=zk.session_timeout,
-        connection_retry=retry,
-        handler=handler,
-        **kwargs,
-    )
-    _record_granted_timeout(client)
-    return client
-
-
-def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
-    """kazoo's TLS arguments: the servers' certificates are always verified."""
-    out: dict[str, Any] = {"use_ssl": True, "verify_certs": True, "ca": tls.ca}
-    if tls.cert is not None:
-        out.update(certfile=tls.cert, keyfile=tls.key)
-    return out
-
-
-def _record_granted_timeout(client: KazooClient) -> None:
-    """Remember the session timeout the server granted (kazoo only logs it).
-
-    ZooKeeper clamps the requested timeout to the server's [min,max]SessionTimeout
-    without error; a lease computed from a configured 30 s on a server that grants
-    10 s would outlive the session. Wraps kazoo's connect-time request writer; if
-    kazoo's internals differ, we keep the configured value and say so."""
-    client.granted_timeout = None  # type: ignore[attr-defined]
-    conn = getattr(client, "_connection", None)
-    original = getattr(conn, "_invoke", None)
-    if conn is None or original is None:
-        log.warning("granted_session_timeout_unknown", reason="kazoo internals changed")
-        return
-
-    def invoke(timeout: float, request: Any, xid: Any = None) -> Any:
-        result = original(timeout, request, xid)
-        if isinstance(request, Connect):
-            try:
-                client.granted_timeout = result[0].time_out / 1000.0  # type: ignore[attr-defined]
-            except (AttributeError, IndexError, TypeError):
-                pass
-        return result
-
-    conn._invoke = invoke
 
 
 class Coordinator:
@@ -241,7 +160,7 @@ class Coordinator:
 
         `lost_if_missing`: the caller knows the cluster existed (membership.py), so a
         missing tree was lost, not never made: it is recreated without a breadcrumb."""
-        with _zk_errors("creating the cluster's znodes"):
+        with zk_errors("creating the cluster's znodes"):
             parent = self.root.rsplit("/", 1)[0]
             if parent:
                 # The shared parent (e.g. /failoverd) may hold clusters with different
@@ -290,7 +209,7 @@ class Coordinator:
         if zk_acl.expected(self.config) is None:
             return []
         actual: dict[str, Any] = {}
-        with _zk_errors("reading the cluster's ACLs"):
+        with zk_errors("reading the cluster's ACLs"):
             for name in zk_acl.CHECKED:
                 path = f"{self.root}/{name}" if name else self.root
                 try:
@@ -302,7 +221,7 @@ class Coordinator:
     def world_writable(self, timeout: float) -> bool:
         """True when anyone may change the cluster's tree (no auth, or an open ACL):
         whoever can write `lock` or `active` can cause a split brain."""
-        with _zk_errors("reading the cluster's ACL"):
+        with zk_errors("reading the cluster's ACL"):
             acls, _ = self._wait(self.client.get_acls_async(self.root), timeout)
         return any(
             a.id.scheme == "world"
@@ -321,7 +240,7 @@ class Coordinator:
         self._limit(lease)
         t_send = boottime()
         data = encode(LockData(self.node, f"{session:#x}"), self.format)
-        with _zk_errors("creating the lock"):
+        with zk_errors("creating the lock"):
             try:
                 self._wait(self.client.create_async(self.lock_path, data, ephemeral=True), timeout)
             except NodeExistsError:
@@ -331,7 +250,7 @@ class Coordinator:
 
     def read_lock(self, timeout: float) -> tuple[str | None, int | None, int]:
         """(holder name or None if no lock or "" if unreadable, ephemeralOwner, version)."""
-        with _zk_errors("reading the lock"):
+        with zk_errors("reading the lock"):
             try:
                 raw, stat = self._wait(self.client.get_async(self.lock_path), timeout)
             except NoNodeError:
@@ -401,7 +320,7 @@ class Coordinator:
         lease.revoke()
         if session is None:
             return False
-        with _zk_errors("releasing the lock"):
+        with zk_errors("releasing the lock"):
             try:
                 stat = self._wait(self.client.exists_async(self.lock_path), timeout)
                 if stat is None or stat.ephemeralOwner != session:
@@ -415,14 +334,14 @@ class Coordinator:
         session = self.session_id
         holder, owner, version = self.read_lock(timeout)
         if owner is not None and owner == session:
-            with _zk_errors("releasing a stray lock"):
+            with zk_errors("releasing a stray lock"):
                 self._wait(self.client.delete_async(self.lock_path, version=version), timeout)
 
     # -- breadcrumb -------------------------------------------------------------
 
     def read_breadcrumb(self, timeout: float) -> tuple[Breadcrumb | None, bool, int | None]:
         """(breadcrumb or None, readable, znode data version or None if missing)."""
-        with _zk_errors("reading the breadcrumb"):
+        with zk_errors("reading the breadcrumb"):
             try:
                 raw, stat = self._wait(self.client.get_async(self.active_path), timeout)
             except NoNodeError:
@@ -439,7 +358,7 @@ class Coordinator:
         """Compare-and-set the breadcrumb, in one transaction with a check that our
         lock still exists (it can only exist in our session while we hold it)."""
         lock_stat = None
-        with _zk_errors("writing the breadcrumb"):
+        with zk_errors("writing the breadcrumb"):
             lock_stat = self._wait(self.client.exists_async(self.lock_path), timeout)
             if lock_stat is None or lock_stat.ephemeralOwner != self.session_id:
                 raise CoordinationError("writing the breadcrumb: the lock is not ours")
@@ -475,7 +394,7 @@ class Coordinator:
             self.requests += 1
             self.client.set_async(path, data)
             return
-        with _zk_errors("writing member status"):
+        with zk_errors("writing member status"):
             stat = self._wait(self.client.exists_async(path), timeout)
             if stat is not None and stat.ephemeralOwner != session:
                 # Left by our previous session (daemon restart): replace it.
@@ -496,7 +415,7 @@ class Coordinator:
         all, so it can neither steer decisions nor slow the loop down."""
         out: dict[str, MemberStatus | None] = {}
         configured = set(self.config.member_names)
-        with _zk_errors("reading members"):
+        with zk_errors("reading members"):
             try:
                 names = self._wait(self.client.get_children_async(self.members_path), timeout)
             except NoNodeError:
@@ -520,7 +439,7 @@ class Coordinator:
     def read_control(self, timeout: float) -> tuple[Control, int | None]:
         """(control, version); unreadable content reads as maintenance (the unsafe
         case: no automatic transitions), a missing znode as the defaults."""
-        with _zk_errors("reading control"):
+        with zk_errors("reading control"):
             try:
                 raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
             except NoNodeError:
@@ -533,7 +452,7 @@ class Coordinator:
 
     def write_control(self, control: Control, version: int | None, timeout: float) -> None:
         """Compare-and-set the control znode (raises CoordinationError on a race)."""
-        with _zk_errors("writing control"):
+        with zk_errors("writing control"):
             if version is None:
                 self._wait(
                     self.client.create_async(self.control_path, encode(control, self.format)),
@@ -557,7 +476,7 @@ class Coordinator:
 
     def prune_history(self, timeout: float) -> None:
         """Keep the newest HISTORY_KEEP entries."""
-        with _zk_errors("pruning history"):
+        with zk_errors("pruning history"):
             names = sorted(self._wait(self.client.get_children_async(self.history_path), timeout))
             for old in names[: max(0, len(names) - HISTORY_KEEP)]:
                 try:
@@ -568,7 +487,7 @@ class Coordinator:
     def read_history(self, limit: int, timeout: float) -> list[HistoryEntry | None]:
         """Newest first; None for an unreadable entry."""
         out: list[HistoryEntry | None] = []
-        with _zk_errors("reading history"):
+        with zk_errors("reading history"):
             try:
                 names = self._wait(self.client.get_children_async(self.history_path), timeout)
             except NoNodeError:
@@ -600,8 +519,3 @@ class Coordinator:
             if m is not None:
                 epochs += [e for e in (m.epoch, m.fence_epoch, m.seen_epoch) if e is not None]
         return max(epochs, default=0)
-
-
-# The keeper lives in its own module; imported here so `coordination.LeaseKeeper`
-# keeps working for existing callers.
-from failoverd.zk.lease_keeper import LeaseKeeper  # noqa: E402, F401

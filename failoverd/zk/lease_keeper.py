@@ -31,18 +31,25 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
 from failoverd.zk.lease import LocalLease, boottime
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from failoverd.zk.coordinator import Coordinator
-
 log = structlog.get_logger(__name__)
+
+
+class LeaseChecker(Protocol):
+    """What the keeper asks of the Coordinator (coordinator.py): whether it is
+    connected, and to send one lease round trip without waiting for the answer."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def send_lease_check(self, lease: LocalLease, done: Callable[[bool | None], None]) -> bool: ...
+
 
 # Round trips per session timeout. DESIGN.md §5 asks for at least 4 (every T/4);
 # one more buys the reconnect after a stall its time (see the module docstring)
@@ -60,7 +67,7 @@ class LeaseKeeper(threading.Thread):
 
     def __init__(
         self,
-        coord: Coordinator,
+        coord: LeaseChecker,
         lease: LocalLease,
         interval: float,
         on_lost: Callable[[], None],

@@ -48,7 +48,7 @@ EPOCH_LIMIT = 2**53
 MAX_REQUEST_TIMEOUT = 3600.0
 # failoverctl writes uuid4 ids; anything else is not ours.
 REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# A member's name is a configured node name (config.reading._NAME) and a znode name.
+# A member's name is a configured node name (config.reading.NAME_PATTERN) and a znode name.
 NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MAX_DIGITS = 20  # an int with more digits is garbage (and Python's 4300-digit limit raises)
 

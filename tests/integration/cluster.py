@@ -22,7 +22,7 @@ import yaml
 
 from chaos.services.loopback_smtp import overlaps, read_events, serving_intervals
 from chaos.services.toy_store import json_objects
-from failoverd.cli.failoverctl import gather_status
+from failoverd.cli.status import gather_status
 from failoverd.config import load_config
 from failoverd.zk.coordinator import Coordinator
 from tests.support.access import state_dir, write_credential, zk_auth

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from failoverd.config import load_config
-from failoverd.zk.coordinator import Coordinator, LeaseKeeper
+from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.lease import LocalLease
-from failoverd.zk.lease_keeper import renewal_interval
+from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 from tests.integration.cluster import Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer, free_port
 

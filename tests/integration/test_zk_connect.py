@@ -13,7 +13,7 @@ import pytest
 from kazoo.client import KazooState
 
 from failoverd.config import load_config
-from failoverd.zk.coordinator import make_client
+from failoverd.zk.client import make_client
 from tests.integration.cluster import Cluster
 from tests.support.zookeeper import ZooKeeperServer
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from failoverd.checks.report import check_report
 from failoverd.config import (
     CheckConfig,
     CommandFencerConfig,
@@ -22,7 +23,6 @@ from failoverd.config import (
     SystemdResourceConfig,
     VipResourceConfig,
     WatchdogConfig,
-    check_report,
     load_config,
 )
 from tests.support.access import state_dir_for

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from failoverd.checks.host import Finding, Machine, host_checks
-from failoverd.config import check_report, load_config
+from failoverd.checks.report import check_report
+from failoverd.config import load_config
 from tests.support.access import state_dir_for, write_credential, zk_auth
 
 REPO = Path(__file__).resolve().parents[2]

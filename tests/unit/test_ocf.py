@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from failoverd.config import OcfResourceConfig, check_report, load_config
+from failoverd.checks.report import check_report
+from failoverd.config import OcfResourceConfig, load_config
 from failoverd.resources.base import ResourceError
 from failoverd.resources.build import build_resource
 from failoverd.resources.ocf import OcfResource, parse_meta_data
@@ -148,3 +149,21 @@ def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: P
     assert code == 0, out
     kinds = [r.type for r in load_config(str(path)).resources]
     assert kinds == ["ocf", "vip", "systemd", "systemd"]  # store, VIP, Postfix, Dovecot
+
+
+def test_daemon_refuses_to_start_on_what_check_says_of_an_agent(
+    ocf_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from failoverd.main import main
+
+    monkeypatch.chdir(tmp_path)  # without `state` the agent logs its calls to ./.calls
+    path = write(tmp_path, [{"type": "ocf", "agent": "lab:Thing", "params": {"mode": "x"}}])
+    assert main(["-c", path]) == 2
+    message = (
+        f"{path}: resources[0].params.state: required by lab:Thing (its meta-data) but missing"
+    )
+    assert capsys.readouterr().err.strip() == message
+    assert check_report(path, machine=False) == (2, message)
