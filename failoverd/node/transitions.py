@@ -57,7 +57,7 @@ class NodeLoop(Protocol):
     """
 
     def set_role(self, role: Role, reason: str) -> None:
-        """Set the role and its reason, then publish them (log, metrics, member znode)."""
+        """Set the role and its reason, then publish them (log, metrics, member, systemd)."""
         ...
 
     def guard(self, what: str, fn: Callable[[], T]) -> T | None:
@@ -76,7 +76,7 @@ class NodeLoop(Protocol):
         ...
 
     def resource_env(self, epoch: int | None) -> dict[str, str]:
-        """The environment of resource commands, fencers and hooks for `epoch`."""
+        """FAILOVERD_CLUSTER, _NODE and _EPOCH for resource commands and fencers."""
         ...
 
     def record_history(self, event: str, reason: str) -> None:
@@ -115,6 +115,8 @@ class Transitions:
     ):
         self.loop = loop
         self.state = state
+        # The parts read here (flap, peers, fencing, timeouts) are the ones a reload
+        # leaves alone: SIGHUP applies logging only.
         self.config = config
         self.node = config.node.name
         self.op_timeout = op_timeout  # deadline of one ZooKeeper call
