@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -47,7 +46,7 @@ from failoverd.node.eligibility import Eligibility, eligibility, wall_deadline
 from failoverd.node.membership import MembershipRecord
 from failoverd.node.notify import Watchdog
 from failoverd.node.operator_audit import OperatorAudit, is_recorder
-from failoverd.node.recent import RecentIds
+from failoverd.node.state import NodeState
 from failoverd.node.switchover import handover_done
 from failoverd.node.transitions import Transitions
 from failoverd.observe import hooks
@@ -80,9 +79,16 @@ ANY_EPOCH = sys.maxsize  # marker.blocks(ANY_EPOCH) is true only for an unreadab
 
 
 class Daemon:
+    """One node: the loop, its collaborators and its state (`NodeState`).
+
+    The transitions call back through `transitions.NodeLoop`: set_role, guard,
+    await_work, resource_env, record_history, mark_dirty, clear_requests."""
+
     def __init__(self, config: Config):
         self.config = config
         self.node = config.node.name
+        # Role, epoch, back-off, the lock as last read...: shared with the transitions.
+        self.state = NodeState()
         zk = config.zookeeper
         self.op_timeout = max(1.0, zk.session_timeout / 2)  # deadline of one ZooKeeper call
         self.events: queue.Queue[str] = queue.Queue()
@@ -116,35 +122,31 @@ class Daemon:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
         hooks.install(self.hooks)
-        self.transitions = Transitions(self)
         self.abandoned = AbandonedWork(
             self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
         )
         self.resource_watch = ResourceWatch(
             self.resources, lambda: self.events.put("resource_lost")
         )
+        self.transitions = Transitions(
+            self,
+            self.state,
+            config=config,
+            op_timeout=self.op_timeout,
+            coord=self.coord,
+            lease=self.lease,
+            fence_chain=self.fence_chain,
+            marker=self.marker,
+            resources=self.resources,
+            resource_watch=self.resource_watch,
+            abandoned=self.abandoned,
+            health=self.health,
+            metrics=self.metrics,
+            hooks=self.hooks,
+        )
 
-        self.role = Role.INIT
-        self.epoch: int | None = None
-        self.reason = "starting"
-        self.backoff_until = 0.0
-        # After demoting for a switchover: (its target, "" = any; the back-off it set),
-        # so that back-off ends once the target holds the lease (failoverd/node/switchover.py).
-        self.handover: tuple[str, float] | None = None
-        self.dirty = False
-        self.dirty_since = 0.0
-        self.health_demotions: deque[float] = deque()
         self.session: int | None = None  # session the tree/member/watches were set up in
         self.watching = False
-        self.lock_holder: str | None = None
-        self.lock_owner: int | None = None
-        self.lock_free_since: float | None = None
-        self.lock_read_at = float("-inf")
-        self.control = Control()
-        self.control_read_at = float("-inf")
-        # Bounded: request ids come from `control`, which operators write.
-        self.requests_seen = RecentIds()
-        self.requests_done = RecentIds()
         self.audit = OperatorAudit(self.node)
         self.exit_code = 0
         self.members: dict[str, MemberStatus | None] = {}
@@ -171,7 +173,7 @@ class Daemon:
     def run(self) -> int:
         self._install_signals()
         self.http.start()
-        self._set_role(Role.INIT, "starting")
+        self.set_role(Role.INIT, "starting")
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
@@ -186,7 +188,7 @@ class Daemon:
         self.keeper.start()
         self.readiness.start()
         self.resource_watch.start()
-        self._set_role(Role.STANDBY, "started")
+        self.set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
                 self._wait_for_events()
@@ -204,7 +206,7 @@ class Daemon:
         except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
             # The next cycle re-observes everything from scratch; meanwhile the
             # lease rule must hold even without an observation (issue 14).
-            log.exception("step_failed", role=str(self.role))
+            log.exception("step_failed", role=str(self.state.role))
             self._after_failed_step()
             time.sleep(TICK)
 
@@ -212,8 +214,8 @@ class Daemon:
         """A step raised before it could decide (a poisoned znode, a bug). An active
         whose local lease ran out demotes anyway, and a node left in a transitional
         role is brought back to standby: decide() is not needed for either."""
-        transitional = self.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING)
-        if self.role is Role.ACTIVE and not self.lease.valid():
+        transitional = self.state.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING)
+        if self.state.role is Role.ACTIVE and not self.lease.valid():
             d = Decision(
                 Act.DEMOTE,
                 "demoting: the local lease ran out (and a loop step fails)",
@@ -222,7 +224,7 @@ class Daemon:
         elif transitional:
             d = Decision(
                 Act.DEMOTE,
-                f"demoting: a loop step failed in {self.role}",
+                f"demoting: a loop step failed in {self.state.role}",
                 "transition_failed",
                 backoff=self.config.flap.backoff,
             )
@@ -231,7 +233,7 @@ class Daemon:
         try:
             self._demote(d)
         except Exception:  # noqa: BLE001 - demote is total; this is the last guard
-            log.exception("demote_failed", role=str(self.role))
+            log.exception("demote_failed", role=str(self.state.role))
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -244,19 +246,19 @@ class Daemon:
 
     def _shutdown(self) -> None:
         notify.stopping()
-        if self.role in (Role.ACTIVE, Role.PROMOTING, Role.FENCING):
+        if self.state.role in (Role.ACTIVE, Role.PROMOTING, Role.FENCING):
             self._demote(Decision(Act.DEMOTE, "demoting: failoverd is stopping", "shutdown"))
-        self._set_role(Role.STOPPED, "stopped")
+        self.set_role(Role.STOPPED, "stopped")
         self.keeper.stop()
         self.readiness.stop()
         self.resource_watch.stop()
         self.health.stop()
         self.coord.close()
-        self.watchdog.close(clean=not self.dirty and not self.abandoned.pending)
+        self.watchdog.close(clean=not self.state.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.http.close()
         self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
-        log.info("stopped", dirty=self.dirty)
+        log.info("stopped", dirty=self.state.dirty)
 
     def _idle_wait(self) -> float:
         """How long the loop may sleep when nothing happens. Every change of the
@@ -266,9 +268,10 @@ class Daemon:
         waits = [IDLE_TICK]
         if self.lease.session is not None:
             waits.append(self.lease.remaining() + 0.005)
-        timed = self.backoff_until > time.monotonic() or self.lock_holder is None
-        busy = self.dirty or self.abandoned.pending
-        if self.role is not Role.ACTIVE and (timed or self.control != Control() or busy):
+        state = self.state
+        timed = state.backoff_until > time.monotonic() or state.lock_holder is None
+        busy = state.dirty or self.abandoned.pending
+        if state.role is not Role.ACTIVE and (timed or state.control != Control() or busy):
             waits.append(TICK)
         for interval in (self.watchdog.systemd_interval, self.watchdog.device_interval):
             if interval:
@@ -284,17 +287,17 @@ class Daemon:
         except queue.Empty:
             pass
         if "lock_changed" in got or any(e.startswith("zk_") for e in got) or "lease_lost" in got:
-            self.lock_read_at = float("-inf")
+            self.state.lock_read_at = float("-inf")
         if any(e in got for e in ("zk_suspended", "zk_lost")):
             # While disconnected we cannot see who held the lock; lease-wait must
             # count from a time this node saw it free again (DESIGN.md §5).
-            self.lock_free_since = None
-            if self.role is Role.STANDBY:  # a takeover may follow: know the fence paths
+            self.state.lock_free_since = None
+            if self.state.role is Role.STANDBY:  # a takeover may follow: know the fence paths
                 self.readiness.zookeeper_lost()
         elif "zk_connected" in got:
             self.readiness.zookeeper_back()  # what was probed while cut off is stale
         if "control_changed" in got:
-            self.control_read_at = float("-inf")
+            self.state.control_read_at = float("-inf")
         if "reload" in got:
             self._reload()
         return got
@@ -334,9 +337,9 @@ class Daemon:
             self.last_decision.act,
             self.last_decision.reason,
         ):
-            log.info("decided", act=str(d.act), reason=d.reason, role=str(self.role))
+            log.info("decided", act=str(d.act), reason=d.reason, role=str(self.state.role))
             if d.code == "flap_limit":
-                self.hooks.fire("flap_limit", epoch=self.epoch, reason=d.reason)
+                self.hooks.fire("flap_limit", epoch=self.state.epoch, reason=d.reason)
         self.last_decision = d
         if d.act is Act.CONTEND:
             self._take_over(d)
@@ -346,22 +349,23 @@ class Daemon:
             self._try(
                 "releasing a stray lock", lambda: self.coord.release_stray_lock(self.op_timeout)
             )
-            self.lock_read_at = float("-inf")
-        if self.history_written >= HISTORY_PRUNE_EVERY and self.role in (Role.STANDBY, Role.ACTIVE):
+            self.state.lock_read_at = float("-inf")
+        settled = self.state.role in (Role.STANDBY, Role.ACTIVE)
+        if self.history_written >= HISTORY_PRUNE_EVERY and settled:
             if self._try("pruning history", lambda: self.coord.prune_history(self._read_timeout())):
                 self.history_written = 0
-        if self.dirty and now - self.dirty_since > DIRTY_RETRY:
+        if self.state.dirty and now - self.state.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
         if (
             self.abandoned.pending
-            and self.role is Role.STANDBY
+            and self.state.role is Role.STANDBY
             and now >= self.abandoned.next_sweep
         ):
             self._sweep_abandoned(now)
         if not self.ready and self.session is not None:
             # systemd readiness once the initial role is known: connected, and
             # either standing by behind a holder or active.
-            notify.ready(f"{self.role}: {self.reason}")
+            notify.ready(f"{self.state.role}: {self.state.reason}")
             self.ready = True
         self._pet()
         self._report()
@@ -373,48 +377,48 @@ class Daemon:
         session = self.coord.session_id
         if session != self.session:
             # A new session: whatever we saw of the lock in the old one is stale.
-            self.lock_free_since = None
+            self.state.lock_free_since = None
             if not self._try("setting up the session", self._setup_session):
                 return
             self.session = session
         # The active's own lock is watched by the lease keeper; the others poll it
         # besides its watch, in case a watch event was lost with a connection.
-        stale = now - self.lock_read_at > self.config.zookeeper.session_timeout / 4
-        if stale and self.role is not Role.ACTIVE:
-            res = self._guard("reading the lock", lambda: self.coord.read_lock(self.op_timeout))
+        stale = now - self.state.lock_read_at > self.config.zookeeper.session_timeout / 4
+        if stale and self.state.role is not Role.ACTIVE:
+            res = self.guard("reading the lock", lambda: self.coord.read_lock(self.op_timeout))
             if res is not None:
-                self.lock_holder, self.lock_owner, _ = res
-                self.lock_read_at = now
+                self.state.lock_holder, self.state.lock_owner, _ = res
+                self.state.lock_read_at = now
                 self._end_handover_backoff(now)
-                if self.lock_holder is None:
+                if self.state.lock_holder is None:
                     # Counted from the answer, not from `now` (before the request):
                     # the lock may have vanished while the read was on its way.
-                    self.lock_free_since = self.lock_free_since or time.monotonic()
+                    self.state.lock_free_since = self.state.lock_free_since or time.monotonic()
                 else:
-                    self.lock_free_since = None
-        if now - self.control_read_at > CONTROL_REFRESH:
-            res2 = self._guard(
+                    self.state.lock_free_since = None
+        if now - self.state.control_read_at > CONTROL_REFRESH:
+            res2 = self.guard(
                 "reading control", lambda: self.coord.read_control(self._read_timeout())
             )
             if res2 is not None:
-                self.control, _ = res2
-                self.control_read_at = now
-                self.metrics.set_maintenance(self.control.maintenance)
-                for req in (self.control.switchover, self.control.failover):
-                    if req is not None and req.id not in self.requests_seen:
-                        self.requests_seen[req.id] = now
+                self.state.control, _ = res2
+                self.state.control_read_at = now
+                self.metrics.set_maintenance(self.state.control.maintenance)
+                for req in (self.state.control.switchover, self.state.control.failover):
+                    if req is not None and req.id not in self.state.requests_seen:
+                        self.state.requests_seen[req.id] = now
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
                 self._record_operator_actions()
-        if self.role is Role.ACTIVE:
-            wanted = not self.health.healthy or self._pending(self.control.switchover, now)
+        if self.state.role is Role.ACTIVE:
+            wanted = not self.health.healthy or self._pending(self.state.control.switchover, now)
             wanted = wanted or self.resource_watch.lost is not None  # is a peer ready?
             period = MEMBERS_REFRESH if wanted else float("inf")
         else:
             # A standby learns its peers' priorities while they are alive, so that
             # after an active's death it knows nobody preferred is left.
-            period = MEMBERS_REFRESH if self.lock_holder is None else MEMBERS_LEARN
+            period = MEMBERS_REFRESH if self.state.lock_holder is None else MEMBERS_LEARN
         if now - self.members_read_at > period:
-            res3 = self._guard(
+            res3 = self.guard(
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
@@ -429,11 +433,12 @@ class Daemon:
     def _end_handover_backoff(self, now: float) -> None:
         """The switchover's back-off (only that one, not one set since) has done its job
         once the target holds the lease."""
-        if self.handover is None or self.handover[1] != self.backoff_until:
+        state = self.state
+        if state.handover is None or state.handover[1] != state.backoff_until:
             return
-        if handover_done(self.handover[0], self.lock_holder, self.node):
-            log.info("switchover_backoff_ended", holder=self.lock_holder)
-            self.backoff_until, self.handover = min(self.backoff_until, now), None
+        if handover_done(state.handover[0], state.lock_holder, self.node):
+            log.info("switchover_backoff_ended", holder=state.lock_holder)
+            state.backoff_until, state.handover = min(state.backoff_until, now), None
 
     def _setup_session(self) -> None:
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
@@ -468,8 +473,10 @@ class Daemon:
         session_checks.alert_marker_ahead(self.coord, self.marker, self.op_timeout)
 
     def _record_operator_actions(self) -> None:
-        recorder = is_recorder(self.node, self.role is Role.ACTIVE, self.lock_holder, self.members)
-        for entry in self.audit.entries(self.control, recorder, self.epoch):
+        recorder = is_recorder(
+            self.node, self.state.role is Role.ACTIVE, self.state.lock_holder, self.members
+        )
+        for entry in self.audit.entries(self.state.control, recorder, self.state.epoch):
             if self.coord.connected:
                 self.coord.append_history(entry)
                 self.history_written += 1
@@ -478,57 +485,58 @@ class Daemon:
         """Deadline for ZooKeeper calls made from the main loop. While we hold the
         lease, the loop must never sit in a call for longer than a fraction of the
         lease margin, or a lapsed lease would be acted on late."""
-        if self.role is Role.ACTIVE:
+        if self.state.role is Role.ACTIVE:
             return max(0.05, min(self.op_timeout, self.config.zookeeper.lease_margin / 4))
         return self.op_timeout
 
     def _pending(self, req: Any, now: float) -> bool:
-        if req is None or req.id in self.requests_done:
+        if req is None or req.id in self.state.requests_done:
             return False
-        seen = self.requests_seen.get(req.id, now)
+        seen = self.state.requests_seen.get(req.id, now)
         return bool(now - seen < req.timeout)
 
     def _observe(self, now: float) -> Observation:
         cfg = self.config
-        sw = self.control.switchover
+        sw = self.state.control.switchover
         sw_pending = self._pending(sw, now)
-        fo = self.control.failover
+        fo = self.state.control.failover
         window = cfg.flap.window
-        while self.health_demotions and now - self.health_demotions[0] > window:
-            self.health_demotions.popleft()
-        if self.role is Role.ACTIVE:
+        while self.state.health_demotions and now - self.state.health_demotions[0] > window:
+            self.state.health_demotions.popleft()
+        if self.state.role is Role.ACTIVE:
             # Disconnected is not lost: the lease clock decides that. A *new* session
             # means the old one expired, and the lock with it.
             lock_is_ours = (
                 self.lease.session is not None and self.lease.session == self.coord.last_session_id
             )
-            fenced = self.epoch is not None and self.marker.blocks(self.epoch)
+            fenced = self.state.epoch is not None and self.marker.blocks(self.state.epoch)
         else:
-            lock_is_ours = self.lock_owner is not None and self.lock_owner == self.coord.session_id
+            owner = self.state.lock_owner
+            lock_is_ours = owner is not None and owner == self.coord.session_id
             fenced = self.marker.blocks(ANY_EPOCH)
         return Observation(
             now=now,
             node=self.node,
-            role=self.role,
+            role=self.state.role,
             connected=self.coord.connected and self.session is not None,
             lease_valid=self.lease.valid(),
             lease_remaining=self.lease.remaining(),
-            lock_holder=self.lock_holder,
+            lock_holder=self.state.lock_holder,
             lock_is_ours=lock_is_ours,
             fenced=fenced,
             healthy=self.health.healthy,
-            maintenance=self.control.maintenance,
-            backoff_until=self.backoff_until,
-            lock_free_since=self.lock_free_since,
+            maintenance=self.state.control.maintenance,
+            backoff_until=self.state.backoff_until,
+            lock_free_since=self.state.lock_free_since,
             priority_delay=self._priority_delay(),
             healthy_peer=self._healthy_peer(sw.to if sw_pending and sw is not None else None),
             switchover_to=sw.to if sw is not None else None,
             switchover_pending=sw_pending,
             failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
-            flap_limited=len(self.health_demotions) >= cfg.flap.max_failovers,
-            dirty=self.dirty or self.abandoned.pending,
+            flap_limited=len(self.state.health_demotions) >= cfg.flap.max_failovers,
+            dirty=self.state.dirty or self.abandoned.pending,
             dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
-            resource_lost=self.resource_watch.lost if self.role is Role.ACTIVE else None,
+            resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
         )
 
@@ -557,33 +565,33 @@ class Daemon:
         self.transitions.demote(d)
 
     def _stop_leftover_resources(self) -> None:
-        failures = stop_all(self.resources, self._env(None))
+        failures = stop_all(self.resources, self.resource_env(None))
         if failures:
-            self._mark_dirty(failures)
-        elif self.dirty:
+            self.mark_dirty(failures)
+        elif self.state.dirty:
             log.warning("resources_stopped_after_failure")
-            self.dirty = False
+            self.state.dirty = False
 
     def _sweep_abandoned(self, now: float) -> None:
         """Work towards confirming that every abandoned operation is gone
         (failoverd/resources/abandoned.py); meanwhile the node reports why it is unclean."""
         self.abandoned.next_sweep = now + SWEEP_INTERVAL
         try:
-            self._await(
+            self.await_work(
                 self.abandoned.sweep,
                 self.resources,
-                self._env(None),
+                self.resource_env(None),
                 timeout=sum(r.timeout for r in self.resources) * 2 + 5.0,
             )
         except TimeoutError:
             pass  # the next sweep tries again; the node stays unclean meanwhile
         reason = self.abandoned.reason() if self.abandoned.pending else "abandoned work gone"
-        if reason != self.reason:
-            self._set_role(self.role, reason)
+        if reason != self.state.reason:
+            self.set_role(self.state.role, reason)
 
-    def _mark_dirty(self, failures: list[str]) -> None:
-        first = not self.dirty  # the hook pages once per episode, not every retry
-        self.dirty, self.dirty_since = True, time.monotonic()
+    def mark_dirty(self, failures: list[str]) -> None:
+        first = not self.state.dirty  # the hook pages once per episode, not every retry
+        self.state.dirty, self.state.dirty_since = True, time.monotonic()
         log.critical(
             "stop_failed",
             failures=failures,
@@ -591,11 +599,11 @@ class Daemon:
             self_fence=self.watchdog.enabled,
         )
         if first:
-            self.hooks.fire("stop_failed", epoch=self.epoch, reason="; ".join(failures))
+            self.hooks.fire("stop_failed", epoch=self.state.epoch, reason="; ".join(failures))
 
     # -- helpers -------------------------------------------------------------
 
-    def _await(
+    def await_work(
         self,
         fn: Callable[..., T],
         *args: Any,
@@ -624,7 +632,7 @@ class Daemon:
                         f"{getattr(fn, '__name__', 'operation')} hung for {timeout:g}s"
                     ) from None
 
-    def _guard(self, what: str, fn: Callable[[], T]) -> T | None:
+    def guard(self, what: str, fn: Callable[[], T]) -> T | None:
         try:
             return fn()
         except CoordinationError as e:
@@ -632,7 +640,7 @@ class Daemon:
             return None
 
     def _try(self, what: str, fn: Callable[[], Any]) -> bool:
-        """Like _guard, for calls whose result does not matter: True when it worked."""
+        """Like guard, for calls whose result does not matter: True when it worked."""
         try:
             fn()
             return True
@@ -645,30 +653,30 @@ class Daemon:
         # A node whose resources would not stop pets no more either: the
         # watchdog is the last escalation (self-fence by reset).
         self.http.beat()  # the loop is alive (GET /health)
-        if self.dirty or self.abandoned.stuck:
+        if self.state.dirty or self.abandoned.stuck:
             return
-        if self.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
+        if self.state.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
             self.watchdog.pet()
 
-    def _env(self, epoch: int | None) -> dict[str, str]:
+    def resource_env(self, epoch: int | None) -> dict[str, str]:
         return {
             "FAILOVERD_CLUSTER": self.config.cluster,
             "FAILOVERD_NODE": self.node,
             "FAILOVERD_EPOCH": "" if epoch is None else str(epoch),
         }
 
-    def _set_role(self, role: Role, reason: str) -> None:
-        if role is not self.role:
+    def set_role(self, role: Role, reason: str) -> None:
+        if role is not self.state.role:
             log.info(
                 "role_changed",
-                previous=str(self.role),
+                previous=str(self.state.role),
                 role=str(role),
                 reason=reason,
-                epoch=self.epoch,
+                epoch=self.state.epoch,
             )
-        self.role, self.reason = role, reason
+        self.state.role, self.state.reason = role, reason
         self.metrics.set_role(str(role))
-        self.metrics.set_epoch(self.epoch)
+        self.metrics.set_epoch(self.state.epoch)
         self._write_member()
         notify.status(f"{role}: {reason}")
 
@@ -685,8 +693,9 @@ class Daemon:
         fence_epoch = self.marker.published_epoch()
         self.membership.saw(self._highest_epoch_seen())
         seen_epoch = self.membership.seen_epoch or None
-        key: tuple[Any, ...] = (self.role, self.health.healthy, self.epoch, self.reason)
-        key += (self.control.maintenance, fence_epoch, seen_epoch)
+        state = self.state
+        key: tuple[Any, ...] = (state.role, self.health.healthy, state.epoch, state.reason)
+        key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
         key += (elig,)
@@ -694,13 +703,13 @@ class Daemon:
             return
         status = MemberStatus(
             node=self.node,
-            role=str(self.role),
+            role=str(self.state.role),
             healthy=self.health.healthy,
-            epoch=self.epoch,
+            epoch=self.state.epoch,
             version=__version__,
             address=self.config.node.address,
-            maintenance=self.control.maintenance,
-            reason=self.reason,
+            maintenance=self.state.control.maintenance,
+            reason=self.state.reason,
             since=now_iso(),
             priority=self.config.node.priority,
             fence_ready=fence_ready,
@@ -715,7 +724,7 @@ class Daemon:
             self.member_written = key
 
     def _highest_epoch_seen(self) -> int:
-        known = [self.epoch or 0]
+        known = [self.state.epoch or 0]
         for m in self.members.values():
             if m is not None:
                 known += [m.epoch or 0, m.seen_epoch or 0]
@@ -725,10 +734,10 @@ class Daemon:
         """This node's eligibility as the member znode and HTTP publish it. The back-off's
         wall-time deadline is computed once per back-off, so a countdown never changes it."""
         now = time.monotonic()
-        if self._backoff_wall[0] != self.backoff_until:
+        if self._backoff_wall[0] != self.state.backoff_until:
             self._backoff_wall = (
-                self.backoff_until,
-                wall_deadline(self.backoff_until, now, time.time()),
+                self.state.backoff_until,
+                wall_deadline(self.state.backoff_until, now, time.time()),
             )
         failing = tuple(r.name for r in self.health.results if not r.ok)
         return eligibility(
@@ -740,33 +749,36 @@ class Daemon:
 
     def _publish_view(self, elig: Eligibility) -> None:
         """The snapshot the HTTP endpoints answer from (failoverd.observe.endpoints)."""
-        lease_left = self.lease.remaining() if self.role is Role.ACTIVE else 0.0
+        active = self.state.role is Role.ACTIVE
+        lease_left = self.lease.remaining() if active else 0.0
         self.http.publish(
             NodeView(
                 node=self.node,
                 cluster=self.config.cluster,
-                role=str(self.role),
-                epoch=self.epoch,
+                role=str(self.state.role),
+                epoch=self.state.epoch,
                 healthy=self.health.healthy,
                 eligible=elig.eligible,
                 why=elig.why,
-                maintenance=self.control.maintenance,
-                reason=self.reason,
+                maintenance=self.state.control.maintenance,
+                reason=self.state.reason,
                 version=__version__,
                 priority=self.config.node.priority,
-                lease_holder=self.node if self.role is Role.ACTIVE else self.lock_holder,
+                lease_holder=self.node if active else self.state.lock_holder,
                 lease_deadline=boottime() + lease_left if lease_left > 0 else None,
             )
         )
 
-    def _history(self, event: str, reason: str) -> None:
+    def record_history(self, event: str, reason: str) -> None:
         if self.coord.connected:
-            self.coord.append_history(HistoryEntry(now_iso(), self.node, event, self.epoch, reason))
+            self.coord.append_history(
+                HistoryEntry(now_iso(), self.node, event, self.state.epoch, reason)
+            )
             self.history_written += 1
 
-    def _clear_requests(self) -> None:
+    def clear_requests(self) -> None:
         """A new active has served the operator's request: remove it."""
-        res = self._guard("reading control", lambda: self.coord.read_control(self._read_timeout()))
+        res = self.guard("reading control", lambda: self.coord.read_control(self._read_timeout()))
         if res is None:
             return
         control, version = res
@@ -777,7 +789,7 @@ class Daemon:
             "clearing the request",
             lambda: self.coord.write_control(cleared, version, self._read_timeout()),
         )
-        self.control_read_at = float("-inf")
+        self.state.control_read_at = float("-inf")
 
     def _report(self) -> None:
         requests = self.coord.requests  # ZooKeeper requests per daemon (benchmarks)

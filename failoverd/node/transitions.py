@@ -7,17 +7,25 @@ Each move is guarded by the role it starts from (`_expect`), and every failure
 edge is taken where it is commented (`# FENCING -> STANDBY: fence failed`).
 The daemon's loop only decides *that* a transition happens; how it happens, and
 what the node is left with when a step fails, is here.
+
+The seam to the daemon is narrow and named: the node's shared state
+(`NodeState`, failoverd/node/state.py), the collaborators a transition drives
+(passed in), and the few calls back into the loop (`NodeLoop`, below).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from failoverd.config import Config
 from failoverd.fencing.base import FenceRequest, FenceTarget
+from failoverd.fencing.chain import FenceChain
+from failoverd.fencing.marker import FenceMarker
+from failoverd.health import HealthMonitor
 from failoverd.node.decision import (
     Act,
     Decision,
@@ -26,31 +34,111 @@ from failoverd.node.decision import (
     next_epoch,
     plan_fencing,
 )
-from failoverd.resources.abandoned import tagged
-from failoverd.resources.base import ResourceError, ResourceTimeout, stop_all
-from failoverd.zk.coordinator import CoordinationError
+from failoverd.node.state import NodeState
+from failoverd.observe.hooks import HookRunner
+from failoverd.observe.metrics import Metrics
+from failoverd.resources.abandoned import AbandonedWork, tagged
+from failoverd.resources.base import Resource, ResourceError, ResourceTimeout, stop_all
+from failoverd.resources.watch import ResourceWatch
+from failoverd.zk.coordinator import CoordinationError, Coordinator
+from failoverd.zk.lease import LocalLease
 from failoverd.zk.znodes import Breadcrumb, now_iso
-
-if TYPE_CHECKING:
-    from failoverd.node.daemon import Daemon
 
 log = structlog.get_logger("failoverd.node.transitions")
 T = TypeVar("T")
 
 
-class Transitions:
-    """The takeover and demotion sequences of one daemon (its state lives there)."""
+class NodeLoop(Protocol):
+    """What a transition asks of the daemon's loop, which owns the node.
 
-    def __init__(self, daemon: Daemon):
-        self.n = daemon
+    Contract: the loop never starts a transition while one is running (a transition
+    runs to completion inside one loop cycle, on the loop's thread), and every move
+    of the role goes through `set_role`; the transitions check the role a move
+    starts from (`_expect`) and never assign `NodeState.role` themselves.
+    """
+
+    def set_role(self, role: Role, reason: str) -> None:
+        """Set the role and its reason, then publish them (log, metrics, member, systemd)."""
+        ...
+
+    def guard(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run one ZooKeeper call; a CoordinationError is logged and becomes None."""
+        ...
+
+    def await_work(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float,
+        abandon: tuple[str, str] | None = None,
+    ) -> T:
+        """Run blocking work off the loop's thread while the watchdog is kept petted.
+        TimeoutError past `timeout`; `abandon` (tag, what) then makes the node unclean."""
+        ...
+
+    def resource_env(self, epoch: int | None) -> dict[str, str]:
+        """FAILOVERD_CLUSTER, _NODE and _EPOCH for resource commands and fencers."""
+        ...
+
+    def record_history(self, event: str, reason: str) -> None:
+        """Append an entry to the cluster's history (skipped while disconnected)."""
+        ...
+
+    def mark_dirty(self, failures: list[str]) -> None:
+        """Resources would not stop: the node stays out of contention until they do."""
+        ...
+
+    def clear_requests(self) -> None:
+        """Remove the operator's served switchover or failover request from control."""
+        ...
+
+
+class Transitions:
+    """The takeover and demotion sequences of one node (its state lives in `state`)."""
+
+    def __init__(
+        self,
+        loop: NodeLoop,
+        state: NodeState,
+        *,
+        config: Config,
+        op_timeout: float,
+        coord: Coordinator,
+        lease: LocalLease,
+        fence_chain: FenceChain,
+        marker: FenceMarker,
+        resources: list[Resource],
+        resource_watch: ResourceWatch,
+        abandoned: AbandonedWork,
+        health: HealthMonitor,
+        metrics: Metrics,
+        hooks: HookRunner,
+    ):
+        self.loop = loop
+        self.state = state
+        # The parts read here (flap, peers, fencing, timeouts) are the ones a reload
+        # leaves alone: SIGHUP applies logging only.
+        self.config = config
+        self.node = config.node.name
+        self.op_timeout = op_timeout  # deadline of one ZooKeeper call
+        self.coord = coord
+        self.lease = lease
+        self.fence_chain = fence_chain
+        self.marker = marker
+        self.resources = resources
+        self.resource_watch = resource_watch
+        self.abandoned = abandoned
+        self.health = health
+        self.metrics = metrics
+        self.hooks = hooks
 
     # -- guards ---------------------------------------------------------------
 
     def _expect(self, *roles: Role) -> None:
         """Like supervisor's _assertInState: a move from an unexpected role is a bug."""
-        if self.n.role not in roles:
+        if self.state.role not in roles:
             allowed = "|".join(str(r) for r in roles)
-            raise AssertionError(f"transition from {self.n.role}, expected {allowed}")
+            raise AssertionError(f"transition from {self.state.role}, expected {allowed}")
 
     # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
 
@@ -69,8 +157,7 @@ class Transitions:
         a poisoned znode), the node ends in STANDBY: the lock released, anything it
         started stopped, backed off, alerted. It never sits in a transitional role,
         where nothing would ever move it again while the lease keeper renews."""
-        n = self.n
-        role = n.role
+        role = self.state.role
         log.critical(
             "transition_failed",
             role=str(role),
@@ -79,13 +166,13 @@ class Transitions:
             hint="the node backs off and retries; if this repeats, check its state dir and log",
         )
         why = f"{role} failed ({type(e).__name__}: {e})"
-        backoff = n.config.flap.backoff
+        backoff = self.config.flap.backoff
         if role is Role.STANDBY:
             # STANDBY -> STANDBY: the lock create itself failed oddly; if it did reach
             # ZooKeeper, the loop gives the stray lock back (RELEASE_STRAY_LOCK).
-            n.lease.revoke()
-            n.lock_read_at = float("-inf")
-            n.backoff_until = time.monotonic() + backoff
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.backoff_until = time.monotonic() + backoff
         elif role is Role.FENCING:
             # FENCING -> STANDBY: nothing started yet
             self.abandon("transition_failed", why, backoff)
@@ -94,82 +181,86 @@ class Transitions:
             self.demote(Decision(Act.DEMOTE, f"demoting: {why}", "transition_failed", backoff))
 
     def _take_over(self, d: Decision) -> None:
-        n = self.n
         started = time.monotonic()
-        acquired = n._guard("creating the lock", lambda: n.coord.try_acquire(n.lease, n.op_timeout))
-        n.lock_read_at = float("-inf")
+        acquired = self.loop.guard(
+            "creating the lock", lambda: self.coord.try_acquire(self.lease, self.op_timeout)
+        )
+        self.state.lock_read_at = float("-inf")
         if not acquired:
             return  # STANDBY -> STANDBY: a peer was faster, or ZooKeeper did not answer
         # Lease-wait counts only from a time this node sees the lock free *after* now.
-        n.lock_free_since = None
+        self.state.lock_free_since = None
         # STANDBY -> FENCING: lock won
-        n._set_role(Role.FENCING, d.reason)
+        self.loop.set_role(Role.FENCING, d.reason)
         try:
-            crumb, readable, version = n.coord.read_breadcrumb(n.op_timeout)
-            floor = n.coord.highest_known_epoch(n.op_timeout)
+            crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
+            floor = self.coord.highest_known_epoch(self.op_timeout)
         except CoordinationError as e:
             # FENCING -> STANDBY: cannot tell whom to fence
             return self.abandon("coordination", str(e), backoff=0.0)
         epoch = next_epoch(crumb, readable, version, floor)
-        peers = tuple(p.name for p in n.config.peers)
-        plan = plan_fencing(crumb, readable, n.node, peers)
+        peers = tuple(p.name for p in self.config.peers)
+        plan = plan_fencing(crumb, readable, self.node, peers)
         log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
         if not plan.possible:
             # FENCING -> STANDBY: the previous active is nobody we can fence
-            return self.abandon("fence_impossible", plan.reason, n.config.flap.backoff)
+            return self.abandon("fence_impossible", plan.reason, self.config.flap.backoff)
         for name in plan.targets:
             if not self.fence(name, epoch):
                 # FENCING -> STANDBY: fence failed
                 return self.abandon(
-                    "fence_failed", f"could not fence {name}", n.config.flap.backoff
+                    "fence_failed", f"could not fence {name}", self.config.flap.backoff
                 )
-        if not n.lease.valid():
+        if not self.lease.valid():
             # FENCING -> STANDBY: the lease ran out while we fenced; a peer may hold it now
             return self.abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
 
         self._expect(Role.FENCING)
         # FENCING -> PROMOTING: every previous active fenced (or handed over cleanly)
-        n._set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
+        self.loop.set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
         try:
-            n.coord.write_breadcrumb(
-                Breadcrumb(n.node, epoch, now_iso(), False), version, n.op_timeout
+            self.coord.write_breadcrumb(
+                Breadcrumb(self.node, epoch, now_iso(), False), version, self.op_timeout
             )
         except CoordinationError as e:
             # PROMOTING -> STANDBY: breadcrumb not written, so nothing may start
             return self.abandon("coordination", str(e), backoff=0.0)
         # Breadcrumb first: if we crash after this, the next winner fences us.
-        n.epoch = epoch
+        self.state.epoch = epoch
         # From here on the service checks (scope "active") judge this node too.
-        n.health.set_active(True)
-        env = n._env(epoch)
+        self.health.set_active(True)
+        env = self.loop.resource_env(epoch)
         try:  # under the fence lock: from here on fence-self refuses older epochs
-            n.marker.record_active(epoch)
+            self.marker.record_active(epoch)
         except (OSError, TimeoutError) as e:
             # PROMOTING -> DEMOTING -> STANDBY: the state dir is unusable (an older
             # fence could stop us unnoticed, and no start could take the fence lock)
             return self.failed(e)
-        for res in n.resources:
+        for res in self.resources:
             # Tagged, so that every process of this start can be found if we give up on it.
             tag, start_env = tagged(env)
             what, timeout = f"{res.name} start", resource_timeout(res)
             try:
-                with n.marker.held(timeout=1.0):
+                with self.marker.held(timeout=1.0):
                     ok, why = may_start_resource(
-                        n.lease.valid(),
-                        n.lease.session is not None and n.lease.session == n.coord.last_session_id,
-                        n.marker.blocks(epoch),
+                        self.lease.valid(),
+                        self.lease.session is not None
+                        and self.lease.session == self.coord.last_session_id,
+                        self.marker.blocks(epoch),
                     )
                     if not ok:
                         raise ResourceError(why)
                     # Immediately before the start: the chaos lab's trigger for the
                     # "just before a resource start" window (issue 11) fires on it.
                     log.info("resource_starting", resource=res.name, epoch=epoch)
-                    n._await(res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what))
+                    self.loop.await_work(
+                        res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what)
+                    )
             except (ResourceError, TimeoutError) as e:
                 if isinstance(e, ResourceTimeout):
                     # Killed at its timeout, but what it setsid'ed may still come up:
                     # the node is unclean until that is confirmed gone.
-                    n.abandoned.add(tag, what, timeout, None)
+                    self.abandoned.add(tag, what, timeout, None)
                 # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
                 log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
                 return self.demote(
@@ -177,49 +268,54 @@ class Transitions:
                         Act.DEMOTE,
                         f"demoting: {res.name} did not start ({e})",
                         "start_failed",
-                        backoff=n.config.flap.backoff,
+                        backoff=self.config.flap.backoff,
                     )
                 )
         took = time.monotonic() - started
         self._expect(Role.PROMOTING)
         # PROMOTING -> ACTIVE: every resource started under a valid lease
-        # _set_role sets the role before it publishes it; a failure to publish (or
+        # set_role sets the role before it publishes it; a failure to publish (or
         # any bookkeeping below) must not undo a finished promotion.
         _step(
-            "publishing the role", lambda: n._set_role(Role.ACTIVE, f"promoted with epoch {epoch}")
+            "publishing the role",
+            lambda: self.loop.set_role(Role.ACTIVE, f"promoted with epoch {epoch}"),
         )
-        n.resource_watch.watch(env)
+        self.resource_watch.watch(env)
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
-        _step("counting the transition", lambda: n.metrics.transition("takeover"))
-        _step("writing history", lambda: n._history("promoted", f"{plan.reason}; took {took:.2f}s"))
-        _step("queueing hooks", lambda: n.hooks.fire("promoted", epoch=epoch, reason=plan.reason))
-        _step("clearing the operator's request", n._clear_requests)
+        _step("counting the transition", lambda: self.metrics.transition("takeover"))
+        _step(
+            "writing history",
+            lambda: self.loop.record_history("promoted", f"{plan.reason}; took {took:.2f}s"),
+        )
+        _step(
+            "queueing hooks", lambda: self.hooks.fire("promoted", epoch=epoch, reason=plan.reason)
+        )
+        _step("clearing the operator's request", self.loop.clear_requests)
 
     def fence(self, name: str, epoch: int) -> bool:
         """Run the fencing chain against one peer; True when a method succeeded."""
-        n = self.n
-        peer = n.config.peer(name)
+        peer = self.config.peer(name)
         assert peer is not None
         req = FenceRequest(
             target=FenceTarget(peer.name, peer.address),
             new_epoch=epoch,
-            env={**n._env(epoch), "FAILOVERD_TARGET": peer.name},
-            lock_free_since=n.lock_free_since,
-            lease_valid=n.lease.valid,
+            env={**self.loop.resource_env(epoch), "FAILOVERD_TARGET": peer.name},
+            lock_free_since=self.state.lock_free_since,
+            lease_valid=self.lease.valid,
         )
-        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in n.config.fencing)
+        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
         budget += (
-            n.config.zookeeper.session_timeout
-            + (n.config.watchdog.timeout if n.config.watchdog else 0.0)
+            self.config.zookeeper.session_timeout
+            + (self.config.watchdog.timeout if self.config.watchdog else 0.0)
             + 5.0
         )
         t0 = time.monotonic()
         try:
-            ok, outcomes = n._await(n.fence_chain.fence, req, timeout=budget)
+            ok, outcomes = self.loop.await_work(self.fence_chain.fence, req, timeout=budget)
         except TimeoutError:
             ok, outcomes = False, []
         for o in outcomes:
-            n.metrics.fence_finished(o.method, o.ok, o.took)
+            self.metrics.fence_finished(o.method, o.ok, o.took)
         detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
         if ok:
             log.info(
@@ -229,8 +325,8 @@ class Transitions:
                 took_ms=round((time.monotonic() - t0) * 1000),
                 methods=detail,
             )
-            n._history("fenced", f"{name}: {detail[-1] if detail else ''}")
-            n.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
+            self.loop.record_history("fenced", f"{name}: {detail[-1] if detail else ''}")
+            self.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
         else:
             log.critical(
                 "fence_failed",
@@ -239,29 +335,28 @@ class Transitions:
                 methods=detail,
                 hint="no takeover until a fencing method works; run failoverctl fence-check",
             )
-            n._history("fence_failed", f"{name}: " + "; ".join(detail))
-            n.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
+            self.loop.record_history("fence_failed", f"{name}: " + "; ".join(detail))
+            self.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
         return ok
 
     def abandon(self, code: str, reason: str, backoff: float) -> None:
         """Give the lock back without having started anything. Total: each step may
         fail on its own, and the node still ends in STANDBY without a lease."""
-        n = self.n
         self._expect(Role.FENCING, Role.PROMOTING)
-        release = lambda: n.coord.release_lock(n.lease, n.op_timeout)  # noqa: E731
+        release = lambda: self.coord.release_lock(self.lease, self.op_timeout)  # noqa: E731
         log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
         try:
-            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
-            _step("counting the transition", lambda: n.metrics.transition(code))
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
+            _step("counting the transition", lambda: self.metrics.transition(code))
         finally:
-            n.lease.revoke()
-            n.lock_read_at = float("-inf")
-            n.lock_free_since = None
-            n.backoff_until = time.monotonic() + backoff
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.lock_free_since = None
+            self.state.backoff_until = time.monotonic() + backoff
             # FENCING|PROMOTING -> STANDBY: lock released, nothing started
             _step(
                 "publishing the role",
-                lambda: n._set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
+                lambda: self.loop.set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
             )
 
     # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
@@ -269,30 +364,29 @@ class Transitions:
     def demote(self, d: Decision) -> None:
         """Stop resources in reverse -> breadcrumb clean -> release. Total: each step
         may fail on its own, and the node still ends in STANDBY without a lease."""
-        n = self.n
         self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING, Role.DEMOTING)
-        release = lambda: n.coord.release_lock(n.lease, n.op_timeout)  # noqa: E731
+        release = lambda: self.coord.release_lock(self.lease, self.op_timeout)  # noqa: E731
         started = time.monotonic()
-        epoch = n.epoch
+        epoch = self.state.epoch
         clean = False
         backoff = d.backoff
-        n.resource_watch.unwatch()  # stopping on purpose from here on
+        self.resource_watch.unwatch()  # stopping on purpose from here on
         # Fences of any epoch are welcome again (never raises).
-        _step("clearing the active epoch", n.marker.clear_active)
+        _step("clearing the active epoch", self.marker.clear_active)
         try:
             # ACTIVE|PROMOTING|FENCING -> DEMOTING
-            n._set_role(Role.DEMOTING, d.reason)
-            if n.abandoned.pending:
+            self.loop.set_role(Role.DEMOTING, d.reason)
+            if self.abandoned.pending:
                 # An abandoned start may still complete. Before the lock goes: hold
                 # the fence lock (our own fence-self cannot be trusted now) and kill
                 # whatever of it is still there; we will not be clean.
-                _step("holding the fence lock", n.abandoned.hold_fence_lock)
-                _step("killing abandoned processes", n.abandoned.kill_leftovers)
-            tag, env = tagged(n._env(epoch))
-            budget = stop_budget(n.resources)
+                _step("holding the fence lock", self.abandoned.hold_fence_lock)
+                _step("killing abandoned processes", self.abandoned.kill_leftovers)
+            tag, env = tagged(self.loop.resource_env(epoch))
+            budget = stop_budget(self.resources)
             try:
-                failures = n._await(
-                    stop_all, n.resources, env, timeout=budget, abandon=(tag, "stop")
+                failures = self.loop.await_work(
+                    stop_all, self.resources, env, timeout=budget, abandon=(tag, "stop")
                 )
             except TimeoutError:
                 failures = ["stop timed out"]
@@ -301,50 +395,52 @@ class Transitions:
             if failures:
                 # A stop failed: never clean; the node stays out of contention (dirty)
                 # and the next active fences it.
-                n._mark_dirty(failures)
-            elif epoch is not None and n.lease.valid() and not n.abandoned.pending:
+                self.loop.mark_dirty(failures)
+            elif epoch is not None and self.lease.valid() and not self.abandoned.pending:
                 # Clean only with the lease still ours (then no peer can hold it yet)
                 # and nothing abandoned that may still start behind our back.
                 clean = bool(
                     _step(
                         "marking the breadcrumb clean",
-                        lambda: n._guard(
+                        lambda: self.loop.guard(
                             "marking the breadcrumb clean",
-                            lambda: n.coord.mark_clean(epoch, n.op_timeout),
+                            lambda: self.coord.mark_clean(epoch, self.op_timeout),
                         ),
                     )
                 )
-            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
         except Exception as e:  # noqa: BLE001 - demote is the failure edge: it never raises
             log.critical("demotion_step_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
             # Whether everything stopped is unknown: not clean, not contending.
             failure = f"demotion failed: {type(e).__name__}: {e}"
-            _step("marking dirty", lambda: n._mark_dirty([failure]))
-            _step("releasing the lock", lambda: n._guard("releasing the lock", release))
+            _step("marking dirty", lambda: self.loop.mark_dirty([failure]))
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
         finally:
-            n.lease.revoke()
-            n.lock_read_at = float("-inf")
-            n.lock_free_since = None
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.lock_free_since = None
             now = time.monotonic()
             if d.code in ("health", "resource_lost"):
                 # Both count towards the flap limit (decision.py says why).
-                n.health_demotions.append(now)
+                self.state.health_demotions.append(now)
             handed_to = None
-            if d.code == "switchover" and n.control.switchover is not None:
-                backoff = max(backoff, n.control.switchover.timeout)
-                n.requests_done.add(n.control.switchover.id)
-                handed_to = n.control.switchover.to or ""  # ends early: switchover.py
-            n.backoff_until = now + backoff
-            n.handover = None if handed_to is None else (handed_to, n.backoff_until)
-            n.epoch = None
-            _step("leaving active health checks", lambda: n.health.set_active(False))
+            if d.code == "switchover" and self.state.control.switchover is not None:
+                backoff = max(backoff, self.state.control.switchover.timeout)
+                self.state.requests_done.add(self.state.control.switchover.id)
+                handed_to = self.state.control.switchover.to or ""  # ends early: switchover.py
+            self.state.backoff_until = now + backoff
+            self.state.handover = (
+                None if handed_to is None else (handed_to, self.state.backoff_until)
+            )
+            self.state.epoch = None
+            _step("leaving active health checks", lambda: self.health.set_active(False))
             reason = d.reason
-            if n.abandoned.pending:
-                reason = f"{reason}; {n.abandoned.reason()}"
+            if self.abandoned.pending:
+                reason = f"{reason}; {self.abandoned.reason()}"
             # DEMOTING -> STANDBY (also when a step above raised: never stay DEMOTING)
-            _step("publishing the role", lambda: n._set_role(Role.STANDBY, reason))
+            _step("publishing the role", lambda: self.loop.set_role(Role.STANDBY, reason))
         took = now - started
-        _step("counting the transition", lambda: n.metrics.transition(d.code or "demote"))
+        _step("counting the transition", lambda: self.metrics.transition(d.code or "demote"))
         log.info(
             "demoted",
             epoch=epoch,
@@ -354,8 +450,11 @@ class Transitions:
             took_ms=round(took * 1000),
             backoff=backoff,
         )
-        _step("writing history", lambda: n._history("demoted", f"{d.reason}; clean={clean}"))
-        _step("queueing hooks", lambda: n.hooks.fire("demoted", epoch=epoch, reason=d.reason))
+        _step(
+            "writing history",
+            lambda: self.loop.record_history("demoted", f"{d.reason}; clean={clean}"),
+        )
+        _step("queueing hooks", lambda: self.hooks.fire("demoted", epoch=epoch, reason=d.reason))
 
 
 def resource_timeout(res: Any) -> float:
