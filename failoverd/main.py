@@ -76,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         use_plain_json(config.log.level, config.node.name, config.cluster)
         return _fence_self(config, args)
 
-    from failoverd.checks.ocf import ocf_problems
+    from failoverd.checks.ocf import load_checked_config
 
-    if problems := ocf_problems(config):  # an agent --check would refuse: so does the daemon
-        print("\n".join(problems), file=sys.stderr)
+    try:  # again, with the OCF agents asked: an agent --check would refuse, so does the daemon
+        config = load_checked_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
         return 2
 
     from failoverd.observe.log import configure_logging

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from failoverd.checks.host import host_checks
-from failoverd.checks.ocf import ocf_problems
+from failoverd.checks.ocf import load_checked_config
 from failoverd.checks.preflight import authorized_keys_notes, preflight
-from failoverd.config import ConfigError, load_config
+from failoverd.config import ConfigError
 
 
 def check_report(path: str, machine: bool = True) -> tuple[int, str]:
@@ -21,11 +21,9 @@ def check_report(path: str, machine: bool = True) -> tuple[int, str]:
     `machine`, host.py (programs, units, interfaces, tools) and this node as a fence
     target. Errors there make it invalid too; warnings are notes."""
     try:
-        config = load_config(path)
+        config = load_checked_config(path)
     except ConfigError as e:
         return 2, "\n".join(e.problems)
-    if problems := ocf_problems(config):
-        return 2, "\n".join(problems)
     problems, notes = preflight(config)
     if machine:
         notes += authorized_keys_notes(config)

@@ -9,7 +9,7 @@ from typing import Any
 
 from failoverd.config.fencing import FENCER_KEYS, fencer_config
 from failoverd.config.model import Config, ConfigError, FlapConfig, SwitchoverConfig
-from failoverd.config.reading import Findings, Section, read_yaml, typed_item
+from failoverd.config.reading import AgentCheck, Findings, Section, read_yaml, typed_item
 from failoverd.config.resources import RESOURCE_KEYS, resource_config
 from failoverd.config.sections import (
     NODE_KEYS,
@@ -77,9 +77,12 @@ def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
     )
 
 
-def load_config(path: str) -> Config:
-    """Read, parse and validate one node's config file; raise ConfigError listing every problem."""
-    found = Findings(path)
+def load_config(path: str, agents: AgentCheck | None = None) -> Config:
+    """Read, parse and validate one node's config file; raise ConfigError listing every problem.
+
+    `agents` checks each `ocf` resource's agent and params on this machine
+    (checks/ocf.py); without it the parser takes them as written."""
+    found = Findings(path, agents)
     config = _parse(path, read_yaml(path), found)
     check_timing(config, found)
     if found.problems:

@@ -9,7 +9,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, cast
 
 import yaml
@@ -25,11 +25,18 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "expected a duration like 500ms, 3s, 10m or a number of seconds"
 
 
+# Problems of an OCF agent's params on this machine, as (key, message): the parser
+# cannot know which params an agent requires without running it, and config/ runs
+# nothing, so the caller that may (checks/ocf.py) hands this in.
+AgentCheck = Callable[[str, Mapping[str, str]], list[tuple[str, str]]]
+
+
 class Findings:
     """Problems (the file is invalid) and notes (advice for the operator) of one file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, agents: AgentCheck | None = None) -> None:
         self.path = path
+        self.agents = agents
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._bad: set[str] = set()

@@ -48,9 +48,10 @@ def resource_config(kind: str, s: Section) -> ResourceConfig:
 
 
 def _ocf_resource(s: Section) -> OcfResourceConfig:
-    """An OCF agent and its params as given. Whether the agent exists and what its
-    meta-data requires is a question for this machine, so checks/ocf.py asks it (for
-    --check and before the daemon starts), not the parser."""
+    """An OCF agent and its params. Whether the agent exists and what its meta-data
+    requires is a question for this machine: the parser asks it only through the check
+    its caller hands in (checks/ocf.py, for --check and before the daemon starts), so
+    its answers are reported in the same pass as every other problem of the file."""
     agent = s.text("agent")
     raw = s.data.get("params")
     params: list[tuple[str, str]] = []
@@ -63,6 +64,9 @@ def _ocf_resource(s: Section) -> OcfResourceConfig:
             s.found.problem(s.key(f"params.{k}"), f"expected a string or number, got {v!r}")
             continue
         params.append((str(k), str(v)))
+    if s.found.agents and agent and s.found.ok(s.key("agent"), s.key("params")):
+        for key, message in s.found.agents(agent, dict(params)):
+            s.found.problem(s.key(key), message)
     return OcfResourceConfig(
         agent=agent,
         params=tuple(params),

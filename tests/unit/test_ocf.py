@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from failoverd.checks.report import check_report
-from failoverd.config import OcfResourceConfig, load_config
+from failoverd.config import ConfigError, OcfResourceConfig, load_config
 from failoverd.resources.base import ResourceError
 from failoverd.resources.build import build_resource
 from failoverd.resources.ocf import OcfResource, parse_meta_data
@@ -167,3 +167,34 @@ def test_daemon_refuses_to_start_on_what_check_says_of_an_agent(
     )
     assert capsys.readouterr().err.strip() == message
     assert check_report(path, machine=False) == (2, message)
+
+
+@pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
+def test_check_reports_an_agents_problems_in_the_same_pass_as_the_files_others(
+    tmp_path: Path,
+) -> None:
+    # The parser asks the agent through the check it is handed, so an operator fixing
+    # a file sees every problem at once, not the OCF ones only after the rest are fixed.
+    path = tmp_path / "failoverd.yaml"
+    path.write_text(
+        """\
+cluster: mail
+node: {name: a, address: 127.0.0.1}
+peers: {b: {address: 127.0.0.2}}
+zookeeper: {hosts: "127.0.0.1:2181", session_timeout: 3s, insecure: true}
+resources:
+  - type: ocf
+    agent: heartbeat:Filesystem
+    params: {device: /dev/sdb1, directory: /srv/mail}
+fencing:
+  - {type: command, argv: [/bin/true], timout: 10s}
+"""
+    )
+    code, out = check_report(str(path), machine=False)
+    assert code == 2
+    assert f"{path}: resources[0].params.fstype: required by heartbeat:Filesystem" in out
+    assert f"{path}: fencing[0].timout: unknown key" in out
+    # The parser alone runs no agent: what failoverctl and fence-self load.
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert not any("fstype" in p for p in e.value.problems)
