@@ -33,8 +33,8 @@ from chaos.lab import netns
 from chaos.lab.cluster import Cluster
 from chaos.lab.network import MAIL_HOSTS, Lab
 from chaos.lab.nodes import SESSION_TIMEOUT
+from chaos.records import append_event
 from chaos.runner import signals_raise
-from chaos.services.toy_store import append_event
 
 LAB_T = float(SESSION_TIMEOUT.rstrip("s"))  # the lab's ZooKeeper session timeout
 START_TIMEOUT = 45.0

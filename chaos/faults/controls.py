@@ -38,8 +38,8 @@ from chaos.faults import nemesis
 from chaos.faults.scenarios import Ctx, Scenario
 from chaos.judge.history import Expectation
 from chaos.lab import network as labmod
+from chaos.records import read_records
 from chaos.runner import Outcome, run_one
-from chaos.services.toy_store import read_records
 
 ACKED_BEFORE_FAULT = 20
 

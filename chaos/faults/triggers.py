@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.services.toy_store import json_objects
+from chaos.records import json_objects
 
 POLL = 0.005  # log tail interval: the nemesis fires within ~5 ms of the line
 

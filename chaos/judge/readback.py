@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from chaos.lab import store_image as mailstore
 from chaos.lab.network import VIP
+from chaos.records import read_records
 from chaos.services.postfix import PASSWORD, USERS, NodePaths
-from chaos.services.toy_store import read_records
 
 if TYPE_CHECKING:
     from chaos.lab.cluster import Cluster

@@ -22,7 +22,7 @@ from pathlib import Path
 from chaos.lab import netns
 from chaos.lab.network import MAIL_HOSTS, VIP, ZK_HOSTS, Lab, address
 from chaos.lab.nodes import MailNode, keygen
-from chaos.services.toy_store import read_records
+from chaos.records import read_records
 from tests.support.zookeeper import ZooKeeperServer, four_letter
 
 

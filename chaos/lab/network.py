@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.lab import cgroups, netns
-from chaos.services.toy_store import append_event
+from chaos.records import append_event
 
 SUBNET = "198.51.100"
 PREFIXLEN = 24

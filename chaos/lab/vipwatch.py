@@ -29,7 +29,7 @@ from pathlib import Path
 
 from chaos.lab import netns
 from chaos.lab.network import MAIL_HOSTS, VIP, Lab
-from chaos.services.toy_store import append_event
+from chaos.records import append_event
 
 POLL = 0.1
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaos.lab.network import PREFIXLEN, VIP
 from chaos.lab.store_image import mount_dir, short_dir
-from chaos.services.toy_store import append_event
+from chaos.records import append_event
 
 if TYPE_CHECKING:
     from chaos.lab.nodes import MailNode
@@ -399,7 +399,7 @@ def _start_listening(p: NodePaths, name: str, argv: list[str], port: int, timeou
 
 def _interval_open(p: NodePaths) -> bool:
     """Did this node's last service record say `service_up`?"""
-    from chaos.services.toy_store import read_records
+    from chaos.records import read_records
 
     last = [r["event"] for r in read_records(p.events) if r.get("node") == p.node]
     return bool(last) and last[-1] == "service_up"

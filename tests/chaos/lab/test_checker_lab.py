@@ -24,7 +24,7 @@ from chaos.lab import netns
 from chaos.lab.cluster import Cluster
 from chaos.lab.network import VIP, Lab
 from chaos.lab.vipwatch import VipWatch
-from chaos.services.toy_store import read_records
+from chaos.records import read_records
 
 
 @pytest.fixture
