@@ -31,8 +31,9 @@ from chaos.judge.checker import Violation, check
 from chaos.judge.history import expectation_dict, load_history
 from chaos.judge.provenance import source_commit
 from chaos.judge.timeline import draw
-from chaos.lab import network as labmod
 from chaos.lab.cluster import Cluster
+from chaos.lab.leftovers import cleanup
+from chaos.lab.network import Lab
 from chaos.lab.vipwatch import VipWatch
 
 START_TIMEOUT = 45.0  # ensemble + both daemons + first promotion, on 2 busy cores
@@ -87,7 +88,7 @@ def run_one(scenario: Scenario, run_dir: Path, seed: int, log: Any = print) -> O
     )
     cpu0 = _cpu()
     t0 = time.monotonic()
-    lab = labmod.Lab.create(run_dir)
+    lab = Lab.create(run_dir)
     timings["lab_build"] = round(time.monotonic() - t0, 3)
     cluster = Cluster(lab, fenced_store=scenario.fenced_store, mail=scenario.mail)
     vips = VipWatch(lab)  # who holds the service IP, for the checker's VIP rule
@@ -218,7 +219,7 @@ def run_scenarios(
     jobs > 1: up to `jobs` labs at once, each repetition in its own process and lab
     (chaos/parallel.py); exclusive scenarios still run alone.
     """
-    removed = labmod.cleanup()  # leftovers of crashed runs (never a live run's lab)
+    removed = cleanup()  # leftovers of crashed runs (never a live run's lab)
     if removed:
         log(f"removed leftover lab namespaces: {' '.join(removed)}")
     seed = seed if seed is not None else random.randrange(1_000_000)

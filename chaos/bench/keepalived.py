@@ -38,8 +38,9 @@ from chaos.faults import nemesis
 from chaos.faults.scenarios import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS, PREFIXLEN, VIP, Lab
+from chaos.lab.network import Lab
 from chaos.lab.nodes import PATH, MailNode
+from chaos.layout import MAIL_HOSTS, PREFIXLEN, VIP
 from chaos.runner import signals_raise
 from tests.support.checkout import REPO
 

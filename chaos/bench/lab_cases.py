@@ -31,8 +31,9 @@ from chaos.faults import nemesis
 from chaos.faults.scenarios import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS, Lab
+from chaos.lab.network import Lab
 from chaos.lab.nodes import SESSION_TIMEOUT
+from chaos.layout import MAIL_HOSTS
 from chaos.records import append_event
 from chaos.runner import signals_raise
 

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if needs_lab:
-        from chaos.lab.network import cleanup
+        from chaos.lab.leftovers import cleanup
 
         if removed := cleanup():  # leftovers of crashed runs (never a live run's lab)
             log(f"removed leftover lab namespaces: {' '.join(removed)}")

@@ -37,7 +37,7 @@ from typing import Any
 from chaos.faults import nemesis
 from chaos.faults.scenarios import Ctx, Scenario
 from chaos.judge.history import Expectation
-from chaos.lab import network as labmod
+from chaos.lab.leftovers import cleanup
 from chaos.records import read_records
 from chaos.runner import Outcome, run_one
 
@@ -128,7 +128,7 @@ def _lost_count(violations: list[dict[str, Any]]) -> int:
 
 
 def run_controls(out: Path = Path("chaos-runs"), log: Any = print) -> tuple[Path, list[dict]]:
-    labmod.cleanup()
+    cleanup()
     folder = (out / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-controls").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log(f"chaos controls {folder}")

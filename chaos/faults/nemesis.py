@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from chaos.lab import cgroups, netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import HOSTS, MAIL_HOSTS, ZK_HOSTS
+from chaos.layout import HOSTS, MAIL_HOSTS, ZK_HOSTS
 from chaos.records import read_records
 
 Heal = Callable[[], None]

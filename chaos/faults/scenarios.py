@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from chaos.faults import nemesis
 from chaos.judge.history import Expectation
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS
+from chaos.layout import MAIL_HOSTS
 
 
 @dataclass

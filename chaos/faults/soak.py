@@ -34,9 +34,9 @@ from chaos.faults import store_full as nemesis_store
 from chaos.faults.composed import Composite
 from chaos.faults.scenarios import Ctx, Scenario
 from chaos.judge.history import Expectation
-from chaos.lab import network as labmod
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS
+from chaos.lab.leftovers import cleanup
+from chaos.layout import MAIL_HOSTS
 from chaos.runner import Outcome, describe, run_one
 
 EXPECT = Expectation("allowed", settle=30.0)
@@ -192,7 +192,7 @@ def soak(
     only: int | None = None,
 ) -> tuple[Path, list[Outcome]]:
     """Run schedules 0, 1, 2, ... of `seed` for `minutes`; `only`: just schedule `only`."""
-    removed = labmod.cleanup()
+    removed = cleanup()
     if removed:
         log(f"removed leftover lab namespaces: {' '.join(removed)}")
     seed = seed if seed is not None else random.randrange(1_000_000)

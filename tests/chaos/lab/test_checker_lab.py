@@ -22,8 +22,9 @@ from chaos.judge.checker import check
 from chaos.judge.history import Expectation, load_history
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import VIP, Lab
+from chaos.lab.network import Lab
 from chaos.lab.vipwatch import VipWatch
+from chaos.layout import VIP
 from chaos.records import read_records
 
 
