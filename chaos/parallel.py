@@ -35,7 +35,7 @@ from typing import Any
 
 from chaos.faults.scenarios import Scenario
 from chaos.lab.leftovers import cleanup
-from chaos.runner import Outcome, describe, run_one, signals_raise
+from chaos.repetition import Outcome, describe, run_one, signals_raise
 
 Item = tuple[Scenario, Path, int]  # scenario, repetition folder, seed
 STOP_GRACE = 90.0  # a worker's teardown after SIGTERM (mail nodes unmount, fsck)

@@ -41,7 +41,7 @@ from chaos.lab.cluster import Cluster
 from chaos.lab.network import Lab
 from chaos.lab.nodes import PATH, MailNode
 from chaos.layout import MAIL_HOSTS, PREFIXLEN, VIP
-from chaos.runner import signals_raise
+from chaos.repetition import signals_raise
 from tests.support.checkout import REPO
 
 PRIORITY = {"mail1": 150, "mail2": 100}

@@ -35,7 +35,7 @@ from chaos.lab.network import Lab
 from chaos.lab.nodes import SESSION_TIMEOUT
 from chaos.layout import MAIL_HOSTS
 from chaos.records import append_event
-from chaos.runner import signals_raise
+from chaos.repetition import signals_raise
 
 LAB_T = float(SESSION_TIMEOUT.rstrip("s"))  # the lab's ZooKeeper session timeout
 START_TIMEOUT = 45.0

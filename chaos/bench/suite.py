@@ -41,7 +41,7 @@ from typing import Any
 from chaos.bench import causes as bench_causes
 from chaos.bench import report
 from chaos.bench.common import log
-from chaos.runner import signals_raise
+from chaos.repetition import signals_raise
 from tests.support.checkout import use_checkout
 
 

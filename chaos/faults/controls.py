@@ -39,7 +39,7 @@ from chaos.faults.scenarios import Ctx, Scenario
 from chaos.judge.history import Expectation
 from chaos.lab.leftovers import cleanup
 from chaos.records import read_records
-from chaos.runner import Outcome, run_one
+from chaos.repetition import Outcome, run_one
 
 ACKED_BEFORE_FAULT = 20
 

@@ -37,7 +37,7 @@ from chaos.judge.history import Expectation
 from chaos.lab.cluster import Cluster
 from chaos.lab.leftovers import cleanup
 from chaos.layout import MAIL_HOSTS
-from chaos.runner import Outcome, describe, run_one
+from chaos.repetition import Outcome, describe, run_one
 
 EXPECT = Expectation("allowed", settle=30.0)
 
