@@ -42,7 +42,7 @@ def _need_root() -> str | None:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    from chaos.faults.scenarios import SCENARIOS, SMOKE
+    from chaos.faults.catalog import SCENARIOS, SMOKE
 
     for s in SCENARIOS:
         mark = "*" if s.number in SMOKE else " "
@@ -67,7 +67,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from chaos.faults.scenarios import SCENARIOS, SMOKE, find
+    from chaos.faults.catalog import SCENARIOS, SMOKE, find
     from chaos.runner import run_scenarios
 
     if problem := _need_root():

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaos.faults.scenarios import Scenario
+from chaos.faults.scenario import Scenario
 from chaos.lab.leftovers import cleanup
 from chaos.repetition import Outcome, describe, run_one, signals_raise
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.faults.scenarios import Ctx, Scenario
+from chaos.faults.scenario import Ctx, Scenario
 from chaos.judge import readback
 from chaos.judge.checker import Violation, check
 from chaos.judge.history import expectation_dict, load_history

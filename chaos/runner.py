@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chaos.faults.scenarios import Scenario
+from chaos.faults.scenario import Scenario
 from chaos.lab.leftovers import cleanup
 from chaos.parallel import run_parallel
 from chaos.repetition import Outcome, describe, run_one

@@ -35,7 +35,7 @@ from chaos.bench.common import log, wait_until
 from chaos.bench.lab_cases import WARMUP, kill_service, start_client
 from chaos.bench.slices import CaseResult, judge_run
 from chaos.faults import nemesis
-from chaos.faults.scenarios import Ctx
+from chaos.faults.scenario import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
 from chaos.lab.network import Lab

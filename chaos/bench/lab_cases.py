@@ -28,7 +28,7 @@ from pathlib import Path
 from chaos.bench.common import log, sample, wait_until
 from chaos.bench.slices import CaseResult, judge_run
 from chaos.faults import nemesis
-from chaos.faults.scenarios import Ctx
+from chaos.faults.scenario import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
 from chaos.lab.network import Lab

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos.faults import nemesis
-from chaos.faults import store_full as nemesis_store
-from chaos.faults.composed import Composite
-from chaos.faults.scenarios import Ctx, Scenario
+from chaos.faults.scenario import Composite, Ctx, Scenario
+from chaos.faults.store_full import store_full
 from chaos.judge.history import Expectation
 from chaos.lab.cluster import Cluster
 from chaos.lab.leftovers import cleanup
@@ -84,7 +83,7 @@ KINDS: list[Kind] = [
     Kind("true-power-off", lambda c, n, r: nemesis.true_power_off(c, n)),
     Kind("power-switch-hangs", lambda c, n, r: nemesis.power_switch_hangs(c, _other(n), n)),
     Kind("state-dir-ro", lambda c, n, r: nemesis.state_dir_read_only(c, n)),
-    Kind("store-full", lambda c, n, r: nemesis_store.store_full(c, n)),
+    Kind("store-full", lambda c, n, r: store_full(c, n)),
 ]
 BY_NAME = {k.name: k for k in KINDS}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos.faults.catalog import MAIL_SMOKE, SMOKE, find
 from chaos.faults.controls import run_controls
-from chaos.faults.scenarios import MAIL_SMOKE, SMOKE, find
 from chaos.lab.store_image import attached, image_path
 from chaos.repetition import describe
 from chaos.runner import run_scenarios
