@@ -1,4 +1,4 @@
-"""Where a "ZooKeeper minority" takeover's time went, per repetition (issue 13).
+"""Where a "ZooKeeper minority" takeover's time went, per repetition.
 
 The case partitions {active, its ZooKeeper server} from {standby, the other two
 servers}. Which role that server had decides the floor:

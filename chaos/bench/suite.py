@@ -1,4 +1,4 @@
-"""`python -m chaos.bench`: how fast, how safe, and at what cost (issue 6).
+"""`python -m chaos.bench`: how fast, how safe, and at what cost.
 
     python -m chaos.bench [--quick] [--repeat N] [--out DIR] [--only CASE,...]
 

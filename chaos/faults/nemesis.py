@@ -182,7 +182,7 @@ def _ssh_dropped_and_power(c: Cluster, fencer: str, target: str, power_flag: str
     return heal
 
 
-# -- the faults of issue 11 --------------------------------------------------------------
+# -- one-way, brief and whole-node faults (scenarios 15-32) --------------------------------
 
 
 def zk_one_way(c: Cluster, node: str, direction: str) -> Heal:

@@ -1,4 +1,4 @@
-"""The mail store full (issue 11, scenario 31): the shared store has no space left.
+"""The mail store full (scenario 31): the shared store has no space left.
 
 A full store is not a node failure: both nodes reach the same store, so a
 standby taking over would find it just as full. What an operator expects

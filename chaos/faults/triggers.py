@@ -1,6 +1,6 @@
 """When a fault fires: now, after a random delay, or on a node's own event.
 
-The dangerous windows of DESIGN.md §4 are moments inside one node's transition
+The dangerous windows of a failover are moments inside one node's transition
 (fencing, promoting, demoting), so a nemesis can wait for that node to *say* it
 is there: the trigger tails the node's failoverd log (JSON lines, chaos/lab/nodes.py
 writes it into the run folder) from the moment it is armed, every few
