@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from chaos.layout import VIP, mount_dir, short_dir
+from chaos.layout import PREFIXLEN, SUBNET, VIP, mount_dir, short_dir
 from chaos.records import append_event, read_records
 
 USERS = ("postmaster",)  # the client's recipient: postmaster@lab
@@ -98,7 +98,7 @@ myorigin = lab
 mydestination =
 inet_interfaces = {VIP}
 inet_protocols = ipv4
-mynetworks = 198.51.100.0/24 127.0.0.0/8
+mynetworks = {SUBNET}.0/{PREFIXLEN} 127.0.0.0/8
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 virtual_mailbox_domains = lab
