@@ -34,6 +34,7 @@ from chaos.lab import netns
 from chaos.lab.network import Lab
 from chaos.lab.postfix_node import mail_config
 from chaos.layout import MAIL_HOSTS, PREFIXLEN, VIP, ZK_HOSTS, address
+from chaos.services.toy_smtp import Paths
 from tests.support.access import state_dir_for, write_credential, zk_auth
 from tests.support.checkout import REPO
 
@@ -105,9 +106,9 @@ class MailNode:
 
     @property
     def unhealthy_flag(self) -> Path:
-        """While it exists the node fails its health check (scenario 10's fault);
-        chaos/services/toy_smtp.py's Paths.unhealthy names the same file."""
-        return self.lab.run_dir / "flags" / f"{self.name}.unhealthy"
+        """While it exists the node fails its health check (scenario 10's fault), and
+        the toy service answers 421: one file, named by the service's Paths."""
+        return Paths(self.lab.run_dir, self.name).unhealthy
 
     def service_argv(self, action: str) -> list[str]:
         argv = [
