@@ -42,7 +42,7 @@ def _need_root() -> str | None:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    from chaos.faults.scenarios import SCENARIOS, SMOKE
+    from chaos.faults.catalog import SCENARIOS, SMOKE
 
     for s in SCENARIOS:
         mark = "*" if s.number in SMOKE else " "
@@ -67,7 +67,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from chaos.faults.scenarios import SCENARIOS, SMOKE, find
+    from chaos.faults.catalog import SCENARIOS, SMOKE, find
     from chaos.runner import run_scenarios
 
     if problem := _need_root():
@@ -166,7 +166,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from chaos.lab.network import cleanup
+    from chaos.lab.leftovers import cleanup
 
     if problem := _need_root():
         print(f"chaos: {problem}", file=sys.stderr)
@@ -178,7 +178,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_power_off(args: argparse.Namespace) -> int:
     """The lab's power switch: what a PDU or IPMI fencing command would do."""
-    from chaos.lab.network import MAIL_HOSTS, Lab
+    from chaos.lab.network import Lab
+    from chaos.layout import MAIL_HOSTS
 
     lab_dir: Path = args.lab.resolve()
     caller = os.environ.get("FAILOVERD_NODE")
@@ -204,7 +205,7 @@ def cmd_power_off(args: argparse.Namespace) -> int:
 def cmd_power_status(args: argparse.Namespace) -> int:
     """The power switch's status action (the power fencer's check_argv): exit 0 while
     the switch could power NODE off. Fence readiness runs it every check_interval."""
-    from chaos.lab.network import MAIL_HOSTS
+    from chaos.layout import MAIL_HOSTS
 
     if args.node not in MAIL_HOSTS:
         print(f"power-status: no such node {args.node!r}", file=sys.stderr)

@@ -4,4 +4,5 @@ import sys
 
 from chaos.bench.suite import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module must not start a benchmark
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Where a "ZooKeeper minority" takeover's time went, per repetition (issue 13).
+"""Where a "ZooKeeper minority" takeover's time went, per repetition.
 
 The case partitions {active, its ZooKeeper server} from {standby, the other two
 servers}. Which role that server had decides the floor:
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.bench.common import summary
-from chaos.services.toy_store import read_records
+from chaos.records import read_records
 
 _ZK_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 # (kind, what the server logged): ZooKeeper 3.8's INFO lines.

@@ -1,8 +1,7 @@
 """Small shared pieces of the benchmark: statistics, /proc sampling, ZooKeeper reads.
 
-Everything here is measurement plumbing; the cases live in bench_lab.py,
-keepalived.py, bench_footprint.py and bench_scale.py, and bench.py ties them
-together.
+Everything here is measurement plumbing; the cases live in lab_cases.py,
+keepalived.py, footprint.py and scale.py, and suite.py ties them together.
 """
 
 from __future__ import annotations

@@ -35,12 +35,13 @@ from chaos.bench.common import log, wait_until
 from chaos.bench.lab_cases import WARMUP, kill_service, start_client
 from chaos.bench.slices import CaseResult, judge_run
 from chaos.faults import nemesis
-from chaos.faults.scenarios import Ctx
+from chaos.faults.scenario import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS, PREFIXLEN, VIP, Lab
+from chaos.lab.network import Lab
 from chaos.lab.nodes import PATH, MailNode
-from chaos.runner import signals_raise
+from chaos.layout import MAIL_HOSTS, PREFIXLEN, VIP
+from chaos.repetition import signals_raise
 from tests.support.checkout import REPO
 
 PRIORITY = {"mail1": 150, "mail2": 100}

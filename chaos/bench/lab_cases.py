@@ -28,13 +28,14 @@ from pathlib import Path
 from chaos.bench.common import log, sample, wait_until
 from chaos.bench.slices import CaseResult, judge_run
 from chaos.faults import nemesis
-from chaos.faults.scenarios import Ctx
+from chaos.faults.scenario import Ctx
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS, Lab
+from chaos.lab.network import Lab
 from chaos.lab.nodes import SESSION_TIMEOUT
-from chaos.runner import signals_raise
-from chaos.services.toy_store import append_event
+from chaos.layout import MAIL_HOSTS
+from chaos.records import append_event
+from chaos.repetition import signals_raise
 
 LAB_T = float(SESSION_TIMEOUT.rstrip("s"))  # the lab's ZooKeeper session timeout
 START_TIMEOUT = 45.0

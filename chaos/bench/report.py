@@ -7,7 +7,7 @@ from typing import Any
 
 from chaos.bench.common import summary
 
-# Targets from issues 6 and 13: shown by the benchmark, never asserted by tests.
+# The benchmark's targets: shown by the benchmark, never asserted by tests.
 # Unplanned failovers are judged against T, the lab's session timeout: no takeover
 # can come before the dead node's session expired.
 CRASH_MARGIN = 0.5  # node crash with ssh fencing: median <= T + 0.5 s

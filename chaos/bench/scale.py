@@ -37,7 +37,7 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.retry import KazooRetry
 
 from chaos.bench.common import CLK_TCK, cons_packets, log, reap, sample, start_ensemble, summary
-from chaos.services.toy_store import read_records
+from chaos.records import read_records
 from failoverd.zk.znodes import Breadcrumb, LockData, MemberStatus, ZnodeError
 from tests.support.access import state_dir_for, write_credential, zk_auth
 from tests.support.zookeeper import Ensemble, four_letter

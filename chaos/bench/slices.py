@@ -25,8 +25,8 @@ from chaos.bench import causes as bench_causes
 from chaos.judge.checker import Verdict, check, overlaps, service_intervals
 from chaos.judge.history import Expectation, History, ServiceEvent, load_history
 from chaos.judge.timeline import draw
-from chaos.lab.network import ZK_HOSTS
-from chaos.services.toy_store import read_records
+from chaos.layout import ZK_HOSTS
+from chaos.records import read_records
 
 
 @dataclass

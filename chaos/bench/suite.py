@@ -1,4 +1,4 @@
-"""`python -m chaos.bench`: how fast, how safe, and at what cost (issue 6).
+"""`python -m chaos.bench`: how fast, how safe, and at what cost.
 
     python -m chaos.bench [--quick] [--repeat N] [--out DIR] [--only CASE,...]
 
@@ -41,7 +41,7 @@ from typing import Any
 from chaos.bench import causes as bench_causes
 from chaos.bench import report
 from chaos.bench.common import log
-from chaos.runner import signals_raise
+from chaos.repetition import signals_raise
 from tests.support.checkout import use_checkout
 
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if needs_lab:
-        from chaos.lab.network import cleanup
+        from chaos.lab.leftovers import cleanup
 
         if removed := cleanup():  # leftovers of crashed runs (never a live run's lab)
             log(f"removed leftover lab namespaces: {' '.join(removed)}")

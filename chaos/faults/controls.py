@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from chaos.faults import nemesis
-from chaos.faults.scenarios import Ctx, Scenario
+from chaos.faults.scenario import Ctx, Scenario
+from chaos.faults.store_full import store_full
 from chaos.judge.history import Expectation
-from chaos.lab import network as labmod
-from chaos.runner import Outcome, run_one
-from chaos.services.toy_store import read_records
+from chaos.lab.leftovers import cleanup
+from chaos.records import read_records
+from chaos.repetition import Outcome, run_one
 
 ACKED_BEFORE_FAULT = 20
 
@@ -85,12 +86,10 @@ def _freeze_with_lying_fencer(x: Ctx) -> None:
 
 
 def _store_full_acking(x: Ctx) -> None:
-    from chaos.faults import store_full as nemesis_store
-
     c = x.cluster
     # The planted bug: the active's service answers 250 when the store write failed.
     (c.run_dir / "flags" / f"{x.active}.bug-ack-unstored").write_text("planted\n")
-    x.fault("mail store full", lambda: nemesis_store.store_full(c, x.active), 6)
+    x.fault("mail store full", lambda: store_full(c, x.active), 6)
 
 
 CONTROLS = (
@@ -128,7 +127,7 @@ def _lost_count(violations: list[dict[str, Any]]) -> int:
 
 
 def run_controls(out: Path = Path("chaos-runs"), log: Any = print) -> tuple[Path, list[dict]]:
-    labmod.cleanup()
+    cleanup()
     folder = (out / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-controls").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log(f"chaos controls {folder}")

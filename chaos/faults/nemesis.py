@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from chaos.lab import cgroups, netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import HOSTS, MAIL_HOSTS, ZK_HOSTS
-from chaos.services.toy_store import read_records
+from chaos.layout import HOSTS, MAIL_HOSTS, ZK_HOSTS
+from chaos.records import read_records
 
 Heal = Callable[[], None]
 
@@ -182,7 +182,7 @@ def _ssh_dropped_and_power(c: Cluster, fencer: str, target: str, power_flag: str
     return heal
 
 
-# -- the faults of issue 11 --------------------------------------------------------------
+# -- one-way, brief and whole-node faults (scenarios 15-32) --------------------------------
 
 
 def zk_one_way(c: Cluster, node: str, direction: str) -> Heal:

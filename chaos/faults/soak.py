@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from chaos.faults import nemesis
-from chaos.faults import store_full as nemesis_store
-from chaos.faults.composed import Composite
-from chaos.faults.scenarios import Ctx, Scenario
+from chaos.faults.scenario import Composite, Ctx, Scenario
+from chaos.faults.store_full import store_full
 from chaos.judge.history import Expectation
-from chaos.lab import network as labmod
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS
-from chaos.runner import Outcome, describe, run_one
+from chaos.lab.leftovers import cleanup
+from chaos.layout import MAIL_HOSTS
+from chaos.repetition import Outcome, describe, run_one
 
 EXPECT = Expectation("allowed", settle=30.0)
 
@@ -84,7 +83,7 @@ KINDS: list[Kind] = [
     Kind("true-power-off", lambda c, n, r: nemesis.true_power_off(c, n)),
     Kind("power-switch-hangs", lambda c, n, r: nemesis.power_switch_hangs(c, _other(n), n)),
     Kind("state-dir-ro", lambda c, n, r: nemesis.state_dir_read_only(c, n)),
-    Kind("store-full", lambda c, n, r: nemesis_store.store_full(c, n)),
+    Kind("store-full", lambda c, n, r: store_full(c, n)),
 ]
 BY_NAME = {k.name: k for k in KINDS}
 
@@ -192,7 +191,7 @@ def soak(
     only: int | None = None,
 ) -> tuple[Path, list[Outcome]]:
     """Run schedules 0, 1, 2, ... of `seed` for `minutes`; `only`: just schedule `only`."""
-    removed = labmod.cleanup()
+    removed = cleanup()
     if removed:
         log(f"removed leftover lab namespaces: {' '.join(removed)}")
     seed = seed if seed is not None else random.randrange(1_000_000)

@@ -1,4 +1,4 @@
-"""The mail store full (issue 11, scenario 31): the shared store has no space left.
+"""The mail store full (scenario 31): the shared store has no space left.
 
 A full store is not a node failure: both nodes reach the same store, so a
 standby taking over would find it just as full. What an operator expects
@@ -24,6 +24,7 @@ import subprocess
 
 from chaos.faults.nemesis import Heal
 from chaos.lab.cluster import Cluster
+from chaos.layout import mount_dir
 from chaos.services.toy_store import FULL
 
 FILL = ".chaos-fill"
@@ -46,15 +47,12 @@ def store_full(c: Cluster, node: str) -> Heal:
 
 
 def _fill_image(c: Cluster, node: str) -> Heal:
-    from chaos.lab.store_image import mount_dir
-    from chaos.services.postfix import enter_argv
-
     n = c.nodes[node]
     store = mount_dir(c.run_dir)
     fill = store / FILL
 
     def inside(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(enter_argv(n, argv), capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(n.machine_argv(argv), capture_output=True, text=True, timeout=timeout)
 
     if inside(["mountpoint", "-q", str(store)]).returncode != 0:
         raise RuntimeError(f"the mail store {store} is not mounted on {node}: nothing to fill")

@@ -1,6 +1,6 @@
 """When a fault fires: now, after a random delay, or on a node's own event.
 
-The dangerous windows of DESIGN.md §4 are moments inside one node's transition
+The dangerous windows of a failover are moments inside one node's transition
 (fencing, promoting, demoting), so a nemesis can wait for that node to *say* it
 is there: the trigger tails the node's failoverd log (JSON lines, chaos/lab/nodes.py
 writes it into the run folder) from the moment it is armed, every few
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.services.toy_store import json_objects
+from chaos.records import json_objects
 
 POLL = 0.005  # log tail interval: the nemesis fires within ~5 ms of the line
 

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chaos.services.toy_store import read_records
+from chaos.records import read_records
 
 FAILOVER_MODES = ("forbidden", "forbidden-during-fault", "required", "allowed")
 

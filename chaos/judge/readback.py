@@ -24,10 +24,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaos.lab import store_image as mailstore
-from chaos.lab.network import VIP
+from chaos.lab import netns, store_image
+from chaos.layout import VIP
+from chaos.records import read_records
 from chaos.services.postfix import PASSWORD, USERS, NodePaths
-from chaos.services.toy_store import read_records
 
 if TYPE_CHECKING:
     from chaos.lab.cluster import Cluster
@@ -51,8 +51,6 @@ def queued(cluster: Cluster, node: str) -> int | None:
 
 
 def read_mailboxes(cluster: Cluster, timeout: float = 10.0) -> dict[str, Any]:
-    from chaos.lab import netns
-
     messages: list[dict[str, Any]] = []
     try:
         with netns.inside(cluster.lab.ns("client")):
@@ -100,10 +98,10 @@ def collect(cluster: Cluster) -> None:
 
 
 def fsck_store(run_dir: Path) -> None:
-    img = mailstore.image_path(run_dir)
-    released = mailstore.release(img)
+    img = store_image.image_path(run_dir)
+    released = store_image.release(img)
     result: dict[str, Any] = (
-        mailstore.fsck(img)
+        store_image.fsck(img)
         if released
         else {"ok": False, "exit": None, "output": "loop devices could not be released"}
     )

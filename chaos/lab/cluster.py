@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.lab import netns
-from chaos.lab.network import MAIL_HOSTS, VIP, ZK_HOSTS, Lab, address
+from chaos.lab import netns, store_image
+from chaos.lab.network import Lab
 from chaos.lab.nodes import MailNode, keygen
-from chaos.services.toy_store import read_records
+from chaos.layout import MAIL_HOSTS, VIP, ZK_HOSTS, address
+from chaos.records import read_records
+from chaos.services import postfix
 from tests.support.zookeeper import ZooKeeperServer, four_letter
 
 
@@ -86,11 +88,8 @@ class Cluster:
         (self.run_dir / "flags").mkdir(parents=True, exist_ok=True)
         known = []
         if self.mail:
-            from chaos.lab import store_image as mailstore
-            from chaos.services import postfix as mailnode
-
-            mailstore.create(self.lab)
-            mailnode.prepare_cluster(self.run_dir, self.mail)
+            store_image.create(self.lab)
+            postfix.prepare_cluster(self.run_dir, self.mail)
         for prio, name in enumerate(MAIL_HOSTS):
             node = MailNode(self.lab, name, prio, self.fenced_store, mail=self.mail)
             self.nodes[name] = node
@@ -225,8 +224,6 @@ class Cluster:
         for node in self.nodes.values():
             node.reap()
         if self.mail:
-            from chaos.lab import store_image as mailstore
-
             # The processes are dead, so are their mount namespaces: detach the store.
-            mailstore.release(mailstore.image_path(self.run_dir))
-            mailstore.remove_short_dir(self.lab.prefix)
+            store_image.release(store_image.image_path(self.run_dir))
+            store_image.remove_short_dir(self.lab.prefix)

@@ -1,11 +1,11 @@
 """The lab's network: namespaces, one bridge, firewall rules, links and the power switch.
 
-Layout (DESIGN.md §8): every host is a namespace `<prefix>-<host>` with one veth
-`eth0` on 198.51.100.0/24 (TEST-NET-2: it exists only inside the lab); the other
-ends (`v-<host>`) are ports of `br0`, which lives in its own namespace
-`<prefix>-br`. The root namespace's network is never touched and nothing routes
-out. A registry file in /run/failoverd-chaos/ names every lab so that
-`python -m chaos cleanup` finds the leftovers of a crashed run.
+Every host of the layout (chaos/layout.py) is a namespace `<prefix>-<host>` whose
+veth `eth0` has its other end (`v-<host>`) as a port of `br0`, which lives in its
+own namespace `<prefix>-br`. The root namespace's network is never touched and
+nothing routes out. The lab is registered (chaos/lab/registry.py) before its
+first namespace exists, so that `python -m chaos cleanup` finds the leftovers of
+a crashed run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -21,24 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.lab import cgroups, netns
-from chaos.services.toy_store import append_event
+from chaos.lab import cgroups, netns, registry
+from chaos.layout import HOSTS, MAIL_HOSTS, PREFIXLEN, ZK_HOSTS, address
+from chaos.records import append_event
 
-SUBNET = "198.51.100"
-PREFIXLEN = 24
-HOSTS = {"zk1": 1, "zk2": 2, "zk3": 3, "mail1": 11, "mail2": 12, "client": 100}
-ZK_HOSTS = ("zk1", "zk2", "zk3")
-MAIL_HOSTS = ("mail1", "mail2")
-VIP = f"{SUBNET}.25"
 BRIDGE = "br"
-REGISTRY = Path("/run/failoverd-chaos")
-# Only names of this shape are ever deleted by cleanup: never someone else's namespace.
-NS_PATTERN = re.compile(r"^fo\d+[a-z]?-(br|zk\d|mail\d|client)$")
 FW_TABLE = "chaos"
-
-
-def address(host: str) -> str:
-    return f"{SUBNET}.{HOSTS[host]}"
 
 
 @dataclass
@@ -78,7 +65,8 @@ class Lab:
             if any(n.startswith(prefix + "-") for n in taken):
                 continue
             lab = cls(run_dir, prefix)
-            if lab._register():  # atomic claim: concurrent labs never share a prefix
+            # An atomic claim: concurrent labs never share a prefix.
+            if registry.claim(lab.prefix, lab.run_dir, lab.namespaces):
                 break
         else:
             raise RuntimeError("no free lab prefix: run `python -m chaos cleanup`")
@@ -93,22 +81,6 @@ class Lab:
     def load(cls, run_dir: Path) -> Lab:
         info = json.loads((run_dir / "lab.json").read_text())
         return cls(Path(info["run_dir"]), info["prefix"])
-
-    def _register(self) -> bool:
-        """Claim the prefix: False when another lab (of any process) holds it already."""
-        info = {
-            "prefix": self.prefix,
-            "run_dir": str(self.run_dir),
-            "runner_pid": os.getpid(),
-            "runner_start": process_start(os.getpid()),
-            "namespaces": self.namespaces,
-            "created": time.time(),
-        }
-        REGISTRY.mkdir(parents=True, exist_ok=True)
-        if not write_json_atomic(REGISTRY / f"{self.prefix}.json", info, exclusive=True):
-            return False
-        (self.run_dir / "lab.json").write_text(json.dumps(info, indent=1))
-        return True
 
     def build(self) -> None:
         br = self.ns(BRIDGE)
@@ -137,8 +109,7 @@ class Lab:
         order = [*MAIL_HOSTS, "client", *ZK_HOSTS, BRIDGE]
         cgroups.release(self.prefix)  # a frozen process would survive SIGKILL
         teardown_names([self.ns(h) for h in order])
-        with contextlib.suppress(FileNotFoundError):
-            (REGISTRY / f"{self.prefix}.json").unlink()
+        registry.release(self.prefix)
 
     # -- links and firewall --------------------------------------------------------
 
@@ -256,26 +227,6 @@ class Lab:
         return "state DOWN" in out or ",UP" not in out
 
 
-def write_json_atomic(path: Path, data: Any, exclusive: bool = False) -> bool:
-    """Write `path` so that a concurrent reader (another run's cleanup) sees the whole
-    file or none: a half-written registry entry would read as garbage and be deleted.
-    exclusive: fail (return False) when `path` exists, atomically (link(2) never replaces).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    try:
-        if not exclusive:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def teardown_names(names: list[str]) -> None:
     """Kill processes first (deleting a namespace's name does not stop its processes)."""
     for ns in names:
@@ -283,64 +234,3 @@ def teardown_names(names: list[str]) -> None:
             netns.kill_all(ns)
     for ns in names:
         netns.delete(ns)
-
-
-def cleanup(force: bool = False) -> list[str]:
-    """Remove leftover labs: registered ones whose runner is gone, and stray `fo*` names.
-
-    A lab whose runner is still alive belongs to a run in progress and is kept
-    unless `force`. Returns the namespaces removed.
-    """
-    removed: list[str] = []
-    live: set[str] = set()
-    # List the namespaces BEFORE reading the registry: a lab registers before it
-    # creates its first namespace, so every name listed here whose lab is alive has a
-    # registry entry by the time the registry is read. (The other order would take a
-    # lab created between the two reads, by a concurrent run, for a stray.)
-    listed = netns.listed()
-    for reg in sorted(REGISTRY.glob("fo*.json")) if REGISTRY.exists() else []:
-        try:
-            info = json.loads(reg.read_text())
-        except (OSError, ValueError):
-            reg.unlink(missing_ok=True)
-            continue
-        names = [n for n in info.get("namespaces", []) if NS_PATTERN.match(n)]
-        runner = (int(info.get("runner_pid", 0)), info.get("runner_start"))
-        if not force and _alive(*runner):
-            live.update(names)
-            continue
-        present = [n for n in names if netns.exists(n)]
-        cgroups.release(str(info.get("prefix", "")) or "-")
-        teardown_names(present)
-        _release_mail_store(info)  # after its processes (and so its mounts) are gone
-        removed += present
-        reg.unlink(missing_ok=True)
-    stray = [n for n in listed if NS_PATTERN.match(n) and n not in live and n not in removed]
-    stray = [n for n in stray if netns.exists(n)]
-    for prefix in sorted({n.rsplit("-", 1)[0] for n in stray}):
-        cgroups.release(prefix)
-    teardown_names(stray)
-    return removed + stray
-
-
-def _release_mail_store(info: dict[str, Any]) -> None:
-    from chaos.lab.store_image import release_registered
-
-    release_registered(info)
-
-
-def process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot: (pid, start) names it uniquely."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def _alive(pid: int, start: int | None) -> bool:
-    """Is the runner that registered a lab still running (the same process, not a reused pid)?"""
-    if pid <= 0 or pid == os.getpid():
-        return False
-    now = process_start(pid)
-    return now is not None and (start is None or now == start)

@@ -1,11 +1,18 @@
 """One mail node of the lab: its failoverd config, sshd, keys and processes.
 
-The config follows DESIGN.md §9: the VIP and the lab's SMTP service
-(chaos/services/toy_smtp.py) as resources, ssh then the lab's power switch (`python -m
-chaos power-off`) as fencing. The node's sshd (port 22 in its namespace) only
-lets the per-run fence key run the forced command `failoverd -c CFG fence-self
---from-ssh`. Processes are started with `ip netns exec`, their output goes to
-the run folder.
+The config: the VIP and the lab's SMTP service (chaos/services/toy_smtp.py) as
+resources, ssh then the lab's power switch (`python -m chaos power-off`) as
+fencing; the real mail node's (`--mail postfix`) is chaos/lab/postfix_node.py. The
+node's sshd (port 22 in its namespace) only lets the per-run fence key run the
+forced command `failoverd -c CFG fence-self --from-ssh`. Processes are started
+with `ip netns exec`, their output goes to the run folder.
+
+The real mail node is one machine = one network namespace + one mount namespace:
+a holder process (`sleep`) is started with `ip netns exec` and every process of
+the node (sshd, failoverd, and so every resource and fence-self) joins both of
+its namespaces with nsenter. Otherwise ssh fence-self would run in sshd's own
+mount namespace, find the store "not mounted" there, report success, and leave
+Postfix running.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,10 @@ from typing import Any
 import yaml
 
 from chaos.lab import netns
-from chaos.lab.network import MAIL_HOSTS, PREFIXLEN, VIP, ZK_HOSTS, Lab, address
+from chaos.lab.network import Lab
+from chaos.lab.postfix_node import mail_config
+from chaos.layout import MAIL_HOSTS, PREFIXLEN, VIP, ZK_HOSTS, address
+from chaos.services.toy_smtp import Paths
 from tests.support.access import state_dir_for, write_credential, zk_auth
 from tests.support.checkout import REPO
 
@@ -95,9 +106,9 @@ class MailNode:
 
     @property
     def unhealthy_flag(self) -> Path:
-        """While it exists the node fails its health check (scenario 10's fault);
-        chaos/services/toy_smtp.py's Paths.unhealthy names the same file."""
-        return self.lab.run_dir / "flags" / f"{self.name}.unhealthy"
+        """While it exists the node fails its health check (scenario 10's fault), and
+        the toy service answers 421: one file, named by the service's Paths."""
+        return Paths(self.lab.run_dir, self.name).unhealthy
 
     def service_argv(self, action: str) -> list[str]:
         argv = [
@@ -195,9 +206,7 @@ class MailNode:
             "log": {"format": "json", "level": "info"},
         }
         if self.mail:
-            from chaos.services.postfix import mail_config
-
-            cfg = mail_config(self, cfg)
+            cfg = mail_config(cfg, run, self.name, self.unhealthy_flag, self.mail)
         return cfg
 
     def prepare(self, fence_pub: str) -> str:
@@ -220,9 +229,7 @@ class MailNode:
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PATH": PATH, "PYTHONUNBUFFERED": "1"}
         if self.mail:
-            from chaos.services.postfix import enter_argv
-
-            wrapped = enter_argv(self, argv)  # one mount namespace for the whole node
+            wrapped = self.machine_argv(argv)  # one mount namespace for the whole node
         else:
             wrapped = netns.exec_argv(self.ns, argv)
         with open(log, "ab") as out:
@@ -234,6 +241,19 @@ class MailNode:
                 env=env,
                 start_new_session=True,
             )
+
+    def machine_argv(self, argv: list[str]) -> list[str]:
+        """argv run inside the node's machine (its holder's network and mount namespaces)."""
+        if self.holder is None or self.holder.poll() is not None:
+            self.holder = subprocess.Popen(
+                netns.exec_argv(self.ns, ["sleep", "infinity"]),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            _wait_entered(self.holder, self.ns)
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *argv]
 
     def start_sshd(self) -> None:
         ssh = self.dir / "ssh"
@@ -275,3 +295,24 @@ class MailNode:
             if p is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=2)
+
+
+def _wait_entered(holder: subprocess.Popen[bytes], ns: str, timeout: float = 15.0) -> None:
+    """Until `ip netns exec` has exec'd sleep (then its namespaces are the node's).
+
+    A holder that dies meanwhile was killed by the power switch (the runner's
+    repair can race a power-fence): then the node is off, and what is started in
+    it fails as it would on a machine without power — not a lab error.
+    """
+    want = os.stat(f"/run/netns/{ns}").st_ino
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holder.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == want and "sleep" in Path(
+                f"/proc/{holder.pid}/cmdline"
+            ).read_text(errors="replace"):
+                return
+        time.sleep(0.01)
+    raise RuntimeError(f"mount-namespace holder of {ns} did not start in {timeout:g}s")

@@ -19,39 +19,26 @@ loop device exists, and devices are found again by their backing file
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from chaos.lab.network import MAIL_HOSTS, REGISTRY, Lab, write_json_atomic
+from chaos.lab import registry
+from chaos.lab.network import Lab
+from chaos.layout import MAIL_HOSTS, SHORT_ROOT, mount_dir
 
 IMAGE = "mailstore.img"
 SIZE = "64M"
-# Short paths for everything that holds UNIX sockets (Postfix's queue, Dovecot's
-# base_dir): sun_path has 108 bytes, and a run folder under a checkout is longer.
-SHORT_ROOT = REGISTRY / "mail"
 
 
 def image_path(run_dir: Path) -> Path:
     return run_dir / IMAGE
 
 
-def short_dir(run_dir: Path) -> Path:
-    """/run/failoverd-chaos/mail/<prefix>: this lab's short-path folder."""
-    prefix = json.loads((run_dir / "lab.json").read_text())["prefix"]
-    return SHORT_ROOT / prefix
-
-
-def mount_dir(run_dir: Path) -> Path:
-    """The store's mount point: the same path on both nodes, each mounts it privately."""
-    return short_dir(run_dir) / "store"
-
-
 def remove_short_dir(prefix: str) -> None:
     """Empty folders in the root namespace (the mounts live in the nodes' namespaces)."""
-    import shutil
-
     if prefix and "/" not in prefix:
         shutil.rmtree(SHORT_ROOT / prefix, ignore_errors=True)
 
@@ -63,29 +50,24 @@ def _sh(argv: list[str], timeout: float = 30.0) -> str:
     return p.stdout
 
 
-def _register(lab: Lab, **fields: Any) -> None:
-    """Add fields to the lab's registry entry and lab.json (cleanup reads them)."""
-    for path in (REGISTRY / f"{lab.prefix}.json", lab.run_dir / "lab.json"):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        info.update(fields)
-        write_json_atomic(path, info)  # a concurrent cleanup must never read half a file
-
-
 def create(lab: Lab) -> dict[str, str]:
     """Make the image, format it, attach one loop device per node; return node -> device."""
     img = image_path(lab.run_dir)
-    _register(lab, mail_image=str(img))  # before the first loop device exists
+    # Before the first loop device exists: a crash from here on leaves nothing unnamed.
+    registry.add_fields(lab.prefix, lab.run_dir, mail_image=str(img))
     img.unlink(missing_ok=True)
     _sh(["truncate", "-s", SIZE, str(img)])
     _sh(["mkfs.ext4", "-q", "-F", "-L", "mailstore", str(img)])
     mount_dir(lab.run_dir).mkdir(parents=True, exist_ok=True)
     devices = {node: _sh(["losetup", "-f", "--show", str(img)]).strip() for node in MAIL_HOSTS}
-    _register(lab, mail_loop_devices=devices)
+    registry.add_fields(lab.prefix, lab.run_dir, mail_loop_devices=devices)
     (lab.run_dir / "mailstore.json").write_text(json.dumps({"image": str(img), **devices}))
     return devices
+
+
+def loop_device(run_dir: Path, node: str) -> str:
+    """`node`'s loop device onto the image (each node has its own path to the store)."""
+    return str(json.loads((run_dir / "mailstore.json").read_text())[node])
 
 
 def attached(img: Path) -> list[str]:

@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 
 from chaos.lab import netns
-from chaos.lab.network import MAIL_HOSTS, VIP, Lab
-from chaos.services.toy_store import append_event
+from chaos.lab.network import Lab
+from chaos.layout import MAIL_HOSTS, VIP
+from chaos.records import append_event
 
 POLL = 0.1
 

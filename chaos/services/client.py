@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from chaos.layout import VIP
+
 QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 
 
@@ -127,7 +129,7 @@ class Client:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chaos.services.client")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--target", default="198.51.100.25")
+    ap.add_argument("--target", default=VIP)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--interval", type=float, default=0.05, help="seconds between messages")
     ap.add_argument("--timeout", type=float, default=3.0, help="per message, whole transaction")

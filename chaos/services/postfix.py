@@ -6,15 +6,13 @@ Per node, in the run folder: `<node>/postfix/{main.cf,master.cf}` (one Postfix
 instance, `postfix -c DIR`), `<node>/dovecot/dovecot.conf` (`dovecot -c FILE`,
 its own base_dir). Both listen on the VIP only (SMTP 25, IMAP 143). The store
 (chaos/lab/store_image.py) is mounted by failoverd's first resource,
-ocf:heartbeat:Filesystem, on `/run/failoverd-chaos/mail/<prefix>/store`, and holds Postfix's
-queue_directory and data_directory and the Maildirs. With `local_queue` (the
-negative control) the queue stays on node-local disk instead.
+ocf:heartbeat:Filesystem (the node's failoverd.yaml: chaos/lab/postfix_node.py), on
+`/run/failoverd-chaos/mail/<prefix>/store`, and holds Postfix's queue_directory and
+data_directory and the Maildirs. With `local_queue` (the negative control) the
+queue stays on node-local disk instead.
 
-One machine = one network namespace + one mount namespace: a holder process
-(`sleep`) is started with `ip netns exec` and every process of the node (sshd,
-failoverd, and so every resource and fence-self) joins both of its namespaces
-with nsenter. Otherwise ssh fence-self would run in sshd's own mount namespace,
-find the store "not mounted" there, report success, and leave Postfix running.
+These commands run inside the node's machine (its network and mount namespaces,
+chaos/lab/nodes.py), so they see the store mounted exactly when the node has it.
 
 What the checker relies on: `service_up` is written before Postfix starts (so
 before port 25 opens), `service_down` after no Postfix process of this node is
@@ -33,14 +31,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from chaos.lab.network import PREFIXLEN, VIP
-from chaos.lab.store_image import mount_dir, short_dir
-from chaos.services.toy_store import append_event
-
-if TYPE_CHECKING:
-    from chaos.lab.nodes import MailNode
+from chaos.layout import PREFIXLEN, SUBNET, VIP, mount_dir, short_dir
+from chaos.records import append_event, read_records
 
 USERS = ("postmaster",)  # the client's recipient: postmaster@lab
 PASSWORD = "lab-secret"
@@ -105,7 +98,7 @@ myorigin = lab
 mydestination =
 inet_interfaces = {VIP}
 inet_protocols = ipv4
-mynetworks = 198.51.100.0/24 127.0.0.0/8
+mynetworks = {SUBNET}.0/{PREFIXLEN} 127.0.0.0/8
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 virtual_mailbox_domains = lab
@@ -190,104 +183,6 @@ def prepare_node(run_dir: Path, node: str) -> None:
     (p.postfix / "main.cf").write_text(main_cf(p))
     (p.postfix / "master.cf").write_text(master_cf())
     (p.dovecot / "dovecot.conf").write_text(dovecot_conf(p))
-
-
-def loop_device(run_dir: Path, node: str) -> str:
-    import json
-
-    return str(json.loads((run_dir / "mailstore.json").read_text())[node])
-
-
-def mail_config(node: MailNode, cfg: dict[str, Any]) -> dict[str, Any]:
-    """failoverd.yaml for the real mail node: store, VIP, Postfix, Dovecot (in that order)."""
-    run = node.lab.run_dir
-    prepare_node(run, node.name)
-
-    def cmd(*words: str) -> list[str]:
-        return [sys.executable, "-m", "chaos.services.postfix", *words, "--lab", str(run)] + [
-            "--node",
-            node.name,
-        ]
-
-    def service(name: str, timeout: str) -> dict[str, Any]:
-        return {
-            "type": "command",
-            "start": cmd("start", name),
-            "stop": cmd("stop", name),
-            "status": cmd("status", name),
-            "timeout": timeout,
-        }
-
-    cfg["health"]["checks"] = [
-        # Could this node serve? Its path to the store exists and the fault flag is
-        # absent (inside the daemon, no fork: see chaos/lab/nodes.py); where Postfix and
-        # Dovecot run, they answer their banners on the VIP.
-        {"type": "path", "path": loop_device(run, node.name)},
-        {"type": "path", "path": str(node.unhealthy_flag), "absent": True},
-        {"type": "smtp", "host": VIP, "port": 25, "timeout": "1500ms"},
-        {"type": "imap", "host": VIP, "port": 143, "timeout": "1500ms"},
-    ]
-    cfg["resources"] = [
-        {
-            "type": "ocf",
-            "agent": "heartbeat:Filesystem",
-            "params": {
-                "device": loop_device(run, node.name),
-                "directory": str(mount_dir(run)),
-                "fstype": "ext4",
-            },
-            "timeout": "20s",
-        },
-        {"type": "vip", "address": f"{VIP}/{PREFIXLEN}", "interface": "eth0"},
-        service("postfix", "15s"),
-        service("dovecot", "10s"),
-    ]
-    for f in cfg["fencing"]:
-        if f["type"] == "ssh":
-            f["verify_ports"] = [25, 143]
-    if node.mail == "postfix-lying-fencer":  # negative control: a fence that always "works"
-        cfg["fencing"] = [{"type": "command", "argv": ["/bin/true"], "timeout": "5s"}]
-    return cfg
-
-
-# -- one machine: the node's shared network + mount namespace ------------------------
-
-
-def enter_argv(node: MailNode, argv: list[str]) -> list[str]:
-    """argv run inside the node's machine (its holder's network and mount namespaces)."""
-    from chaos.lab import netns
-
-    if node.holder is None or node.holder.poll() is not None:
-        node.holder = subprocess.Popen(
-            netns.exec_argv(node.ns, ["sleep", "infinity"]),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        _wait_entered(node.holder, node.ns)
-    return ["nsenter", "-t", str(node.holder.pid), "-m", "-n", "--", *argv]
-
-
-def _wait_entered(holder: subprocess.Popen[bytes], ns: str, timeout: float = 15.0) -> None:
-    """Until `ip netns exec` has exec'd sleep (then its namespaces are the node's).
-
-    A holder that dies meanwhile was killed by the power switch (the runner's
-    repair can race a power-fence): then the node is off, and what is started in
-    it fails as it would on a machine without power — not a lab error.
-    """
-    want = os.stat(f"/run/netns/{ns}").st_ino
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if holder.poll() is not None:
-            return
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino == want and "sleep" in Path(
-                f"/proc/{holder.pid}/cmdline"
-            ).read_text(errors="replace"):
-                return
-        time.sleep(0.01)
-    raise RuntimeError(f"mount-namespace holder of {ns} did not start in {timeout:g}s")
 
 
 # -- processes of this node ------------------------------------------------------------
@@ -399,8 +294,6 @@ def _start_listening(p: NodePaths, name: str, argv: list[str], port: int, timeou
 
 def _interval_open(p: NodePaths) -> bool:
     """Did this node's last service record say `service_up`?"""
-    from chaos.services.toy_store import read_records
-
     last = [r["event"] for r in read_records(p.events) if r.get("node") == p.node]
     return bool(last) and last[-1] == "service_up"
 

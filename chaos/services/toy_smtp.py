@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaos.services.toy_store import Store, append_event
+from chaos.records import append_event
+from chaos.services.toy_store import Store
 
 if TYPE_CHECKING:
     import asyncio

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from chaos.records import json_objects
 from chaos.services.loopback_smtp import overlaps, read_events, serving_intervals
-from chaos.services.toy_store import json_objects
 from failoverd.cli.status import gather_status
 from failoverd.config import load_config
 from failoverd.zk.coordinator import Coordinator

@@ -22,9 +22,10 @@ from chaos.judge.checker import check
 from chaos.judge.history import Expectation, load_history
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import VIP, Lab
+from chaos.lab.network import Lab
 from chaos.lab.vipwatch import VipWatch
-from chaos.services.toy_store import read_records
+from chaos.layout import VIP
+from chaos.records import read_records
 
 
 @pytest.fixture

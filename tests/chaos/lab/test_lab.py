@@ -24,7 +24,8 @@ from chaos.judge.checker import check
 from chaos.judge.history import Expectation, load_history
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
-from chaos.lab.network import REGISTRY, VIP, Lab, address
+from chaos.lab.network import Lab
+from chaos.layout import REGISTRY, VIP, address
 from tests.chaos.conftest import lab_namespaces
 
 REPO = Path(__file__).resolve().parents[3]
@@ -166,7 +167,7 @@ def test_cleanup_after_a_crashed_runner_leaves_no_namespace_or_process(tmp_path:
     script = (
         "import subprocess, sys, time\n"
         "from pathlib import Path\n"
-        "from chaos import netns\n"
+        "from chaos.lab import netns\n"
         "from chaos.lab.network import Lab\n"
         f"lab = Lab.create(Path({str(tmp_path / 'crash')!r}))\n"
         "for h in ('mail1', 'zk1'):\n"

@@ -1,5 +1,6 @@
 """`python -m chaos run --jobs K`: concurrent labs do not interfere, and `chaos cleanup`
-from anyone leaves a live lab alone (chaos/parallel.py, chaos/lab/network.py)."""
+from anyone leaves a live lab alone (chaos/parallel.py, chaos/lab/registry.py,
+chaos/lab/leftovers.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.lab import cgroups, netns
-from chaos.lab import network as labmod
+from chaos.lab import cgroups, netns, registry
+from chaos.lab.leftovers import cleanup
 from chaos.lab.network import Lab
+from chaos.layout import REGISTRY
 from tests.chaos.conftest import lab_namespaces
 
 REPO = Path(__file__).resolve().parents[3]
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _labs_under(root: Path) -> list[dict[str, object]]:
     """Registry entries of labs whose run folder is under `root` (ours, not other runs')."""
     found = []
-    for reg in labmod.REGISTRY.glob("fo*.json"):
+    for reg in REGISTRY.glob("fo*.json"):
         try:
             info = json.loads(reg.read_text())
         except (OSError, ValueError):
@@ -97,7 +99,7 @@ def test_two_labs_run_at_once_without_interfering_and_cleanup_spares_them(
         lab = json.loads((folder / r["folder"] / "lab.json").read_text())
         assert lab["prefix"] in prefixes
         assert lab_namespaces(lab["prefix"] + "-") == []
-        assert not (labmod.REGISTRY / f"{lab['prefix']}.json").exists()
+        assert not (REGISTRY / f"{lab['prefix']}.json").exists()
         for controller in ("freezer", "cpu"):
             base = cgroups.ROOT / controller / cgroups.BASE
             assert not list(base.glob(f"{lab['prefix']}-*")) if base.exists() else True
@@ -130,20 +132,20 @@ def test_cleanup_keeps_a_lab_registered_while_it_lists_namespaces(
                 "prefix": prefix,
                 "run_dir": str(tmp_path),
                 "runner_pid": owner.pid,
-                "runner_start": labmod.process_start(owner.pid),
+                "runner_start": registry.process_start(owner.pid),
                 "namespaces": [ns],
             }
-            (labmod.REGISTRY / f"{prefix}.json").write_text(json.dumps(info))
+            (REGISTRY / f"{prefix}.json").write_text(json.dumps(info))
             netns.add(ns)
         return real_listed()
 
     monkeypatch.setattr(netns, "listed", listed_while_b_starts)
     try:
-        removed = labmod.cleanup()
+        removed = cleanup()
         assert ns not in removed and netns.exists(ns), "cleanup deleted a live lab"
     finally:
         netns.delete(ns)
-        (labmod.REGISTRY / f"{prefix}.json").unlink(missing_ok=True)
+        (REGISTRY / f"{prefix}.json").unlink(missing_ok=True)
 
 
 def test_a_prefix_is_claimed_by_one_lab_only(tmp_path: Path) -> None:
@@ -154,8 +156,8 @@ def test_a_prefix_is_claimed_by_one_lab_only(tmp_path: Path) -> None:
     try:
         a._register()
         b_claimed = b._register()
-        entry = json.loads((labmod.REGISTRY / f"{prefix}.json").read_text())
+        entry = json.loads((REGISTRY / f"{prefix}.json").read_text())
         assert entry["run_dir"] == str(tmp_path / "a"), "b took a's prefix over"
         assert b_claimed is False
     finally:
-        (labmod.REGISTRY / f"{prefix}.json").unlink(missing_ok=True)
+        (REGISTRY / f"{prefix}.json").unlink(missing_ok=True)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from chaos.faults.catalog import MAIL_SMOKE, SMOKE, find
 from chaos.faults.controls import run_controls
-from chaos.faults.scenarios import MAIL_SMOKE, SMOKE, find
 from chaos.lab.store_image import attached, image_path
-from chaos.runner import describe, run_scenarios
+from chaos.repetition import describe
+from chaos.runner import run_scenarios
 from tests.chaos.conftest import lab_namespaces
 
 REPO = Path(__file__).resolve().parents[3]

@@ -1,4 +1,4 @@
-"""The benchmark report's comparison with keepalived and its targets (issue 13)."""
+"""The benchmark report's comparison with keepalived and its targets."""
 
 from __future__ import annotations
 

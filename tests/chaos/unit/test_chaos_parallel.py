@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from chaos.faults.scenarios import find
+from chaos.faults.catalog import find
 from chaos.parallel import may_start, order
 
 

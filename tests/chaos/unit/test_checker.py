@@ -19,7 +19,7 @@ from chaos.judge.history import (
     VipEvent,
     load_history,
 )
-from chaos.services.toy_store import CorruptHistory, read_records
+from chaos.records import CorruptHistory, read_records
 
 
 class Builder:

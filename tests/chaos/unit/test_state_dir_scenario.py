@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import chaos.faults.scenarios  # noqa: F401 - loads scenarios_faults in its order (circular)
-from chaos.faults.composed import roles_problem
+from chaos.faults.edge_scenarios import roles_problem
 
 BEFORE = ("active", 1)
 

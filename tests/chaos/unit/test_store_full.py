@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from chaos.records import read_records
 from chaos.services import toy_smtp as service_module
 from chaos.services.toy_smtp import Paths, SmtpService
-from chaos.services.toy_store import FULL, Store, StoreFull, read_records
+from chaos.services.toy_store import FULL, Store, StoreFull
 
 BODY = b"Subject: x\r\nX-Chaos-Msg: 7\r\n\r\nhello\r\n.\r\n"
 

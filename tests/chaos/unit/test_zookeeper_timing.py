@@ -4,7 +4,7 @@ A follower gives up on its leader after syncLimit x tickTime without a packet,
 counted from the leader's last ping (sent every tickTime/2). A leader stalled
 for P therefore looks gone after P + up to tickTime/2, and the election that
 follows (0.2-0.6 s, clients disconnected) outlasts the active's lease. Stalls
-shorter than T/2 must never fail over (DESIGN.md §5), so detection must exceed
+shorter than T/2 must never fail over (the lease's margin), so detection must exceed
 T/2 + tickTime/2 with some slack for scheduling; and it must stay below T, or a
 follower cut off from its leader costs its clients their sessions.
 """

@@ -1,12 +1,17 @@
-"""Scenarios 15-: faults at the moments that matter, and the faults issue 11 found missing.
+"""Scenarios 15-32: faults at the moments that matter, and the faults 1-14 leave out.
 
 A windowed scenario composes faults: a first fault starts a transition (the active
 frozen or killed), and a second one fires when a node *says* it is in the window
-(chaos/faults/triggers.py tails its log). For the checker the whole composition is one
-fault (`fault_start` .. `fault_heal`); each step is recorded as `nemesis_start` /
-`nemesis_heal` in events/lab.jsonl, and a trigger that never fired as
-`trigger_missed` (the window was not reached: the step is skipped, and the
-scenario's expectation still judges what happened).
+(chaos/faults/triggers.py tails its log). For the checker the whole composition is
+one fault (a Composite, chaos/faults/scenario.py: `fault_start` .. `fault_heal`);
+each step is recorded as `nemesis_start` / `nemesis_heal` in events/lab.jsonl, and
+a trigger that never fired as `trigger_missed` (the window was not reached: the
+step is skipped, and the scenario's expectation still judges what happened).
+
+The faults 1-14 leave out: ZooKeeper one way, paused briefly, or without quorum;
+a frozen node; power lost silently; a hanging power switch; two faults at once;
+an unhealthy standby; a service frozen mid-DATA; a starved daemon; a read-only
+state dir; a full store.
 
 T = the lab's session timeout, 2 s (chaos/lab/nodes.py).
 """
@@ -16,64 +21,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from chaos.faults import nemesis, triggers
-from chaos.faults import store_full as nemesis_store
-from chaos.faults.scenarios import Ctx, Scenario
+from chaos.faults.scenario import Composite, Ctx, Scenario
+from chaos.faults.store_full import store_full
 from chaos.judge.history import Expectation
 
 T = 2.0
-
-
-class Composite:
-    """One checker fault made of steps, healed in reverse order however the body ends."""
-
-    def __init__(self, x: Ctx, name: str):
-        self.x, self.name = x, name
-        self.heals: list[tuple[str, nemesis.Heal]] = []
-
-    def __enter__(self) -> Composite:
-        self.x.cluster.lab.record("fault_start", fault=self.name, active=self.x.active)
-        return self
-
-    def step(self, label: str, apply: Callable[[], nemesis.Heal]) -> None:
-        lab = self.x.cluster.lab
-        lab.record("nemesis_start", what=label)
-        self.heals.append((label, apply()))
-
-    def heal(self, label: str | None = None) -> None:
-        """Heal the named step (default: the latest)."""
-        k = len(self.heals) - 1
-        if label is not None:
-            k = next(i for i, (name, _) in enumerate(self.heals) if name == label)
-        name, fn = self.heals.pop(k)
-        try:
-            fn()
-        finally:
-            self.x.cluster.lab.record("nemesis_heal", what=name)
-
-    def wait(self, spec: triggers.Armed, timeout: float, what: str) -> bool:
-        hit = spec.wait(timeout)
-        if hit is None:
-            self.x.cluster.lab.record("trigger_missed", trigger=str(spec.trigger), step=what)
-            return False
-        self.x.cluster.lab.record("trigger_fired", trigger=str(spec.trigger), step=what)
-        return True
-
-    def hold(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not (until is not None and until()):
-            time.sleep(0.1)
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        try:
-            while self.heals:
-                self.heal()
-        finally:
-            self.x.cluster.lab.record("fault_heal", fault=self.name)
 
 
 def arm(x: Ctx, default: str) -> triggers.Armed:
@@ -289,7 +243,7 @@ def _store_full(x: Ctx) -> None:
     """The shared store full for 10 s: 452, no failover, nothing acked lost, resumes."""
     x.fault(
         "mail store full",
-        lambda: nemesis_store.store_full(x.cluster, x.active),
+        lambda: store_full(x.cluster, x.active),
         10,
     )
 
@@ -298,7 +252,7 @@ def _actives(roles: Roles) -> list[str]:
     return sorted(n for n, (role, _) in roles.items() if role == "active")
 
 
-MORE_SCENARIOS: list[Scenario] = [
+EDGE_SCENARIOS: list[Scenario] = [
     Scenario(
         15,
         "freeze-in-promotion",

@@ -1,10 +1,11 @@
-"""The fourteen scenarios of issue 5: a fault, how long it lasts, and what must hold.
+"""Scenarios 1-14, the core failure modes: one fault each, how long it lasts, what must hold.
 
-Each scenario is data (name, description, Expectation) plus one small function
-that injects its fault(s) through `Ctx.fault`, which records `fault_start` and
-`fault_heal` in the history and always heals, even when the body fails.
+A crashed, paused or isolated daemon; ZooKeeper cut, its leader killed, the
+active in its minority; power off; a lossy link; a failing service; a
+switchover; an overloaded service; both daemons restarted at once; fencing
+impossible. The types: chaos/faults/scenario.py.
 
-Timing is derived from the lab's ZooKeeper session timeout T = 2 s (cluster.py):
+Timing is derived from the lab's ZooKeeper session timeout T = 2 s (chaos/lab/nodes.py):
 a partitioned active drops its local lease after ~1.5 s, the session expires
 after 2 s, fencing takes ≤ 3 s per ssh attempt, so a required failover shows
 within ~10 s; holds of 8-12 s outlast every one of those clocks.
@@ -12,69 +13,10 @@ within ~10 s; holds of 8-12 s outlast every one of those clocks.
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from chaos.faults import nemesis
+from chaos.faults.scenario import Ctx, Scenario
 from chaos.judge.history import Expectation
-from chaos.lab.cluster import Cluster
-from chaos.lab.network import MAIL_HOSTS
-
-
-@dataclass
-class Ctx:
-    cluster: Cluster
-    rng: random.Random
-    active: str  # the node serving when the scenario began
-    trigger: str | None = None  # when a windowed fault fires (chaos/faults/triggers.py)
-
-    @property
-    def standby(self) -> str:
-        return next(n for n in MAIL_HOSTS if n != self.active)
-
-    def failed_over(self) -> bool:
-        return self.cluster.serving() == {self.standby}
-
-    def fault(
-        self,
-        name: str,
-        apply: Callable[[], nemesis.Heal],
-        hold: float,
-        until: Callable[[], bool] | None = None,
-        after: float = 2.0,
-    ) -> None:
-        """Inject, hold (`hold` seconds, or until `until()` holds plus `after`), heal."""
-        lab = self.cluster.lab
-        lab.record("fault_start", fault=name, active=self.active)
-        heal: nemesis.Heal = nemesis.nothing
-        try:
-            heal = apply()
-            deadline = time.monotonic() + hold
-            while time.monotonic() < deadline:
-                if until is not None and until():
-                    time.sleep(after)
-                    break
-                time.sleep(0.2)
-        finally:
-            heal()
-            lab.record("fault_heal", fault=name)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    number: int
-    name: str
-    description: str
-    expect: Expectation
-    inject: Callable[[Ctx], None]
-    fenced_store: bool = False
-    mail: str | None = None  # "postfix": the real mail node (--mail postfix)
-    trigger: str | None = None  # a scenario that targets a window: its default trigger
-    # Judged on CPU timing (a quota, sub-T/2 pauses): `run --jobs K` runs it alone, with
-    # no other lab stealing the cores its margins were measured on.
-    exclusive: bool = False
+from chaos.layout import MAIL_HOSTS
 
 
 def _kill(x: Ctx) -> None:
@@ -159,7 +101,7 @@ def _no_fencing(x: Ctx) -> None:
     x.fault("fencing impossible, active's daemon killed", apply, 20)
 
 
-SCENARIOS = [
+CORE_SCENARIOS = [
     Scenario(
         1,
         "kill-daemon",
@@ -261,17 +203,3 @@ SCENARIOS = [
         _no_fencing,
     ),
 ]
-# The faults of issue 11 (triggered windows and the missing faults) live in their own module.
-from chaos.faults.composed import MORE_SCENARIOS  # noqa: E402 - needs Ctx and Scenario
-
-SCENARIOS += MORE_SCENARIOS
-SMOKE = (1, 2, 4, 5, 14)
-MAIL_SMOKE = (1, 4, 8)  # CI also runs these with --mail postfix (tests/chaos/lab/test_smoke.py)
-
-
-def find(token: str) -> Scenario:
-    for s in SCENARIOS:
-        if token in (str(s.number), s.name):
-            return s
-    names = ", ".join(f"{s.number}/{s.name}" for s in SCENARIOS)
-    raise KeyError(f"no scenario {token!r}; known: {names}")
