@@ -28,6 +28,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from tests.support.checkout import use_checkout
+
 POWER_HANG = 120.0  # far past any fencing timeout: the fencer has to give up on it
 
 
@@ -40,7 +42,7 @@ def _need_root() -> str | None:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    from chaos.scenarios import SCENARIOS, SMOKE
+    from chaos.faults.catalog import SCENARIOS, SMOKE
 
     for s in SCENARIOS:
         mark = "*" if s.number in SMOKE else " "
@@ -65,8 +67,8 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from chaos.faults.catalog import SCENARIOS, SMOKE, find
     from chaos.runner import run_scenarios
-    from chaos.scenarios import SCENARIOS, SMOKE, find
 
     if problem := _need_root():
         print(f"chaos: {problem}", file=sys.stderr)
@@ -92,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mail:
         chosen = [replace(s, mail=args.mail) for s in chosen]
     if args.trigger is not None:
-        from chaos.triggers import parse
+        from chaos.faults.triggers import parse
 
         try:
             parse(args.trigger)
@@ -112,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
-    from chaos.controls import run_controls
+    from chaos.faults.controls import run_controls
 
     if problem := _need_root():
         print(f"chaos: {problem}", file=sys.stderr)
@@ -122,7 +124,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from chaos.soak import soak
+    from chaos.faults.soak import soak
 
     if problem := _need_root():
         print(f"chaos: {problem}", file=sys.stderr)
@@ -135,16 +137,16 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from chaos.checker import check
-    from chaos.history import load_expectation, load_history
-    from chaos.timeline import draw
+    from chaos.judge.checker import check
+    from chaos.judge.history import load_expectation, load_history
+    from chaos.judge.timeline import draw
 
     name, expect = load_expectation(args.run_dir)
     history = load_history(args.run_dir)
     mail = None
     if (args.run_dir / "mailstore.json").exists():  # a --mail postfix run: judge the mailboxes
-        from chaos.checker import Violation
-        from chaos.mailcheck import judge
+        from chaos.judge.checker import Violation
+        from chaos.judge.readback import judge
 
         mail = judge(args.run_dir)
     verdict = check(history, expect, None if mail is None else mail.pop("delivered_set"))
@@ -158,13 +160,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from chaos.table import main as table_main
+    from chaos.judge.table import main as table_main
 
     return table_main(args.folders)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from chaos.lab import cleanup
+    from chaos.lab.leftovers import cleanup
 
     if problem := _need_root():
         print(f"chaos: {problem}", file=sys.stderr)
@@ -176,7 +178,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_power_off(args: argparse.Namespace) -> int:
     """The lab's power switch: what a PDU or IPMI fencing command would do."""
-    from chaos.lab import MAIL_HOSTS, Lab
+    from chaos.lab.network import Lab
+    from chaos.layout import MAIL_HOSTS
 
     lab_dir: Path = args.lab.resolve()
     caller = os.environ.get("FAILOVERD_NODE")
@@ -202,7 +205,7 @@ def cmd_power_off(args: argparse.Namespace) -> int:
 def cmd_power_status(args: argparse.Namespace) -> int:
     """The power switch's status action (the power fencer's check_argv): exit 0 while
     the switch could power NODE off. Fence readiness runs it every check_interval."""
-    from chaos.lab import MAIL_HOSTS
+    from chaos.layout import MAIL_HOSTS
 
     if args.node not in MAIL_HOSTS:
         print(f"power-status: no such node {args.node!r}", file=sys.stderr)
@@ -215,9 +218,10 @@ def cmd_power_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_checkout()
     words = sys.argv[1:] if argv is None else argv
     if words[:1] == ["bench"]:  # the benchmark has its own options (python -m chaos bench -h)
-        from chaos.bench import main as bench_main
+        from chaos.bench.suite import main as bench_main
 
         return bench_main(words[1:])
     ap = argparse.ArgumentParser(prog="python -m chaos", description="failoverd's chaos lab")

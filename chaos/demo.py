@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
-from chaos.access import state_dir_for, write_credential, zk_auth
-from chaos.zookeeper import ZooKeeperServer, free_port
+from tests.support.access import state_dir_for, write_credential, zk_auth
+from tests.support.checkout import use_checkout
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 SERVICE_PORT = 2525
 NODES = ("mail1", "mail2")
@@ -51,7 +52,7 @@ def who_answers(port: int = SERVICE_PORT) -> str:
 
 def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]:
     svc = ["--name", name, "--dir", str(root / "service"), "--port", str(SERVICE_PORT)]
-    toy = [PY, "-m", "chaos.toyservice"]
+    toy = [PY, "-m", "chaos.services.loopback_smtp"]
     return {
         "cluster": "demo",
         "node": {
@@ -85,7 +86,7 @@ def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]
         "fencing": [
             {
                 "type": "command",
-                "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"],
+                "argv": [PY, "-m", "tests.support.localfence", str(root), "{node}"],
                 "timeout": "10s",
             }
         ],
@@ -213,7 +214,7 @@ def run(root: Path) -> int:
                 [
                     PY,
                     "-m",
-                    "chaos.toyservice",
+                    "chaos.services.loopback_smtp",
                     "stop",
                     "--name",
                     name,
@@ -227,6 +228,7 @@ def run(root: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_checkout()
     p = argparse.ArgumentParser(prog="python -m chaos.demo", description=__doc__.splitlines()[0])
     p.add_argument(
         "--dir",

@@ -6,7 +6,7 @@ builds its own lab, exactly as a serial run does; nothing is shared but the run
 folder's summary, which only this (parent) process writes:
 
 * lab prefix: `fo<pid of the worker>` claimed atomically in /run/failoverd-chaos
-  (chaos/lab.py), so namespaces, cgroups (<prefix>-<group>), the mail store's
+  (chaos/lab/registry.py), so namespaces, cgroups (<prefix>-<group>), the mail store's
   short dir (/run/failoverd-chaos/mail/<prefix>) and loop devices are per lab;
 * every file (keys, sshd config and pid file, ZooKeeper data, logs, state dir)
   is under the repetition's own folder or derived from its path;
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaos import lab as labmod
-from chaos.runner import Outcome, describe, run_one, signals_raise
-from chaos.scenarios import Scenario
+from chaos.faults.scenario import Scenario
+from chaos.lab.leftovers import cleanup
+from chaos.repetition import Outcome, describe, run_one, signals_raise
 
 Item = tuple[Scenario, Path, int]  # scenario, repetition folder, seed
 STOP_GRACE = 90.0  # a worker's teardown after SIGTERM (mail nodes unmount, fsck)
@@ -83,7 +83,7 @@ def run_parallel(
                     p.join()
                     done[i] = outcome_of(*plan[i])
                     if p.exitcode != 0 and not (plan[i][1] / "results.json").exists():
-                        labmod.cleanup()  # the worker died without tearing its lab down
+                        cleanup()  # the worker died without tearing its lab down
                     log(describe(done[i]))
                     on_outcome([done[k] for k in sorted(done)])
         except KeyboardInterrupt:
@@ -140,4 +140,4 @@ def _stop(running: dict[int, multiprocessing.process.BaseProcess]) -> None:
         if p.is_alive():
             p.kill()
             p.join()
-    labmod.cleanup()  # the labs of workers that had to be killed (their runner is dead)
+    cleanup()  # the labs of workers that had to be killed (their runner is dead)

@@ -21,8 +21,8 @@ from typing import Protocol
 import structlog
 
 from failoverd.config import CheckConfig, HealthConfig
-from failoverd.redact import redact_argv
-from failoverd.resources import run_command
+from failoverd.observe.redact import redact_argv
+from failoverd.process import run_command
 
 log = structlog.get_logger(__name__)
 

@@ -54,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from failoverd.config import ConfigError, check_report, load_config
+    from failoverd.config import ConfigError, load_config
 
     if args.check:
+        from failoverd.checks.report import check_report
+
         code, text = check_report(args.config)
         print(text, file=sys.stdout if code == 0 else sys.stderr)
         return code
@@ -69,18 +71,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fence-self":
         # JSON lines without structlog: this process starts for every fence and
         # every readiness probe, and structlog is a quarter of its start-up.
-        from failoverd.fastlog import use_plain_json
+        from failoverd.observe.fastlog import use_plain_json
 
         use_plain_json(config.log.level, config.node.name, config.cluster)
         return _fence_self(config, args)
 
-    from failoverd.log import configure_logging
+    from failoverd.checks.ocf import load_checked_config
+
+    try:  # again, with the OCF agents asked: an agent --check would refuse, so does the daemon
+        config = load_checked_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+
+    from failoverd.observe.log import configure_logging
 
     configure_logging(config.log, config.node.name, config.cluster)
 
-    from failoverd.daemon import Daemon
-    from failoverd.metrics import MetricsError
-    from failoverd.preflight import preflight
+    from failoverd.checks.preflight import preflight
+    from failoverd.node.daemon import Daemon
+    from failoverd.observe.metrics import MetricsError
 
     problems, _ = preflight(config)  # refuse to start on what --check calls an error
     if problems:
@@ -103,9 +113,9 @@ def _log_host_checks(config: Config) -> None:
     power-fencing script must not also take away a standby's ssh fencing."""
     import structlog
 
-    from failoverd.host_checks import host_checks
+    from failoverd.checks.host import host_checks
 
-    log = structlog.get_logger("failoverd.host_checks")
+    log = structlog.get_logger("failoverd.checks.host")
     for f in host_checks(config):
         if f.severity == "error":
             log.error("preflight_failed", at=f.at, problem=f.message)
@@ -114,7 +124,7 @@ def _log_host_checks(config: Config) -> None:
 
 
 def _fence_self(config: object, args: argparse.Namespace) -> int:
-    from failoverd.fence_self import parse_ssh_original_command, run_fence_self
+    from failoverd.fencing.fence_self import parse_ssh_original_command, run_fence_self
 
     epoch, dry_run = args.epoch, args.dry_run
     if args.from_ssh:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import Ensemble, ZooKeeperServer, free_port
+from tests.support.checkout import use_checkout
+from tests.support.zookeeper import Ensemble, ZooKeeperServer, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    use_checkout()  # the daemons, services and fencers the tests start import this checkout
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,4 +1,4 @@
-"""The node's configuration (DESIGN.md §9), parsed once into frozen dataclasses.
+"""The node's configuration, parsed once into frozen dataclasses.
 
 Durations are resolved to float seconds, unknown keys are errors (a typo must not
 silently disable fencing) and every problem is reported as ``FILE: key.path: message``.
@@ -9,11 +9,17 @@ zookeeper.py  the zookeeper: section (auth, operators, TLS)
 resources.py  the resources: list
 fencing.py    the fencing: list
 sections.py   node, peers, health, watchdog, metrics, hooks, log
-timing.py     the timing budget across sections (DESIGN.md §5)
-load.py       load_config and check_report (what --check prints)
+timing.py     the timing budget across sections
+load.py       load_config
+
+Only parsing: nothing here looks at the machine beyond the files the config
+names (checks/ does, checks/report.py is what --check prints), and this package
+imports nothing of failoverd outside it. An OCF agent's params are checked against
+the agent only through the check a caller hands to load_config (checks/ocf.py).
+This __init__ re-exports the model and load_config: every layer reads config.
 """
 
-from failoverd.config.load import check_report, load_config
+from failoverd.config.load import load_config
 from failoverd.config.model import (
     HOOK_EVENTS,
     CheckConfig,
@@ -68,6 +74,5 @@ __all__ = [
     "ZkAuthConfig",
     "ZkTlsConfig",
     "ZooKeeperConfig",
-    "check_report",
     "load_config",
 ]

@@ -13,18 +13,18 @@ from failoverd.config.model import (
     SshFencerConfig,
     WatchdogConfig,
 )
-from failoverd.config.reading import _check_private, _s, _Section
+from failoverd.config.reading import Section, check_private, secs
 
 # The keys each ``type`` of fencing method may have.
-_FENCERS = {
+FENCER_KEYS = {
     "ssh": "user key_file known_hosts port timeout connect_timeout check_interval verify_ports",
     "command": "argv timeout check_argv check_interval",
     "lease-wait": "",
 }
 
 
-def _fencer(
-    kind: str, s: _Section, health: HealthConfig, watchdog: WatchdogConfig | None
+def fencer_config(
+    kind: str, s: Section, health: HealthConfig, watchdog: WatchdogConfig | None
 ) -> FencerConfig:
     if kind == "ssh":
         return _ssh_fencer(s, health)
@@ -40,7 +40,7 @@ def _fencer(
     return LeaseWaitFencerConfig()
 
 
-def _lease_wait_needs_a_device(s: _Section, watchdog: WatchdogConfig | None) -> None:
+def _lease_wait_needs_a_device(s: Section, watchdog: WatchdogConfig | None) -> None:
     """lease-wait trusts that a frozen or lease-less old active has been *reset* by
     the time the wait is over. Only a watchdog device (hardware, or softdog with
     nowayout) does that; systemd's watchdog restarts the daemon and leaves Postfix,
@@ -58,10 +58,10 @@ def _lease_wait_needs_a_device(s: _Section, watchdog: WatchdogConfig | None) -> 
     s.found.problem(s.at, f"{msg}, e.g. /dev/watchdog, on every member): {why}")
 
 
-def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
+def _ssh_fencer(s: Section, health: HealthConfig) -> SshFencerConfig:
     key_file, known_hosts = s.text("key_file"), s.text("known_hosts")
     if key_file and os.path.exists(key_file):
-        _check_private(s.found, s.key("key_file"), key_file)
+        check_private(s.found, s.key("key_file"), key_file)
     for name, path in (("key_file", key_file), ("known_hosts", known_hosts)):
         if path and not os.path.exists(path):
             s.found.note(s.key(name), f"{path} does not exist yet: ssh fencing fails until it does")
@@ -93,17 +93,17 @@ def _ssh_fencer(s: _Section, health: HealthConfig) -> SshFencerConfig:
 _CHECK_INTERVAL_RANGE = (2.0, 600.0)
 
 
-def _check_interval(s: _Section, default: float) -> float:
+def _check_interval(s: Section, default: float) -> float:
     interval = s.duration("check_interval", default)
     low, high = _CHECK_INTERVAL_RANGE
     if s.has("check_interval") and not low <= interval <= high:
         s.found.problem(
-            s.key("check_interval"), f"must be {_s(low)} to {_s(high)}, got {_s(interval)}"
+            s.key("check_interval"), f"must be {secs(low)} to {secs(high)}, got {secs(interval)}"
         )
     return interval
 
 
-def _ssh_connect_timeout(s: _Section, timeout: float) -> float:
+def _ssh_connect_timeout(s: Section, timeout: float) -> float:
     """The default, 0.5 s. On a LAN the peer's kernel answers a TCP connect within a
     millisecond, even while its userland is overloaded (the SSH banner that follows
     gets the whole timeout). Linux resends a lost SYN only after 1 s, so no value
@@ -113,6 +113,7 @@ def _ssh_connect_timeout(s: _Section, timeout: float) -> float:
     always safe: the chain moves on to that method, it never skips fencing."""
     connect = s.duration("connect_timeout", SshFencerConfig.connect_timeout)
     if s.has("connect_timeout") and connect > timeout:
-        msg = f"{_s(connect)} is longer than timeout ({_s(timeout)}), which bounds the whole fence"
+        msg = f"{secs(connect)} is longer than timeout ({secs(timeout)}), "
+        msg += "which bounds the whole fence"
         s.found.problem(s.key("connect_timeout"), msg)
     return min(connect, timeout)

@@ -147,7 +147,8 @@ class SshFencerConfig:
     # Bounds the TCP connect, separately from `timeout` (the whole fence):
     # see fencing.py's _ssh_connect_timeout for the default.
     connect_timeout: float = 0.5
-    # Fence readiness probe period (failoverd/readiness.py); see fencing.py's _CHECK_INTERVAL_RANGE.
+    # Fence readiness probe period (failoverd/fencing/readiness.py); see
+    # config/fencing.py's _CHECK_INTERVAL_RANGE.
     check_interval: float = 30.0
     # Ports on the target that must refuse connections after the fence. Empty in
     # the file means: the ports of this node's smtp/imap/tcp health checks.
@@ -207,7 +208,7 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class HookConfig:
-    """A program run after a transition (failoverd.hooks): `on` lists its events."""
+    """A program run after a transition (failoverd.observe.hooks): `on` lists its events."""
 
     on: tuple[str, ...]
     argv: tuple[str, ...]

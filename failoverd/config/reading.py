@@ -1,5 +1,5 @@
-"""Reading the file. Each getter of _Section validates one key and, on a problem,
-records it in _Findings (as ``FILE: key.path: message``) and returns a fallback, so
+"""Reading the file. Each getter of Section validates one key and, on a problem,
+records it in Findings (as ``FILE: key.path: message``) and returns a fallback, so
 a single pass reports every problem."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, cast
 
 import yaml
@@ -19,17 +19,24 @@ from failoverd.config.model import ConfigError
 _T = TypeVar("_T")
 _ABSENT = object()
 # Cluster and member names become ZooKeeper node names.
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "expected a duration like 500ms, 3s, 10m or a number of seconds"
 
 
-class _Findings:
+# Problems of an OCF agent's params on this machine, as (key, message): the parser
+# cannot know which params an agent requires without running it, and config/ runs
+# nothing, so the caller that may (checks/ocf.py) hands this in.
+AgentCheck = Callable[[str, Mapping[str, str]], list[tuple[str, str]]]
+
+
+class Findings:
     """Problems (the file is invalid) and notes (advice for the operator) of one file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, agents: AgentCheck | None = None) -> None:
         self.path = path
+        self.agents = agents
         self.problems: list[str] = []
         self.notes: list[str] = []
         self._bad: set[str] = set()
@@ -46,10 +53,10 @@ class _Findings:
         return not any(k == b or k.startswith(b + ".") for k in keys for b in self._bad)
 
 
-class _Section:
+class Section:
     """One mapping of the file at a key path such as ``fencing[1]``."""
 
-    def __init__(self, found: _Findings, at: str, data: object, keys: str) -> None:
+    def __init__(self, found: Findings, at: str, data: object, keys: str) -> None:
         self.found, self.at = found, at
         self.data: Mapping[Any, Any] = data if isinstance(data, Mapping) else {}
         if not isinstance(data, Mapping):
@@ -69,9 +76,9 @@ class _Section:
     def has(self, name: str) -> bool:
         return self.data.get(name) is not None
 
-    def section(self, name: str, keys: str) -> _Section:
+    def section(self, name: str, keys: str) -> Section:
         value = self.data.get(name)
-        return _Section(self.found, self.key(name), {} if value is None else value, keys)
+        return Section(self.found, self.key(name), {} if value is None else value, keys)
 
     def items(self, name: str) -> list[tuple[str, object]]:
         value = self._get(name, required=False)
@@ -92,7 +99,7 @@ class _Section:
 
     def name(self, name: str) -> str:
         value = self.text(name)
-        if value and (not _NAME.fullmatch(value) or value in (".", "..")):
+        if value and (not NAME_PATTERN.fullmatch(value) or value in (".", "..")):
             msg = "expected letters, digits, '_', '.' or '-' (it names a ZooKeeper node)"
             return self._wrong(name, msg, value, value)
         return value
@@ -101,7 +108,7 @@ class _Section:
         value = self._get(name, required=default is None)
         if value is _ABSENT:
             return default or 0
-        if _is_int(value) and value >= low and (high is None or value <= high):
+        if is_int(value) and value >= low and (high is None or value <= high):
             return cast(int, value)
         wanted = f"between {low} and {high}" if high is not None else f"of at least {low}"
         return self._wrong(name, f"expected an integer {wanted}", value, default or 0)
@@ -145,7 +152,7 @@ class _Section:
         value = self._get(name, required=False)
         if value is _ABSENT:
             return None
-        if isinstance(value, list) and all(_is_int(v) and 1 <= v <= 65535 for v in value):
+        if isinstance(value, list) and all(is_int(v) and 1 <= v <= 65535 for v in value):
             return tuple(value)
         return self._wrong(name, "expected a list of port numbers (1-65535)", value, ())
 
@@ -161,7 +168,7 @@ class _Section:
         return fallback
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -175,9 +182,9 @@ def _seconds(value: object) -> float | None:
     return None
 
 
-def _typed(
-    found: _Findings, at: str, value: object, schemas: Mapping[str, str]
-) -> tuple[str, _Section] | None:
+def typed_item(
+    found: Findings, at: str, value: object, schemas: Mapping[str, str]
+) -> tuple[str, Section] | None:
     """A list item whose ``type`` key decides which other keys it may have."""
     kinds = ", ".join(schemas)
     if not isinstance(value, Mapping):
@@ -187,13 +194,14 @@ def _typed(
     if not isinstance(kind, str) or kind not in schemas:
         # Still name the item's other keys that no type knows, so `{tyype: command}`
         # reads as the typo it is rather than only as a missing type.
-        _Section(found, at, value, " ".join({"type", *" ".join(schemas.values()).split()}))
+        Section(found, at, value, " ".join({"type", *" ".join(schemas.values()).split()}))
         found.problem(f"{at}.type", f"expected one of {kinds}, got {kind!r}")
         return None
-    return kind, _Section(found, at, value, f"type {schemas[kind]}")
+    return kind, Section(found, at, value, f"type {schemas[kind]}")
 
 
-def _s(seconds: float) -> str:
+def secs(seconds: float) -> str:
+    """A duration as messages write it: 1.5 -> '1.5s'."""
     return f"{seconds:g}s"
 
 
@@ -215,7 +223,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _read_yaml(path: str) -> Mapping[Any, Any]:
+def read_yaml(path: str) -> Mapping[Any, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
@@ -236,7 +244,7 @@ def _read_yaml(path: str) -> Mapping[Any, Any]:
     return data
 
 
-def _check_private(found: _Findings, at: str, path: str) -> bool:
+def check_private(found: Findings, at: str, path: str) -> bool:
     """A secret others can read is no secret; one others can write can be replaced."""
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o077:

@@ -12,10 +12,10 @@ from failoverd.config.model import (
     SystemdResourceConfig,
     VipResourceConfig,
 )
-from failoverd.config.reading import _Section
+from failoverd.config.reading import Section
 
 # The keys each ``type`` of resource may have.
-_RESOURCES = {
+RESOURCE_KEYS = {
     "vip": "address interface timeout arp_count arp_interval",
     "systemd": "units timeout",
     "command": "start stop status timeout",
@@ -23,7 +23,7 @@ _RESOURCES = {
 }
 
 
-def _resource(kind: str, s: _Section) -> ResourceConfig:
+def resource_config(kind: str, s: Section) -> ResourceConfig:
     if kind == "vip":
         return VipResourceConfig(
             address=_vip_address(s),
@@ -47,10 +47,11 @@ def _resource(kind: str, s: _Section) -> ResourceConfig:
     )
 
 
-def _ocf_resource(s: _Section) -> OcfResourceConfig:
-    """An OCF agent: it must exist, and its meta-data decides which params are required."""
-    from failoverd.ocf import validate  # imports this module: a late import
-
+def _ocf_resource(s: Section) -> OcfResourceConfig:
+    """An OCF agent and its params. Whether the agent exists and what its meta-data
+    requires is a question for this machine: the parser asks it only through the check
+    its caller hands in (checks/ocf.py, for --check and before the daemon starts), so
+    its answers are reported in the same pass as every other problem of the file."""
     agent = s.text("agent")
     raw = s.data.get("params")
     params: list[tuple[str, str]] = []
@@ -63,8 +64,8 @@ def _ocf_resource(s: _Section) -> OcfResourceConfig:
             s.found.problem(s.key(f"params.{k}"), f"expected a string or number, got {v!r}")
             continue
         params.append((str(k), str(v)))
-    if agent and s.found.ok(s.key("agent"), s.key("params")):
-        for key, message in validate(agent, dict(params)):
+    if s.found.agents and agent and s.found.ok(s.key("agent"), s.key("params")):
+        for key, message in s.found.agents(agent, dict(params)):
             s.found.problem(s.key(key), message)
     return OcfResourceConfig(
         agent=agent,
@@ -73,7 +74,7 @@ def _ocf_resource(s: _Section) -> OcfResourceConfig:
     )
 
 
-def _vip_address(s: _Section) -> str:
+def _vip_address(s: Section) -> str:
     address = s.text("address")
     try:
         ipaddress.ip_interface(address)

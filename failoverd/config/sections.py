@@ -20,10 +20,10 @@ from failoverd.config.model import (
     PeerConfig,
     WatchdogConfig,
 )
-from failoverd.config.reading import _NAME, _is_int, _Section, _typed
+from failoverd.config.reading import NAME_PATTERN, Section, is_int, typed_item
 
 # The keys each section and each ``type`` of health check may have.
-_NODE = "name address priority priority_delay state_dir"
+NODE_KEYS = "name address priority priority_delay state_dir"
 _NET_CHECK = "host port timeout scope"
 _CHECKS = {
     "smtp": _NET_CHECK,
@@ -38,7 +38,7 @@ _CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0, "path": 
 _LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 
 
-def _node(s: _Section) -> NodeConfig:
+def node_config(s: Section) -> NodeConfig:
     return NodeConfig(
         name=s.name("name"),
         address=s.text("address"),
@@ -48,7 +48,7 @@ def _node(s: _Section) -> NodeConfig:
     )
 
 
-def _peers(root: _Section, own_name: str) -> tuple[PeerConfig, ...]:
+def peer_configs(root: Section, own_name: str) -> tuple[PeerConfig, ...]:
     found, raw = root.found, root.data.get("peers")
     if not isinstance(raw, Mapping) or not raw:
         found.problem(
@@ -57,8 +57,8 @@ def _peers(root: _Section, own_name: str) -> tuple[PeerConfig, ...]:
         return ()
     peers = []
     for name, value in raw.items():
-        s = _Section(found, f"peers.{name}", value, "address")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        s = Section(found, f"peers.{name}", value, "address")
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             found.problem(s.at, "a peer's name must use letters, digits, '_', '.' or '-'")
         elif name == own_name:
             found.problem(
@@ -68,10 +68,10 @@ def _peers(root: _Section, own_name: str) -> tuple[PeerConfig, ...]:
     return tuple(peers)
 
 
-def _health(s: _Section) -> HealthConfig:
+def health_config(s: Section) -> HealthConfig:
     checks = []
     for at, item in s.items("checks"):
-        if typed := _typed(s.found, at, item, _CHECKS):
+        if typed := typed_item(s.found, at, item, _CHECKS):
             checks.append(_check(*typed))
     return HealthConfig(
         interval=s.duration("interval", HealthConfig.interval),
@@ -82,7 +82,7 @@ def _health(s: _Section) -> HealthConfig:
     )
 
 
-def _check(kind: str, s: _Section) -> CheckConfig:
+def _check(kind: str, s: Section) -> CheckConfig:
     timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
     scope = cast(
         Literal["active", "always"],
@@ -101,7 +101,7 @@ def _check(kind: str, s: _Section) -> CheckConfig:
     )
 
 
-def _path_check(s: _Section, timeout: float, scope: Literal["active", "always"]) -> CheckConfig:
+def _path_check(s: Section, timeout: float, scope: Literal["active", "always"]) -> CheckConfig:
     path = s.text("path")
     if path and not path.startswith("/"):
         s.found.problem(s.key("path"), f"expected an absolute path, got {path!r}")
@@ -122,7 +122,7 @@ def _path_check(s: _Section, timeout: float, scope: Literal["active", "always"])
     )
 
 
-def _watchdog(root: _Section) -> WatchdogConfig | None:
+def watchdog_config(root: Section) -> WatchdogConfig | None:
     if not root.has("watchdog"):
         return None
     s = root.section("watchdog", "systemd device timeout")
@@ -137,13 +137,13 @@ def _watchdog(root: _Section) -> WatchdogConfig | None:
     return watchdog
 
 
-def _metrics(root: _Section) -> MetricsConfig | None:
+def metrics_config(root: Section) -> MetricsConfig | None:
     if not root.has("metrics"):
         return None
     s = root.section("metrics", "listen")
     msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
     raw = s.data.get("listen")
-    if _is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
+    if is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
         # `listen: 9468`: a port alone does not say which addresses may scrape.
         bare = str(raw).strip()
         hint = f"write 127.0.0.1:{bare} (this host only) or 0.0.0.0:{bare} (every address)"
@@ -157,11 +157,11 @@ def _metrics(root: _Section) -> MetricsConfig | None:
     return MetricsConfig(host=(m["v6"] or m["host"]) if m else "", port=port)
 
 
-def _hooks(root: _Section) -> tuple[HookConfig, ...]:
+def hook_configs(root: Section) -> tuple[HookConfig, ...]:
     """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
     hooks = []
     for at, item in root.items("hooks"):
-        s = _Section(root.found, at, item, "on argv timeout")
+        s = Section(root.found, at, item, "on argv timeout")
         if not isinstance(item, Mapping):
             continue
         events: list[str] = []
@@ -186,7 +186,7 @@ def _hooks(root: _Section) -> tuple[HookConfig, ...]:
     return tuple(hooks)
 
 
-def _log(s: _Section) -> LogConfig:
+def log_config(s: Section) -> LogConfig:
     fmt = s.choice("format", LogConfig.format, ("json", "console"))
     level = s.choice("level", LogConfig.level, ("debug", "info", "warning", "error"))
     return LogConfig(

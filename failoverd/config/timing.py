@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 from failoverd.config.model import Config
-from failoverd.config.reading import _Findings, _s
+from failoverd.config.reading import Findings, secs
 
 
-def _check_timing(c: Config, found: _Findings) -> None:
+def check_timing(c: Config, found: Findings) -> None:
     """The timing budget of DESIGN.md §5: errors where the lease would be unsafe, notes
     where safety rests on fencing or failover may come sooner or later than expected."""
     session, margin = c.zookeeper.session_timeout, c.zookeeper.lease_margin
-    st = f"zookeeper.session_timeout ({_s(session)})"
+    st = f"zookeeper.session_timeout ({secs(session)})"
     if found.ok("zookeeper.session_timeout") and not 1.0 <= session <= 120.0:
         why = "ZooKeeper's minimum is 2 ticks, and a longer one delays every failover"
-        found.problem("zookeeper.session_timeout", f"must be 1s to 120s ({why}), got {_s(session)}")
+        found.problem(
+            "zookeeper.session_timeout", f"must be 1s to 120s ({why}), got {secs(session)}"
+        )
     elif found.ok("zookeeper.lease_margin") and margin > session / 2:
         found.problem(
             "zookeeper.lease_margin",
-            f"{_s(margin)} is more than half of {st}: it must be at most {_s(session / 2)} "
+            f"{secs(margin)} is more than half of {st}: it must be at most {secs(session / 2)} "
             "so the lease is renewed at least twice before it lapses",
         )
     stop = sum(r.timeout for r in c.resources)  # resources stop one after another
     if stop > margin:
         found.note(
             "resources",
-            f"may take up to {_s(stop)} to stop but the lease margin is only {_s(margin)}: "
+            f"may take up to {secs(stop)} to stop but the lease margin is only {secs(margin)}: "
             "a partitioned active may still be stopping when its session expires; "
             "fencing the old active is what keeps this safe",
         )
@@ -32,7 +34,7 @@ def _check_timing(c: Config, found: _Findings) -> None:
     if h.checks and h.interval * h.fall < session:
         found.note(
             "health",
-            f"health.interval ({_s(h.interval)}) x health.fall ({h.fall}) is shorter than {st}: "
+            f"health.interval ({secs(h.interval)}) x health.fall ({h.fall}) is shorter than {st}: "
             "health failover reacts faster than ZooKeeper liveness, "
             "so a brief stall (load spike, I/O pause) could cause a failover",
         )
@@ -41,13 +43,13 @@ def _check_timing(c: Config, found: _Findings) -> None:
     if c.switchover.timeout <= session:
         found.note(
             "switchover.timeout",
-            f"{_s(c.switchover.timeout)} is not longer than {st}: a switchover stops resources "
+            f"{secs(c.switchover.timeout)} is not longer than {st}: a switchover stops resources "
             "here and starts them on the peer, so it may time out while it still completes",
         )
     _check_lease_wait(c, found)
 
 
-def _check_lease_wait(c: Config, found: _Findings) -> None:
+def _check_lease_wait(c: Config, found: Findings) -> None:
     kinds = [f.type for f in c.fencing]
     if "lease-wait" not in kinds or not c.watchdog or not c.watchdog.device:
         return  # without a watchdog device lease-wait is already a problem
@@ -56,7 +58,7 @@ def _check_lease_wait(c: Config, found: _Findings) -> None:
     only = "the only fencing method; " if set(kinds) == {"lease-wait"} else ""
     found.note(
         at,
-        f"{only}a takeover by lease-wait waits {_s(wait)} (session_timeout + watchdog.timeout "
+        f"{only}a takeover by lease-wait waits {secs(wait)} (session_timeout + watchdog.timeout "
         "+ lease_margin) and is safe only if every member runs a watchdog device; "
         "this file cannot check the peers'",
     )

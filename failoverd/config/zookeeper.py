@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 from failoverd.config.model import ZkAuthConfig, ZkTlsConfig, ZooKeeperConfig
-from failoverd.config.reading import _check_private, _Findings, _Section
+from failoverd.config.reading import Findings, Section, check_private
 
 # The keys the section may have.
-_ZOOKEEPER = "hosts session_timeout root auth lease_margin insecure operators tls"
+ZOOKEEPER_KEYS = "hosts session_timeout root auth lease_margin insecure operators tls"
 
 
-def _zookeeper(s: _Section) -> ZooKeeperConfig:
+def zookeeper_config(s: Section) -> ZooKeeperConfig:
     session = s.duration("session_timeout", ZooKeeperConfig.session_timeout)
     root = s.text("root", ZooKeeperConfig.root)
     if not root.startswith("/"):
@@ -35,7 +35,7 @@ def _zookeeper(s: _Section) -> ZooKeeperConfig:
 _DIGEST_ID = re.compile(r"[^:\s]{1,64}:[A-Za-z0-9+/]{27}=")
 
 
-def _zk_access(s: _Section, has_auth: bool) -> dict[str, Any]:
+def _zk_access(s: Section, has_auth: bool) -> dict[str, Any]:
     """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
     insecure = s.flag("insecure", False)
     if insecure and has_auth:
@@ -61,22 +61,22 @@ def _zk_access(s: _Section, has_auth: bool) -> dict[str, Any]:
         if (cert is None) != (key is None):
             s.found.problem(t.key("cert" if cert is None else "key"), "cert and key go together")
         if key and os.path.isfile(key):
-            _check_private(s.found, t.key("key"), key)
+            check_private(s.found, t.key("key"), key)
         tls = ZkTlsConfig(ca=ca, cert=cert, key=key)
     return {"insecure": insecure, "operators": tuple(operators), "tls": tls}
 
 
-def _zk_auth(s: _Section) -> ZkAuthConfig:
+def _zk_auth(s: Section) -> ZkAuthConfig:
     s.choice("scheme", "digest", ("digest",))
     path = s.text("credential_file")
     return ZkAuthConfig("digest", path, _read_credential(s.found, s.key("credential_file"), path))
 
 
-def _read_credential(found: _Findings, at: str, path: str) -> str:
+def _read_credential(found: Findings, at: str, path: str) -> str:
     if not path:
         return ""
     try:
-        if _check_private(found, at, path):
+        if check_private(found, at, path):
             with open(path, encoding="utf-8") as f:
                 credential = f.read().strip()
             if re.fullmatch(r"[^:\s]+:\S+", credential):

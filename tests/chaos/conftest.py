@@ -1,4 +1,5 @@
-"""The chaos lab needs root and `ip netns`; without them its tests skip cleanly."""
+"""Tests of the chaos lab's code. `unit/` is pure; `lab/` builds real labs, which need root
+and `ip netns`: without them those tests skip cleanly."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def lab_unavailable() -> str | None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = lab_unavailable()
     for item in items:
-        if "tests/chaos/" in str(item.fspath).replace(os.sep, "/"):
+        if "tests/chaos/lab/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.chaos)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))

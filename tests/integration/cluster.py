@@ -1,7 +1,7 @@
 """A failoverd cluster of real daemons on loopback, for integration tests.
 
 Each node runs `python -m failoverd.main -c NODE.yaml` with a toy SMTP service
-(chaos/toyservice.py) as its `command` resource. The default fencer is a `command`
+(chaos/services/loopback_smtp.py) as its `command` resource. The default fencer is a `command`
 that runs the target's own `fence-self` (everything is on one machine).
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
-from chaos.access import state_dir, write_credential, zk_auth
-from chaos.store import json_objects
-from chaos.toyservice import overlaps, read_events, serving_intervals
-from failoverd.cli import gather_status
+from chaos.records import json_objects
+from chaos.services.loopback_smtp import overlaps, read_events, serving_intervals
+from failoverd.cli.status import gather_status
 from failoverd.config import load_config
-from failoverd.coordination import Coordinator
+from failoverd.zk.coordinator import Coordinator
+from tests.support.access import state_dir, write_credential, zk_auth
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -131,9 +131,9 @@ class Cluster:
         return self.zk_hosts if isinstance(self.zk_hosts, str) else self.zk_hosts[name]
 
     def config_dict(self, name: str, priority: int) -> dict[str, Any]:
-        toy = [PY, "-m", "chaos.toyservice"]
+        toy = [PY, "-m", "chaos.services.loopback_smtp"]
         svc = ["--name", name, "--dir", str(self.service_dir), "--port", str(self.ports[name])]
-        fence_cmd = [PY, "-m", "chaos.localfence", str(self.root), "{node}"]
+        fence_cmd = [PY, "-m", "tests.support.localfence", str(self.root), "{node}"]
         cfg: dict[str, Any] = {
             "cluster": self.cluster,
             "node": {
@@ -174,6 +174,13 @@ class Cluster:
 
     # -- processes --------------------------------------------------------------
 
+    def edit_config(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change a node's config file in place (the daemon sees it at its next start)."""
+        path = self.nodes[name].config_path
+        cfg = yaml.safe_load(path.read_text())
+        change(cfg)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
     def start(self, *names: str) -> None:
         for n in names or self.names:
             self.nodes[n].start()
@@ -186,7 +193,7 @@ class Cluster:
                 [
                     PY,
                     "-m",
-                    "chaos.toyservice",
+                    "chaos.services.loopback_smtp",
                     "stop",
                     "--name",
                     name,
@@ -265,7 +272,7 @@ class Cluster:
 
 
 def _free_port() -> int:
-    from chaos.zookeeper import free_port
+    from tests.support.zookeeper import free_port
 
     return free_port()
 

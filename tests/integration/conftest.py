@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import Cluster
-from tests.integration.sshd import Sshd
+from tests.support.sshd import Sshd
+from tests.support.zookeeper import ZooKeeperServer
 
 # ---------------------------------------------------------------------------
 # sshd: a private OpenSSH server on loopback, the target of ssh fencing

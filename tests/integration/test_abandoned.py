@@ -1,4 +1,4 @@
-"""Abandoned operations (failoverd/abandoned.py) with real processes: a command
+"""Abandoned operations (failoverd/resources/abandoned.py) with real processes: a command
 that cannot be killed does not hang its caller, and every process of an
 operation is found by its tag, setsid'ed or not."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from failoverd.abandoned import AbandonedWork, processes_tagged, tagged
-from failoverd.resources import KILL_WAIT, run_command
+from failoverd.process import KILL_WAIT, run_command
+from failoverd.resources.abandoned import AbandonedWork, processes_tagged, tagged
 from tests.integration.cluster import wait_for
 
 FREEZER = Path("/sys/fs/cgroup/freezer")

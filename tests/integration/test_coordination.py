@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import load_config
-from failoverd.coordination import Coordinator
-from failoverd.lease import LocalLease
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.lease import LocalLease
 from tests.integration.cluster import Cluster
+from tests.support.zookeeper import ZooKeeperServer
 
 
 @pytest.fixture
@@ -97,8 +97,8 @@ def test_garbage_control_reads_as_maintenance_and_garbage_lock_as_unreadable_hol
 
 
 def test_breadcrumb_cas_fails_without_our_lock(coord: Coordinator, raw: KazooClient) -> None:
-    from failoverd.coordination import CoordinationError
-    from failoverd.znodes import Breadcrumb
+    from failoverd.zk.coordinator import CoordinationError
+    from failoverd.zk.znodes import Breadcrumb
 
     crumb, readable, version = coord.read_breadcrumb(2)
     assert readable and crumb is not None and crumb.node is None  # fresh cluster

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from chaos.access import digest_auth
-from chaos.zookeeper import Ensemble, ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.access import digest_auth
+from tests.support.zookeeper import Ensemble, ZooKeeperServer
 
 
 def fence_calls(c: Cluster) -> list[dict[str, object]]:
@@ -191,7 +191,7 @@ def test_killed_zookeeper_leader_causes_no_failover(ensemble: Ensemble, make_clu
 def test_a_daemon_names_a_missing_fencer_program_in_its_log_at_start(
     zk: ZooKeeperServer, tmp_path: Path
 ) -> None:
-    # The same machine check as --check (failoverd/preflight.py), for operators who
+    # The same machine check as --check (failoverd/checks/preflight.py), for operators who
     # never ran it: `journalctl -p err` names the fencer before it is needed.
     c = Cluster(
         tmp_path / "c",

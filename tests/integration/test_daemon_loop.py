@@ -13,14 +13,14 @@ import pytest
 import structlog.testing
 from kazoo.client import KazooClient
 
-from chaos.access import digest_auth
-from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import load_config
-from failoverd.daemon import Daemon
-from failoverd.decision import Role
-from failoverd.fencing import FenceOutcome, FenceRequest
-from failoverd.znodes import Breadcrumb, encode, now_iso
+from failoverd.fencing.base import FenceOutcome, FenceRequest
+from failoverd.node.daemon import Daemon
+from failoverd.node.decision import Role
+from failoverd.zk.znodes import Breadcrumb, encode, now_iso
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.access import digest_auth
+from tests.support.zookeeper import ZooKeeperServer
 
 
 class Loop:
@@ -33,7 +33,7 @@ class Loop:
         d.health.start()
         d.coord.start()
         d.keeper.start()
-        d._set_role(Role.STANDBY, "started")
+        d.set_role(Role.STANDBY, "started")
 
     def turn(self) -> None:
         self.d._wait_for_events()
@@ -74,18 +74,18 @@ def test_active_whose_steps_fail_still_demotes_when_its_lease_runs_out(
     lease-less active then never demoted and its service kept running."""
     c, loop = loops(zk)
     d = loop.d
-    loop.until(lambda: d.role is Role.ACTIVE, 20, "mail1 active")
+    loop.until(lambda: d.state.role is Role.ACTIVE, 20, "mail1 active")
     wait_for(lambda: [i for i in c.serving() if i[0] == "mail1"], 10, "mail1's service up")
 
     def poisoned(_timeout: float) -> Any:
         raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
 
     d.coord.read_control = poisoned  # type: ignore[method-assign]
-    d.control_read_at = float("-inf")
+    d.state.control_read_at = float("-inf")
     loop.turn()
-    assert d.role is Role.ACTIVE  # a failing step alone is no reason to demote
+    assert d.state.role is Role.ACTIVE  # a failing step alone is no reason to demote
     d.keeper.stop()  # no more renewals: the lease runs out within T - margin
-    loop.until(lambda: d.role is Role.STANDBY, 3 * c.session_timeout, "mail1 to demote")
+    loop.until(lambda: d.state.role is Role.STANDBY, 3 * c.session_timeout, "mail1 to demote")
     assert not d.lease.valid()
     serving = [i for i in c.serving() if i[0] == "mail1"]
     assert serving and all(down < time.time() for _, _, down in serving)
@@ -101,7 +101,7 @@ def test_lease_wait_counts_from_the_lock_seen_free_in_the_current_session(
     sick.touch()  # unhealthy: sees the free lock but does not contend yet
     c, loop = loops(zk, health_checks=[check])
     d = loop.d
-    loop.until(lambda: d.lock_free_since is not None, 10, "mail1 to see the lock free")
+    loop.until(lambda: d.state.lock_free_since is not None, 10, "mail1 to see the lock free")
     # The previous active was mail2 and did not hand over: mail1 will have to fence it.
     zkc = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
     zkc.start()
@@ -154,7 +154,7 @@ def test_any_exception_mid_takeover_ends_in_standby_with_the_lock_released(
         loop.until(lambda: any(e["event"] == "transition_failed" for e in logs), 10, "the failure")
     failed = next(e for e in logs if e["event"] == "transition_failed")
     assert failed["log_level"] == "critical" and failed["role"] == role
-    assert d.role is Role.STANDBY and not d.lease.valid()
-    assert d.backoff_until > time.monotonic()  # backs off before it tries again
+    assert d.state.role is Role.STANDBY and not d.lease.valid()
+    assert d.state.backoff_until > time.monotonic()  # backs off before it tries again
     assert c.status()["lease_holder"] is None
     assert not c.serving()

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import PY, REPO, Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 WATCHDOG_TIMEOUT = 2.0  # the daemon pets every timeout / 4
 

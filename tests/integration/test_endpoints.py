@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.test_status_truth import _edit
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def cluster(
         def listen(cfg: dict[str, Any], port: int = port) -> None:
             cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
 
-        _edit(c, name, listen)
+        c.edit_config(name, listen)
     yield c
     c.stop()
     rep = getattr(request.node, "rep_call", None)

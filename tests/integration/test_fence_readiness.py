@@ -27,7 +27,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from chaos.zookeeper import Ensemble, ZooKeeperServer, free_port
 from failoverd.config import (
     CommandFencerConfig,
     Config,
@@ -36,11 +35,14 @@ from failoverd.config import (
     SshFencerConfig,
     ZooKeeperConfig,
 )
-from failoverd.fencing import CommandFencer, FenceChain, SshFencer
-from failoverd.readiness import FenceReadiness
+from failoverd.fencing.chain import FenceChain
+from failoverd.fencing.command import CommandFencer
+from failoverd.fencing.readiness import FenceReadiness
+from failoverd.fencing.ssh import SshFencer
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.sshd import Sshd, keygen
 from tests.integration.test_fencing import request
+from tests.support.sshd import Sshd, keygen
+from tests.support.zookeeper import Ensemble, ZooKeeperServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -150,8 +152,8 @@ FLIP = INTERVAL + 1.5
 
 
 def test_ssh_readiness_probe_runs_the_forced_dry_run(peer: Peer) -> None:
-    from failoverd.fence_probes import probe
-    from failoverd.fencing import FenceTarget
+    from failoverd.fencing.base import FenceTarget
+    from failoverd.fencing.probes import probe
 
     res = probe(peer.ssh(), FenceTarget("mail2", "127.0.0.1"), {})
     assert res.ok, res.reason
@@ -256,7 +258,7 @@ def test_daemons_publish_fence_ready_in_status_and_metrics(
 ) -> None:
     root = tmp_path / "c"
     ssh = peer.ssh_entry(timeout="3s", check_interval=f"{INTERVAL:g}s", verify_ports=[])
-    power = {"type": "command", "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"]}
+    power = {"type": "command", "argv": [PY, "-m", "tests.support.localfence", str(root), "{node}"]}
     port = free_port()
     c = Cluster(root, zk.address, fencing=[ssh, power])
     c.extra = {"metrics": {"listen": f"127.0.0.1:{port}"}}
@@ -355,8 +357,8 @@ def test_ssh_probe_holds_a_silent_peer_to_connect_timeout_like_the_fence(peer: P
     # ssh's own ConnectTimeout is whole seconds; the fence gives the TCP connect
     # connect_timeout (0.5 s). A probe started when the standby lost ZooKeeper must
     # know a silent peer dead as soon as the fence would, or it ends after the takeover.
-    from failoverd.fence_probes import probe
-    from failoverd.fencing import FenceTarget
+    from failoverd.fencing.base import FenceTarget
+    from failoverd.fencing.probes import probe
 
     with socket.socket() as hole:
         hole.bind(("127.0.0.1", 0))

@@ -33,16 +33,12 @@ from failoverd.config import (
     WatchdogConfig,
     ZooKeeperConfig,
 )
-from failoverd.fencing import (
-    CommandFencer,
-    FenceChain,
-    FenceRequest,
-    FenceTarget,
-    SshFencer,
-    build_fence_chain,
-)
-from failoverd.marker import FenceMarker
-from tests.integration.sshd import Sshd, free_port, keygen, wait_accepting
+from failoverd.fencing.base import FenceRequest, FenceTarget
+from failoverd.fencing.chain import FenceChain, build_fence_chain
+from failoverd.fencing.command import CommandFencer
+from failoverd.fencing.marker import FenceMarker
+from failoverd.fencing.ssh import SshFencer
+from tests.support.sshd import Sshd, free_port, keygen, wait_accepting
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

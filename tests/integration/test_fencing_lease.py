@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import (
     CommandFencerConfig,
     Config,
@@ -24,11 +23,13 @@ from failoverd.config import (
     ZooKeeperConfig,
     load_config,
 )
-from failoverd.fencing import FenceRequest, FenceTarget, build_fence_chain
-from failoverd.lease import LocalLease
-from failoverd.marker import FenceMarker
-from failoverd.resources import build_resources
+from failoverd.fencing.base import FenceRequest, FenceTarget
+from failoverd.fencing.chain import build_fence_chain
+from failoverd.fencing.marker import FenceMarker
+from failoverd.resources.build import build_resources
+from failoverd.zk.lease import LocalLease
 from tests.integration.cluster import REPO, Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 PY = sys.executable
 TARGET = FenceTarget("mail2", "127.0.0.1")
@@ -207,7 +208,7 @@ def test_fencer_frozen_mid_chain_past_its_lease_does_not_run_its_next_method(
     blocking = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done; exit 1"
     fencing = [
         {"type": "command", "argv": ["sh", "-c", blocking], "timeout": "60s"},
-        {"type": "command", "argv": [PY, "-m", "chaos.localfence", str(root), "{node}"]},
+        {"type": "command", "argv": [PY, "-m", "tests.support.localfence", str(root), "{node}"]},
     ]
     c = Cluster(root, zk.address, fencing=fencing)
     mail1, mail2 = c.nodes["mail1"], c.nodes["mail2"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 PY = sys.executable
 RECORD = """

@@ -14,10 +14,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, SessionClosedRequireSaslError
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from chaos.access import digest_auth, write_credential
-from chaos.zookeeper import ZooKeeperServer
-from failoverd.zkacl import digest_id
+from failoverd.zk.acl import digest_id
 from tests.integration.cluster import REPO, Cluster, wait_for
+from tests.support.access import digest_auth, write_credential
+from tests.support.zookeeper import ZooKeeperServer
 
 HUGE_INT = "9" * 5000
 
@@ -230,7 +230,7 @@ def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
 ) -> None:
     """The settings deploy/zookeeper/zoo.cfg ships: the daemons and failoverctl
     authenticate before their first request, anonymous clients get nothing."""
-    from chaos.zookeeper import free_port
+    from tests.support.zookeeper import free_port
 
     server = ZooKeeperServer(
         tmp_path / "zk-enforced",
@@ -261,7 +261,7 @@ def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
 def test_a_marker_far_ahead_of_zookeepers_epoch_raises_a_critical_alert(
     zk: ZooKeeperServer, make_cluster
 ) -> None:
-    from failoverd.marker import FenceMarker
+    from failoverd.fencing.marker import FenceMarker
 
     c = make_cluster(zk_hosts=zk.address)
     # A fence-self with a made-up epoch, before mail2's daemon ever ran.

@@ -79,7 +79,7 @@ def test_wheel_holds_only_the_daemon_with_license_and_type_marker(tmp_path: Path
     assert any(n.startswith(info) and n.endswith("LICENSE") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
     assert "failoverd = failoverd.main:main" in entry_points
-    assert "failoverctl = failoverd.cli:main" in entry_points
+    assert "failoverctl = failoverd.cli.failoverctl:main" in entry_points
 
 
 def test_a_second_install_deps_run_changes_nothing() -> None:

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer, free_port
 from failoverd.config import load_config
-from failoverd.coordination import Coordinator, LeaseKeeper
-from failoverd.lease import LocalLease
-from failoverd.lease_keeper import renewal_interval
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.lease import LocalLease
+from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 T = 2.0  # session timeout; the lease margin is the default T/4
 SHORT_STALL = 0.95  # just under T/2

@@ -15,8 +15,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 
 def started(c: Cluster) -> str:

@@ -15,8 +15,8 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import REPO, Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 PREVIOUS_RELEASE = "1e89c2d"  # 0.1.0: before the znode format rule
 

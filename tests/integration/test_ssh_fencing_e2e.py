@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import REPO, Cluster, wait_for
-from tests.integration.sshd import Sshd, keygen
+from tests.support.sshd import Sshd, keygen
+from tests.support.zookeeper import ZooKeeperServer
 
 
 @pytest.fixture

@@ -8,19 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from chaos.zookeeper import ZooKeeperServer, free_port
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer, free_port
 
 FAIL = [sys.executable, "-c", "import sys; sys.exit(1)"]
-
-
-def _edit(c: Cluster, name: str, change: Any) -> None:
-    path = c.nodes[name].config_path
-    cfg = yaml.safe_load(path.read_text())
-    change(cfg)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def _mail2_row(c: Cluster) -> dict[str, Any]:
@@ -31,7 +22,7 @@ def _mail2_row(c: Cluster) -> dict[str, Any]:
 def member_writes(c: Cluster, name: str) -> int:
     """How often the member znode was written (its data version)."""
     from failoverd.config import load_config
-    from failoverd.coordination import Coordinator
+    from failoverd.zk.coordinator import Coordinator
 
     coord = Coordinator(load_config(str(c.nodes[name].config_path)))
     coord.start(timeout=5)
@@ -71,7 +62,7 @@ def test_a_dirty_standby_is_not_eligible_and_status_is_degraded(cluster: Cluster
     def failing_stop(cfg: dict[str, Any]) -> None:
         cfg["resources"][0]["stop"] = FAIL
 
-    _edit(cluster, "mail2", failing_stop)
+    cluster.edit_config("mail2", failing_stop)
     _assert_ineligible_and_degraded(cluster, "dirty")
 
 
@@ -84,7 +75,7 @@ def test_an_unhealthy_standby_names_its_failing_check(cluster: Cluster) -> None:
     def failing_check(cfg: dict[str, Any]) -> None:
         cfg["health"]["checks"] = [{"type": "command", "argv": FAIL, "timeout": "2s"}]
 
-    _edit(cluster, "mail2", failing_check)
+    cluster.edit_config("mail2", failing_check)
     _assert_ineligible_and_degraded(cluster, "health check failing: command")
 
 
@@ -137,7 +128,7 @@ def test_a_standby_backing_off_says_until_when_then_becomes_eligible(
     def sick_when_flagged(cfg: dict[str, Any]) -> None:
         cfg["health"]["checks"] = [{"type": "command", "argv": check, "timeout": "2s"}]
 
-    _edit(c, "mail1", sick_when_flagged)
+    c.edit_config("mail1", sick_when_flagged)
     try:
         c.start("mail1")
         assert c.wait_active(timeout=20, via="mail1") == "mail1"
@@ -175,7 +166,7 @@ def test_an_unreadable_lock_is_named_and_the_json_stays_parseable(cluster: Clust
     say "no node holds the lease"; and the library's error line about it goes to stderr,
     not into the JSON that scripts parse."""
     from failoverd.config import load_config
-    from failoverd.coordination import Coordinator
+    from failoverd.zk.coordinator import Coordinator
 
     cluster.start("mail1")
     assert cluster.wait_active(timeout=20, via="mail1") == "mail1"

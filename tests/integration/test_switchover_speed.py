@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import REPO, Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 BOUND = 2.0  # seconds per switchover; the waits it guards against are 1 s and 10 s
 

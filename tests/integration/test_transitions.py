@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import PY, REPO, Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 
 @pytest.fixture
@@ -196,7 +196,16 @@ def test_active_whose_service_is_stopped_underneath_demotes_and_the_peer_takes_o
     c = make_cluster(zk_hosts=zk.address)
     start_mail1_first(c)
     wait_for(lambda: [i for i in c.serving() if i[0] == "mail1"], 10, "mail1's service up")
-    toy = [PY, "-m", "chaos.toyservice", "stop", "--name", "mail1", "--dir", str(c.service_dir)]
+    toy = [
+        PY,
+        "-m",
+        "chaos.services.loopback_smtp",
+        "stop",
+        "--name",
+        "mail1",
+        "--dir",
+        str(c.service_dir),
+    ]
     subprocess.run(toy, cwd=REPO, check=True)  # as a fence-self from an older fence would
     wait_for(lambda: events(c, "mail1", "demoted"), 20, "mail1 to notice and demote")
     demoted = events(c, "mail1", "demoted")[0]

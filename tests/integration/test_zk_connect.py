@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooState
 
-from chaos.zookeeper import ZooKeeperServer
 from failoverd.config import load_config
-from failoverd.coordination import make_client
+from failoverd.zk.client import make_client
 from tests.integration.cluster import Cluster
+from tests.support.zookeeper import ZooKeeperServer
 
 T = 4.0
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from chaos.zookeeper import ZooKeeperServer
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
 
 
 def wipe(zk: ZooKeeperServer, c: Cluster) -> None:
@@ -174,7 +174,7 @@ def test_restore_with_force_never_writes_a_breadcrumb_under_a_live_active(
 @pytest.fixture
 def own_zk(tmp_path: Path) -> Iterator[ZooKeeperServer]:
     """A server of this test's own, so it can lose its data."""
-    from chaos.zookeeper import free_port
+    from tests.support.zookeeper import free_port
 
     server = ZooKeeperServer(tmp_path / "zk", free_port())
     server.start()

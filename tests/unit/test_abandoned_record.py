@@ -1,4 +1,4 @@
-"""The record of abandoned operations in the state dir (failoverd/abandoned.py)."""
+"""The record of abandoned operations in the state dir (failoverd/resources/abandoned.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from failoverd.abandoned import AbandonedWork, tagged
+from failoverd.resources.abandoned import AbandonedWork, tagged
 
 
 def test_abandoned_operations_survive_a_restart(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 from failoverd.config import CommandFencerConfig
-from failoverd.fence_probes import probe
-from failoverd.fencing import FenceTarget
+from failoverd.fencing.base import FenceTarget
+from failoverd.fencing.probes import probe
 from failoverd.health import CommandCheck
-from failoverd.resources import BACKGROUND_NICE, run_command
+from failoverd.process import BACKGROUND_NICE, run_command
 
 OWN_NICE = ["sh", "-c", "cut -d' ' -f19 /proc/$$/stat"]
 

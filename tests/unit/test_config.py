@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.access import state_dir_for
+from failoverd.checks.report import check_report
 from failoverd.config import (
     CheckConfig,
     CommandFencerConfig,
@@ -23,9 +23,9 @@ from failoverd.config import (
     SystemdResourceConfig,
     VipResourceConfig,
     WatchdogConfig,
-    check_report,
     load_config,
 )
+from tests.support.access import state_dir_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from failoverd.decision import (
+from failoverd.node.decision import (
     Act,
     Observation,
     Role,
@@ -17,7 +17,7 @@ from failoverd.decision import (
     plan_fencing,
     priority_wait,
 )
-from failoverd.znodes import Breadcrumb, MemberStatus
+from failoverd.zk.znodes import Breadcrumb, MemberStatus
 
 PEERS = ("mail2", "mail3")
 

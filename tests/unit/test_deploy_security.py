@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from failoverd.checks.preflight import UNIT_STATE_DIR
 from failoverd.config import NodeConfig
-from failoverd.preflight import UNIT_STATE_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from failoverd.decision import Act, Role, decide
-from failoverd.eligibility import ELIGIBLE, eligibility, wall_deadline
+from failoverd.node.decision import Act, Role, decide
+from failoverd.node.eligibility import ELIGIBLE, eligibility, wall_deadline
 from tests.unit.test_decision import obs
 
 FLAGS = ("connected", "dirty", "fenced", "maintenance", "healthy", "backing_off", "path_down")
@@ -110,7 +110,7 @@ def test_wall_deadline_is_utc_to_the_second() -> None:
 def test_member_znode_carries_eligibility_and_an_old_member_is_unknown() -> None:
     import json
 
-    from failoverd.znodes import UNKNOWN_ELIGIBILITY, MemberStatus, ZnodeError, encode
+    from failoverd.zk.znodes import UNKNOWN_ELIGIBILITY, MemberStatus, ZnodeError, encode
 
     m = MemberStatus("mail2", "standby", True, None, "1.0", "10.0.0.2", False, "", "t", 1)
     m = replace(m, eligible=False, why="it is dirty")

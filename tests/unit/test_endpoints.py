@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from failoverd.config import MetricsConfig
-from failoverd.endpoints import STEP_CALLS, NodeView, StatusServer, loop_stale_after
+from failoverd.observe.endpoints import STEP_CALLS, NodeView, StatusServer, loop_stale_after
 
 VIEW = NodeView(
     node="mail1",
@@ -147,7 +147,7 @@ def test_publishing_never_waits_for_a_request_in_progress() -> None:
 
 
 def test_a_busy_port_is_a_clear_error() -> None:
-    from failoverd.metrics import MetricsError
+    from failoverd.observe.metrics import MetricsError
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -194,7 +194,7 @@ def test_more_silent_clients_than_the_cap_do_not_lock_a_health_check_out() -> No
     room (before: the check's connection was closed unanswered until a silent
     client's 5 s timeout, long enough for `fall 2` at `inter 1s` to mark the
     active down)."""
-    from failoverd.endpoints import MAX_CONNECTIONS
+    from failoverd.observe.endpoints import MAX_CONNECTIONS
 
     s, _, _ = server(MetricsConfig("127.0.0.1", 0))
     s.start()

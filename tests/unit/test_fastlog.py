@@ -1,4 +1,4 @@
-"""failoverd.fastlog: structlog in the daemon, plain JSON lines in fence-self."""
+"""failoverd.observe.fastlog: structlog in the daemon, plain JSON lines in fence-self."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from failoverd import fastlog
+from failoverd.observe import fastlog
 
 
 @pytest.fixture(autouse=True)
@@ -21,14 +21,14 @@ def _reset() -> Iterator[None]:
 
 def test_without_plain_json_events_go_through_structlog() -> None:
     with capture_logs() as logs:
-        fastlog.get_logger("failoverd.marker").warning("marker_written", epoch=3)
+        fastlog.get_logger("failoverd.fencing.marker").warning("marker_written", epoch=3)
     assert logs == [{"event": "marker_written", "epoch": 3, "log_level": "warning"}]
 
 
 def test_plain_json_writes_one_line_per_event_filtered_by_level() -> None:
     out = io.StringIO()
     fastlog.use_plain_json("info", "mail2", "east", out)
-    log = fastlog.get_logger("failoverd.fence_self")
+    log = fastlog.get_logger("failoverd.fencing.fence_self")
     log.debug("noise", x=1)
     log.critical("fence_self_failed", epoch=7, reason="lock held")
     (line,) = out.getvalue().splitlines()

@@ -1,4 +1,4 @@
-"""Rolling upgrades (failoverd/formats.py): the new code reads what release 0.1.0
+"""Rolling upgrades (failoverd/zk/formats.py): the new code reads what release 0.1.0
 wrote, byte for byte; 0.1.0 reads what the new code writes; unknown fields are
 ignored; an unknown format number is the unsafe case; writers write the newest
 format every member reads."""
@@ -14,11 +14,11 @@ from types import ModuleType
 
 import pytest
 
-from failoverd import formats
-from failoverd.decision import next_epoch, plan_fencing
-from failoverd.formats import write_format
-from failoverd.marker import FenceMarker
-from failoverd.znodes import (
+from failoverd.fencing.marker import FenceMarker
+from failoverd.node.decision import next_epoch, plan_fencing
+from failoverd.zk import formats
+from failoverd.zk.formats import write_format
+from failoverd.zk.znodes import (
     Breadcrumb,
     Control,
     HistoryEntry,

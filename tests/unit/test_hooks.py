@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from failoverd import hooks
 from failoverd.config import HookConfig
-from failoverd.hooks import HookEvent, HookRunner
+from failoverd.observe import hooks
+from failoverd.observe.hooks import HookEvent, HookRunner
 from tests.unit.test_config import load, minimal, problems
 
 

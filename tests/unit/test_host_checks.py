@@ -1,4 +1,4 @@
-"""`failoverd --check` against this host (failoverd/host_checks.py): what would fail
+"""`failoverd --check` against this host (failoverd/checks/host.py): what would fail
 at 3 a.m. is an error (exit 2), what may appear later is a warning (exit 0).
 
 Programs, unit files and interfaces are real files under tmp_path; `Machine`
@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from chaos.access import state_dir_for, write_credential, zk_auth
-from failoverd.config import check_report, load_config
-from failoverd.host_checks import Finding, Machine, host_checks
+from failoverd.checks.host import Finding, Machine, host_checks
+from failoverd.checks.report import check_report
+from failoverd.config import load_config
+from tests.support.access import state_dir_for, write_credential, zk_auth
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from failoverd.recent import RecentIds
-from failoverd.znodes import (
+from failoverd.node.recent import RecentIds
+from failoverd.zk.znodes import (
     EPOCH_LIMIT,
     MAX_REQUEST_TIMEOUT,
     MAX_ZNODE_BYTES,

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from failoverd.lease import LocalLease
-from failoverd.lease_keeper import LeaseKeeper, renewal_interval
+from failoverd.zk.lease import LocalLease
+from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from failoverd.lease import LocalLease
-from failoverd.znodes import (
+from failoverd.zk.lease import LocalLease
+from failoverd.zk.znodes import (
     Breadcrumb,
     Control,
     LockData,

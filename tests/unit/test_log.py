@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from failoverd.config import LogConfig
-from failoverd.log import HANDLER_NAME, configure_logging, is_journal
+from failoverd.observe.log import HANDLER_NAME, configure_logging, is_journal
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def lines(stream: io.StringIO) -> list[dict]:
 def test_json_lines_carry_level_timestamp_node_and_cluster():
     out = io.StringIO()
     configure_logging(LogConfig(format="json", level="info"), "mail1", "mail-east", stream=out)
-    structlog.get_logger("failoverd.daemon").info("promoted", epoch=7, took_ms=120)
+    structlog.get_logger("failoverd.node.daemon").info("promoted", epoch=7, took_ms=120)
     (event,) = lines(out)
     assert event["event"] == "promoted"
     assert event["epoch"] == 7
@@ -73,7 +73,7 @@ def test_debug_level_shows_debug_events():
 
 def test_reconfiguring_does_not_duplicate_lines_and_applies_to_existing_loggers():
     first, second = io.StringIO(), io.StringIO()
-    log = structlog.get_logger("failoverd.daemon")  # module-level logger, made before reload
+    log = structlog.get_logger("failoverd.node.daemon")  # module-level logger, made before reload
     configure_logging(LogConfig(level="info"), "mail1", "mail-east", stream=first)
     log.info("started")
     configure_logging(LogConfig(level="info"), "mail1", "mail-east", stream=second)

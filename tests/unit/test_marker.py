@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from failoverd.fence_self import parse_ssh_original_command
-from failoverd.marker import FenceMarker, MarkerUnreadable
+from failoverd.fencing.fence_self import parse_ssh_original_command
+from failoverd.fencing.marker import FenceMarker, MarkerUnreadable
 
 # ---------------------------------------------------------------------------
 # the marker
@@ -137,7 +137,7 @@ def test_fence_lock_excludes_another_process_until_it_exits(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
-            "import sys, time; from failoverd.marker import FenceMarker\n"
+            "import sys, time; from failoverd.fencing.marker import FenceMarker\n"
             "with FenceMarker(sys.argv[1]).held(timeout=1.0):\n"
             "    print('held', flush=True); time.sleep(0.5)\n",
             str(tmp_path),

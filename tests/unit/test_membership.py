@@ -1,4 +1,4 @@
-"""The node's own record of the cluster (failoverd/membership.py): evidence that a
+"""The node's own record of the cluster (failoverd/node/membership.py): evidence that a
 missing tree was lost, not never made, and the highest epoch it has seen."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from failoverd.marker import FenceMarker
-from failoverd.membership import RECORD_FILE, MembershipRecord
+from failoverd.fencing.marker import FenceMarker
+from failoverd.node.membership import RECORD_FILE, MembershipRecord
 
 CLUSTER = "/failoverd/mail-east"
 

@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from failoverd import __version__
 from failoverd.config import MetricsConfig
-from failoverd.endpoints import StatusServer
-from failoverd.metrics import ROLES, Metrics
+from failoverd.observe.endpoints import StatusServer
+from failoverd.observe.metrics import ROLES, Metrics
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -22,7 +22,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def scrape(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """GET /metrics as the daemon serves it (failoverd.endpoints, on metrics.listen)."""
+    """GET /metrics as the daemon serves it (failoverd.observe.endpoints, on metrics.listen)."""
     server = StatusServer(MetricsConfig(host="127.0.0.1", port=0), m.render, 10.0)
     server.start()
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from failoverd.config import WatchdogConfig
-from failoverd.notify import Watchdog, ready, sd_notify, status, stopping
+from failoverd.node.notify import Watchdog, ready, sd_notify, status, stopping
 
 
 class FakeClock:

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from failoverd.config import OcfResourceConfig, check_report, load_config
-from failoverd.ocf import OcfResource, parse_meta_data
-from failoverd.resources import ResourceError, build_resource
+from failoverd.checks.report import check_report
+from failoverd.config import ConfigError, OcfResourceConfig, load_config
+from failoverd.resources.base import ResourceError
+from failoverd.resources.build import build_resource
+from failoverd.resources.ocf import OcfResource, parse_meta_data
 
 FILESYSTEM = Path("/usr/lib/ocf/resource.d/heartbeat/Filesystem")
 
@@ -133,7 +135,7 @@ def test_check_validates_filesystem_params_against_its_meta_data(tmp_path: Path)
 
 @pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
 def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: Path) -> None:
-    from chaos.access import state_dir
+    from tests.support.access import state_dir
     from tests.unit.test_config import secret
 
     # As installed: its credential file and state dir exist (stand-ins here); the
@@ -147,3 +149,52 @@ def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: P
     assert code == 0, out
     kinds = [r.type for r in load_config(str(path)).resources]
     assert kinds == ["ocf", "vip", "systemd", "systemd"]  # store, VIP, Postfix, Dovecot
+
+
+def test_daemon_refuses_to_start_on_what_check_says_of_an_agent(
+    ocf_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from failoverd.main import main
+
+    monkeypatch.chdir(tmp_path)  # without `state` the agent logs its calls to ./.calls
+    path = write(tmp_path, [{"type": "ocf", "agent": "lab:Thing", "params": {"mode": "x"}}])
+    assert main(["-c", path]) == 2
+    message = (
+        f"{path}: resources[0].params.state: required by lab:Thing (its meta-data) but missing"
+    )
+    assert capsys.readouterr().err.strip() == message
+    assert check_report(path, machine=False) == (2, message)
+
+
+@pytest.mark.skipif(not os.access(FILESYSTEM, os.X_OK), reason="resource-agents not installed")
+def test_check_reports_an_agents_problems_in_the_same_pass_as_the_files_others(
+    tmp_path: Path,
+) -> None:
+    # The parser asks the agent through the check it is handed, so an operator fixing
+    # a file sees every problem at once, not the OCF ones only after the rest are fixed.
+    path = tmp_path / "failoverd.yaml"
+    path.write_text(
+        """\
+cluster: mail
+node: {name: a, address: 127.0.0.1}
+peers: {b: {address: 127.0.0.2}}
+zookeeper: {hosts: "127.0.0.1:2181", session_timeout: 3s, insecure: true}
+resources:
+  - type: ocf
+    agent: heartbeat:Filesystem
+    params: {device: /dev/sdb1, directory: /srv/mail}
+fencing:
+  - {type: command, argv: [/bin/true], timout: 10s}
+"""
+    )
+    code, out = check_report(str(path), machine=False)
+    assert code == 2
+    assert f"{path}: resources[0].params.fstype: required by heartbeat:Filesystem" in out
+    assert f"{path}: fencing[0].timout: unknown key" in out
+    # The parser alone runs no agent: what failoverctl and fence-self load.
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert not any("fstype" in p for p in e.value.problems)

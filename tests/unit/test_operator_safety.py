@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from failoverd.fence_self import parse_ssh_original_command
-from failoverd.marker import FenceMarker, MarkerUnreadable, marker_ahead
-from failoverd.operator_audit import OperatorAudit, is_recorder
-from failoverd.operator_identity import operator_name, read_operator_credential
-from failoverd.redact import redact, redact_argv
-from failoverd.terminal import printable
-from failoverd.znodes import UNREADABLE_CONTROL, Control, MemberStatus, Request
+from failoverd.cli.identity import operator_name, read_operator_credential
+from failoverd.cli.terminal import printable
+from failoverd.fencing.fence_self import parse_ssh_original_command
+from failoverd.fencing.marker import FenceMarker, MarkerUnreadable, marker_ahead
+from failoverd.node.operator_audit import OperatorAudit, is_recorder
+from failoverd.observe.redact import redact, redact_argv
+from failoverd.zk.znodes import UNREADABLE_CONTROL, Control, MemberStatus, Request
 
 RID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -53,7 +53,7 @@ def test_command_check_name_used_as_metric_label_is_redacted() -> None:
 
 
 def test_history_and_member_reasons_are_redacted_before_they_reach_zookeeper() -> None:
-    from failoverd.coordination import Coordinator
+    from failoverd.zk.coordinator import Coordinator
 
     sent: list[bytes] = []
 
@@ -64,7 +64,7 @@ def test_history_and_member_reasons_are_redacted_before_they_reach_zookeeper() -
     coord = Coordinator.__new__(Coordinator)
     coord.client = FakeClient()  # type: ignore[assignment]
     coord.history_path, coord.requests = "/h", 0
-    from failoverd.znodes import HistoryEntry
+    from failoverd.zk.znodes import HistoryEntry
 
     coord.append_history(HistoryEntry("t", "mail1", "fence_failed", 3, "pdu --token=s3cr3t: 1"))
     assert b"s3cr3t" not in sent[0] and b"***" in sent[0]

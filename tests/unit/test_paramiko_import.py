@@ -1,4 +1,4 @@
-"""The ssh fencer loads paramiko without `invoke` (failoverd/paramiko_import.py):
+"""The ssh fencer loads paramiko without `invoke` (failoverd/fencing/paramiko_import.py):
 the import lies on the takeover's critical path."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import sys
-import failoverd.sshfence as s
+import failoverd.fencing.ssh as s
 loaded = "invoke" in sys.modules
 import invoke  # still importable by anyone else afterwards
 print(loaded, s.paramiko.SSHClient.__name__, invoke.__name__)

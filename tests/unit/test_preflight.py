@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.access import state_dir_for
-from failoverd.config import ConfigError, check_report, load_config
-from failoverd.coordination import tls_kwargs
-from failoverd.preflight import authorized_keys_notes, preflight, state_dir_problems
-from failoverd.zkacl import digest_id, expected
+from failoverd.checks.preflight import authorized_keys_notes, preflight, state_dir_problems
+from failoverd.checks.report import check_report
+from failoverd.config import ConfigError, load_config
+from failoverd.zk.acl import digest_id, expected
+from failoverd.zk.client import tls_kwargs
+from tests.support.access import state_dir_for
 
 NOBODY = 65534
 
@@ -134,7 +135,7 @@ def test_tls_block_is_validated_and_becomes_kazoo_arguments(tmp_path: Path) -> N
 
 
 def test_client_gets_tls_arguments(tmp_path: Path) -> None:
-    from failoverd.coordination import make_client
+    from failoverd.zk.client import make_client
 
     ca = tmp_path / "ca.pem"
     ca.write_text("x")

@@ -25,10 +25,11 @@ from failoverd.config import (
     ZooKeeperConfig,
     load_config,
 )
-from failoverd.fence_probes import ProbeResult, ssh_argv
-from failoverd.fencing import FenceChain, FenceOutcome, FenceRequest, FenceTarget
-from failoverd.readiness import FenceReadiness, method_names
-from failoverd.znodes import MemberStatus, ZnodeError, encode
+from failoverd.fencing.base import FenceOutcome, FenceRequest, FenceTarget
+from failoverd.fencing.chain import FenceChain
+from failoverd.fencing.probes import ProbeResult, ssh_argv
+from failoverd.fencing.readiness import FenceReadiness, method_names
+from failoverd.zk.znodes import MemberStatus, ZnodeError, encode
 
 SSH = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=10.0)
 POWER = CommandFencerConfig(argv=("pdu-off", "{node}"), check_argv=("pdu-status", "{node}"))
@@ -206,7 +207,7 @@ def test_known_dead_only_within_the_bounded_age(monkeypatch: pytest.MonkeyPatch)
     r = FenceReadiness(config(SSH, POWER), probe_fn=probes)
     assert r.known_dead("mail2", 0) is None  # never probed: unknown, try it
     now = [1000.0]
-    monkeypatch.setattr("failoverd.readiness.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("failoverd.fencing.readiness.time.monotonic", lambda: now[0])
     r.probe_once("mail2", 0)
     why = r.known_dead("mail2", 0)
     assert why is not None and "connection refused" in why
@@ -318,7 +319,7 @@ def test_a_peer_is_down_only_when_every_method_toward_it_failed() -> None:
 
 
 def test_a_lost_path_fires_the_fence_path_lost_hook() -> None:
-    from failoverd import hooks
+    from failoverd.observe import hooks
 
     fired: list[tuple[str, dict[str, object]]] = []
 

@@ -1,4 +1,4 @@
-"""The active's resource status poll (failoverd/resource_watch.py) with fake resources."""
+"""The active's resource status poll (failoverd/resources/watch.py) with fake resources."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from failoverd.resource_watch import ResourceWatch
+from failoverd.resources.watch import ResourceWatch
 
 
 class FakeResource:

@@ -15,19 +15,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from failoverd import systemd_dropin
 from failoverd.config import CommandResourceConfig, SystemdResourceConfig, VipResourceConfig
-from failoverd.resources import (
-    CommandResource,
-    GratuitousArp,
-    ResourceError,
-    SystemdResource,
-    VipResource,
-    build_resource,
-    build_resources,
-    prepare_all,
-    stop_all,
-)
+from failoverd.resources import systemd_dropin
+from failoverd.resources.base import ResourceError, prepare_all, stop_all
+from failoverd.resources.build import build_resource, build_resources
+from failoverd.resources.command import CommandResource
+from failoverd.resources.systemd import SystemdResource
+from failoverd.resources.vip import GratuitousArp, VipResource
 
 ENV = {"FAILOVERD_CLUSTER": "mail-east", "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "7"}
 
@@ -558,7 +552,7 @@ def test_vip_stop_cancels_pending_announcements(netns: str, arping_installed: No
     assert "192.0.2.25" not in addresses(netns)
 
 
-# -- vip: the gratuitous ARP from the daemon's own packet socket (failoverd/garp.py) -----
+# -- vip: the gratuitous ARP from the daemon's own packet socket (failoverd/resources/garp.py) -----
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = """
@@ -571,7 +565,7 @@ print(s.recv(100)[:42].hex(), flush=True)
 """
 START_BUILT_VIP = """
 from failoverd.config import VipResourceConfig
-from failoverd.resources import build_resource
+from failoverd.resources.build import build_resource
 cfg = VipResourceConfig(address="192.0.2.25/24", interface="v0", timeout=5.0, arp_count=1)
 build_resource(cfg).start({})
 """

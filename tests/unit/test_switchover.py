@@ -1,11 +1,11 @@
-"""The pure switchover decisions (failoverd/switchover.py)."""
+"""The pure switchover decisions (failoverd/node/switchover.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from failoverd.switchover import handover_done, pick_target
-from failoverd.znodes import MemberStatus
+from failoverd.node.switchover import handover_done, pick_target
+from failoverd.zk.znodes import MemberStatus
 
 
 def member(name: str, priority: int = 0, maintenance: bool = False) -> MemberStatus:

@@ -1,0 +1,12 @@
+"""`failoverctl`, the operator's command (`python -m failoverd.cli` is the same).
+
+failoverctl.py  the command group and the commands that steer the cluster
+status.py       `status`: the cluster at a glance, and its verdict
+backup.py       `backup` and `restore` of the persistent znodes
+common.py       what every command shares: exit-code exceptions, config, operator, ZooKeeper
+identity.py     who the operator is, for the audit trail
+terminal.py     text from ZooKeeper made safe for a terminal
+
+This package may import config/, zk/ (through its Coordinator only, never kazoo),
+fencing/ (fence-check) and node/'s pure decisions; nothing in the daemon imports it.
+"""

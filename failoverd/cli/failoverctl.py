@@ -1,0 +1,339 @@
+"""`failoverctl`: the operator's view and controls (DESIGN.md §6). Talks to ZooKeeper
+only, with the node's own config file.
+
+Exit codes (DESIGN.md §9): 0 success (status: one healthy active and a standby that
+could take over), 1 refused/failed/degraded, 2 usage or config error, 3 ZooKeeper
+unreachable (state unknown; the Nagios convention for "unknown").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from dataclasses import asdict, replace
+from typing import Any
+
+import click
+
+from failoverd import __version__
+from failoverd.cli.backup import backup_command, restore_command
+from failoverd.cli.common import (
+    CALL_TIMEOUT,
+    Refused,
+    command_config,
+    log_to_stderr,
+    operator_identity,
+    zk_session,
+)
+from failoverd.cli.status import gather_status, history_line, status_command
+from failoverd.cli.terminal import printable
+from failoverd.config import Config
+from failoverd.node.switchover import pick_target
+from failoverd.zk import acl as zk_acl
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.errors import ZnodeMissing
+from failoverd.zk.znodes import Control, Request, now_iso
+
+DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
+
+
+def _config_after_subcommand(
+    ctx: click.Context, _param: click.Parameter, value: str | None
+) -> None:
+    if value is not None:
+        ctx.obj = value
+
+
+# `failoverctl status -c FILE` as well as `failoverctl -c FILE status`.
+_SUB_CONFIG = click.Option(
+    ["-c", "--config"],
+    default=None,
+    expose_value=False,
+    callback=_config_after_subcommand,
+    help="the node's failoverd config file (also accepted before the command)",
+)
+
+
+class _Commands(click.Group):
+    """Every subcommand accepts -c/--config after its name too."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("-c" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(_SUB_CONFIG)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="failoverctl", message="%(prog)s %(version)s"
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="FAILOVERD_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="the node's failoverd config file (env FAILOVERD_CONFIG)",
+)
+@click.option(
+    "--credential",
+    "credential_path",
+    envvar="FAILOVERCTL_CREDENTIAL",
+    default=None,
+    help="your own ZooKeeper operator credential (user:password, mode 0600); "
+    "default: the node's zookeeper.auth, with SUDO_USER/USER as your name",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
+    """Inspect and steer a failoverd cluster."""
+    log_to_stderr()
+    ctx.obj = config_path
+    ctx.meta["credential_path"] = credential_path
+
+
+# `status` lives in status.py, `backup` and `restore` in backup.py.
+cli.add_command(status_command)
+cli.add_command(backup_command)
+cli.add_command(restore_command)
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def history(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The audit trail, newest first."""
+    config = command_config(ctx)
+    credential, _ = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        entries = coord.read_history(limit, CALL_TIMEOUT)
+    if as_json:
+        click.echo(json.dumps([asdict(e) if e else None for e in entries], indent=2))
+        return
+    for e in entries:
+        if e is None:
+            click.echo("(unreadable entry)")
+        else:
+            click.echo(history_line(e, with_epoch=True))
+
+
+@cli.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--reason", default="", help="why (stored with your name; goes into history)")
+@click.pass_context
+def maintenance(ctx: click.Context, state: str, reason: str) -> None:
+    """Freeze (on) or resume (off) automatic transitions."""
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        control, version = coord.read_control(CALL_TIMEOUT)
+        new = Control(
+            state == "on",
+            control.switchover,
+            control.failover,
+            maintenance_by=who,
+            maintenance_reason=reason,
+            maintenance_since=now_iso(),
+        )
+        coord.write_control(new, version, CALL_TIMEOUT)
+    click.echo(
+        f"maintenance {state}"
+        + (": no automatic failover until 'maintenance off'" if state == "on" else "")
+    )
+
+
+def _wait_for_active(
+    coord: Coordinator, config: Config, old: str | None, target: str | None, timeout: float
+) -> tuple[str, int] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holder, _, _ = coord.read_lock(CALL_TIMEOUT)
+        if holder and holder != old and (target is None or holder == target):
+            m = coord.read_members(CALL_TIMEOUT).get(holder)
+            if m is not None and m.role == "active" and m.epoch is not None:
+                return holder, m.epoch
+        time.sleep(0.02)
+    return None
+
+
+def _post_request(
+    coord: Coordinator, kind: str, to: str | None, timeout: float, by: str, reason: str
+) -> Request:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    req = Request(str(uuid.uuid4()), to, timeout, by, now_iso(), reason)
+    new = replace(
+        control,
+        switchover=req if kind == "switchover" else None,
+        failover=req if kind == "failover" else None,
+    )
+    coord.write_control(new, version, CALL_TIMEOUT)
+    return req
+
+
+def _withdraw(coord: Coordinator, req: Request) -> None:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    if req in (control.switchover, control.failover):
+        coord.write_control(control.without_requests(), version, CALL_TIMEOUT)
+
+
+@cli.command()
+@click.option(
+    "--to", "to", metavar="NODE", help="the standby to hand over to (default: any healthy one)"
+)
+@click.option("--reason", default="", help="why (goes into history with your name)")
+@click.pass_context
+def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
+    """Planned handover: the active stops cleanly, the target takes over without fencing."""
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        st = gather_status(config, coord)
+        rows = {r["node"]: r for r in st["members"]}
+        old = st["lease_holder"]
+        if st["maintenance"]:
+            raise Refused("refused: maintenance mode is on (failoverctl maintenance off first)")
+        if old is None or rows.get(old, {}).get("role") != "active":
+            raise Refused(
+                "refused: no active node to switch over from (use failover --to NODE --force)"
+            )
+        if to is not None:
+            if to not in rows:
+                raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
+            if to == old:
+                raise Refused(f"refused: {to} is already active")
+            r = rows[to]
+            if not r["connected"]:
+                raise Refused(f"refused: {to} is not connected to ZooKeeper")
+            if not r["healthy"]:
+                raise Refused(f"refused: {to} fails its health checks")
+            if r["role"] != "standby":
+                raise Refused(f"refused: {to} is {r['role']}, not standby")
+        else:
+            # Name the best standby in the request: it then contends the moment the
+            # lease is free instead of every standby waiting out its priority delay.
+            to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
+            if to is None:
+                raise Refused("refused: no healthy, connected standby to hand over to")
+        timeout = config.switchover.timeout
+        started = time.monotonic()
+        req = _post_request(coord, "switchover", to, timeout, who, reason)
+        got = _wait_for_active(coord, config, old, to, timeout + 1.0)
+        took = time.monotonic() - started
+        if got is None:
+            _withdraw(coord, req)
+            raise Refused(
+                f"switchover timed out: {to or 'no standby'} did not take over within "
+                f"{timeout:g}s; {old} resumes"
+            )
+        click.echo(f"switchover {old} -> {got[0]} done in {took:.2f}s (epoch {got[1]})")
+
+
+@cli.command()
+@click.option("--to", "to", required=True, metavar="NODE", help="the node to promote")
+@click.option("--force", is_flag=True, help="required: confirms the active is gone")
+@click.option("--reason", default="", help="why (goes into history with your name)")
+@click.pass_context
+def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
+    """Promote NODE when the active is gone. Fencing still runs."""
+    if not force:
+        raise click.UsageError(
+            "failover needs --force (it promotes a node without a clean handover)"
+        )
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        st = gather_status(config, coord)
+        rows = {r["node"]: r for r in st["members"]}
+        if to not in rows:
+            raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
+        if not rows[to]["connected"]:
+            raise Refused(f"refused: {to} is not connected to ZooKeeper")
+        holder = st["lease_holder"]
+        if holder is not None:
+            raise Refused(
+                f"refused: {holder} holds the lease; use 'switchover --to {to}' for a live active"
+            )
+        timeout = config.switchover.timeout + config.zookeeper.session_timeout
+        started = time.monotonic()
+        req = _post_request(coord, "failover", to, timeout, who, reason)
+        got = _wait_for_active(coord, config, None, to, timeout + 30.0)
+        if got is None:
+            _withdraw(coord, req)
+            raise Refused(
+                f"failover to {to} did not complete "
+                "(see failoverctl history: fencing may have failed)"
+            )
+        click.echo(f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})")
+
+
+@cli.command("fence-check")
+@click.argument("node")
+@click.pass_context
+def fence_check(ctx: click.Context, node: str) -> None:
+    """Dry-run every fencing method against NODE; fences nothing."""
+    config = command_config(ctx)
+    peer = config.peer(node)
+    if peer is None:
+        raise click.BadParameter(f"{node!r} is not a peer in {config.path}", param_hint="NODE")
+    from failoverd.fencing.base import FenceTarget
+    from failoverd.fencing.chain import build_fence_chain
+
+    outcomes = build_fence_chain(config).check(FenceTarget(peer.name, peer.address))
+    for o in outcomes:
+        mark = click.style("OK  ", fg="green") if o.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {o.method:<10} {printable(o.reason)} ({o.took * 1000:.0f} ms)")
+    if not any(o.ok for o in outcomes):
+        raise Refused(
+            f"no fencing method would work against {node}: a takeover from it would be refused"
+        )
+
+
+@cli.command()
+@click.argument("user")
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    default="-",
+    help="read the password from this file (default: stdin)",
+)
+def digest(user: str, password_file: Any) -> None:
+    """Print USER's ZooKeeper digest id for zookeeper.operators (no password is stored)."""
+    password = password_file.readline().rstrip("\n")
+    if not password or ":" in user:
+        raise click.UsageError("need a user without ':' and a non-empty password")
+    click.echo(zk_acl.digest_id(user, password))
+
+
+@cli.command("fix-acl")
+@click.pass_context
+def fix_acl(ctx: click.Context) -> None:
+    """Set the cluster's ACLs to what this config expects (after adding an operator).
+    Needs the nodes' own credential; the daemons refuse to run until ACLs match."""
+    config = command_config(ctx)
+    want = zk_acl.expected(config)
+    if want is None:
+        raise Refused("refused: zookeeper.auth is not set, so there is no ACL to apply")
+    credential, _ = operator_identity(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
+    with zk_session(config, credential) as coord:
+        for name in zk_acl.CHECKED:
+            path = f"{coord.root}/{name}" if name else coord.root
+            try:
+                coord.set_acl(path, want[name], CALL_TIMEOUT)
+            except ZnodeMissing:
+                continue
+            click.echo(f"{path}: {zk_acl.describe(want[name])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="failoverctl", standalone_mode=True)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""`failoverctl status`: the cluster at a glance, for a person (a table) or a script
+(`--json`, DESIGN.md §9: a contract) and for monitoring (exit 0 only when one
+healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from failoverd.cli.common import (
+    CALL_TIMEOUT,
+    Unreachable,
+    command_config,
+    operator_identity,
+    zk_session,
+)
+from failoverd.cli.terminal import printable
+from failoverd.config import Config
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.errors import CoordinationError
+from failoverd.zk.znodes import Control, MemberStatus
+
+
+def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
+    """The `status --json` object (DESIGN.md §9: a contract, keep it exact)."""
+    holder, _, _ = coord.read_lock(CALL_TIMEOUT)
+    crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
+    control, _ = coord.read_control(CALL_TIMEOUT)
+    members = coord.read_members(CALL_TIMEOUT)
+    names = list(config.member_names) + sorted(set(members) - set(config.member_names))
+    rows = []
+    for name in names:
+        m = members.get(name)
+        rows.append(
+            {
+                "node": name,
+                "role": m.role if m else "stopped",
+                "healthy": bool(m and m.healthy),
+                "epoch": m.epoch if m else None,
+                "connected": name in members,
+                **_eligibility_fields(name, m, members),
+            }
+        )
+    active = None
+    if readable and crumb is not None and crumb.node is not None:
+        active = {
+            "node": crumb.node,
+            "epoch": crumb.epoch,
+            "since": crumb.since,
+            "clean": crumb.clean,
+        }
+    status = {
+        "cluster": config.cluster,
+        "lease_holder": holder if holder else None,
+        "active": active,
+        "maintenance": control.maintenance,
+        "members": rows,
+    }
+    ok, sentence = verdict(status, lock_unreadable=holder == "")
+    status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
+    return status
+
+
+def _eligibility_fields(
+    name: str, m: MemberStatus | None, members: dict[str, MemberStatus | None]
+) -> dict[str, Any]:
+    """What a member publishes about its own eligibility (failoverd.node.eligibility)."""
+    if name not in members:
+        why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
+        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+    if m is None:
+        why = "its member znode is unreadable"
+        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+    fence_ready = getattr(m, "fence_ready", None)
+    return {
+        "eligible": m.eligible,
+        "why": "" if m.eligible else (m.why or "not eligible (no reason given)"),
+        "version": m.version,
+        "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
+    }
+
+
+UNREADABLE_LOCK = "the lock znode is unreadable: who holds the lease is unknown"
+
+
+def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool, str]:
+    """(healthy cluster?, one sentence). `lock_unreadable`: the lock znode exists but
+    its content is garbage, so a session holds the lease but nobody can say whose
+    (`lease_holder` is then null, as the contract has no other way to say it)."""
+    holder = status["lease_holder"]
+    rows = {r["node"]: r for r in status["members"]}
+    if lock_unreadable:
+        return False, UNREADABLE_LOCK
+    if status["maintenance"]:
+        return False, "maintenance mode is on: no automatic failover"
+    if holder is None:
+        return False, "no node holds the lease: no active"
+    h = rows.get(holder)
+    if h is None or h["role"] != "active":
+        return False, f"{holder} holds the lease but is not (yet) active"
+    if not h["healthy"]:
+        return False, f"the active {holder} fails its health checks"
+    others = [r for r in rows.values() if r["node"] != holder]
+    ready = [r["node"] for r in others if r["eligible"] and r["role"] == "standby"]
+    not_ready = "; ".join(f"{r['node']}: {r['why']}" for r in others if r["node"] not in ready)
+    if not ready:
+        return False, (
+            f"no standby could take over, failover would not be possible ({not_ready or 'none'})"
+        )
+    tail = f"; not eligible: {not_ready}" if not_ready else ""
+    return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool) -> None:
+    """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
+    config = command_config(ctx)
+    credential, _ = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        try:
+            st = gather_status(config, coord)
+            members = coord.read_members(CALL_TIMEOUT)
+            recent = coord.read_history(5, CALL_TIMEOUT)
+            control, _ = coord.read_control(CALL_TIMEOUT)
+        except CoordinationError as e:
+            # Connected, then lost it mid-read: the state is just as unknown.
+            raise Unreachable(str(e)) from None
+    ok = st["verdict"].startswith("healthy:")
+    sentence = st["verdict"].split(": ", 1)[1]
+    if as_json:
+        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
+    else:
+        _print_table(st, members, recent, sentence, control)
+    ctx.exit(0 if ok else 1)
+
+
+def _print_table(
+    st: dict[str, Any],
+    members: dict[str, MemberStatus | None],
+    recent: list[Any],
+    sentence: str,
+    control: Control,
+) -> None:
+    active = st["active"]
+    holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
+    maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
+    click.echo(
+        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
+        f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
+    )
+    if control.maintenance and control.maintenance_by:
+        # Who turned it on and why (failoverctl maintenance on --reason).
+        why = control.maintenance_reason or "no reason given"
+        since = f" since {control.maintenance_since}" if control.maintenance_since else ""
+        click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
+    header = (
+        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
+        "LAST TRANSITION",
+    )  # fmt: skip
+    rows = [header]
+    for r in st["members"]:
+        m = members.get(r["node"])
+        rows.append(
+            (
+                r["node"],
+                r["role"],
+                "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
+                "-" if r["epoch"] is None else str(r["epoch"]),
+                "yes" if r["connected"] else "NO",
+                "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
+                _fence_column(r.get("fence_ready") or {}),
+                printable(r["version"]) or "-",
+                printable(m.since) if m else "-",
+                printable(m.reason) if m else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        click.echo(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
+    for r in st["members"]:
+        if not r["eligible"] and r["role"] != "active":
+            click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
+    click.echo(f"verdict: {sentence}")
+    if recent:
+        click.echo("recent transitions:")
+        for e in recent:
+            click.echo(f"  {history_line(e)}" if e else "  (unreadable entry)")
+
+
+def _fence_column(ready: dict[str, bool]) -> str:
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
+    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
+
+
+def history_line(e: Any, with_epoch: bool = False) -> str:
+    epoch = f"epoch={'-' if e.epoch is None else e.epoch}  " if with_epoch else ""
+    by = f"  (by {e.by})" if e.by else ""
+    return printable(f"{e.time}  {e.node:<8} {e.event:<13} {epoch}{e.reason}{by}")

@@ -1,0 +1,12 @@
+"""The node itself: the daemon's loop and what it decides.
+
+daemon.py gathers an Observation each tick and carries out what decision.py (pure:
+no I/O, no clock) answers; transitions.py performs the takeover and the demotion
+as explicit, guarded steps, through the narrow seam in state.py; eligibility.py,
+switchover.py and membership.py hold the smaller decisions and the node's memory
+of its cluster; operator_audit.py records operators' actions into history;
+notify.py speaks systemd's notify protocol and pets the watchdog.
+
+This is the top of the daemon: it may import every other package of failoverd
+except cli/ and checks/; nothing but main.py and cli/ imports it.
+"""

@@ -1,0 +1,317 @@
+"""The decisions, as pure functions (DESIGN.md §4): observation in, action and reason out.
+
+Nothing here does I/O or reads a clock; the daemon gathers an Observation, asks,
+and carries the answer out. Every answer carries one human sentence, which the
+daemon logs, so the 3 a.m. reader sees *why*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from failoverd.zk.znodes import Breadcrumb, MemberStatus
+
+
+class Role(StrEnum):
+    INIT = "init"
+    STANDBY = "standby"
+    FENCING = "fencing"
+    PROMOTING = "promoting"
+    ACTIVE = "active"
+    DEMOTING = "demoting"
+    STOPPED = "stopped"
+
+
+class Act(StrEnum):
+    WAIT = "wait"  # standby: do not contend now
+    CONTEND = "contend"  # standby: try to create the lock
+    STAY = "stay"  # active: keep serving
+    DEMOTE = "demote"  # active: stop resources, mark clean if possible, release
+    RELEASE_STRAY_LOCK = "release_stray_lock"  # a lock our session holds but we never acted on
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: Act
+    reason: str
+    # Short, bounded code for metrics and history (e.g. "lease_lost", "health").
+    code: str = ""
+    # After a demotion: seconds before this node may contend again.
+    backoff: float = 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float  # monotonic seconds
+    node: str
+    role: Role
+    connected: bool
+    lease_valid: bool
+    lease_remaining: float
+    # Who the lock znode names: None = no lock; "" = unreadable content.
+    lock_holder: str | None
+    # The lock exists and its ephemeralOwner is our *current* session.
+    lock_is_ours: bool
+    # The local fence marker blocks our current epoch (we were fenced), or is unreadable.
+    fenced: bool
+    healthy: bool
+    maintenance: bool
+    backoff_until: float
+    # When the lock was first seen free (monotonic), for the priority delay.
+    lock_free_since: float | None
+    priority_delay: float  # priority * node.priority_delay
+    # A peer that could take over: connected, healthy, not in maintenance, a
+    # standby — and, during a switchover with a named target, that target.
+    healthy_peer: bool
+    # A pending (not yet timed out) operator request: its target (None = any) and source.
+    switchover_to: str | None
+    switchover_pending: bool
+    failover_to: str | None  # forced failover target, pending
+    # Our own health demotions within the flap window reached flap.max_failovers.
+    flap_limited: bool
+    # Our resources could not be stopped: we must never contend (and should be fenced).
+    dirty: bool
+    flap_backoff: float
+    # Why dirty, when it is an abandoned operation (failoverd/resources/abandoned.py).
+    dirty_reason: str = ""
+    # Active: a resource whose status says it stopped underneath us (resource_watch.py).
+    resource_lost: str | None = None
+
+
+def decide(o: Observation) -> Decision:
+    if o.role is Role.ACTIVE:
+        return _decide_active(o)
+    if o.role is Role.STANDBY:
+        return _decide_standby(o)
+    if o.role in (Role.FENCING, Role.PROMOTING, Role.DEMOTING):
+        return _decide_stuck(o)
+    return Decision(Act.WAIT, f"in transition ({o.role})", "transition")
+
+
+def _decide_stuck(o: Observation) -> Decision:
+    """A transitional role seen by the loop. Transitions run to completion inside
+    one loop cycle, so the loop only sees one when a transition was cut short: it
+    must never stay there (the lease keeper would renew forever and nothing would
+    serve). Demoting stops whatever started and releases the lock (DESIGN.md §4)."""
+    if not o.lease_valid:
+        return Decision(
+            Act.DEMOTE,
+            f"demoting: stuck in {o.role} and the local lease is gone",
+            "lease_lost",
+            backoff=o.flap_backoff,
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: a transition was cut short in {o.role}",
+        "transition_failed",
+        backoff=o.flap_backoff,
+    )
+
+
+def _decide_active(o: Observation) -> Decision:
+    # Safety first: these hold regardless of maintenance or health.
+    if not o.lease_valid:
+        return Decision(
+            Act.DEMOTE,
+            "demoting: the local lease ran out (no ZooKeeper round trip in time); "
+            "the session may expire and a peer may take over",
+            "lease_lost",
+        )
+    if not o.lock_is_ours:
+        return Decision(
+            Act.DEMOTE, "demoting: the lock is no longer held by our session", "lock_lost"
+        )
+    if o.fenced:
+        return Decision(Act.DEMOTE, "demoting: a peer fenced this node (fence marker)", "fenced")
+    if o.switchover_pending and o.switchover_to != o.node:
+        target = o.switchover_to or "any healthy standby"
+        if not o.healthy_peer:
+            return Decision(
+                Act.STAY, f"switchover refused: {target} is not a healthy, connected standby", ""
+            )
+        # The daemon backs off for the request's timeout, so that it resumes only if
+        # nobody took over (DESIGN.md §6).
+        return Decision(Act.DEMOTE, f"demoting for a switchover to {target}", "switchover")
+    if o.maintenance:
+        return Decision(Act.STAY, "maintenance mode: no automatic transitions", "")
+    if o.resource_lost is not None:
+        return _decide_resource_lost(o, o.resource_lost)
+    if not o.healthy:
+        if o.flap_limited:
+            return Decision(
+                Act.STAY,
+                "health checks fail but the flap limit is reached: staying active, operator needed",
+                "flap_limit",
+            )
+        if not o.healthy_peer:
+            return Decision(
+                Act.STAY,
+                "health checks fail but no healthy standby could take over: staying active",
+                "no_healthy_peer",
+            )
+        return Decision(
+            Act.DEMOTE,
+            "demoting: health checks fail and a healthy standby can take over",
+            "health",
+            backoff=o.flap_backoff,
+        )
+    return Decision(Act.STAY, "active and healthy", "")
+
+
+def _decide_resource_lost(o: Observation, name: str) -> Decision:
+    """A resource stopped underneath the active (a fence-self from an older fence,
+    a crash). Unlike failing health checks, this is no opinion about a busy
+    node: "active" with nothing running serves nobody, so it demotes even without
+    a healthy standby, and then with no back-off, so that it may take the lease
+    again at once and restart its resources. Maintenance still freezes this (an
+    operator may stop Postfix on purpose), and it counts towards the flap limit
+    like a health demotion: a service that keeps dying after every restart or
+    failover needs an operator, not more flapping."""
+    what = f"{name} stopped underneath this node (resource status)"
+    if o.flap_limited:
+        return Decision(
+            Act.STAY, f"{what}, but the flap limit is reached: operator needed", "flap_limit"
+        )
+    return Decision(
+        Act.DEMOTE,
+        f"demoting: {what}",
+        "resource_lost",
+        backoff=o.flap_backoff if o.healthy_peer else 0.0,
+    )
+
+
+def _decide_standby(o: Observation) -> Decision:
+    if o.lock_is_ours:
+        # A create that timed out on our side but ran on the server later (kazoo #588):
+        # we hold the lease without acting on it. Give it back.
+        return Decision(
+            Act.RELEASE_STRAY_LOCK,
+            "releasing a lock our session holds but never used",
+            "stray_lock",
+        )
+    if not o.connected:
+        return Decision(Act.WAIT, "not connected to ZooKeeper", "")
+    if o.lock_holder is not None:
+        who = o.lock_holder or "an unreadable holder"
+        return Decision(Act.WAIT, f"{who} holds the lease", "")
+    if o.dirty:
+        why = o.dirty_reason or "local resources could not be stopped"
+        return Decision(Act.WAIT, f"not contending: {why}", "dirty")
+    if o.fenced:
+        return Decision(Act.WAIT, "not contending: the fence marker is unreadable", "fenced")
+    forced = o.failover_to is not None
+    if forced and o.failover_to != o.node:
+        return Decision(Act.WAIT, f"standing aside: forced failover to {o.failover_to} pending", "")
+    if not forced:
+        if o.maintenance:
+            return Decision(Act.WAIT, "maintenance mode: no automatic takeover", "")
+        if not o.healthy:
+            return Decision(Act.WAIT, "not contending: health checks fail", "")
+        if o.switchover_pending and o.switchover_to not in (None, o.node):
+            return Decision(
+                Act.WAIT, f"standing aside: switchover to {o.switchover_to} pending", ""
+            )
+        if o.now < o.backoff_until:
+            return Decision(Act.WAIT, f"backing off for {o.backoff_until - o.now:.1f}s more", "")
+        targeted = o.switchover_pending and o.switchover_to == o.node
+        # priority 0 contends at once (DESIGN.md §4), even when the lock was seen free
+        # after this cycle began (lock_free_since is taken after the read's answer).
+        if not targeted and o.lock_free_since is not None and o.priority_delay > 0:
+            waited = o.now - o.lock_free_since
+            if waited < o.priority_delay:
+                return Decision(
+                    Act.WAIT, f"priority delay: {o.priority_delay - waited:.1f}s more", ""
+                )
+    return Decision(Act.CONTEND, "the lease is free: contending", "takeover")
+
+
+@dataclass(frozen=True)
+class FencePlan:
+    targets: tuple[str, ...]
+    reason: str
+    # False when the takeover must not go ahead at all (e.g. the previous active
+    # is not a member we know how to fence).
+    possible: bool = True
+
+
+def plan_fencing(
+    breadcrumb: Breadcrumb | None, readable: bool, node: str, peers: tuple[str, ...]
+) -> FencePlan:
+    """Whom the new lease holder must fence before it promotes.
+
+    `breadcrumb` None with `readable` True means the znode does not exist."""
+    if not readable:
+        return FencePlan(
+            peers, "breadcrumb unreadable: previous active unknown, fencing every peer"
+        )
+    if breadcrumb is None:
+        return FencePlan(peers, "breadcrumb missing: previous active unknown, fencing every peer")
+    if breadcrumb.node is None:
+        return FencePlan((), "no node has ever been active: nothing to fence")
+    if breadcrumb.clean:
+        return FencePlan((), f"{breadcrumb.node} handed over cleanly: no fencing needed")
+    if breadcrumb.node == node:
+        # Our own resources were stopped at start-up or at our demotion; a node whose
+        # stop failed never contends (Observation.dirty).
+        return FencePlan((), "the previous active was this node: its resources are stopped")
+    if breadcrumb.node not in peers:
+        return FencePlan(
+            (),
+            f"previous active {breadcrumb.node!r} is not a configured peer: cannot fence it",
+            possible=False,
+        )
+    return FencePlan(
+        (breadcrumb.node,),
+        f"{breadcrumb.node} was active (epoch {breadcrumb.epoch}) and did not hand over cleanly",
+    )
+
+
+def next_epoch(
+    breadcrumb: Breadcrumb | None, readable: bool, znode_version: int | None, floor: int = 0
+) -> int:
+    """The epoch a new active takes: one above every epoch we can see.
+
+    A readable breadcrumb's epoch never exceeds its znode's data version (each
+    promotion adds one to both), so when the breadcrumb is garbled the version is
+    a safe stand-in. `floor` is the highest epoch seen elsewhere (history, members),
+    so even a deleted breadcrumb cannot make the epoch go backwards."""
+    if readable and breadcrumb is not None:
+        known = breadcrumb.epoch
+    else:
+        known = znode_version or 0
+    return max(known, floor) + 1
+
+
+def may_start_resource(lease_valid: bool, lock_is_ours: bool, fenced: bool) -> tuple[bool, str]:
+    """Checked immediately before *each* resource start (DESIGN.md §4)."""
+    if not lease_valid:
+        return False, "local lease ran out during promotion"
+    if not lock_is_ours:
+        return False, "lock lost during promotion"
+    if fenced:
+        return False, "fenced by a peer during promotion"
+    return True, ""
+
+
+def priority_wait(
+    mine: tuple[int, str],
+    delay: float,
+    peers: dict[str, MemberStatus | None],
+    seen: set[str],
+) -> float:
+    """How long a standby waits before contending: `delay` while a preferred peer
+    (lower (priority, name)) could take the lease instead, else nothing.
+
+    A peer never seen counts as preferred (at start-up it may be about to
+    register); a peer seen before and now gone does not, so a lone standby
+    replaces a crashed active at once."""
+    for name, m in peers.items():
+        if m is None:
+            if name not in seen:
+                return delay
+            continue
+        eligible = m.role == Role.STANDBY and m.healthy and not m.maintenance
+        if eligible and (m.priority, name) < mine:
+            return delay
+    return 0.0

@@ -1,0 +1,77 @@
+"""Could this node take over now? (DESIGN.md §9: a member's `eligible` and `why`.)
+
+A pure function of the daemon's Observation, like the decisions in decision.py,
+so `failoverctl status`, `GET /standby` and the member znode all say the same
+thing the decision logic acts on. Only a standby can be eligible: a node in any
+other role is either already active or in the middle of a transition.
+
+The answer is published in the member znode only when it changes, so nothing in
+it may change by itself from one tick to the next: a back-off is named by its
+deadline in wall time (which the daemon computes once per back-off), never by
+the seconds left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from failoverd.node.decision import Observation, Role
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    why: str  # one sentence when not eligible; "" when eligible
+
+
+ELIGIBLE = Eligibility(True, "")
+
+
+def eligibility(
+    o: Observation,
+    failing_checks: Sequence[str] = (),
+    backoff_until_wall: str = "",
+    fence_paths_down: Sequence[str] = (),
+) -> Eligibility:
+    """Whether this node could take the lease and promote now if it were free.
+
+    `failing_checks`: names of the health checks whose last run failed;
+    `backoff_until_wall`: the back-off's deadline for humans (ISO time);
+    `fence_paths_down`: peers that no configured fencing method reaches now
+    (fence readiness; empty while unknown)."""
+    if o.role is Role.ACTIVE:
+        return Eligibility(False, "it is the active node")
+    if o.role is not Role.STANDBY:
+        return Eligibility(False, f"it is {o.role}, not a standby")
+    if not o.connected:
+        return Eligibility(False, "it is not connected to ZooKeeper")
+    # The order follows how long each condition takes to clear: what needs an
+    # operator first, then what passes by itself.
+    if o.dirty:
+        why = o.dirty_reason or "its resources could not be stopped"
+        return Eligibility(False, f"it is dirty: {why}, so it must be fenced first")
+    if o.fenced:
+        return Eligibility(False, "its local fence marker is unreadable, which blocks every epoch")
+    if o.maintenance:
+        return Eligibility(False, "maintenance mode is on: no automatic takeover")
+    if not o.healthy:
+        if failing_checks:
+            names = ", ".join(failing_checks)
+            plural = "s" if len(failing_checks) > 1 else ""
+            return Eligibility(False, f"health check{plural} failing: {names}")
+        return Eligibility(False, "its health checks have not passed often enough yet (rise)")
+    if fence_paths_down:
+        return Eligibility(False, f"no working fencing path to {', '.join(fence_paths_down)}")
+    if o.now < o.backoff_until:
+        until = f" until {backoff_until_wall}" if backoff_until_wall else ""
+        return Eligibility(False, f"backing off{until} after a demotion or a failed takeover")
+    return ELIGIBLE
+
+
+def wall_deadline(deadline: float, now: float, wall_now: float) -> str:
+    """A monotonic `deadline` as UTC wall time to the second, for humans (`why`)."""
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(wall_now + max(0.0, deadline - now), UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")

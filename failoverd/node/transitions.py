@@ -1,0 +1,476 @@
+"""Takeover and demotion as explicit steps (DESIGN.md §4): the safety argument.
+
+    takeover:  STANDBY -> FENCING -> PROMOTING -> ACTIVE
+    demotion:  ACTIVE | PROMOTING | FENCING -> DEMOTING -> STANDBY
+
+Each move is guarded by the role it starts from (`_expect`), and every failure
+edge is taken where it is commented (`# FENCING -> STANDBY: fence failed`).
+The daemon's loop only decides *that* a transition happens; how it happens, and
+what the node is left with when a step fails, is here.
+
+The seam to the daemon is narrow and named: the node's shared state
+(`NodeState`, failoverd/node/state.py), the collaborators a transition drives
+(passed in), and the few calls back into the loop (`NodeLoop`, below).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+from failoverd.config import Config
+from failoverd.fencing.base import FenceRequest, FenceTarget
+from failoverd.fencing.chain import FenceChain
+from failoverd.fencing.marker import FenceMarker
+from failoverd.health import HealthMonitor
+from failoverd.node.decision import (
+    Act,
+    Decision,
+    Role,
+    may_start_resource,
+    next_epoch,
+    plan_fencing,
+)
+from failoverd.node.state import NodeState
+from failoverd.observe.hooks import HookRunner
+from failoverd.observe.metrics import Metrics
+from failoverd.resources.abandoned import AbandonedWork, tagged
+from failoverd.resources.base import Resource, ResourceError, ResourceTimeout, stop_all
+from failoverd.resources.watch import ResourceWatch
+from failoverd.zk.coordinator import CoordinationError, Coordinator
+from failoverd.zk.lease import LocalLease
+from failoverd.zk.znodes import Breadcrumb, now_iso
+
+log = structlog.get_logger("failoverd.node.transitions")
+T = TypeVar("T")
+
+
+class NodeLoop(Protocol):
+    """What a transition asks of the daemon's loop, which owns the node.
+
+    Contract: the loop never starts a transition while one is running (a transition
+    runs to completion inside one loop cycle, on the loop's thread), and every move
+    of the role goes through `set_role`; the transitions check the role a move
+    starts from (`_expect`) and never assign `NodeState.role` themselves.
+    """
+
+    def set_role(self, role: Role, reason: str) -> None:
+        """Set the role and its reason, then publish them (log, metrics, member, systemd)."""
+        ...
+
+    def guard(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run one ZooKeeper call; a CoordinationError is logged and becomes None."""
+        ...
+
+    def await_work(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float,
+        abandon: tuple[str, str] | None = None,
+    ) -> T:
+        """Run blocking work off the loop's thread while the watchdog is kept petted.
+        TimeoutError past `timeout`; `abandon` (tag, what) then makes the node unclean."""
+        ...
+
+    def resource_env(self, epoch: int | None) -> dict[str, str]:
+        """FAILOVERD_CLUSTER, _NODE and _EPOCH for resource commands and fencers."""
+        ...
+
+    def record_history(self, event: str, reason: str) -> None:
+        """Append an entry to the cluster's history (skipped while disconnected)."""
+        ...
+
+    def mark_dirty(self, failures: list[str]) -> None:
+        """Resources would not stop: the node stays out of contention until they do."""
+        ...
+
+    def clear_requests(self) -> None:
+        """Remove the operator's served switchover or failover request from control."""
+        ...
+
+
+class Transitions:
+    """The takeover and demotion sequences of one node (its state lives in `state`)."""
+
+    def __init__(
+        self,
+        loop: NodeLoop,
+        state: NodeState,
+        *,
+        config: Config,
+        op_timeout: float,
+        coord: Coordinator,
+        lease: LocalLease,
+        fence_chain: FenceChain,
+        marker: FenceMarker,
+        resources: list[Resource],
+        resource_watch: ResourceWatch,
+        abandoned: AbandonedWork,
+        health: HealthMonitor,
+        metrics: Metrics,
+        hooks: HookRunner,
+    ):
+        self.loop = loop
+        self.state = state
+        # The parts read here (flap, peers, fencing, timeouts) are the ones a reload
+        # leaves alone: SIGHUP applies logging only.
+        self.config = config
+        self.node = config.node.name
+        self.op_timeout = op_timeout  # deadline of one ZooKeeper call
+        self.coord = coord
+        self.lease = lease
+        self.fence_chain = fence_chain
+        self.marker = marker
+        self.resources = resources
+        self.resource_watch = resource_watch
+        self.abandoned = abandoned
+        self.health = health
+        self.metrics = metrics
+        self.hooks = hooks
+
+    # -- guards ---------------------------------------------------------------
+
+    def _expect(self, *roles: Role) -> None:
+        """Like supervisor's _assertInState: a move from an unexpected role is a bug."""
+        if self.state.role not in roles:
+            allowed = "|".join(str(r) for r in roles)
+            raise AssertionError(f"transition from {self.state.role}, expected {allowed}")
+
+    # -- takeover: lock won -> fence -> breadcrumb -> resources ----------------------
+
+    def take_over(self, d: Decision) -> None:
+        """STANDBY -> FENCING -> PROMOTING -> ACTIVE, or back to STANDBY by a failure edge."""
+        self._expect(Role.STANDBY)
+        try:
+            self._take_over(d)
+        except Exception as e:  # noqa: BLE001 - the edge for everything nobody foresaw
+            self.failed(e)
+
+    def failed(self, e: BaseException) -> None:
+        """The catch-all failure edge (DESIGN.md §4, "every transition is total").
+
+        Whatever a step raised (OSError from a state dir that went read-only, a bug,
+        a poisoned znode), the node ends in STANDBY: the lock released, anything it
+        started stopped, backed off, alerted. It never sits in a transitional role,
+        where nothing would ever move it again while the lease keeper renews."""
+        role = self.state.role
+        log.critical(
+            "transition_failed",
+            role=str(role),
+            error=f"{type(e).__name__}: {e}",
+            exc_info=e,
+            hint="the node backs off and retries; if this repeats, check its state dir and log",
+        )
+        why = f"{role} failed ({type(e).__name__}: {e})"
+        backoff = self.config.flap.backoff
+        if role is Role.STANDBY:
+            # STANDBY -> STANDBY: the lock create itself failed oddly; if it did reach
+            # ZooKeeper, the loop gives the stray lock back (RELEASE_STRAY_LOCK).
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.backoff_until = time.monotonic() + backoff
+        elif role is Role.FENCING:
+            # FENCING -> STANDBY: nothing started yet
+            self.abandon("transition_failed", why, backoff)
+        else:
+            # PROMOTING|DEMOTING|ACTIVE -> DEMOTING -> STANDBY: stop whatever started
+            self.demote(Decision(Act.DEMOTE, f"demoting: {why}", "transition_failed", backoff))
+
+    def _take_over(self, d: Decision) -> None:
+        started = time.monotonic()
+        acquired = self.loop.guard(
+            "creating the lock", lambda: self.coord.try_acquire(self.lease, self.op_timeout)
+        )
+        self.state.lock_read_at = float("-inf")
+        if not acquired:
+            return  # STANDBY -> STANDBY: a peer was faster, or ZooKeeper did not answer
+        # Lease-wait counts only from a time this node sees the lock free *after* now.
+        self.state.lock_free_since = None
+        # STANDBY -> FENCING: lock won
+        self.loop.set_role(Role.FENCING, d.reason)
+        try:
+            crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
+            floor = self.coord.highest_known_epoch(self.op_timeout)
+        except CoordinationError as e:
+            # FENCING -> STANDBY: cannot tell whom to fence
+            return self.abandon("coordination", str(e), backoff=0.0)
+        epoch = next_epoch(crumb, readable, version, floor)
+        peers = tuple(p.name for p in self.config.peers)
+        plan = plan_fencing(crumb, readable, self.node, peers)
+        log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
+        if not plan.possible:
+            # FENCING -> STANDBY: the previous active is nobody we can fence
+            return self.abandon("fence_impossible", plan.reason, self.config.flap.backoff)
+        for name in plan.targets:
+            if not self.fence(name, epoch):
+                # FENCING -> STANDBY: fence failed
+                return self.abandon(
+                    "fence_failed", f"could not fence {name}", self.config.flap.backoff
+                )
+        if not self.lease.valid():
+            # FENCING -> STANDBY: the lease ran out while we fenced; a peer may hold it now
+            return self.abandon("lease_lost", "local lease ran out while fencing", backoff=0.0)
+
+        self._expect(Role.FENCING)
+        # FENCING -> PROMOTING: every previous active fenced (or handed over cleanly)
+        self.loop.set_role(Role.PROMOTING, f"fenced ({plan.reason}); promoting with epoch {epoch}")
+        try:
+            self.coord.write_breadcrumb(
+                Breadcrumb(self.node, epoch, now_iso(), False), version, self.op_timeout
+            )
+        except CoordinationError as e:
+            # PROMOTING -> STANDBY: breadcrumb not written, so nothing may start
+            return self.abandon("coordination", str(e), backoff=0.0)
+        # Breadcrumb first: if we crash after this, the next winner fences us.
+        self.state.epoch = epoch
+        # From here on the service checks (scope "active") judge this node too.
+        self.health.set_active(True)
+        env = self.loop.resource_env(epoch)
+        try:  # under the fence lock: from here on fence-self refuses older epochs
+            self.marker.record_active(epoch)
+        except (OSError, TimeoutError) as e:
+            # PROMOTING -> DEMOTING -> STANDBY: the state dir is unusable (an older
+            # fence could stop us unnoticed, and no start could take the fence lock)
+            return self.failed(e)
+        for res in self.resources:
+            # Tagged, so that every process of this start can be found if we give up on it.
+            tag, start_env = tagged(env)
+            what, timeout = f"{res.name} start", resource_timeout(res)
+            try:
+                with self.marker.held(timeout=1.0):
+                    ok, why = may_start_resource(
+                        self.lease.valid(),
+                        self.lease.session is not None
+                        and self.lease.session == self.coord.last_session_id,
+                        self.marker.blocks(epoch),
+                    )
+                    if not ok:
+                        raise ResourceError(why)
+                    # Immediately before the start: the chaos lab's trigger for the
+                    # "just before a resource start" window (issue 11) fires on it.
+                    log.info("resource_starting", resource=res.name, epoch=epoch)
+                    self.loop.await_work(
+                        res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what)
+                    )
+            except (ResourceError, TimeoutError) as e:
+                if isinstance(e, ResourceTimeout):
+                    # Killed at its timeout, but what it setsid'ed may still come up:
+                    # the node is unclean until that is confirmed gone.
+                    self.abandoned.add(tag, what, timeout, None)
+                # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
+                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
+                return self.demote(
+                    Decision(
+                        Act.DEMOTE,
+                        f"demoting: {res.name} did not start ({e})",
+                        "start_failed",
+                        backoff=self.config.flap.backoff,
+                    )
+                )
+        took = time.monotonic() - started
+        self._expect(Role.PROMOTING)
+        # PROMOTING -> ACTIVE: every resource started under a valid lease
+        # set_role sets the role before it publishes it; a failure to publish (or
+        # any bookkeeping below) must not undo a finished promotion.
+        _step(
+            "publishing the role",
+            lambda: self.loop.set_role(Role.ACTIVE, f"promoted with epoch {epoch}"),
+        )
+        self.resource_watch.watch(env)
+        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
+        _step("counting the transition", lambda: self.metrics.transition("takeover"))
+        _step(
+            "writing history",
+            lambda: self.loop.record_history("promoted", f"{plan.reason}; took {took:.2f}s"),
+        )
+        _step(
+            "queueing hooks", lambda: self.hooks.fire("promoted", epoch=epoch, reason=plan.reason)
+        )
+        _step("clearing the operator's request", self.loop.clear_requests)
+
+    def fence(self, name: str, epoch: int) -> bool:
+        """Run the fencing chain against one peer; True when a method succeeded."""
+        peer = self.config.peer(name)
+        assert peer is not None
+        req = FenceRequest(
+            target=FenceTarget(peer.name, peer.address),
+            new_epoch=epoch,
+            env={**self.loop.resource_env(epoch), "FAILOVERD_TARGET": peer.name},
+            lock_free_since=self.state.lock_free_since,
+            lease_valid=self.lease.valid,
+        )
+        budget = sum(getattr(f, "timeout", 0.0) or 0.0 for f in self.config.fencing)
+        budget += (
+            self.config.zookeeper.session_timeout
+            + (self.config.watchdog.timeout if self.config.watchdog else 0.0)
+            + 5.0
+        )
+        t0 = time.monotonic()
+        try:
+            ok, outcomes = self.loop.await_work(self.fence_chain.fence, req, timeout=budget)
+        except TimeoutError:
+            ok, outcomes = False, []
+        for o in outcomes:
+            self.metrics.fence_finished(o.method, o.ok, o.took)
+        detail = [f"{o.method}: {'ok' if o.ok else 'failed'}: {o.reason}" for o in outcomes]
+        if ok:
+            log.info(
+                "fenced",
+                target=name,
+                epoch=epoch,
+                took_ms=round((time.monotonic() - t0) * 1000),
+                methods=detail,
+            )
+            self.loop.record_history("fenced", f"{name}: {detail[-1] if detail else ''}")
+            self.hooks.fire("fenced", epoch=epoch, peer=name, reason="; ".join(detail))
+        else:
+            log.critical(
+                "fence_failed",
+                target=name,
+                epoch=epoch,
+                methods=detail,
+                hint="no takeover until a fencing method works; run failoverctl fence-check",
+            )
+            self.loop.record_history("fence_failed", f"{name}: " + "; ".join(detail))
+            self.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
+        return ok
+
+    def abandon(self, code: str, reason: str, backoff: float) -> None:
+        """Give the lock back without having started anything. Total: each step may
+        fail on its own, and the node still ends in STANDBY without a lease."""
+        self._expect(Role.FENCING, Role.PROMOTING)
+        release = lambda: self.coord.release_lock(self.lease, self.op_timeout)  # noqa: E731
+        log.warning("takeover_abandoned", code=code, reason=reason, backoff=backoff)
+        try:
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
+            _step("counting the transition", lambda: self.metrics.transition(code))
+        finally:
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.lock_free_since = None
+            self.state.backoff_until = time.monotonic() + backoff
+            # FENCING|PROMOTING -> STANDBY: lock released, nothing started
+            _step(
+                "publishing the role",
+                lambda: self.loop.set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
+            )
+
+    # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
+
+    def demote(self, d: Decision) -> None:
+        """Stop resources in reverse -> breadcrumb clean -> release. Total: each step
+        may fail on its own, and the node still ends in STANDBY without a lease."""
+        self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING, Role.DEMOTING)
+        release = lambda: self.coord.release_lock(self.lease, self.op_timeout)  # noqa: E731
+        started = time.monotonic()
+        epoch = self.state.epoch
+        clean = False
+        backoff = d.backoff
+        self.resource_watch.unwatch()  # stopping on purpose from here on
+        # Fences of any epoch are welcome again (never raises).
+        _step("clearing the active epoch", self.marker.clear_active)
+        try:
+            # ACTIVE|PROMOTING|FENCING -> DEMOTING
+            self.loop.set_role(Role.DEMOTING, d.reason)
+            if self.abandoned.pending:
+                # An abandoned start may still complete. Before the lock goes: hold
+                # the fence lock (our own fence-self cannot be trusted now) and kill
+                # whatever of it is still there; we will not be clean.
+                _step("holding the fence lock", self.abandoned.hold_fence_lock)
+                _step("killing abandoned processes", self.abandoned.kill_leftovers)
+            tag, env = tagged(self.loop.resource_env(epoch))
+            budget = stop_budget(self.resources)
+            try:
+                failures = self.loop.await_work(
+                    stop_all, self.resources, env, timeout=budget, abandon=(tag, "stop")
+                )
+            except TimeoutError:
+                failures = ["stop timed out"]
+            except Exception as e:  # noqa: BLE001 - cannot tell what runs: not stopped
+                failures = [f"stopping failed: {type(e).__name__}: {e}"]
+            if failures:
+                # A stop failed: never clean; the node stays out of contention (dirty)
+                # and the next active fences it.
+                self.loop.mark_dirty(failures)
+            elif epoch is not None and self.lease.valid() and not self.abandoned.pending:
+                # Clean only with the lease still ours (then no peer can hold it yet)
+                # and nothing abandoned that may still start behind our back.
+                clean = bool(
+                    _step(
+                        "marking the breadcrumb clean",
+                        lambda: self.loop.guard(
+                            "marking the breadcrumb clean",
+                            lambda: self.coord.mark_clean(epoch, self.op_timeout),
+                        ),
+                    )
+                )
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
+        except Exception as e:  # noqa: BLE001 - demote is the failure edge: it never raises
+            log.critical("demotion_step_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+            # Whether everything stopped is unknown: not clean, not contending.
+            failure = f"demotion failed: {type(e).__name__}: {e}"
+            _step("marking dirty", lambda: self.loop.mark_dirty([failure]))
+            _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
+        finally:
+            self.lease.revoke()
+            self.state.lock_read_at = float("-inf")
+            self.state.lock_free_since = None
+            now = time.monotonic()
+            if d.code in ("health", "resource_lost"):
+                # Both count towards the flap limit (decision.py says why).
+                self.state.health_demotions.append(now)
+            handed_to = None
+            if d.code == "switchover" and self.state.control.switchover is not None:
+                backoff = max(backoff, self.state.control.switchover.timeout)
+                self.state.requests_done.add(self.state.control.switchover.id)
+                handed_to = self.state.control.switchover.to or ""  # ends early: switchover.py
+            self.state.backoff_until = now + backoff
+            self.state.handover = (
+                None if handed_to is None else (handed_to, self.state.backoff_until)
+            )
+            self.state.epoch = None
+            _step("leaving active health checks", lambda: self.health.set_active(False))
+            reason = d.reason
+            if self.abandoned.pending:
+                reason = f"{reason}; {self.abandoned.reason()}"
+            # DEMOTING -> STANDBY (also when a step above raised: never stay DEMOTING)
+            _step("publishing the role", lambda: self.loop.set_role(Role.STANDBY, reason))
+        took = now - started
+        _step("counting the transition", lambda: self.metrics.transition(d.code or "demote"))
+        log.info(
+            "demoted",
+            epoch=epoch,
+            code=d.code,
+            reason=d.reason,
+            clean=clean,
+            took_ms=round(took * 1000),
+            backoff=backoff,
+        )
+        _step(
+            "writing history",
+            lambda: self.loop.record_history("demoted", f"{d.reason}; clean={clean}"),
+        )
+        _step("queueing hooks", lambda: self.hooks.fire("demoted", epoch=epoch, reason=d.reason))
+
+
+def resource_timeout(res: Any) -> float:
+    # Every resource has its configured per-call timeout.
+    return float(getattr(res, "timeout", 30.0))
+
+
+def stop_budget(resources: list[Any]) -> float:
+    return sum(resource_timeout(r) for r in resources) + 5.0
+
+
+def _step(what: str, fn: Callable[[], T]) -> T | None:
+    """One step of a failure path: its own failure is logged and does not stop
+    the steps after it (a failed release must not leave the role DEMOTING)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - see docstring
+        log.error("transition_step_failed", step=what, error=f"{type(e).__name__}: {e}")
+        return None

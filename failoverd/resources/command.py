@@ -1,0 +1,61 @@
+"""A resource run by the operator's own commands: start, stop and, optionally, status.
+
+Idempotence is the commands' contract (stopping a stopped service exits 0); each
+call is bounded by the resource's timeout (failoverd/process.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+
+from failoverd.config.model import CommandResourceConfig
+from failoverd.observe import fastlog
+from failoverd.process import run_command
+from failoverd.resources.base import command_error, ms_since
+
+log = fastlog.get_logger(__name__)  # no structlog in fence-self
+
+# Wrappers skipped when naming a command resource after the program it runs.
+_WRAPPERS = re.compile(r"^(env|sudo|nice|ionice|timeout|sh|bash|dash|python[0-9.]*|perl)$")
+
+
+def command_label(argv: Sequence[str]) -> str:
+    """'python3 -m tests.toyservice start' -> 'tests.toyservice'."""
+    for arg in argv:
+        base = os.path.basename(arg)
+        if arg.startswith("-") or _WRAPPERS.match(base):
+            continue
+        return base[:40]
+    return os.path.basename(argv[0])[:40] if argv else "?"
+
+
+class CommandResource:
+    def __init__(self, cfg: CommandResourceConfig, name: str | None = None):
+        self.cfg = cfg
+        self.timeout = cfg.timeout
+        self.name = name or f"command {command_label(cfg.start)}"
+
+    def start(self, env: Mapping[str, str]) -> None:
+        started = time.monotonic()
+        self._run(self.cfg.start, env, "start")
+        log.info("resource_started", resource=self.name, took_ms=ms_since(started))
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        # Idempotence is the stop command's contract: stopping a stopped service exits 0.
+        self._run(self.cfg.stop, env, "stop")
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        if not self.cfg.status:
+            return None
+        outcome = run_command(self.cfg.status, env, self.timeout)
+        if outcome.returncode is None:
+            return None
+        return outcome.ok
+
+    def _run(self, argv: Sequence[str], env: Mapping[str, str], what: str) -> None:
+        outcome = run_command(argv, env, self.timeout)
+        if not outcome.ok:
+            raise command_error(outcome, f"{self.name} {what}")

@@ -1,0 +1,19 @@
+"""ZooKeeper: the only package that knows kazoo. Everything else sees Coordinator's
+methods and CoordinationError.
+
+coordinator.py     the daemon's znodes: lock (lease), breadcrumb, members, control, history
+admin.py           what only failoverctl asks: backup reads, restore writes, fix-acl
+errors.py          CoordinationError and the kinds a caller acts on
+client.py          the kazoo client: auth, TLS, reconnect back-off, granted session timeout
+connect.py         the per-server connect timeout
+lease.py           the local lease (boot-time clock) that ZooKeeper's answers renew
+lease_keeper.py    the thread that renews it, pipelined
+acl.py             the ACLs a cluster's tree must have
+znodes.py          what each znode holds, and its JSON
+formats.py         which znode format the members can all read
+session_checks.py  what the daemon checks on each new session: ACLs, its fence marker
+
+lease.py, znodes.py and formats.py are pure and any layer may import them. The rest
+may import config/, observe/ (redaction) and fencing/marker.py (the session check);
+nothing of node/, cli/ or resources/.
+"""

@@ -1,0 +1,46 @@
+"""Checks the daemon runs on every new ZooKeeper session, before it trusts the tree.
+
+* The ACLs of the cluster node and its five znodes are exactly the ones failoverd
+  sets (failoverd.zk.acl). Anything else means someone with ADMIN rights changed
+  the rules under us: whoever can write `lock` or `active` can cause a split
+  brain, so the daemon refuses to run (exit 2) rather than guess.
+* The local fence marker is not far ahead of ZooKeeper's epoch (marker_ahead):
+  a critical alert, since this node then cannot serve until epochs pass it.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from failoverd.fencing.marker import FenceMarker, marker_ahead
+from failoverd.zk.coordinator import Coordinator
+
+log = structlog.get_logger("failoverd.node.daemon")
+
+
+def tree_is_ours(coord: Coordinator, timeout: float) -> bool:
+    mismatches = coord.acl_mismatches(timeout)
+    if mismatches:
+        log.critical(
+            "zookeeper_acl_mismatch",
+            mismatches=mismatches,
+            hint="failoverd refuses to run on a tree with an ACL it did not set; "
+            "check who changed it, then run failoverctl fix-acl",
+        )
+    return not mismatches
+
+
+def alert_marker_ahead(coord: Coordinator, marker: FenceMarker, timeout: float) -> None:
+    crumb, readable, _ = coord.read_breadcrumb(timeout)
+    if not readable or crumb is None:
+        return
+    ahead = marker_ahead(marker, crumb.epoch)
+    if ahead is not None:
+        log.critical(
+            "fence_marker_ahead",
+            marker_epoch=ahead,
+            zookeeper_epoch=crumb.epoch,
+            hint="a fence for an epoch ZooKeeper never issued: ZooKeeper lost data, "
+            "or someone ran fence-self with a made-up epoch; this node cannot "
+            "serve until epochs pass it",
+        )

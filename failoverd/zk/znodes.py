@@ -1,0 +1,350 @@
+"""What each znode holds (DESIGN.md §3), as JSON with a schema version.
+
+Decoding is strict: anything that is not exactly what we wrote raises ZnodeError,
+and callers treat that as the *unsafe* case (an unreadable breadcrumb means
+"previous active unknown: fence every peer"), never as "nothing there".
+Which format numbers are read and written, and why unknown fields are ignored, is
+the rule of failoverd/zk/formats.py (rolling upgrades).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from failoverd.zk.formats import ASSUMED_FORMATS, READ_FORMATS, readable
+
+SCHEMA_VERSION = 1  # the oldest format; what encode() writes unless told otherwise
+ROLES = ("init", "standby", "fencing", "promoting", "active", "demoting", "stopped")
+
+
+class ZnodeError(ValueError):
+    """A znode's content is not something this version of failoverd wrote."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode(obj: Any, version: int = SCHEMA_VERSION) -> bytes:
+    """`version`: formats.write_format() of the cluster's members."""
+    body = {"v": version, **asdict(obj)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+# Limits on what a znode may hold. Whoever can write a znode must not be able to
+# stop a daemon by making it decode something: every decode failure, however
+# exotic, becomes ZnodeError, which callers already treat as the unsafe case.
+MAX_ZNODE_BYTES = 64 * 1024  # ours are < 1 KiB; also ZooKeeper's jute.maxbuffer is 1 MiB
+# Epochs stay exact in every JSON implementation (IEEE doubles) and, counted one
+# per takeover, never come close.
+EPOCH_LIMIT = 2**53
+# An operator request lives at most this long; a bigger value is clamped, so a
+# stuck request cannot freeze the cluster for days.
+MAX_REQUEST_TIMEOUT = 3600.0
+# failoverctl writes uuid4 ids; anything else is not ours.
+REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A member's name is a configured node name (config.reading.NAME_PATTERN) and a znode name.
+NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MAX_DIGITS = 20  # an int with more digits is garbage (and Python's 4300-digit limit raises)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise ValueError(f"non-finite number {text[:20]}")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise ValueError(f"integer with {len(text)} digits")
+    return int(text)
+
+
+def _load(raw: bytes | None, what: str) -> dict[str, Any]:
+    if raw is None or raw == b"":
+        raise ZnodeError(f"{what}: empty")
+    if len(raw) > MAX_ZNODE_BYTES:
+        raise ZnodeError(f"{what}: {len(raw)} bytes, more than {MAX_ZNODE_BYTES}")
+    try:
+        data = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and our limits;
+    # RecursionError is deep nesting. Anything else is also not something we wrote.
+    except (ValueError, RecursionError, MemoryError, TypeError) as e:
+        raise ZnodeError(f"{what}: not JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(data, dict):
+        raise ZnodeError(f"{what}: not a JSON object")
+    if not readable(data.get("v")):
+        raise ZnodeError(f"{what}: unknown schema version {str(data.get('v'))[:40]!r}")
+    return data
+
+
+def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    # bool is an int in Python; an epoch of `true` is garbage.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+        raise ZnodeError(f"{what}: field {key!r} is {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _epoch(data: dict[str, Any], key: str, what: str, optional: bool = False) -> int | None:
+    value = _field(data, key, (int, type(None)) if optional else int, what)
+    if value is not None and not 0 <= value < EPOCH_LIMIT:
+        raise ZnodeError(f"{what}: {key} {value} is outside 0..2^53")
+    return value
+
+
+def _name(data: dict[str, Any], key: str, what: str, optional: bool = False) -> Any:
+    value = _field(data, key, (str, type(None)) if optional else str, what)
+    if value is not None and not NODE_NAME.fullmatch(value):
+        raise ZnodeError(f"{what}: {key} {_short(value)} is not a node name")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, what: str, default: str | None = None) -> Any:
+    """A free-text field; absent is `default` when one is given (fields added later)."""
+    if default is not None and data.get(key) is None:
+        return default
+    return _field(data, key, str, what)
+
+
+def _flag(data: dict[str, Any], key: str, what: str, default: bool) -> bool:
+    """A boolean field added later: absent is `default`, anything else but a bool is garbage."""
+    if key not in data:
+        return default
+    return bool(_field(data, key, bool, what))
+
+
+UNKNOWN_ELIGIBILITY = "unknown: this member's failoverd does not publish whether it could take over"
+
+
+def _priority(d: dict[str, Any]) -> int:
+    value = _field(d, "priority", int, "member")
+    if not 0 <= value <= 1_000_000:
+        raise ZnodeError(f"member: priority {value} is out of range")
+    return int(value)
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+@dataclass(frozen=True)
+class LockData:
+    """Content of the ephemeral `lock` znode; ephemeralOwner in its stat is authoritative."""
+
+    node: str
+    session: str  # hex session id, for humans
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> LockData:
+        d = _load(raw, "lock")
+        return cls(_name(d, "node", "lock"), _field(d, "session", str, "lock"))
+
+
+@dataclass(frozen=True)
+class Breadcrumb:
+    """The persistent `active` znode: who was active last, under which epoch, and
+    whether it handed over cleanly. node is None only in a fresh cluster's initial
+    breadcrumb (nobody has ever been active)."""
+
+    node: str | None
+    epoch: int
+    since: str
+    clean: bool
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Breadcrumb:
+        d = _load(raw, "active")
+        return cls(
+            node=_name(d, "node", "active", optional=True),
+            epoch=_epoch(d, "epoch", "active"),  # type: ignore[arg-type]
+            since=_field(d, "since", str, "active"),
+            clean=_field(d, "clean", bool, "active"),
+        )
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """Ephemeral `members/<node>`: what a daemon reports about itself."""
+
+    node: str
+    role: str
+    healthy: bool
+    epoch: int | None
+    version: str
+    address: str
+    maintenance: bool
+    reason: str
+    since: str
+    priority: int = 0  # lower is preferred (node.priority)
+    # Fence readiness (failoverd/fencing/readiness.py): per fencing method, whether its last
+    # probe toward every peer worked. Absent (older daemons, no probe yet) = {}.
+    fence_ready: dict[str, bool] = field(default_factory=dict, hash=False)
+    # The znode formats this member reads (formats.py); releases before the rule
+    # publish none and read only format 1.
+    formats: tuple[int, ...] = READ_FORMATS
+    # The epoch of this node's local fence marker (None: no marker): after a loss of
+    # ZooKeeper's data, new epochs must still start above every fenced one.
+    fence_epoch: int | None = None
+    # The highest epoch this node has seen used (its own, its peers'), remembered in
+    # its state dir (membership.py): the same floor for the last active's epoch.
+    seen_epoch: int | None = None
+    # Could it take over now, and if not why (failoverd.node.eligibility). Absent in
+    # what an older failoverd wrote: unknown, which status reports as not eligible.
+    eligible: bool = False
+    why: str = UNKNOWN_ELIGIBILITY
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> MemberStatus:
+        d = _load(raw, "member")
+        role = _field(d, "role", str, "member")
+        if role not in ROLES:
+            raise ZnodeError(f"member: unknown role {role!r}")
+        return cls(
+            node=_name(d, "node", "member"),
+            role=role,
+            healthy=_field(d, "healthy", bool, "member"),
+            epoch=_epoch(d, "epoch", "member", optional=True),
+            version=_field(d, "version", str, "member"),
+            address=_field(d, "address", str, "member"),
+            maintenance=_field(d, "maintenance", bool, "member"),
+            reason=_field(d, "reason", str, "member"),
+            since=_field(d, "since", str, "member"),
+            priority=_priority(d),
+            fence_ready=_fence_ready(d.get("fence_ready", {})),
+            formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
+            fence_epoch=_epoch(d, "fence_epoch", "member", optional=True),
+            seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
+            eligible=_flag(d, "eligible", "member", default=False),
+            why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
+        )
+
+
+def _fence_ready(value: Any) -> dict[str, bool]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
+    ):
+        raise ZnodeError(f"member: field 'fence_ready' is {_short(value)}")
+    return dict(value)
+
+
+def _formats(value: Any) -> tuple[int, ...]:
+    # A handful of small positive ints; anything else (or a huge list) is not ours.
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= 16
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1000 for v in value)
+    ):
+        raise ZnodeError(f"member: field 'formats' is {_short(value)}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Request:
+    """An operator's switchover or forced failover, written by failoverctl.
+
+    `to` None means "any healthy standby". Deadlines are not stored as wall-clock
+    times: each daemon measures `timeout` from when it first saw the request id."""
+
+    id: str
+    to: str | None
+    timeout: float
+    requested_by: str
+    requested_at: str
+    reason: str = ""  # the operator's --reason, for the history entry
+
+    @classmethod
+    def decode_dict(cls, d: Any, what: str) -> Request:
+        if not isinstance(d, dict):
+            raise ZnodeError(f"{what}: not an object")
+        rid = _field(d, "id", str, what)
+        if not REQUEST_ID.fullmatch(rid):
+            raise ZnodeError(f"{what}: id {_short(rid)} is not a request id")
+        timeout = float(_field(d, "timeout", (int, float), what))
+        return cls(
+            id=rid,
+            to=_name(d, "to", what, optional=True),
+            timeout=min(max(timeout, 0.0), MAX_REQUEST_TIMEOUT),
+            requested_by=_field(d, "requested_by", str, what),
+            requested_at=_field(d, "requested_at", str, what),
+            reason=_text(d, "reason", what, default=""),
+        )
+
+
+@dataclass(frozen=True)
+class Control:
+    """The persistent `control` znode: operator intent."""
+
+    maintenance: bool = False
+    switchover: Request | None = None
+    failover: Request | None = None
+    # Who last turned maintenance on or off, why and when (failoverctl maintenance
+    # --reason). The daemons record the change in history: operators cannot write it.
+    maintenance_by: str = ""
+    maintenance_reason: str = ""
+    maintenance_since: str = ""
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Control:
+        d = _load(raw, "control")
+        sw, fo = d.get("switchover"), d.get("failover")
+        return cls(
+            maintenance=_field(d, "maintenance", bool, "control"),
+            switchover=None if sw is None else Request.decode_dict(sw, "control.switchover"),
+            failover=None if fo is None else Request.decode_dict(fo, "control.failover"),
+            maintenance_by=_text(d, "maintenance_by", "control", default=""),
+            maintenance_reason=_text(d, "maintenance_reason", "control", default=""),
+            maintenance_since=_text(d, "maintenance_since", "control", default=""),
+        )
+
+    def without_requests(self) -> Control:
+        return replace(self, switchover=None, failover=None)
+
+
+# An unreadable control znode freezes automatic transitions: a garbled operator
+# intent must not be read as "no maintenance, go ahead".
+UNREADABLE_CONTROL = Control(maintenance=True)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One `history/entry-NNNNNNNNNN` record of the audit trail."""
+
+    time: str
+    node: str
+    event: str
+    epoch: int | None
+    reason: str
+    by: str = ""  # the operator behind the event, when there is one
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> HistoryEntry:
+        d = _load(raw, "history")
+        return cls(
+            time=_field(d, "time", str, "history"),
+            node=_name(d, "node", "history"),
+            event=_field(d, "event", str, "history"),
+            epoch=_epoch(d, "epoch", "history", optional=True),
+            reason=_field(d, "reason", str, "history"),
+            by=_text(d, "by", "history", default=""),
+        )

@@ -1,0 +1,178 @@
+"""The transitions driven through their seam alone: a NodeState, a stand-in for the
+daemon's loop (NodeLoop) and mocked collaborators, no daemon and no ZooKeeper.
+
+What is pinned here is the part of the safety argument the seam must carry: the
+order of the steps, the role moving only through set_role, and what the node's
+state is left with after each failure edge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, TypeVar
+from unittest.mock import MagicMock, call
+
+import pytest
+
+from failoverd.node.decision import Act, Decision, Role
+from failoverd.node.state import NodeState
+from failoverd.node.transitions import Transitions
+from failoverd.zk.coordinator import CoordinationError
+from failoverd.zk.znodes import Control, Request
+
+T = TypeVar("T")
+OP_TIMEOUT = 2.5
+FLAP_BACKOFF = 5.0
+
+
+class FakeLoop:
+    """A NodeLoop that runs work inline and journals every call in `world`."""
+
+    def __init__(self, world: MagicMock, state: NodeState):
+        self.world, self.state = world, state
+
+    def set_role(self, role: Role, reason: str) -> None:
+        self.world.loop.set_role(role, reason)
+        self.state.role, self.state.reason = role, reason
+
+    def guard(self, what: str, fn: Callable[[], T]) -> T | None:
+        self.world.loop.guard(what)
+        try:
+            return fn()
+        except CoordinationError:
+            return None
+
+    def await_work(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float,
+        abandon: tuple[str, str] | None = None,
+    ) -> T:
+        self.world.loop.await_work(getattr(fn, "__name__", "?"))
+        return fn(*args)
+
+    def resource_env(self, epoch: int | None) -> dict[str, str]:
+        return {"FAILOVERD_EPOCH": "" if epoch is None else str(epoch)}
+
+    def record_history(self, event: str, reason: str) -> None:
+        self.world.loop.record_history(event)
+
+    def mark_dirty(self, failures: list[str]) -> None:
+        self.world.loop.mark_dirty(failures)
+
+    def clear_requests(self) -> None:
+        self.world.loop.clear_requests()
+
+
+def make(role: Role, **state: Any) -> tuple[Transitions, NodeState, MagicMock]:
+    world = MagicMock()
+    world.abandoned.pending = False
+    world.lease.valid.return_value = True
+    world.coord.mark_clean.return_value = True
+    st = NodeState(role=role, **state)
+    config: Any = SimpleNamespace(
+        node=SimpleNamespace(name="mail1"), flap=SimpleNamespace(backoff=FLAP_BACKOFF), peers=[]
+    )
+    t = Transitions(
+        FakeLoop(world, st),
+        st,
+        config=config,
+        op_timeout=OP_TIMEOUT,
+        coord=world.coord,
+        lease=world.lease,
+        fence_chain=world.fence_chain,
+        marker=world.marker,
+        resources=[],
+        resource_watch=world.resource_watch,
+        abandoned=world.abandoned,
+        health=world.health,
+        metrics=world.metrics,
+        hooks=world.hooks,
+    )
+    return t, st, world
+
+
+def steps(world: MagicMock) -> list[Any]:
+    """The journal without the read-only questions (lease.valid) in between."""
+    return [c for c in world.mock_calls if c != call.lease.valid()]
+
+
+def test_a_demotion_for_a_switchover_stops_marks_clean_releases_then_publishes_standby() -> None:
+    sw = Request("r1", "mail2", 30.0, "op", "now")
+    t, st, world = make(Role.ACTIVE, epoch=7, control=Control(switchover=sw))
+    before = time.monotonic()
+    t.demote(Decision(Act.DEMOTE, "demoting: switchover to mail2", "switchover", 1.0))
+    reason = "demoting: switchover to mail2"
+    assert steps(world) == [
+        call.resource_watch.unwatch(),
+        call.marker.clear_active(),
+        call.loop.set_role(Role.DEMOTING, reason),
+        call.loop.await_work("stop_all"),
+        call.loop.guard("marking the breadcrumb clean"),
+        call.coord.mark_clean(7, OP_TIMEOUT),
+        call.loop.guard("releasing the lock"),
+        call.coord.release_lock(world.lease, OP_TIMEOUT),
+        call.lease.revoke(),
+        call.health.set_active(False),
+        call.loop.set_role(Role.STANDBY, reason),
+        call.metrics.transition("switchover"),
+        call.loop.record_history("demoted"),
+        call.hooks.fire("demoted", epoch=7, reason=reason),
+    ]
+    assert st.role is Role.STANDBY and st.epoch is None
+    assert st.lock_read_at == float("-inf") and st.lock_free_since is None
+    assert st.backoff_until >= before + 30.0  # the request's timeout, not the decision's 1 s
+    assert st.handover == ("mail2", st.backoff_until)
+    assert "r1" in st.requests_done
+
+
+def test_a_stop_failure_marks_the_node_dirty_and_never_clean() -> None:
+    t, st, world = make(Role.ACTIVE, epoch=3)
+    broken = MagicMock()
+    broken.name = "smtp"
+    broken.stop.side_effect = RuntimeError("still running")
+    t.resources = [broken]
+    t.demote(Decision(Act.DEMOTE, "demoting: unhealthy", "health", 0.0))
+    assert call.loop.mark_dirty(["smtp: still running"]) in world.mock_calls
+    assert not [c for c in world.mock_calls if c == call.coord.mark_clean(3, OP_TIMEOUT)]
+    assert st.role is Role.STANDBY and len(st.health_demotions) == 1
+
+
+def test_a_takeover_that_cannot_read_the_breadcrumb_gives_the_lock_back() -> None:
+    t, st, world = make(Role.STANDBY, lock_free_since=1.0)
+    world.coord.try_acquire.return_value = True
+    world.coord.read_breadcrumb.side_effect = CoordinationError("connection loss")
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    assert steps(world) == [
+        call.loop.guard("creating the lock"),
+        call.coord.try_acquire(world.lease, OP_TIMEOUT),
+        call.loop.set_role(Role.FENCING, "lock free"),
+        call.coord.read_breadcrumb(OP_TIMEOUT),
+        call.loop.guard("releasing the lock"),
+        call.coord.release_lock(world.lease, OP_TIMEOUT),
+        call.metrics.transition("coordination"),
+        call.lease.revoke(),
+        call.loop.set_role(Role.STANDBY, "takeover abandoned: connection loss"),
+    ]
+    assert st.role is Role.STANDBY and st.lock_free_since is None
+    assert st.epoch is None
+
+
+def test_an_unforeseen_failure_of_the_lock_create_backs_off_in_standby() -> None:
+    t, st, world = make(Role.STANDBY, lock_read_at=12.0)
+    world.coord.try_acquire.side_effect = RecursionError("poisoned")
+    before = time.monotonic()
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    assert call.lease.revoke() in world.mock_calls
+    assert not [c for c in world.mock_calls if c[0] == "loop.set_role"]
+    assert st.role is Role.STANDBY and st.lock_read_at == float("-inf")
+    assert st.backoff_until >= before + FLAP_BACKOFF
+
+
+def test_a_move_from_an_unexpected_role_is_a_bug() -> None:
+    t, _, world = make(Role.STANDBY)
+    with pytest.raises(AssertionError, match="transition from standby"):
+        t.demote(Decision(Act.DEMOTE, "x", "health"))
+    assert not world.mock_calls
