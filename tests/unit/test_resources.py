@@ -89,11 +89,18 @@ def test_start_returns_promptly_while_the_daemon_it_launched_keeps_running(tmp_p
         os.kill(pid, signal.SIGKILL)
 
 
-def test_commands_get_the_failoverd_environment_on_top_of_os_environ(tmp_path: Path) -> None:
+def test_commands_get_the_failoverd_environment_on_top_of_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A variable of our own, not HOME: under systemd or `env -i` HOME may be unset.
+    monkeypatch.setenv("FAILOVERD_TEST_INHERITED", "from-the-daemon")
     out = tmp_path / "env"
-    res = command(f'echo "$FAILOVERD_CLUSTER $FAILOVERD_NODE $FAILOVERD_EPOCH $HOME" > {out}')
+    res = command(
+        f'echo "$FAILOVERD_CLUSTER $FAILOVERD_NODE $FAILOVERD_EPOCH $FAILOVERD_TEST_INHERITED"'
+        f" > {out}"
+    )
     res.start(ENV)
-    assert out.read_text().split() == ["mail-east", "mail1", "7", os.environ["HOME"]]
+    assert out.read_text().split() == ["mail-east", "mail1", "7", "from-the-daemon"]
 
 
 def test_start_that_times_out_is_killed_with_its_process_group(tmp_path: Path) -> None:
