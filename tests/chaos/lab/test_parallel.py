@@ -154,8 +154,8 @@ def test_a_prefix_is_claimed_by_one_lab_only(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     try:
-        a._register()
-        b_claimed = b._register()
+        registry.claim(prefix, a.run_dir, a.namespaces)
+        b_claimed = registry.claim(prefix, b.run_dir, b.namespaces)
         entry = json.loads((REGISTRY / f"{prefix}.json").read_text())
         assert entry["run_dir"] == str(tmp_path / "a"), "b took a's prefix over"
         assert b_claimed is False
