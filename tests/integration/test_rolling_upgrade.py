@@ -23,11 +23,12 @@ PREVIOUS_RELEASE = "1e89c2d"  # 0.1.0: before the znode format rule
 
 @pytest.fixture
 def previous_release(tmp_path: Path) -> Path:
-    """A checkout of the previous release's failoverd and lab, from git."""
+    """A checkout of the previous release's failoverd, from git. Only the daemon: the
+    toy service and the fencer its nodes run are this checkout's test harness."""
     out = tmp_path / "release-0.1.0"
     out.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "failoverd", "chaos"],
+        ["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "failoverd"],
         capture_output=True,
         check=False,
     )
@@ -39,10 +40,11 @@ def previous_release(tmp_path: Path) -> Path:
 
 def start_old(c: Cluster, name: str, release: Path) -> None:
     """Run `python -m failoverd.main` from the old release's tree: its directory comes
-    first on sys.path, so the old failoverd is imported (and the old lab by the
-    resource commands it starts, which inherit the working directory)."""
+    first on sys.path, so the old failoverd is imported. The resource and fencing
+    commands it starts (this checkout's `chaos.services` and `tests.support`) come
+    from this checkout, second on the path."""
     node = c.nodes[name]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(node.log_path, "ab") as out:
         node.proc = subprocess.Popen(
             [sys.executable, "-m", "failoverd.main", "-c", str(node.config_path)],
