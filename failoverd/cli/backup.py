@@ -185,17 +185,24 @@ def _restore_breadcrumb(
     # What is there now is missing or older than the backup, so it was lost or
     # recreated: "previous active unknown" is the truth, and the floor keeps it.
     try:
-        coord.restore_breadcrumb(Breadcrumb.floor(saved.epoch), version, timeout)
+        reached = coord.restore_breadcrumb(Breadcrumb.floor(saved.epoch), version, timeout)
     except WriteConflict as e:
         raise RestoreRefused(
             f"breadcrumb not restored: {e.error} (a daemon took the lock or "
             "changed the breadcrumb meanwhile); nothing else was changed"
         ) from None
-    return (
+    said = (
         f"breadcrumb: restored the epoch floor {saved.epoch}, not who was active (the "
         f"backup's {_who(saved)} may predate later takeovers): the next active fences "
         f"every peer and takes an epoch above {saved.epoch}"
     )
+    if reached < saved.epoch:
+        said += (
+            f"; a daemon took the lock before the breadcrumb's data version reached "
+            f"{saved.epoch} (it is {reached}): a release that cannot read the floor "
+            "may take a lower epoch"
+        )
+    return said
 
 
 def _who(crumb: Breadcrumb) -> str:

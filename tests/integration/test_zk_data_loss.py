@@ -14,6 +14,11 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from failoverd.cli.backup import restore_backup
+from failoverd.config import load_config
+from failoverd.node.decision import next_epoch
+from failoverd.zk.admin import AdminCoordinator
+from failoverd.zk.znodes import Breadcrumb, encode
 from tests.integration.cluster import Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer
 
@@ -278,3 +283,37 @@ def test_restore_over_a_lost_tree_restores_only_the_epoch_floor_and_the_next_act
     # What restore said it did: the floor, not a node.
     assert "breadcrumb: restored the epoch floor 1, not who was active" in restored.stdout
     assert "restored mail1" not in restored.stdout
+
+
+@pytest.mark.parametrize("existing", [None, Breadcrumb("mail2", 3, "t", True)])
+def test_a_restored_floor_keeps_the_data_version_at_or_above_its_epoch(
+    cluster: Cluster, existing: Breadcrumb | None
+) -> None:
+    """A reader that cannot decode the floor (releases before the form) takes the
+    breadcrumb's data version as the epoch it cannot read (next_epoch: each promotion
+    adds one to both). A floor written at version 0 would let such a reader take an
+    epoch the backup's cluster had already used; so restore raises the version to at
+    least the floor, in batches (here more than one)."""
+    coord = AdminCoordinator(load_config(str(cluster.nodes["mail1"].config_path)))
+    coord.start(timeout=5)
+    try:
+        coord.ensure_tree(5, lost_if_missing=True)  # a lost tree: no breadcrumb
+        if existing is not None:
+            coord.client.create(coord.active_path, encode(existing))
+        saved = Breadcrumb("mail1", 1234, "2026-12-01T10:00:00.000Z", False)
+        backup: dict[str, Any] = {
+            "active": {"text": encode(saved).decode()},
+            "control": None,
+            "history": [],
+        }
+        said = restore_backup(coord, backup, force=False, timeout=10)
+        assert said[0].startswith("breadcrumb: restored the epoch floor 1234"), said
+        raw, version = coord.read_breadcrumb_bytes(5)
+        crumb = Breadcrumb.decode(raw)
+        assert (crumb.node, crumb.epoch, crumb.clean) == (None, 1234, None)
+        assert version is not None and version >= 1234, version
+        # A reader that finds it unreadable still goes above the floor.
+        assert next_epoch(None, False, version) > 1234
+        assert coord.client.exists(coord.lock_path) is None  # the guard lock is gone
+    finally:
+        coord.close()

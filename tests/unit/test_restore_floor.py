@@ -105,9 +105,10 @@ class FakeAdmin:
     def read_breadcrumb_bytes(self, timeout: float) -> tuple[bytes | None, int | None]:
         return self.crumb, None if self.crumb is None else 3
 
-    def restore_breadcrumb(self, crumb: Breadcrumb, version: int | None, timeout: float) -> None:
+    def restore_breadcrumb(self, crumb: Breadcrumb, version: int | None, timeout: float) -> int:
         self.written.append(crumb)
         self.crumb = encode(crumb)
+        return crumb.epoch  # the data version it reached
 
     def read_control(self, timeout: float) -> tuple[Control, int]:
         return Control(), 0
