@@ -13,15 +13,20 @@ What a restore may do, and why it is careful:
   while a lock exists (a live active's own breadcrumb is the truth). The check is
   atomic: the breadcrumb is written in one transaction that also creates (and
   deletes) the lock, which fails if any daemon holds it.
-* A restored breadcrumb is never `clean`: the backup may be older than the last
-  handover, so the next active fences the node it names.
+* It restores only the breadcrumb's epoch, never the node it names: the backup may
+  be older than later takeovers, and the last active (perhaps still serving) may be
+  another node. What it writes is an epoch floor (Breadcrumb.floor: names nobody,
+  `clean` null): "previous active unknown, every epoch so far <= N", so the next
+  active fences every peer and takes an epoch above N, exactly as over the missing
+  or unreadable breadcrumb it replaces. Releases that cannot decode the floor read
+  it as unreadable, which also fences every peer.
 * It never turns maintenance off, and drops pending switchover/failover requests
   (they were meant for a moment that has passed).
 * History entries are appended in their old order (as new sequential znodes, so the
   entries written after the restore sort after them), skipping entries already there:
   running restore twice adds nothing.
 
-Epochs: the restored breadcrumb and history put the epoch floor back where it was;
+Epochs: the restored floor and history put the epoch floor back where it was;
 the fence markers the nodes publish (formats.py, MemberStatus.fence_epoch) keep it
 above every fenced epoch even without a backup.
 """
@@ -175,17 +180,37 @@ def _restore_breadcrumb(
                 f"breadcrumb: kept the existing one (epoch {now.epoch} >= the backup's "
                 f"{saved.epoch}): epochs never go backwards"
             )
+    # Only the epoch floor, never the node: the backup may predate later takeovers,
+    # and the node it names may not be the last active (which may still be serving).
+    # What is there now is missing or older than the backup, so it was lost or
+    # recreated: "previous active unknown" is the truth, and the floor keeps it.
     try:
-        coord.restore_breadcrumb(replace(saved, clean=False), version, timeout)
+        reached = coord.restore_breadcrumb(Breadcrumb.floor(saved.epoch), version, timeout)
     except WriteConflict as e:
         raise RestoreRefused(
             f"breadcrumb not restored: {e.error} (a daemon took the lock or "
             "changed the breadcrumb meanwhile); nothing else was changed"
         ) from None
-    return (
-        f"breadcrumb: restored {saved.node} at epoch {saved.epoch} (since {saved.since}), "
-        "marked not clean: the next active fences it"
+    said = (
+        f"breadcrumb: restored the epoch floor {saved.epoch}, not who was active (the "
+        f"backup's {_who(saved)} may predate later takeovers): the next active fences "
+        f"every peer and takes an epoch above {saved.epoch}"
     )
+    if reached < saved.epoch:
+        said += (
+            f"; a daemon took the lock before the breadcrumb's data version reached "
+            f"{saved.epoch} (it is {reached}): a release that cannot read the floor "
+            "may take a lower epoch"
+        )
+    return said
+
+
+def _who(crumb: Breadcrumb) -> str:
+    if crumb.previous_unknown:
+        return f"epoch floor {crumb.epoch}"
+    if crumb.node is None:
+        return "fresh cluster's breadcrumb"
+    return f"{crumb.node} at epoch {crumb.epoch}"
 
 
 def _restore_control(coord: AdminCoordinator, backup: dict[str, Any], timeout: float) -> str:
@@ -244,9 +269,10 @@ def backup_command(ctx: click.Context, file: str) -> None:
 @click.option("--force", is_flag=True, help="restore even while daemons are connected")
 @click.pass_context
 def restore_command(ctx: click.Context, file: str, force: bool) -> None:
-    """Put FILE's znodes back; never lowers the breadcrumb's epoch. Writes the
-    breadcrumb and history, so it needs the nodes' own credential (zookeeper.auth),
-    which an operator's --credential does not replace."""
+    """Put FILE's znodes back. Of the breadcrumb only its epoch, as a floor (previous
+    active unknown: the next active fences every peer), and never a lower epoch than
+    the one there. Writes the breadcrumb and history, so it needs the nodes' own
+    credential (zookeeper.auth), which an operator's --credential does not replace."""
     config = command_config(ctx)
     try:
         data = read_backup_file(file, config.cluster)
@@ -267,4 +293,6 @@ def _describe(item: Any) -> str:
         crumb = Breadcrumb.decode(_unpack(item, "active"))
     except (ZnodeError, BackupError):
         return "an unreadable breadcrumb (kept as it was)"
+    if crumb.previous_unknown:
+        return f"breadcrumb: previous active unknown, epoch floor {crumb.epoch}"
     return f"breadcrumb {crumb.node or 'nobody'} at epoch {crumb.epoch}"

@@ -240,13 +240,23 @@ def plan_fencing(
 ) -> FencePlan:
     """Whom the new lease holder must fence before it promotes.
 
-    `breadcrumb` None with `readable` True means the znode does not exist."""
+    `breadcrumb` None with `readable` True means the znode does not exist. Only a
+    breadcrumb that names a node (or the clean initial one) narrows "every peer":
+    missing, unreadable and an epoch floor all mean the previous active is unknown."""
     if not readable:
         return FencePlan(
             peers, "breadcrumb unreadable: previous active unknown, fencing every peer"
         )
     if breadcrumb is None:
         return FencePlan(peers, "breadcrumb missing: previous active unknown, fencing every peer")
+    if breadcrumb.previous_unknown:
+        # An epoch floor (failoverctl restore): a backup's breadcrumb may predate
+        # later takeovers, so it tells how high epochs went, never who was active.
+        return FencePlan(
+            peers,
+            f"breadcrumb names no previous active (epochs so far <= {breadcrumb.epoch}): "
+            "previous active unknown, fencing every peer",
+        )
     if breadcrumb.node is None:
         return FencePlan((), "no node has ever been active: nothing to fence")
     if breadcrumb.clean:

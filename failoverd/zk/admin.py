@@ -20,6 +20,9 @@ from failoverd.zk.errors import CoordinationError, WriteConflict, ZnodeMissing, 
 from failoverd.zk.znodes import Breadcrumb, LockData, encode
 
 RESTORING = "restoring the cluster's tree"
+# Rewrites of the breadcrumb per transaction when raising its data version (each
+# about 150 bytes of request; ZooKeeper refuses requests over 1 MiB).
+VERSION_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -72,23 +75,46 @@ class AdminCoordinator(Coordinator):
                 return None, None
         return raw, stat.version
 
-    def restore_breadcrumb(self, crumb: Breadcrumb, version: int | None, timeout: float) -> None:
+    def restore_breadcrumb(self, crumb: Breadcrumb, version: int | None, timeout: float) -> int:
         """Write `crumb` over the breadcrumb at `version` (None: create it), in one
         transaction that also creates and deletes the lock: it fails, with
         WriteConflict, if any daemon holds the lock by now or the breadcrumb changed,
-        so no breadcrumb is ever written under a live active."""
+        so no breadcrumb is ever written under a live active.
+
+        Then, the same way, rewrite it until the znode's data version is at least
+        its epoch: a reader that cannot decode a breadcrumb (a release before its
+        form) takes the data version for the epoch (decision.next_epoch), which is
+        safe only while no epoch exceeds it, as a promotion adds one to both. If a
+        daemon takes the lock meanwhile, its own breadcrumb follows and this stops.
+        Returns the data version reached."""
+        data = encode(crumb, self.format)
+        reached = self._guarded_writes(data, version, 1, timeout)
+        while reached < crumb.epoch:
+            count = min(VERSION_BATCH, crumb.epoch - reached)
+            try:
+                reached = self._guarded_writes(data, reached, count, timeout)
+            except WriteConflict:
+                break
+        return reached
+
+    def _guarded_writes(self, data: bytes, version: int | None, count: int, timeout: float) -> int:
+        """`count` writes of the breadcrumb, each at the version the previous one left
+        (the first at `version`; None: it creates the znode), between the creation
+        and deletion of the lock, in one transaction. Returns the version it leaves."""
         with zk_errors(RESTORING):
             t = self.client.transaction()
             t.create(self.lock_path, encode(LockData(self.node, "restore")))
             if version is None:
-                t.create(self.active_path, encode(crumb, self.format))
-            else:
-                t.set_data(self.active_path, encode(crumb, self.format), version=version)
+                t.create(self.active_path, data)
+                version, count = 0, count - 1
+            for i in range(count):
+                t.set_data(self.active_path, data, version=version + i)
             t.delete(self.lock_path)
             results = self._wait(t.commit_async(), timeout)
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             raise WriteConflict("restoring the breadcrumb", type(failed[0]).__name__)
+        return version + count
 
     def restore_history(self, entries: Iterable[bytes], timeout: float) -> int:
         """Append each entry not already in history/, in the order given (as new

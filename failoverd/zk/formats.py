@@ -16,6 +16,14 @@ Every znode is a JSON object with a format number `v` (DESIGN.md §3).
   a release that reads it, and an old node never sees a breadcrumb it would have to
   treat as garbage.
 
+One deliberate exception, where an old reader *should* fail safe: the epoch floor
+that `failoverctl restore` writes (znodes.Breadcrumb.floor, `clean` null: previous
+active unknown). Releases before it cannot decode it; for them it is an unreadable
+breadcrumb, which means what the floor means: fence every peer. (The restore keeps
+the znode's data version at or above the floor's epoch, so their stand-in for the
+epoch they cannot read still goes above it.) No form a release before it can read
+would do: they read a breadcrumb naming nobody as "nobody was ever active".
+
 Only format 1 exists today, so every writer writes 1; the rule is what lets a
 later release introduce format 2 without a flag day.
 """

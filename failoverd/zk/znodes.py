@@ -164,22 +164,49 @@ class LockData:
 @dataclass(frozen=True)
 class Breadcrumb:
     """The persistent `active` znode: who was active last, under which epoch, and
-    whether it handed over cleanly. node is None only in a fresh cluster's initial
-    breadcrumb (nobody has ever been active)."""
+    whether it handed over cleanly.
+
+    node is None in two forms only:
+    * a fresh cluster's initial breadcrumb, clean: nobody has ever been active;
+    * an *epoch floor* (clean None), which `failoverctl restore` writes: who was
+      active last is unknown, and every epoch used so far is <= `epoch`. A backup
+      may predate later takeovers, so the node it names may not be the last
+      active; naming it would narrow "fence every peer" to one node.
+    Releases before the floor form cannot decode a `clean` of null: for them it is
+    an unreadable breadcrumb, which also means "fence every peer" (formats.py)."""
 
     node: str | None
     epoch: int
     since: str
-    clean: bool
+    clean: bool | None
+
+    @classmethod
+    def floor(cls, epoch: int, since: str | None = None) -> Breadcrumb:
+        """Previous active unknown; every epoch so far is <= `epoch`."""
+        return cls(None, epoch, since or now_iso(), None)
+
+    @property
+    def previous_unknown(self) -> bool:
+        """Nobody can say who was active last, so the next active fences every peer.
+        True for an epoch floor, and for a not-clean breadcrumb naming nobody (what
+        restore wrote before the floor form, from a fresh cluster's backup): only the
+        clean initial breadcrumb says that nobody has ever been active."""
+        return self.node is None and self.clean is not True
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Breadcrumb:
         d = _load(raw, "active")
+        node = _name(d, "node", "active", optional=True)
+        # `clean` may be null only in an epoch floor: a breadcrumb naming a node says
+        # whether it handed over; and the key must be there (strict: what we wrote).
+        if "clean" not in d:
+            raise ZnodeError("active: field 'clean' is missing")
+        clean_kind = bool if node is not None else (bool, type(None))
         return cls(
-            node=_name(d, "node", "active", optional=True),
+            node=node,
             epoch=_epoch(d, "epoch", "active"),  # type: ignore[arg-type]
             since=_field(d, "since", str, "active"),
-            clean=_field(d, "clean", bool, "active"),
+            clean=_field(d, "clean", clean_kind, "active"),
         )
 
 

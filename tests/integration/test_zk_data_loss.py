@@ -1,6 +1,6 @@
 """ZooKeeper loses the cluster's tree (README, "ZooKeeper data loss"), with real
 daemons on a real ZooKeeper: epochs continue above every fence marker, and
-`failoverctl backup` / `restore` bring back the breadcrumb and the history."""
+`failoverctl backup` / `restore` bring back the epoch floor and the history."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from failoverd.cli.backup import restore_backup
+from failoverd.config import load_config
+from failoverd.node.decision import next_epoch
+from failoverd.zk.admin import AdminCoordinator
+from failoverd.zk.znodes import Breadcrumb, encode
 from tests.integration.cluster import Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer
 
@@ -80,7 +85,7 @@ def history_json(c: Cluster) -> list[dict[str, Any]]:
     return json.loads(out.stdout)
 
 
-def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
+def test_backup_wipe_restore_brings_back_the_epoch_floor_and_history(
     zk: ZooKeeperServer, cluster: Cluster, tmp_path: Path
 ) -> None:
     crash_active_and_fail_over(cluster)
@@ -102,10 +107,11 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
     assert status_json(cluster)["active"] is None  # the tree is gone
     done = cluster.ctl("restore", str(backup), via="mail1")
     assert done.returncode == 0, done.stderr
-    assert "breadcrumb: restored mail2 at epoch 2" in done.stdout
+    assert "breadcrumb: restored the epoch floor 2, not who was active" in done.stdout
 
-    after = status_json(cluster)["active"]
-    assert after == {**before_status["active"], "clean": False}  # restored: never clean
+    # Only the epoch comes back, as a floor naming nobody: status shows no active.
+    assert before_status["active"]["epoch"] == 2
+    assert status_json(cluster)["active"] is None
     assert history_json(cluster) == before_history
 
     # Again: nothing changes (the breadcrumb's epoch is not lower, entries are there).
@@ -114,7 +120,7 @@ def test_backup_wipe_restore_brings_back_breadcrumb_and_history(
     assert "kept the existing one (epoch 2 >= the backup's 2)" in again.stdout
     assert f"0 entries restored, {len(before_history)} already there" in again.stdout
 
-    # The cluster carries on above the restored epoch, fencing the restored active.
+    # The cluster carries on above the restored epoch, fencing every peer.
     cluster.start()
     new = cluster.wait_active(timeout=30, via="mail1")
     assert status_json(cluster)["active"]["epoch"] == 3
@@ -227,3 +233,87 @@ def test_a_lost_tree_makes_the_next_active_fence_a_frozen_old_active(
         if old is not None:
             c.nodes[old].signal(signal.SIGCONT)
         c.stop()
+
+
+def test_restore_over_a_lost_tree_restores_only_the_epoch_floor_and_the_next_active_fences(
+    zk: ZooKeeperServer, cluster: Cluster, tmp_path: Path
+) -> None:
+    """A backup names whoever was active when it was taken; by the time it is restored
+    another node may have taken over and still be serving. So a restore over a lost
+    tree writes only the epoch floor ("previous active unknown, epochs so far <= N"):
+    the next active fences every peer and takes an epoch above N. (Before: the backup's
+    mail1@1 came back, mail1 read it as "the previous active was this node", fenced
+    nobody and started its service next to mail2's.)"""
+    # 1. A backup while mail1 is active at epoch 1.
+    cluster.start()
+    assert cluster.wait_active(timeout=20) == "mail1"
+    wait_for(lambda: all(m["connected"] for m in cluster.status()["members"]), 10, "both up")
+    backup = tmp_path / "tree.json"
+    done = cluster.ctl("backup", str(backup), via="mail1")
+    assert done.returncode == 0, done.stderr
+    assert "breadcrumb mail1 at epoch 1" in done.stdout
+    # 2. A switchover to mail2 (epoch 2), which mail1 watches and remembers.
+    out = cluster.ctl("switchover", "--to", "mail2", via="mail1")
+    assert out.returncode == 0, out.stderr
+    assert cluster.wait_active(timeout=30, other_than="mail1", via="mail2") == "mail2"
+    assert cluster.status(via="mail2")["active"]["epoch"] == 2
+    record = cluster.state_dirs["mail1"] / "cluster.joined"
+    wait_for(
+        lambda: json.loads(record.read_text())["seen_epoch"] == 2, 15, "mail1 to remember epoch 2"
+    )
+    # 3./4. The operator stops failoverd on mail1 (first here, so that mail1 cannot
+    # take over meanwhile); mail2's daemon dies, its service keeps running; ZooKeeper
+    # loses the tree; the operator restores the backup.
+    cluster.nodes["mail1"].stop()
+    cluster.nodes["mail2"].kill()
+    mail2_events = [e["event"] for e in cluster.service_events() if e["node"] == "mail2"]
+    assert mail2_events[-1] == "up"  # its service runs on without a daemon
+    wipe(zk, cluster)
+    restored = cluster.ctl("restore", str(backup), via="mail1")
+    assert restored.returncode == 0, restored.stderr
+    # 5. mail1 starts and takes over.
+    fence_log = cluster.root / "fence-calls.jsonl"
+    cluster.nodes["mail1"].start()
+    assert cluster.wait_active(timeout=40, via="mail1") == "mail1"
+    cluster.assert_never_two_serving()
+    lines = fence_log.read_text().splitlines() if fence_log.exists() else []
+    calls = [json.loads(x) for x in lines]
+    assert [(x["target"], x["by"], x["rc"]) for x in calls] == [("mail2", "mail1", 0)]
+    assert cluster.status(via="mail1")["active"]["epoch"] > 2
+    # What restore said it did: the floor, not a node.
+    assert "breadcrumb: restored the epoch floor 1, not who was active" in restored.stdout
+    assert "restored mail1" not in restored.stdout
+
+
+@pytest.mark.parametrize("existing", [None, Breadcrumb("mail2", 3, "t", True)])
+def test_a_restored_floor_keeps_the_data_version_at_or_above_its_epoch(
+    cluster: Cluster, existing: Breadcrumb | None
+) -> None:
+    """A reader that cannot decode the floor (releases before the form) takes the
+    breadcrumb's data version as the epoch it cannot read (next_epoch: each promotion
+    adds one to both). A floor written at version 0 would let such a reader take an
+    epoch the backup's cluster had already used; so restore raises the version to at
+    least the floor, in batches (here more than one)."""
+    coord = AdminCoordinator(load_config(str(cluster.nodes["mail1"].config_path)))
+    coord.start(timeout=5)
+    try:
+        coord.ensure_tree(5, lost_if_missing=True)  # a lost tree: no breadcrumb
+        if existing is not None:
+            coord.client.create(coord.active_path, encode(existing))
+        saved = Breadcrumb("mail1", 1234, "2026-12-01T10:00:00.000Z", False)
+        backup: dict[str, Any] = {
+            "active": {"text": encode(saved).decode()},
+            "control": None,
+            "history": [],
+        }
+        said = restore_backup(coord, backup, force=False, timeout=10)
+        assert said[0].startswith("breadcrumb: restored the epoch floor 1234"), said
+        raw, version = coord.read_breadcrumb_bytes(5)
+        crumb = Breadcrumb.decode(raw)
+        assert (crumb.node, crumb.epoch, crumb.clean) == (None, 1234, None)
+        assert version is not None and version >= 1234, version
+        # A reader that finds it unreadable still goes above the floor.
+        assert next_epoch(None, False, version) > 1234
+        assert coord.client.exists(coord.lock_path) is None  # the guard lock is gone
+    finally:
+        coord.close()
