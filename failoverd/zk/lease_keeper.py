@@ -11,8 +11,11 @@ run out (issue 9). So:
   earlier ones were answered, while a lease is held and the client is connected;
   a reconnect (the daemon sets `wake` on zk_connected) sends one at once.
 * Each answer, whenever it arrives, renews the lease counted from *its own* send
-  time (LocalLease.renew never moves the expiry backwards and ignores answers
-  about another session or an earlier grant). A slow answer is still an answer.
+  time, as long as it went out less than a margin after the round trip before it;
+  after a longer gap, from a margin after that one (lease.py says why: one answer
+  then carries the lease at most T past the previous send). LocalLease.renew never
+  moves the expiry backwards and ignores answers about another session or an
+  earlier grant. A slow answer is still an answer.
 * An answer that shows the lock gone or owned by another session revokes the
   lease and reports `on_lost`.
 * Answers arrive on kazoo's completion thread: the callback touches only the
@@ -22,9 +25,14 @@ run out (issue 9). So:
 With a renewal every T/5 and the default margin T/4, a stall shorter than T/2
 leaves at least T/20 (0.1 s at T = 2 s) for the first answer after it, even when
 kazoo dropped the connection during the stall and every outstanding request failed
-with it; when the connection survives, the requests sent during the stall are
-answered the moment it ends and renew from their own, later, send times. Silence
-for T - margin still ends the lease, as before.
+with it. When the connection survives, round trips keep going out T/5 apart during
+the stall, are answered the moment it ends and renew from their own, later, send
+times. When it was dropped, nothing went out until the reconnect: the first answer
+then renews no further than T past the last send before the drop, still at least
+4T/5 past the stall's beginning (that send was no earlier than the last one before
+the stall), and the next round trip, T/5 after the reconnect and so less than a
+margin after it, has the same T/20 to spare. Silence for T - margin still ends the
+lease, as before.
 """
 
 from __future__ import annotations
