@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,6 +105,26 @@ def test_renewal_interval_is_a_fifth_of_the_session_timeout_and_bound_one_timeou
     assert renewal_interval(2.0) == pytest.approx(0.4)
     k = LeaseKeeper(FakeCoordinator(), LocalLease(2.0, 0.5), 0.4, lambda: None)  # type: ignore[arg-type]
     assert k.max_in_flight == 6
+
+
+def test_round_trips_go_out_more_often_than_every_margin_when_the_margin_is_small() -> None:
+    # An answer renews from its own send time only if it went out less than a margin
+    # after the one before (lease.py). A margin below T/5 (the config allows it; a
+    # server that grants a shorter session shrinks it too) must not turn every
+    # round trip into a send gap: a shorter lease, and a warning each time.
+    lease = LocalLease(2.0, 0.05)
+    lease.grant(7, lease.clock())
+    coord = FakeCoordinator()
+    k = LeaseKeeper(coord, lease, renewal_interval(2.0), lambda: None)  # type: ignore[arg-type]
+    k.start()
+    try:
+        time.sleep(0.5)
+        # Every 0.04 s (4/5 of the margin): 12 or 13 in 0.5 s; every 0.4 s, 2.
+        assert coord.count() >= 8, f"{coord.count()} round trips in 0.5 s, margin 0.05 s"
+        assert k.max_in_flight == math.ceil(2.0 / 0.04) + 1
+    finally:
+        k.stop()
+        k.join(2)
 
 
 # -- tickets: a late answer about an earlier grant ------------------------------------
