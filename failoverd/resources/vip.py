@@ -168,10 +168,10 @@ class VipResource:
             reason = "unsolicited NA not implemented"
             log.warning("arp_skipped", address=self.cfg.address, reason=reason)
         elif self.cfg.arp_count > 0:
-            self._announce(deadline)
+            self._announce(deadline, env)
         log.info("resource_started", resource=self.name, took_ms=ms_since(started))
 
-    def _announce(self, deadline: float) -> None:
+    def _announce(self, deadline: float, env: Mapping[str, str]) -> None:
         # The first announcement before returning: clients must learn the new owner
         # at once. A failed announcement does not fail the start: the address is
         # ours, and clients still find us once their ARP entries expire.
@@ -179,14 +179,31 @@ class VipResource:
         if self.cfg.arp_count > 1:
             self._cancel = threading.Event()
             self._announcer = threading.Thread(
-                target=self._announce_rest, args=(self._cancel,), name="vip-arp", daemon=True
+                target=self._announce_rest, args=(self._cancel, env), name="vip-arp", daemon=True
             )
             self._announcer.start()
 
-    def _announce_rest(self, cancel: threading.Event) -> None:
+    def _announce_rest(self, cancel: threading.Event, env: Mapping[str, str]) -> None:
         # Repeats cover switches and hosts that missed the first packet.
         for _ in range(self.cfg.arp_count - 1):
             if cancel.wait(self.cfg.arp_interval):
+                return
+            # Only this daemon's stop() sets `cancel`. A daemon frozen during the
+            # wait may have been fenced meanwhile: fence-self, run here by the peer,
+            # took the address away, and the peer now serves it. An announcement then
+            # would pull clients to a node that no longer answers, so each repeat
+            # first looks that the address is still on the interface, right before
+            # it is sent. A probe that cannot tell counts as gone: the first
+            # announcement went out with the address; repeats are a second chance.
+            present = self._present(env, self.timeout)
+            if not present:
+                why = "address gone" if present is False else "could not verify the address"
+                log.warning(
+                    "arp_stopped",
+                    address=self.cfg.address,
+                    interface=self.cfg.interface,
+                    reason=why,
+                )
                 return
             self.arp.send(self.timeout)
 

@@ -33,7 +33,7 @@ from failoverd.zk import acl as zk_acl
 from failoverd.zk.client import make_client
 from failoverd.zk.errors import CoordinationError, zk_errors
 from failoverd.zk.formats import write_format
-from failoverd.zk.lease import LocalLease, boottime
+from failoverd.zk.lease import LocalLease
 from failoverd.zk.znodes import (
     SCHEMA_VERSION,
     UNREADABLE_CONTROL,
@@ -238,7 +238,7 @@ class Coordinator:
         if session is None:
             return False
         self._limit(lease)
-        t_send = boottime()
+        t_send = lease.clock()  # the lease's own clock stamps every send (lease.py)
         data = encode(LockData(self.node, f"{session:#x}"), self.format)
         with zk_errors("creating the lock"):
             try:
@@ -270,11 +270,17 @@ class Coordinator:
         time; False revoked (the lock is gone or owned by another session); None no
         verdict (no answer, or the lease was given back or granted anew meanwhile).
         False when nothing was sent (no lease held, or the client is closed)."""
-        ticket = lease.ticket()
-        if ticket is None:
+        if lease.ticket() is None:
             return False
         self._limit(lease)
-        t_send = boottime()
+        send = lease.stamp()  # after _limit: the margin it uses is the granted one
+        if send is None:
+            return False
+        ticket = send.ticket
+        if send.renew_from < send.t_send:
+            # The answer renews less far than its send time alone would allow
+            # (lease.py); a gap like this is a frozen daemon or a stalled keeper.
+            log.warning("lease_send_gap", gap=round(send.gap, 3), margin=round(lease.margin, 3))
         try:
             # ZooKeeper answers one session's requests in order: the exists is
             # served only after the sync went through the leader.
@@ -282,6 +288,7 @@ class Coordinator:
             answer = self.client.exists_async(self.lock_path)
         except KazooException:
             return False
+        lease.sent(send)
         self.requests += 2
 
         def judge(result: Any) -> None:
@@ -294,7 +301,7 @@ class Coordinator:
             if stat is None or stat.ephemeralOwner != ticket.session:
                 done(False if lease.revoke(ticket) else None)
             else:
-                done(True if lease.renew(ticket.session, t_send, ticket) else None)
+                done(True if lease.answered(send) else None)
 
         answer.rawlink(judge)
         return True

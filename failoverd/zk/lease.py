@@ -1,12 +1,36 @@
 """The local lease (DESIGN.md §5): how long this node may still act as lease holder.
 
-ZooKeeper expires a session `T` after the last packet the server received from the
-client, so a round trip sent at local time `t_send` and answered proves the session
-alive until at least `t_send + T` on the server. We stop trusting it `margin`
-earlier, to cover clock-rate drift, scheduling delay and the follower-to-leader
-touch lag. kazoo has no client-side expiry (a partitioned client stays SUSPENDED
-forever), so this clock is what makes a cut-off active stop before anyone else
-may start.
+ZooKeeper expires a session `T` after the last touch the leader counted for it. A
+round trip (a request and its answer) sent at local time `t_send` touches the
+session when the server receives it, never before `t_send`. kazoo has no
+client-side expiry (a partitioned client stays SUSPENDED forever), so this clock
+is what makes a cut-off active stop before anyone else may start.
+
+What one answer proves. On a follower, the answer is the follower's word: it
+counts the touch itself and hands the touches it saw to the leader only in a
+batch, with its answer to the leader's next ping (every tickTime/2). A touch that
+arrives after the session expired on the earlier ones saves nothing, and the
+follower may have answered before the leader's verdict reached it. What is known
+to be counted is the previous send's touch, once the batch that carries it has had
+time to get there. So an answer renews the lease until
+
+    min(t_send, t_prev + margin) + T - margin  =  min(t_send + T - margin, t_prev + T)
+
+where `t_prev` is the previous round trip sent for the same grant, answered or not
+(the grant's own request counts). Why this is safe:
+
+* Sends less than `margin` apart (the keeper sends every T/5, the default margin
+  is T/4): this is `t_send + T - margin`, as ever. A touch reaches the leader at
+  most one batch after it was made (tickTime/2; ZooKeeper grants no session
+  timeout below 2 tickTime, so at most T/4), and the touches before it, sent less
+  than a margin earlier, keep the session alive until it is there. The margin
+  covers clock-rate drift and scheduling delay.
+* A longer gap (a frozen daemon, a stalled keeper thread, a reconnect): this touch
+  may come too late to count, so one answer carries the lease no further than `T`
+  past the previous send, whose touch the leader had by then (it was sent more
+  than a batch's lag before this one). The next round trip, sent on schedule,
+  renews from its own send time again. Each such gap is logged
+  (`lease_send_gap`, by the Coordinator, which sends the round trips).
 
 The clock is CLOCK_BOOTTIME, not CLOCK_MONOTONIC: monotonic time stands still
 while a VM or laptop is suspended, and a node resumed after a suspend must see
@@ -36,6 +60,17 @@ class LeaseTicket(NamedTuple):
     generation: int
 
 
+class LeaseSend(NamedTuple):
+    """One lease round trip as it goes out (LocalLease.stamp): the grant it is about,
+    when it was sent, the gap since the previous send for that grant, and the time
+    its answer may renew from (the module docstring: min(t_send, t_prev + margin))."""
+
+    ticket: LeaseTicket
+    t_send: float
+    gap: float
+    renew_from: float
+
+
 class LocalLease:
     """Thread-safe: renewed by the lease keeper (its answers arrive on kazoo's
     completion thread), read by the main loop."""
@@ -54,6 +89,7 @@ class LocalLease:
         self._session: int | None = None
         self._generation = 0  # grants so far (LeaseTicket)
         self._expires = float("-inf")
+        self._last_send = float("-inf")  # the latest round trip sent for this grant
 
     def limit(self, granted_timeout: float) -> None:
         """Use the session timeout the server actually granted when it is shorter than
@@ -77,6 +113,7 @@ class LocalLease:
             self._session = session
             self._generation += 1
             self._expires = t_send + self.session_timeout - self.margin
+            self._last_send = t_send  # the lock's create touched the session too
 
     def ticket(self) -> LeaseTicket | None:
         """The grant a round trip sent now would be about; None without a lease."""
@@ -85,8 +122,35 @@ class LocalLease:
                 return None
             return LeaseTicket(self._session, self._generation)
 
+    def stamp(self) -> LeaseSend | None:
+        """A round trip about the current grant is about to go out: stamp it with this
+        lease's clock and work out how far its answer may carry the lease. None
+        without a lease. Call sent() once it is out: a send that never went out
+        touched nothing, and must not shorten the next one's gap."""
+        with self._lock:
+            if self._session is None:
+                return None
+            t_send = self.clock()
+            gap = t_send - self._last_send
+            renew_from = min(t_send, self._last_send + self.margin)
+            return LeaseSend(LeaseTicket(self._session, self._generation), t_send, gap, renew_from)
+
+    def sent(self, send: LeaseSend) -> None:
+        """`send` went out: the next one's gap counts from it. (Two sends stamped
+        before either is recorded both count from the one before: the longer gap,
+        the shorter renewal.)"""
+        with self._lock:
+            if send.ticket == (self._session, self._generation):
+                self._last_send = max(self._last_send, send.t_send)
+
+    def answered(self, send: LeaseSend) -> bool:
+        """The round trip `send` saw the lock still owned by its session: renew."""
+        return self.renew(send.ticket.session, send.renew_from, send.ticket)
+
     def renew(self, session: int, t_send: float, ticket: LeaseTicket | None = None) -> bool:
-        """A round trip sent at `t_send` saw the lock still owned by `session`.
+        """An answer showed the lock still owned by `session`, and counts from
+        `t_send`: renew until `t_send + T - margin`. (For a round trip that is
+        LeaseSend.renew_from, not its send time; answered() passes it.)
 
         Renewals for another session are ignored (a request queued while
         reconnecting may complete in a *new* session: it proves nothing about ours),

@@ -7,12 +7,16 @@ fsync, a GC pause) made a healthy active demote: the answer that arrived after t
 stall was thrown away, and the next request went out when the lease had already
 run out (issue 9). So:
 
-* A round trip (sync + exists on the lock) is sent every `interval`, whether or not
-  earlier ones were answered, while a lease is held and the client is connected;
-  a reconnect (the daemon sets `wake` on zk_connected) sends one at once.
+* A round trip (sync + exists on the lock) is sent every `interval` (and at least
+  every 4/5 of the lease margin), whether or not earlier ones were answered, while
+  a lease is held and the client is connected; a reconnect (the daemon sets `wake`
+  on zk_connected) sends one at once.
 * Each answer, whenever it arrives, renews the lease counted from *its own* send
-  time (LocalLease.renew never moves the expiry backwards and ignores answers
-  about another session or an earlier grant). A slow answer is still an answer.
+  time, as long as it went out less than a margin after the round trip before it;
+  after a longer gap, from a margin after that one (lease.py says why: one answer
+  then carries the lease at most T past the previous send). LocalLease.renew never
+  moves the expiry backwards and ignores answers about another session or an
+  earlier grant. A slow answer is still an answer.
 * An answer that shows the lock gone or owned by another session revokes the
   lease and reports `on_lost`.
 * Answers arrive on kazoo's completion thread: the callback touches only the
@@ -22,9 +26,14 @@ run out (issue 9). So:
 With a renewal every T/5 and the default margin T/4, a stall shorter than T/2
 leaves at least T/20 (0.1 s at T = 2 s) for the first answer after it, even when
 kazoo dropped the connection during the stall and every outstanding request failed
-with it; when the connection survives, the requests sent during the stall are
-answered the moment it ends and renew from their own, later, send times. Silence
-for T - margin still ends the lease, as before.
+with it. When the connection survives, round trips keep going out T/5 apart during
+the stall, are answered the moment it ends and renew from their own, later, send
+times. When it was dropped, nothing went out until the reconnect: the first answer
+then renews no further than T past the last send before the drop, still at least
+4T/5 past the stall's beginning (that send was no earlier than the last one before
+the stall), and the next round trip, T/5 after the reconnect and so less than a
+margin after it, has the same T/20 to spare. Silence for T - margin still ends the
+lease, as before.
 """
 
 from __future__ import annotations
@@ -57,6 +66,14 @@ class LeaseChecker(Protocol):
 RENEWALS_PER_SESSION_TIMEOUT = 5
 
 
+# Round trips go out at least this often per lease margin: an answer renews from its
+# own send time only when it went out less than a margin after the previous one
+# (lease.py). With the default margin T/4 this is the T/5 above; a smaller margin
+# (configured, or shrunk with a shorter session the server granted) means more
+# round trips rather than a send gap, and a shorter lease, at every one.
+SEND_EVERY_MARGIN = 4 / 5
+
+
 def renewal_interval(session_timeout: float) -> float:
     return session_timeout / RENEWALS_PER_SESSION_TIMEOUT
 
@@ -82,7 +99,8 @@ class LeaseKeeper(threading.Thread):
         # a newer one would not: more than one session timeout's worth outstanding
         # means ZooKeeper is not answering at all, and piling up more only grows
         # kazoo's queue. (A dropped connection fails every outstanding request.)
-        self.max_in_flight = max_in_flight or math.ceil(lease.session_timeout / interval) + 1
+        every = self._every()
+        self.max_in_flight = max_in_flight or math.ceil(lease.session_timeout / every) + 1
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self._count = threading.Lock()
@@ -103,9 +121,13 @@ class LeaseKeeper(threading.Thread):
             if woken or now >= next_send:
                 # The schedule does not depend on answers: the next round trip goes
                 # out on time even if this one is never answered.
-                next_send = now + self.interval
+                next_send = now + self._every()
                 self._send()
             self.wake.wait(max(0.0, next_send - boottime()))
+
+    def _every(self) -> float:
+        # The lease's margin as it is now: limit() shrinks it with a shorter session.
+        return min(self.interval, SEND_EVERY_MARGIN * self.lease.margin)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from structlog.testing import capture_logs
 
 from failoverd.config import load_config
 from failoverd.zk.coordinator import Coordinator
@@ -73,6 +74,42 @@ def test_lease_is_revoked_when_the_lock_is_gone_or_owned_by_another_session(
     raw.create(coord.lock_path, b"{}", ephemeral=True)
     assert coord.check_lease(lease, 2) is False
     assert not lease.valid()
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_an_answer_after_a_send_gap_renews_at_most_t_past_the_previous_send(
+    coord: Coordinator,
+) -> None:
+    # An answered round trip renews the lease from min(t_send, t_prev + margin):
+    # until min(t_send + T - margin, t_prev + T). The lease's clock stamps the sends.
+    clock = FakeClock(1000.0)
+    lease = LocalLease(2.0, 0.5, clock)
+    assert coord.try_acquire(lease, 2)  # the grant's own request: sent at 1000.0
+    T, margin = lease.session_timeout, lease.margin
+    clock.t = 1000.0 + 2 * margin  # the next round trip goes out 2 margins later
+    with capture_logs() as logs:
+        assert coord.check_lease(lease, 2) is True
+    # min(1000 + 2m + T - m, 1000 + m + T - m) = 1000 + T, not 1000 + T + m.
+    expires = clock.t + lease.remaining()
+    assert expires == pytest.approx(1000.0 + T), f"renewed until {expires}, T={T} m={margin}"
+    gaps = [e for e in logs if e["event"] == "lease_send_gap"]
+    assert len(gaps) == 1, logs
+    assert gaps[0]["gap"] == pytest.approx(2 * margin)
+    assert gaps[0]["margin"] == pytest.approx(margin)
+
+    # Back on schedule (sends less than a margin apart): t_send + T - margin as ever.
+    clock.t += margin / 2
+    with capture_logs() as logs:
+        assert coord.check_lease(lease, 2) is True
+    assert clock.t + lease.remaining() == pytest.approx(clock.t + T - margin)
+    assert not [e for e in logs if e["event"] == "lease_send_gap"]
 
 
 def test_release_never_deletes_a_lock_held_by_another_session(

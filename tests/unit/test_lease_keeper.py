@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from failoverd.zk.lease import LocalLease
+from failoverd.zk.lease import LeaseSend, LocalLease
 from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 
 
@@ -106,6 +107,26 @@ def test_renewal_interval_is_a_fifth_of_the_session_timeout_and_bound_one_timeou
     assert k.max_in_flight == 6
 
 
+def test_round_trips_go_out_more_often_than_every_margin_when_the_margin_is_small() -> None:
+    # An answer renews from its own send time only if it went out less than a margin
+    # after the one before (lease.py). A margin below T/5 (the config allows it; a
+    # server that grants a shorter session shrinks it too) must not turn every
+    # round trip into a send gap: a shorter lease, and a warning each time.
+    lease = LocalLease(2.0, 0.05)
+    lease.grant(7, lease.clock())
+    coord = FakeCoordinator()
+    k = LeaseKeeper(coord, lease, renewal_interval(2.0), lambda: None)  # type: ignore[arg-type]
+    k.start()
+    try:
+        time.sleep(0.5)
+        # Every 0.04 s (4/5 of the margin): 12 or 13 in 0.5 s; every 0.4 s, 2.
+        assert coord.count() >= 8, f"{coord.count()} round trips in 0.5 s, margin 0.05 s"
+        assert k.max_in_flight == math.ceil(2.0 / 0.04) + 1
+    finally:
+        k.stop()
+        k.join(2)
+
+
 # -- tickets: a late answer about an earlier grant ------------------------------------
 
 
@@ -133,3 +154,79 @@ def test_a_late_answer_renews_from_its_own_send_time() -> None:
     assert lease.renew(7, 1001.0, ticket)
     clock.t = 1003.9
     assert lease.valid() and lease.remaining() == pytest.approx(0.1)
+
+
+# -- how far one answer may carry the lease: min(t_send, t_prev + margin) + T - margin -------
+
+
+def send_at(lease: LocalLease, clock: FakeClock, t: float) -> LeaseSend:
+    """A round trip stamped and sent at `t`, as Coordinator.send_lease_check does it."""
+    clock.t = t
+    send = lease.stamp()
+    assert send is not None
+    lease.sent(send)
+    return send
+
+
+def test_an_answer_after_a_send_gap_renews_at_most_t_past_the_previous_send() -> None:
+    # T = 4, margin = 1. The grant's request went out at 1000; the next round trip
+    # only at 1002.5, a gap of 2.5 > margin (a frozen daemon, a stalled keeper).
+    # Its answer renews from min(1002.5, 1000 + 1) = 1001: until 1001 + 4 - 1 = 1004,
+    # T past the previous send, not until 1002.5 + 4 - 1 = 1005.5.
+    clock = FakeClock()
+    lease = LocalLease(4.0, 1.0, clock)
+    lease.grant(7, 1000.0)
+    send = send_at(lease, clock, 1002.5)
+    assert (send.t_send, send.gap, send.renew_from) == (1002.5, 2.5, 1001.0)
+    assert lease.answered(send)
+    clock.t = 1003.99
+    assert lease.valid()
+    clock.t = 1004.0
+    assert not lease.valid(), f"still valid, {lease.remaining()} s left"
+
+
+def test_answers_to_sends_less_than_a_margin_apart_renew_from_their_own_send_times() -> None:
+    clock = FakeClock()
+    lease = LocalLease(4.0, 1.0, clock)
+    lease.grant(7, 1000.0)
+    sends = [send_at(lease, clock, t) for t in (1000.8, 1001.6, 1002.4)]  # 0.8 < margin
+    assert [s.renew_from for s in sends] == [s.t_send for s in sends]
+    for send in reversed(sends):  # in any order: the latest send counts
+        assert lease.answered(send)
+    assert lease.remaining() == pytest.approx(1002.4 + 4.0 - 1.0 - clock.t)
+
+
+def test_the_gap_is_counted_from_the_previous_send_answered_or_not() -> None:
+    # Unanswered round trips in between still count as sends: the rule is about the
+    # spacing of what we sent, not of what came back.
+    clock = FakeClock()
+    lease = LocalLease(4.0, 1.0, clock)
+    lease.grant(7, 1000.0)
+    send_at(lease, clock, 1000.8)  # never answered
+    late = send_at(lease, clock, 1003.3)
+    assert late.gap == pytest.approx(2.5) and late.renew_from == pytest.approx(1001.8)
+    assert lease.answered(late)
+    clock.t = 1004.8
+    assert not lease.valid()  # 1001.8 + 4 - 1
+
+
+def test_a_round_trip_that_never_went_out_does_not_count_as_a_send() -> None:
+    clock = FakeClock()
+    lease = LocalLease(4.0, 1.0, clock)
+    lease.grant(7, 1000.0)
+    clock.t = 1000.8
+    assert lease.stamp() is not None  # stamped, then the client refused it
+    late = send_at(lease, clock, 1002.5)
+    assert late.gap == 2.5 and late.renew_from == 1001.0
+
+
+def test_a_new_grant_counts_gaps_from_its_own_request() -> None:
+    clock = FakeClock()
+    lease = LocalLease(4.0, 1.0, clock)
+    lease.grant(7, 1000.0)
+    lease.revoke()
+    lease.grant(7, 1010.0)
+    send = send_at(lease, clock, 1010.5)
+    assert send.gap == 0.5 and send.renew_from == 1010.5
+    lease.revoke()
+    assert lease.stamp() is None  # no lease: nothing to send for

@@ -473,6 +473,62 @@ def test_vip_stop_fails_when_the_address_is_still_there(tmp_path: Path) -> None:
     assert res.is_running(ENV) is True
 
 
+# -- vip: repeats only while the address is still ours -------------------------------
+
+VIP_SHOWN = "2: eth0    inet 192.0.2.25/24 scope global secondary eth0\n"
+
+
+def announce_with_fakes(tmp_path: Path, show: str) -> tuple[list[str], list[dict[str, object]]]:
+    """Start a VIP announcing 5 times, 50 ms apart, with a fake `ip` whose `addr show`
+    runs `show` (the file `shown` holds what it prints) and a fake arping that logs
+    each announcement and, at the second, takes the address away: what fence-self
+    does to a daemon frozen between two repeats. Returns the announcements and the
+    log once the repeats are over."""
+    shown = tmp_path / "shown"
+    shown.write_text(VIP_SHOWN)
+    ip = script(tmp_path / "ip", f'case "$*" in *" show "*) {show.format(shown=shown)};; esac\n')
+    calls = tmp_path / "arping.log"
+    arping = habets_arping(
+        tmp_path,
+        f"""echo "$*" >> {calls}
+[ "$(wc -l < {calls})" -eq 2 ] && : > {shown}
+echo "Sent 1 probe"; exit 0
+""",
+    )
+    cfg = VipResourceConfig(
+        address="192.0.2.25/24", interface="eth0", arp_count=5, arp_interval=0.05
+    )
+    res = VipResource(cfg, ip=[str(ip)], arping=[str(arping)])
+    with capture_logs() as logs:
+        res.start(ENV)
+        wait_for(lambda: any(e["event"] == "arp_stopped" for e in logs))
+        time.sleep(0.4)  # the rest of the repeats, had they gone on
+    return calls.read_text().splitlines(), logs
+
+
+def test_vip_stops_announcing_once_the_address_is_gone_from_the_interface(
+    tmp_path: Path,
+) -> None:
+    # The announcer thread outlives the moment it was started for. A daemon frozen
+    # while fence-self removed its VIP must not, once thawed, tell the network the
+    # address is here: that pulls clients away from the node now serving it.
+    sent, logs = announce_with_fakes(tmp_path, "cat {shown}")
+    assert len(sent) == 2, f"{len(sent)} announcements, {len(sent) - 2} after the address was gone"
+    stopped = [e for e in logs if e["event"] == "arp_stopped"]
+    assert [e["reason"] for e in stopped] == ["address gone"], stopped
+
+
+def test_vip_stops_announcing_when_it_cannot_tell_the_address_is_still_there(
+    tmp_path: Path,
+) -> None:
+    # In doubt, silence: the first announcement went out with the address, repeats
+    # only help switches that missed it.
+    sent, logs = announce_with_fakes(tmp_path, "echo 'ip: netlink: busy' >&2; exit 1")
+    assert len(sent) == 1, f"{len(sent)} announcements, {len(sent) - 1} unverified"
+    stopped = [e for e in logs if e["event"] == "arp_stopped"]
+    assert [e["reason"] for e in stopped] == ["could not verify the address"], stopped
+
+
 # -- vip in a throw-away network namespace (root) -------------------------------------
 
 
@@ -557,6 +613,22 @@ def test_vip_stop_cancels_pending_announcements(netns: str, arping_installed: No
     time.sleep(0.7)  # two more announcements would have gone out by now
     assert received(netns) == sent
     assert "192.0.2.25" not in addresses(netns)
+
+
+def test_vip_announces_no_more_once_the_address_was_taken_away_behind_its_back(
+    netns: str, arping_installed: None
+) -> None:
+    # As fence-self does while the daemon is frozen: the address goes, the daemon's
+    # announcer is not told. Its next repeat must find the address gone and stay quiet.
+    res = vip_in(netns, arp_count=5, arp_interval=0.3)
+    with capture_logs() as logs:
+        res.start(ENV)
+        sh("ip", "-n", netns, "addr", "del", "192.0.2.25/24", "dev", "v0")
+        sent = received(netns)
+        time.sleep(1.5)  # the four repeats were due at 0.3, 0.6, 0.9 and 1.2 s
+    assert received(netns) == sent, "announced an address this node no longer has"
+    assert [e["reason"] for e in logs if e["event"] == "arp_stopped"] == ["address gone"]
+    res.stop(ENV)
 
 
 # -- vip: the gratuitous ARP from the daemon's own packet socket (failoverd/resources/garp.py) -----
