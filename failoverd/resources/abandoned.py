@@ -11,6 +11,9 @@ process of the operation is confirmed gone, this node
 * holds its fence lock, so that `fence-self` on this node fails and the peer
   falls through to a stronger method: this node's own "stop everything" is
   exactly what cannot be trusted now (failoverd/fencing/marker.py explains the lock),
+* stops petting its watchdog device (failoverd/node/daemon.py), so the machine
+  resets within watchdog.timeout, as a peer's lease-wait fencing assumes: the
+  peer cannot see that this node is unclean, only wait;
 * keeps sweeping: every process still carrying the operation's tag is killed,
   every resource is stopped again, and its status must say stopped.
 
