@@ -402,6 +402,10 @@ class Transitions:
                 failures = ["stop timed out"]
             except Exception as e:  # noqa: BLE001 - cannot tell what runs: not stopped
                 failures = [f"stopping failed: {type(e).__name__}: {e}"]
+            if self.abandoned.pending:
+                # The stop itself may have been given up on: the fence lock before the
+                # lock goes, since the peer fences us as soon as it sees the lock free.
+                _step("holding the fence lock", self.abandoned.hold_fence_lock)
             if failures:
                 # A stop failed: never clean; the node stays out of contention (dirty)
                 # and the next active fences it.

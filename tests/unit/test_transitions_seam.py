@@ -262,3 +262,32 @@ def test_an_abandoned_start_hands_the_fence_lock_over_without_letting_go(
     assert len(seen) > 5, seen
     abandoned.release_fence_lock()  # confirmed gone (what sweep() does at the end)
     assert lock_is_free(marker.lock_path)
+
+
+def test_a_demotion_whose_stop_is_abandoned_holds_the_fence_lock_before_it_lets_the_lock_go(
+    tmp_path: Path,
+) -> None:
+    """The peer fences this node once it sees the lock free. A stop given up on may
+    still be running: this node's fence-self must not vouch for it, so the fence lock
+    is held before the lock is released, not from the first sweep on."""
+    t, st, world = make(Role.ACTIVE, epoch=4)
+    marker = FenceMarker(tmp_path / "state")
+    marker.state_dir.mkdir()
+    abandoned = AbandonedWork(marker.lock_path)
+    t.marker, t.abandoned = marker, abandoned
+    loop = t.loop
+    assert isinstance(loop, FakeLoop)
+
+    def await_work(fn: Callable[..., T], *args: Any, timeout: float, abandon: Any = None) -> T:
+        abandoned.add(abandon[0], abandon[1], timeout, None)  # as Daemon.await_work does
+        raise TimeoutError("stop_all hung")
+
+    loop.await_work = await_work  # type: ignore[method-assign]
+    free_at_release: list[bool] = []
+    world.coord.release_lock.side_effect = lambda *a: free_at_release.append(
+        lock_is_free(marker.lock_path)
+    )
+    t.demote(Decision(Act.DEMOTE, "demoting: unhealthy", "health", 0.0))
+    assert free_at_release == [False], "the fence lock was free when the lock was released"
+    assert st.role is Role.STANDBY and abandoned.pending
+    abandoned.release_fence_lock()
