@@ -168,7 +168,8 @@ class SystemdResource:
             props = self._show(unit, ("ActiveState", "MainPID"), env, deadline)
             if props is None:
                 return f"systemd could not be asked about {unit}"
-            state, pid = props.get("ActiveState", "unknown"), props.get("MainPID", "?")
+            # No MainPID at all: not a service (a .mount, a .socket), so no main process.
+            state, pid = props.get("ActiveState", "unknown"), props.get("MainPID", "0")
             if state not in _STOPPED_STATES or pid not in ("0", ""):
                 return f"{unit} is {state} (main pid {pid})"
         for pid, start in mains.items():

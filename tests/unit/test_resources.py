@@ -390,6 +390,22 @@ def test_systemd_stop_of_a_wrapper_waits_for_the_units_that_are_part_of_it(
     assert not master.exists(), "stop returned while postfix@-.service was still stopping"
 
 
+def test_systemd_stop_of_a_unit_without_a_main_process_property_is_judged_by_its_state(
+    tmp_path: Path, unit_dir: Path
+) -> None:
+    # A .mount or .socket unit has no MainPID property: `show` leaves it out.
+    fake = script(
+        tmp_path / "bin" / "systemctl",
+        """[ "$1" = show ] && printf 'ActiveState=inactive\\nConsistsOf=\\n'
+exit 0
+""",
+    )
+    cfg = SystemdResourceConfig(("srv-mail.mount",), 2.0)
+    started = time.monotonic()
+    SystemdResource(cfg, systemctl=str(fake)).stop(ENV)
+    assert time.monotonic() - started < 1.0
+
+
 # -- vip: flavours of arping and `ip` output, with fake programs ----------------------
 
 
