@@ -366,3 +366,22 @@ def test_the_postfix_dovecot_recipe_names_the_unit_that_runs_postfix(tmp_path: P
     }
     found = host_checks(load_config(str(path)), machine(tmp_path, unit_files=units))
     assert [f for f in found if f.at.endswith(".units")] == []
+
+
+@pytest.mark.skipif(
+    not Path("/lib/systemd/system/postfix@.service").exists(), reason="Debian's postfix not here"
+)
+def test_check_notes_debians_postfix_wrapper_and_is_quiet_about_its_instance(
+    tmp_path: Path,
+) -> None:
+    # `failoverd --check` itself, on this host's own units (systemd running or not).
+    path = Path(config_file(tmp_path))
+    base = path.read_text()
+    path.write_text(base + "resources:\n  - {type: systemd, units: [postfix.service]}\n")
+    code, text = check_report(str(path))
+    assert code == 0, text
+    note = f"{path}: note: resources[0].units: postfix.service does not run the daemon itself"
+    assert note in text
+    path.write_text(base + "resources:\n  - {type: systemd, units: [postfix@-.service]}\n")
+    code, text = check_report(str(path))
+    assert code == 0 and "does not run the daemon" not in text, text
