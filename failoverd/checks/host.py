@@ -1,6 +1,7 @@
 """What `failoverd --check` asks of *this host* for the config to work when it is
 needed (a takeover at 3 a.m.): the programs it would run exist and are executable,
-the systemd units and the VIP's interface exist, `ip` and `arping` are installed.
+the systemd units and the VIP's interface exist (and each unit runs its daemon
+itself rather than standing for it: units.py), `ip` and `arping` are installed.
 (Who owns those files and the state dir is failoverd/checks/preflight.py's concern.)
 
 Two severities:
@@ -10,7 +11,8 @@ Two severities:
   logs it at start (`preflight_failed`) and runs regardless.
 * **warning** — may legitimately appear later or cannot be checked from here: a VIP
   interface created by another service (a bond, a VLAN), `systemctl` absent (a
-  container without systemd), `arping` absent. `--check` prints it as a note.
+  container without systemd), `arping` absent, a unit that only stands for the
+  daemon (Debian's postfix.service). `--check` prints it as a note.
 
 Everything here only looks; it never starts, stops or changes anything.
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from failoverd.checks.units import wrapper_reason
 from failoverd.config import (
     CommandFencerConfig,
     CommandResourceConfig,
@@ -62,6 +65,7 @@ class Machine:
     which: Callable[[str], str | None] = shutil.which
     unit_dirs: Sequence[str] = UNIT_DIRS
     net_dir: str = NET_DIR
+    systemctl: str | None = None  # the one on PATH (`which`) unless given
 
 
 def host_checks(config: Config, machine: Machine | None = None) -> list[Finding]:
@@ -141,7 +145,21 @@ def _systemd_units(at: str, units: Sequence[str], m: Machine) -> list[Finding]:
                     f"no unit file for {unit} on this machine (is its package installed?)",
                 )
             )
+            continue
+        wrapper = wrapper_reason(unit, m.systemctl or m.which("systemctl"), m.unit_dirs)
+        if wrapper:
+            out.append(Finding("warning", f"{at}.units", _wrapper_warning(unit, wrapper)))
     return out
+
+
+def _wrapper_warning(unit: str, why: str) -> str:
+    # failoverd/checks/units.py says why each of these matters.
+    return (
+        f"{unit} does not run the daemon itself ({why}): `systemctl is-active` calls it "
+        "active after the daemon died, its stop can return before the daemon has exited, "
+        "and the FAILOVERD_* drop-in reaches nothing; name the unit that runs the daemon "
+        "(Debian's Postfix: postfix@-.service, not postfix.service)"
+    )
 
 
 def _vip(at: str, res: VipResourceConfig, m: Machine) -> list[Finding]:

@@ -182,20 +182,21 @@ class FenceMarker:
         return _read_epoch_record(self.active_path, "record", ActiveRecordUnreadable)
 
     @contextlib.contextmanager
-    def held(self, timeout: float) -> Iterator[None]:
-        """Hold the exclusive fence lock; TimeoutError if it stays busy for `timeout` s."""
+    def held(self, timeout: float) -> Iterator[HeldLock]:
+        """Hold the exclusive fence lock; TimeoutError if it stays busy for `timeout` s.
+        Released at the end of the block unless taken out of it with HeldLock.keep()."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # O_NOFOLLOW: a symlink planted as the lock file must not make root create or
         # lock some other file. O_CLOEXEC: a resource started under the lock (a forked
         # mail server) must not inherit the descriptor, or it would hold the lock, and
         # block every fence, forever.
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(self.lock_path, flags, 0o600)
+        lock = HeldLock(os.open(self.lock_path, flags, 0o600))
         try:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
@@ -204,11 +205,29 @@ class FenceMarker:
                         ) from None
                     time.sleep(LOCK_POLL)
             try:
-                yield
+                yield lock
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                if lock.fd is not None:
+                    fcntl.flock(lock.fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)
+            if lock.fd is not None:
+                os.close(lock.fd)
+
+
+class HeldLock:
+    """The fence lock inside FenceMarker.held(). `keep()` takes the locked descriptor
+    out of the block: held() then neither unlocks nor closes it, and the lock stays
+    taken, without an instant's gap, until its new owner closes it (a start given up
+    on hands it to failoverd/resources/abandoned.py this way)."""
+
+    def __init__(self, fd: int):
+        self.fd: int | None = fd
+
+    def keep(self) -> int:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            raise RuntimeError("the fence lock was already taken out of held()")
+        return fd
 
 
 def marker_ahead(marker: FenceMarker, zookeeper_epoch: int) -> int | None:

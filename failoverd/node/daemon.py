@@ -656,7 +656,13 @@ class Daemon:
         if self.state.dirty or self.abandoned.stuck:
             return
         if self.state.role in (Role.INIT, Role.STANDBY, Role.STOPPED) or self.lease.valid():
-            self.watchdog.pet()
+            # Abandoned work pending: an operation given up on may still complete, so
+            # this node's own stop cannot be trusted, and a peer's lease-wait counts on
+            # this machine resetting within watchdog.timeout. So the device is left to
+            # fire, as for a dirty node. systemd's watchdog is still petted: a daemon it
+            # restarted would be as unclean (the record in the state dir) and would
+            # stop sweeping for the leftovers meanwhile.
+            self.watchdog.pet(device=not self.abandoned.pending)
 
     def resource_env(self, epoch: int | None) -> dict[str, str]:
         return {

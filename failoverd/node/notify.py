@@ -6,6 +6,9 @@ daemon pets it only while its main loop makes progress and, when active, only
 while the local lease is valid; if the petting stops, systemd kills the daemon
 (WatchdogSec=) and/or the kernel reboots the machine (/dev/watchdog). The
 `lease-wait` fencer relies on that: it waits out T + watchdog timeout + margin.
+So the device is not petted either while this node's own stop cannot be trusted:
+resources that would not stop (dirty), or an abandoned operation that may still
+complete (failoverd/resources/abandoned.py).
 
 Neither sd_notify() nor Watchdog.pet() ever raises: a failure to talk to systemd
 or the device must not crash the main loop (it is logged; a watchdog that is not
@@ -183,8 +186,12 @@ class Watchdog:
 
     # -- petting -------------------------------------------------------------
 
-    def pet(self) -> None:
-        """Keep both watchdogs quiet for another timeout; cheap to call often (rate-limited)."""
+    def pet(self, device: bool = True) -> None:
+        """Keep both watchdogs quiet for another timeout; cheap to call often (rate-limited).
+
+        `device=False`: systemd's only. The device then fires `timeout` after its last
+        pet and resets the machine (the daemon's choice, when its own stop cannot be
+        trusted: failoverd/node/daemon.py `_pet`)."""
         if self.closed:
             return
         now = self.clock()
@@ -196,7 +203,7 @@ class Watchdog:
             # once per interval, not once per loop iteration.
             self._last_systemd = now
             sd_notify("WATCHDOG=1", self.env)
-        if self.cfg is not None and self.cfg.device is not None:
+        if device and self.cfg is not None and self.cfg.device is not None:
             self._pet_device(now)
 
     def _pet_device(self, now: float) -> None:

@@ -241,7 +241,7 @@ class Transitions:
             tag, start_env = tagged(env)
             what, timeout = f"{res.name} start", resource_timeout(res)
             try:
-                with self.marker.held(timeout=1.0):
+                with self.marker.held(timeout=1.0) as lock:
                     ok, why = may_start_resource(
                         self.lease.valid(),
                         self.lease.session is not None
@@ -253,14 +253,24 @@ class Transitions:
                     # Immediately before the start: the chaos lab's trigger for the
                     # "just before a resource start" window (issue 11) fires on it.
                     log.info("resource_starting", resource=res.name, epoch=epoch)
-                    self.loop.await_work(
-                        res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what)
-                    )
+                    try:
+                        self.loop.await_work(
+                            res.start, start_env, timeout=timeout + 2.0, abandon=(tag, what)
+                        )
+                    except (ResourceTimeout, TimeoutError) as e:
+                        if isinstance(e, ResourceTimeout):
+                            # Killed at its timeout, but what it setsid'ed may still come
+                            # up: the node is unclean until that is confirmed gone.
+                            self.abandoned.add(tag, what, timeout, None)
+                        if self.abandoned.pending:  # (await_work abandons a hung worker)
+                            # Hand the locked descriptor over, still inside the block:
+                            # released here and taken again in the demotion, the lock
+                            # would be free for an instant in which fence-self could
+                            # stop "everything" and vouch for this node while the
+                            # abandoned start may still complete.
+                            self.abandoned.adopt_fence_lock(lock.keep())
+                        raise
             except (ResourceError, TimeoutError) as e:
-                if isinstance(e, ResourceTimeout):
-                    # Killed at its timeout, but what it setsid'ed may still come up:
-                    # the node is unclean until that is confirmed gone.
-                    self.abandoned.add(tag, what, timeout, None)
                 # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
                 log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
                 return self.demote(
@@ -392,6 +402,10 @@ class Transitions:
                 failures = ["stop timed out"]
             except Exception as e:  # noqa: BLE001 - cannot tell what runs: not stopped
                 failures = [f"stopping failed: {type(e).__name__}: {e}"]
+            if self.abandoned.pending:
+                # The stop itself may have been given up on: the fence lock before the
+                # lock goes, since the peer fences us as soon as it sees the lock free.
+                _step("holding the fence lock", self.abandoned.hold_fence_lock)
             if failures:
                 # A stop failed: never clean; the node stays out of contention (dirty)
                 # and the next active fences it.

@@ -10,7 +10,12 @@ process of the operation is confirmed gone, this node
 * never writes `clean: true` and does not contend (Observation.dirty),
 * holds its fence lock, so that `fence-self` on this node fails and the peer
   falls through to a stronger method: this node's own "stop everything" is
-  exactly what cannot be trusted now (failoverd/fencing/marker.py explains the lock),
+  exactly what cannot be trusted now (failoverd/fencing/marker.py explains the lock).
+  A start given up on hands over the lock it was started under (adopt_fence_lock):
+  it is never free between the start and the end of the quiet period;
+* stops petting its watchdog device (failoverd/node/daemon.py), so the machine
+  resets within watchdog.timeout, as a peer's lease-wait fencing assumes: the
+  peer cannot see that this node is unclean, only wait;
 * keeps sweeping: every process still carrying the operation's tag is killed,
   every resource is stopped again, and its status must say stopped.
 
@@ -216,6 +221,15 @@ class AbandonedWork:
             return False
         self._lock_fd = fd
         return True
+
+    def adopt_fence_lock(self, fd: int) -> None:
+        """Keep holding the fence lock through `fd`, a descriptor that already holds it
+        (FenceMarker.held's HeldLock.keep()): taken over, never released in between,
+        so fence-self cannot slip in while a start is being given up on."""
+        if self._lock_fd is None:
+            self._lock_fd = fd
+        else:  # cannot happen: two descriptors of this process cannot both hold it
+            os.close(fd)
 
     def release_fence_lock(self) -> None:
         if self._lock_fd is not None:

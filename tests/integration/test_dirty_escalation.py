@@ -10,6 +10,9 @@ What happens today, and what this test pins down with real daemons:
 * the peer does not take over next to it: it must fence it first, and a fence that
   cannot stop the resources fails, so nobody starts a second service;
 * once a retried stop works, the node is clean again and petting resumes.
+
+A node with abandoned work pending (a start given up on that may still complete)
+lets its device fire the same way, while still petting systemd's watchdog.
 """
 
 from __future__ import annotations
@@ -129,6 +132,54 @@ def test_dirty_active_stops_petting_its_watchdogs_and_is_fenced_not_joined(
     finally:
         c.stop()
         sock.close()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())
+
+
+# A start that hands the service to a detached helper that drops its environment (as
+# Postfix's master does) and then hangs: killed at its 2 s timeout, the start is
+# abandoned; the helper, which the sweep cannot find by its tag, brings the service
+# up a second later, so the abandoned work stays pending for a few seconds more.
+HANGING_START = """
+setsid env -i PATH=$PATH sh -c 'sleep 3; exec "$@"' sh "$@" </dev/null >/dev/null 2>&1 &
+exec sleep 60
+"""
+
+
+class AbandoningCluster(StubbornCluster):
+    """mail1's start is abandoned (HANGING_START); each node pets its own device file."""
+
+    def config_dict(self, name: str, priority: int) -> dict[str, Any]:
+        cfg = super().config_dict(name, priority)
+        if name == "mail1":
+            res = cfg["resources"][0]
+            res["start"] = ["sh", "-c", HANGING_START, "start", *res["start"]]
+            res["timeout"] = "2s"
+        return cfg
+
+
+def test_a_node_with_abandoned_work_pending_stops_petting_its_watchdog_device(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A peer that fences this node by lease-wait counts on its watchdog device: an
+    abandoned start may still complete, so the node must let the device fire, as a
+    dirty node does, until the work is confirmed gone."""
+    c = AbandoningCluster(tmp_path / "c", zk.address)
+    try:
+        c.device("mail1").write_bytes(b"")
+        c.nodes["mail1"].start()
+        wait_for(lambda: c.device("mail1").stat().st_size > 0, 10, "mail1 to pet its device")
+        wait_for(lambda: events(c, "mail1", "operation_abandoned"), 20, "mail1 to give up")
+        petted = c.device("mail1").stat().st_size
+        time.sleep(3 * WATCHDOG_TIMEOUT / 4)  # three pet intervals
+        assert not events(c, "mail1", "abandoned_operations_gone"), "gone too soon to tell"
+        grown = c.device("mail1").stat().st_size - petted
+        assert grown == 0, f"petted its device {grown} times while abandoned work was pending"
+        wait_for(lambda: events(c, "mail1", "abandoned_operations_gone"), 30, "the work gone")
+        wait_for(lambda: c.device("mail1").stat().st_size > petted, 5, "petting to resume")
+    finally:
+        c.stop()
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             print(c.dump_logs())

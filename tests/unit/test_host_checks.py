@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from failoverd.checks.host import Finding, Machine, host_checks
 from failoverd.checks.report import check_report
-from failoverd.config import load_config
+from failoverd.config import Config, load_config
 from tests.support.access import state_dir_for, write_credential, zk_auth
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,23 +32,43 @@ def program(tmp_path: Path, name: str, mode: int = 0o755) -> str:
     return str(path)
 
 
+# What `systemctl` says where systemd is not running (a container, a chroot, this
+# test machine): the checks then read the unit files on disk.
+NO_SYSTEMD = """echo "System has not been booted with systemd as init system (PID 1)."
+echo "Failed to connect to bus: Host is down"; exit 1
+"""
+
+
+def fake_systemctl(tmp_path: Path, body: str = NO_SYSTEMD) -> str:
+    path = tmp_path / "bin" / "systemctl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return str(path)
+
+
 def machine(
     tmp_path: Path,
     units: tuple[str, ...] = (),
     nics: tuple[str, ...] = ("eth0",),
     programs: tuple[str, ...] = ("systemctl", "ip", "arping"),
+    unit_files: dict[str, str] | None = None,
+    systemctl: str = NO_SYSTEMD,
 ) -> Machine:
     unit_dir, net_dir = tmp_path / "units", tmp_path / "net"
     unit_dir.mkdir(exist_ok=True)
     net_dir.mkdir(exist_ok=True)
     for u in units:
-        (unit_dir / u).write_text("[Service]\n")
+        (unit_dir / u).write_text("[Service]\nExecStart=/usr/sbin/daemon\n")
+    for name, text in (unit_files or {}).items():
+        (unit_dir / name).write_text(text)
     for n in nics:
         (net_dir / n).mkdir()
     return Machine(
         which=lambda p: f"/usr/bin/{p}" if p in programs else None,
         unit_dirs=(str(unit_dir),),
         net_dir=str(net_dir),
+        systemctl=fake_systemctl(tmp_path, systemctl),
     )
 
 
@@ -234,3 +255,133 @@ def test_failoverd_check_on_the_deploy_example_names_its_scripts_until_installed
     assert done.returncode == (2 if missing else 0), done.stderr
     for at, prog in missing:
         assert f"{path}: {at}: {prog} does not exist" in done.stderr.splitlines()
+
+
+# Debian 12's postfix units, as /lib/systemd/system has them: postfix.service only
+# stands for the instances; the master runs in postfix@-.service.
+DEBIAN_POSTFIX = """[Unit]
+Description=Postfix Mail Transport Agent
+Documentation=man:postfix(1)
+Conflicts=sendmail.service exim4.service
+ConditionPathExists=/etc/postfix/main.cf
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+ExecReload=/bin/true
+
+[Install]
+WantedBy=multi-user.target
+"""
+DEBIAN_POSTFIX_INSTANCE = """[Unit]
+Description=Postfix Mail Transport Agent (instance %i)
+Documentation=man:postfix(1)
+PartOf=postfix.service
+Before=postfix.service
+ReloadPropagatedFrom=postfix.service
+After=network-online.target nss-lookup.target
+Wants=network-online.target
+
+[Service]
+Type=forking
+GuessMainPID=no
+ExecStartPre=/usr/lib/postfix/configure-instance.sh %i
+ExecStart=/usr/sbin/postmulti -i %i -p start
+ExecStop=/usr/sbin/postmulti -i %i -p stop
+ExecReload=/usr/sbin/postmulti -i %i -p reload
+
+[Install]
+WantedBy=multi-user.target
+"""
+DEBIAN_UNITS = {"postfix.service": DEBIAN_POSTFIX, "postfix@.service": DEBIAN_POSTFIX_INSTANCE}
+
+# What systemd 252 answers to `systemctl show -p LoadState,Type,RemainAfterExit,ExecStart`.
+SHOW_DEBIAN = """t=' ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null)'
+t="$t ; status=0/0 }"
+case "$4" in
+postfix.service) printf '%s\\n' Type=oneshot RemainAfterExit=yes \\
+  "ExecStart={ path=/bin/true ; argv[]=/bin/true$t" LoadState=loaded ;;
+postfix@-.service) printf '%s\\n' Type=forking RemainAfterExit=no \\
+  "ExecStart={ path=/usr/sbin/postmulti ; argv[]=/usr/sbin/postmulti -i - -p start$t" \\
+  LoadState=loaded ;;
+*) exit 1 ;;
+esac
+"""
+
+
+def with_resources(tmp_path: Path, resources_yaml: str) -> Config:
+    """The file as an operator writes it: a `resources:` section in YAML text."""
+    path = Path(config_file(tmp_path))
+    path.write_text(path.read_text() + resources_yaml)
+    return load_config(str(path))
+
+
+@pytest.mark.parametrize("systemctl", [NO_SYSTEMD, SHOW_DEBIAN], ids=["on-disk", "systemctl-show"])
+def test_a_systemd_unit_that_only_stands_for_the_daemon_is_a_warning(
+    tmp_path: Path, systemctl: str
+) -> None:
+    m = machine(tmp_path, unit_files=DEBIAN_UNITS, systemctl=systemctl)
+    config = with_resources(
+        tmp_path, "resources:\n  - {type: systemd, units: [postfix.service], timeout: 30s}\n"
+    )
+    found = host_checks(config, m)
+    assert [(f.severity, f.at) for f in found] == [("warning", "resources[0].units")], found
+    message = found[0].message
+    assert message.startswith("postfix.service does not run the daemon itself (")
+    assert "RemainAfterExit=yes" in message and "ExecStart=/bin/true" in message
+    assert "postfix@-.service" in message
+    config = with_resources(
+        tmp_path, "resources:\n  - {type: systemd, units: [postfix@-.service], timeout: 30s}\n"
+    )
+    assert host_checks(config, m) == []
+
+
+def test_a_drop_in_that_gives_the_wrapper_a_real_execstart_is_seen(tmp_path: Path) -> None:
+    # Read from disk, the unit is what systemd would make of it: file, then drop-ins.
+    m = machine(tmp_path, unit_files={"mta.service": DEBIAN_POSTFIX})
+    dropins = tmp_path / "units" / "mta.service.d"
+    dropins.mkdir()
+    (dropins / "50-real.conf").write_text(
+        "[Service]\nType=forking\nRemainAfterExit=no\nExecStart=\nExecStart=/usr/sbin/mta\n"
+    )
+    config = with_resources(tmp_path, "resources:\n  - {type: systemd, units: [mta.service]}\n")
+    assert host_checks(config, m) == []
+    (dropins / "60-back.conf").write_text("[Service]\nExecStart=\nExecStart=-/usr/bin/true\n")
+    [found] = host_checks(config, m)
+    assert "ExecStart=/usr/bin/true" in found.message
+
+
+def test_the_postfix_dovecot_recipe_names_the_unit_that_runs_postfix(tmp_path: Path) -> None:
+    secret = tmp_path / "zk.secret"
+    write_credential(secret)
+    text = (REPO / "deploy/examples/postfix-dovecot/failoverd.yaml").read_text()
+    text = text.replace("/etc/failoverd/zk.secret", str(secret))
+    text = text.replace("/var/lib/failoverd", str(state_dir_for(tmp_path, "recipe")))
+    path = tmp_path / "failoverd.yaml"
+    path.write_text(text)
+    units = {
+        **DEBIAN_UNITS,
+        "dovecot.service": "[Service]\nType=notify\nExecStart=/usr/sbin/dovecot -F\n",
+    }
+    found = host_checks(load_config(str(path)), machine(tmp_path, unit_files=units))
+    assert [f for f in found if f.at.endswith(".units")] == []
+
+
+@pytest.mark.skipif(
+    not Path("/lib/systemd/system/postfix@.service").exists(), reason="Debian's postfix not here"
+)
+def test_check_notes_debians_postfix_wrapper_and_is_quiet_about_its_instance(
+    tmp_path: Path,
+) -> None:
+    # `failoverd --check` itself, on this host's own units (systemd running or not).
+    path = Path(config_file(tmp_path))
+    base = path.read_text()
+    path.write_text(base + "resources:\n  - {type: systemd, units: [postfix.service]}\n")
+    code, text = check_report(str(path))
+    assert code == 0, text
+    note = f"{path}: note: resources[0].units: postfix.service does not run the daemon itself"
+    assert note in text
+    path.write_text(base + "resources:\n  - {type: systemd, units: [postfix@-.service]}\n")
+    code, text = check_report(str(path))
+    assert code == 0 and "does not run the daemon" not in text, text

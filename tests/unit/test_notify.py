@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,4 +188,48 @@ def test_both_watchdogs_are_petted(tmp_path, notify_socket):
     wd.pet()
     assert received(sock) == [b"WATCHDOG=1"]
     assert device.read_bytes() == b"\0"
+    wd.close(clean=True)
+
+
+def test_pending_abandoned_work_leaves_the_device_unpetted_but_not_systemds(
+    tmp_path, notify_socket
+):
+    """A node with abandoned work pending cannot trust its own stop: like a dirty node
+    it stops petting the device, so the machine resets within watchdog.timeout, which
+    is what a peer's lease-wait counts on. systemd's watchdog is still petted: a
+    restarted daemon would be just as unclean (the record) and stop sweeping meanwhile."""
+    from types import SimpleNamespace
+    from unittest.mock import MagicMock
+
+    from failoverd.node.daemon import Daemon
+    from failoverd.node.decision import Role
+    from failoverd.node.state import NodeState
+    from failoverd.resources.abandoned import AbandonedWork
+
+    sock, env = notify_socket
+    device = tmp_path / "watchdog"
+    device.write_bytes(b"")
+    clock = FakeClock()
+    cfg = WatchdogConfig(systemd=True, device=str(device), timeout=8.0)
+    wd = Watchdog(cfg, env={**env, "WATCHDOG_USEC": "8000000"}, clock=clock)
+    abandoned = AbandonedWork(tmp_path / "fence.lock", clock=clock)
+    node: Any = SimpleNamespace(
+        http=MagicMock(),
+        state=NodeState(role=Role.STANDBY),
+        abandoned=abandoned,
+        lease=SimpleNamespace(valid=lambda: False),
+        watchdog=wd,
+    )
+    Daemon._pet(node)
+    assert device.read_bytes() == b"\0"
+    abandoned.add("0123456789abcdef", "command mail start", 60.0, None)
+    for _ in range(10):  # 20 s of the 60 s quiet period, pets every 2 s
+        clock.now += 2.0
+        Daemon._pet(node)
+    assert device.read_bytes() == b"\0", "the device was petted while abandoned work was pending"
+    assert len(received(sock)) == 11
+    abandoned.ops.clear()  # confirmed gone: trusted again
+    clock.now += 2.0
+    Daemon._pet(node)
+    assert device.read_bytes() == b"\0\0"
     wd.close(clean=True)

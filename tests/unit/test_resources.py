@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -186,7 +187,13 @@ def test_stop_all_stops_in_reverse_order_and_continues_past_failures(tmp_path: P
 @pytest.fixture
 def systemctl(tmp_path: Path) -> Path:
     """Logs its argv; `start`/`stop` fail when a fail-<verb> file exists; `is-active`
-    exits 0 when an active-<unit> file exists, else 3."""
+    exits 0 when an active-<unit> file exists, else 3; a `stop` that succeeds makes
+    the units it names inactive (removes their active-<unit> file).
+
+    `show -p ... UNIT` answers as systemd does, from files: ActiveState is active
+    while active-<unit> exists, else deactivating while the pid in mainpid-<unit>
+    lives, else inactive; MainPID is that pid while it lives (else 0); ConsistsOf
+    (the units that are PartOf= it) is the text of parts-<unit>."""
     d = tmp_path / "systemd"
     return script(
         tmp_path / "bin" / "systemctl",
@@ -195,6 +202,13 @@ case "$1" in
   start|stop|daemon-reload) if [ -e {d}-fail-$1 ]; then echo "Job for $2 failed." >&2; exit 1; fi ;;
   is-active) [ -e {d}-active-$3 ] || exit 3 ;;
 esac
+if [ "$1" = stop ]; then shift; for u in "$@"; do rm -f {d}-active-$u; done; fi
+if [ "$1" = show ]; then
+  u=$4; pid=$(cat {d}-mainpid-$u 2>/dev/null || echo 0)
+  if [ "$pid" != 0 ] && ! kill -0 "$pid" 2>/dev/null; then pid=0; fi
+  s=inactive; [ "$pid" != 0 ] && s=deactivating; [ -e {d}-active-$u ] && s=active
+  printf 'ActiveState=%s\nMainPID=%s\nConsistsOf=%s\n' $s $pid "$(cat {d}-parts-$u 2>/dev/null)"
+fi
 """,
     )
 
@@ -225,7 +239,7 @@ def test_systemd_starts_in_order_and_stops_in_reverse(systemctl: Path, unit_dir:
     assert res.name == "systemd postfix.service dovecot.service"
     res.start(ENV)
     res.stop(ENV)
-    assert calls(systemctl) == [
+    assert [c for c in calls(systemctl) if not c.startswith("show ")] == [
         "daemon-reload",
         "start postfix.service dovecot.service",
         "stop dovecot.service postfix.service",
@@ -243,6 +257,7 @@ def test_systemd_units_get_the_epoch_through_a_drop_in_written_before_the_start(
 for f in {unit_dir}/*.d/50-failoverd.conf; do
   [ -e "$f" ] && {{ echo "--- $f"; cat "$f"; }} >> {log}
 done
+[ "$1" = show ] && printf 'ActiveState=inactive\nMainPID=0\nConsistsOf=\n'
 exit 0
 """,
     )
@@ -328,6 +343,74 @@ def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(
     flag(systemctl, "active-postfix.service").touch()
     with pytest.raises(ResourceError, match="stop"):
         res.stop(ENV)
+
+
+def reaped(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """`proc`, reaped as soon as it exits (as systemd reaps a unit's processes)."""
+    threading.Thread(target=proc.wait, daemon=True).start()
+    return proc
+
+
+def test_systemd_stop_is_done_only_once_the_units_main_process_is_gone(
+    systemctl: Path, unit_dir: Path
+) -> None:
+    # systemctl stop returned, but the unit's main process (its pid as systemd
+    # showed it before the stop) is still exiting: not stopped yet.
+    main = reaped(subprocess.Popen(["sleep", "30"]))
+    flag(systemctl, "mainpid-postfix.service").write_text(str(main.pid))
+    flag(systemctl, "active-postfix.service").touch()
+    res = SystemdResource(UNITS, systemctl=str(systemctl))
+    threading.Timer(0.5, main.kill).start()
+    res.stop(ENV)
+    assert not alive(main.pid), "stop returned while the unit's main process was still running"
+    assert "show -p MainPID,ConsistsOf postfix.service" in calls(systemctl)
+
+
+def test_systemd_stop_fails_when_the_main_process_outlives_the_timeout(
+    systemctl: Path, unit_dir: Path
+) -> None:
+    main = reaped(subprocess.Popen(["sleep", "30"]))
+    try:
+        flag(systemctl, "mainpid-postfix.service").write_text(str(main.pid))
+        res = SystemdResource(SystemdResourceConfig(("postfix.service",), 1.0), str(systemctl))
+        started = time.monotonic()
+        still = f"postfix.service is deactivating .main pid {main.pid}"
+        with pytest.raises(ResourceError, match=still):
+            res.stop(ENV)
+        assert 0.9 < time.monotonic() - started < 3.0
+    finally:
+        main.kill()
+
+
+def test_systemd_stop_of_a_wrapper_waits_for_the_units_that_are_part_of_it(
+    systemctl: Path, unit_dir: Path
+) -> None:
+    # Debian's postfix.service is a oneshot wrapper (ExecStart=/bin/true): its stop
+    # job is done at once, the stop of postfix@-.service (PartOf=postfix.service,
+    # no MainPID: GuessMainPID=no) runs after it, while the master exits.
+    flag(systemctl, "parts-postfix.service").write_text("postfix@-.service")
+    master = flag(systemctl, "active-postfix@-.service")
+    master.touch()
+    res = SystemdResource(SystemdResourceConfig(("postfix.service",), 5.0), str(systemctl))
+    threading.Timer(0.5, master.unlink).start()
+    res.stop(ENV)
+    assert not master.exists(), "stop returned while postfix@-.service was still stopping"
+
+
+def test_systemd_stop_of_a_unit_without_a_main_process_property_is_judged_by_its_state(
+    tmp_path: Path, unit_dir: Path
+) -> None:
+    # A .mount or .socket unit has no MainPID property: `show` leaves it out.
+    fake = script(
+        tmp_path / "bin" / "systemctl",
+        """[ "$1" = show ] && printf 'ActiveState=inactive\\nConsistsOf=\\n'
+exit 0
+""",
+    )
+    cfg = SystemdResourceConfig(("srv-mail.mount",), 2.0)
+    started = time.monotonic()
+    SystemdResource(cfg, systemctl=str(fake)).stop(ENV)
+    assert time.monotonic() - started < 1.0
 
 
 # -- vip: flavours of arping and `ip` output, with fake programs ----------------------

@@ -7,19 +7,25 @@ state is left with after each failure edge."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 from unittest.mock import MagicMock, call
 
 import pytest
 
+from failoverd.fencing.marker import FenceMarker
 from failoverd.node.decision import Act, Decision, Role
 from failoverd.node.state import NodeState
 from failoverd.node.transitions import Transitions
+from failoverd.resources.abandoned import AbandonedWork
+from failoverd.resources.base import ResourceTimeout
 from failoverd.zk.coordinator import CoordinationError
-from failoverd.zk.znodes import Control, Request
+from failoverd.zk.znodes import Breadcrumb, Control, Request
 
 T = TypeVar("T")
 OP_TIMEOUT = 2.5
@@ -176,3 +182,112 @@ def test_a_move_from_an_unexpected_role_is_a_bug() -> None:
     with pytest.raises(AssertionError, match="transition from standby"):
         t.demote(Decision(Act.DEMOTE, "x", "health"))
     assert not world.mock_calls
+
+
+def lock_is_free(path: Path) -> bool:
+    """What fence-self would find: try the fence lock from another open file (flock
+    locks belong to the open file, so this conflicts even within this process)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["killed-at-its-timeout", "worker-hung"])
+def test_an_abandoned_start_hands_the_fence_lock_over_without_letting_go(
+    tmp_path: Path, how: str
+) -> None:
+    """From the start of a resource to the end of the demotion after it was abandoned,
+    fence-self must never find the fence lock free: this node's own stop cannot be
+    trusted now, so the peer's ssh fence has to fail and fall through to a stronger
+    method. The start's lock is handed to the abandoned-work holder, never released."""
+    t, st, world = make(Role.STANDBY, lock_free_since=1.0)
+    marker = FenceMarker(tmp_path / "state")
+    abandoned = AbandonedWork(marker.lock_path)
+    t.marker, t.abandoned = marker, abandoned
+    world.coord.try_acquire.return_value = True
+    world.coord.read_breadcrumb.return_value = (Breadcrumb("mail1", 3, "t", True), True, 3)
+    world.coord.highest_known_epoch.return_value = 3
+    world.lease.session = world.coord.last_session_id = 17
+    seen: list[tuple[str, bool]] = []
+    watching = False
+
+    def probe(where: str) -> None:
+        if watching:
+            seen.append((where, lock_is_free(marker.lock_path)))
+
+    def start(env: Any) -> None:
+        nonlocal watching
+        watching = True
+        probe("the start")
+        if how == "killed-at-its-timeout":
+            raise ResourceTimeout("command mail start: `mail-up` timed out after 2s")
+        time.sleep(0.01)  # in the daemon: the worker still runs when await_work gives up
+
+    res = SimpleNamespace(name="command mail", timeout=2.0, start=start)
+    res.stop = lambda env: probe("the stop")
+    t.resources = [res]
+    loop = t.loop
+    assert isinstance(loop, FakeLoop)
+
+    def await_work(fn: Callable[..., T], *args: Any, timeout: float, abandon: Any = None) -> T:
+        if fn is start and how == "worker-hung":
+            fn(*args)
+            abandoned.add(abandon[0], abandon[1], timeout, None)  # as Daemon.await_work does
+            raise TimeoutError("start hung for 4s")
+        probe(f"await_work {getattr(fn, '__name__', '?')}")
+        return fn(*args)
+
+    def set_role(role: Role, reason: str) -> None:
+        probe(f"set_role {role}")
+        st.role, st.reason = role, reason
+
+    loop.await_work = await_work  # type: ignore[method-assign]
+    loop.set_role = set_role  # type: ignore[method-assign]
+    clear_active = marker.clear_active
+    marker.clear_active = lambda: (probe("clear_active"), clear_active())[1]  # type: ignore[method-assign]
+    world.resource_watch.unwatch.side_effect = lambda: probe("unwatch")
+    world.health.set_active.side_effect = lambda active: probe(f"set_active {active}")
+
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    probe("after the demotion")
+    assert st.role is Role.STANDBY and abandoned.pending
+    assert [where for where, free in seen if free] == [], seen
+    assert len(seen) > 5, seen
+    abandoned.release_fence_lock()  # confirmed gone (what sweep() does at the end)
+    assert lock_is_free(marker.lock_path)
+
+
+def test_a_demotion_whose_stop_is_abandoned_holds_the_fence_lock_before_it_lets_the_lock_go(
+    tmp_path: Path,
+) -> None:
+    """The peer fences this node once it sees the lock free. A stop given up on may
+    still be running: this node's fence-self must not vouch for it, so the fence lock
+    is held before the lock is released, not from the first sweep on."""
+    t, st, world = make(Role.ACTIVE, epoch=4)
+    marker = FenceMarker(tmp_path / "state")
+    marker.state_dir.mkdir()
+    abandoned = AbandonedWork(marker.lock_path)
+    t.marker, t.abandoned = marker, abandoned
+    loop = t.loop
+    assert isinstance(loop, FakeLoop)
+
+    def await_work(fn: Callable[..., T], *args: Any, timeout: float, abandon: Any = None) -> T:
+        abandoned.add(abandon[0], abandon[1], timeout, None)  # as Daemon.await_work does
+        raise TimeoutError("stop_all hung")
+
+    loop.await_work = await_work  # type: ignore[method-assign]
+    free_at_release: list[bool] = []
+    world.coord.release_lock.side_effect = lambda *a: free_at_release.append(
+        lock_is_free(marker.lock_path)
+    )
+    t.demote(Decision(Act.DEMOTE, "demoting: unhealthy", "health", 0.0))
+    assert free_at_release == [False], "the fence lock was free when the lock was released"
+    assert st.role is Role.STANDBY and abandoned.pending
+    abandoned.release_fence_lock()
