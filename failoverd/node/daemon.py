@@ -188,6 +188,10 @@ class Daemon:
         self.keeper.start()
         self.readiness.start()
         self.resource_watch.start()
+        # Arm the watchdog device before the first cycle: a node contends only with
+        # its device armed (Observation.watchdog_problem), and a peer's lease-wait
+        # trusts only what the member status then says about it.
+        self._pet()
         self.set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
@@ -538,6 +542,7 @@ class Daemon:
             dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
             resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
+            watchdog_problem=self.watchdog.problem,
         )
 
     def _priority_delay(self) -> float:
@@ -698,7 +703,7 @@ class Daemon:
         key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
-        key += (elig,)
+        key += (elig, self.watchdog.published())
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -717,6 +722,7 @@ class Daemon:
             seen_epoch=seen_epoch,
             eligible=elig.eligible,
             why=elig.why,
+            watchdog=self.watchdog.published(),
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
