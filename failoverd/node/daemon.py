@@ -30,6 +30,7 @@ import structlog
 from failoverd import __version__
 from failoverd.config import Config
 from failoverd.fencing.chain import build_fence_chain
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
 from failoverd.fencing.readiness import FenceReadiness
 from failoverd.health import HealthMonitor
@@ -106,7 +107,9 @@ class Daemon:
             env={"FAILOVERD_CLUSTER": config.cluster, "FAILOVERD_NODE": self.node},
         )
         self.resources = build_resources(config.resources)
-        self.fence_chain = build_fence_chain(config)
+        # What each member last published about its watchdog device (lease-wait).
+        self.published_watchdogs = PublishedWatchdogs()
+        self.fence_chain = build_fence_chain(config, self.published_watchdogs)
         self.marker = FenceMarker(config.node.state_dir)
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
@@ -430,6 +433,7 @@ class Daemon:
                     if name != self.node and res3[name] is not None:  # (re)joined: re-probe
                         self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
+                self.published_watchdogs.saw(res3)
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
