@@ -1,0 +1,92 @@
+"""A node whose watchdog device is not armed does not contend, with real daemons.
+
+The finding this pins down: mail1 (preferred by priority) has a device driver with a
+fixed timeout, so WDIOC_SETTIMEOUT fails and its device resets nothing within the
+watchdog.timeout its peer's `lease-wait` waits out. Were it active and frozen (SIGSTOP),
+mail2 would wait out its lease and promote next to it. So mail1 must not be active:
+it stays a standby, not eligible, and says why; mail2, whose device is armed, takes
+over and publishes {armed, timeout} in its member status.
+
+Each node pets a file standing in for /dev/watchdog; the daemon runs under
+tests/support/fakewatchdog.py, which answers the driver's ioctls for it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from failoverd.config import load_config
+from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.znodes import MemberStatus, WatchdogStatus
+from tests.integration.cluster import Cluster, wait_for
+from tests.support.zookeeper import ZooKeeperServer
+
+TIMEOUT = 2.0  # watchdog.timeout: pets every 0.5 s; lease-wait waits 2 + 2 + margin
+
+
+def members(c: Cluster) -> dict[str, MemberStatus | None]:
+    coord = Coordinator(load_config(str(c.nodes["mail2"].config_path)))
+    coord.start(timeout=5)
+    try:
+        return coord.read_members(2)
+    finally:
+        coord.close()
+
+
+def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    root = tmp_path / "c"
+    device = {n: root / f"watchdog-{n}" for n in ("mail1", "mail2")}
+    c = Cluster(root, zk.address, fencing=[{"type": "lease-wait"}])
+    for name in c.names:
+        device[name].parent.mkdir(parents=True, exist_ok=True)
+        device[name].write_bytes(b"")
+        c.edit_config(
+            name,
+            lambda cfg, name=name: cfg.update(
+                watchdog={"device": str(device[name]), "timeout": f"{TIMEOUT:g}s"}
+            ),
+        )
+        c.nodes[name].module = "tests.support.fakewatchdog"
+    try:
+        why = (
+            f"watchdog device {device['mail1']} not armed: "
+            "it did not take timeout 2s (WDIOC_SETTIMEOUT: Operation not supported)"
+        )
+        c.nodes["mail1"].start(env={"FAKE_WATCHDOG": "fixed"})
+        # Alone, with the lease free, mail1 declines it and says why.
+        wait_for(
+            lambda: any(
+                e.get("event") == "decided" and e["reason"] == f"not contending: {why}"
+                for e in c.nodes["mail1"].events()
+            ),
+            20,
+            "mail1 to decline the free lease",
+        )
+        time.sleep(1.0)
+        assert c.status(via="mail1")["lease_holder"] is None
+        c.nodes["mail2"].start(env={"FAKE_WATCHDOG": "ok"})
+        assert c.wait_active(timeout=20) == "mail2"
+        seen = wait_for(
+            lambda: (m := members(c)).get("mail1") and m.get("mail2") and m,
+            10,
+            "both member statuses",
+        )
+        mail1, mail2 = seen["mail1"], seen["mail2"]
+        assert (mail1.role, mail1.eligible, mail1.why) == ("standby", False, why)
+        assert mail1.watchdog == WatchdogStatus(False, None, why)
+        assert mail2.role == "active" and mail2.watchdog == WatchdogStatus(True, TIMEOUT, "")
+        # Both devices are petted all the same (closing mail1's would reset it).
+        wait_for(lambda: device["mail1"].stat().st_size > 0, 5, "mail1 to pet its device")
+        assert device["mail2"].stat().st_size > 0
+        assert [e for e in c.nodes["mail1"].events() if e.get("event") == "promoted"] == []
+        c.assert_never_two_serving()
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())
