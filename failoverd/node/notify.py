@@ -320,8 +320,10 @@ class Watchdog:
                 configured=self.cfg.timeout,
                 hint="the driver rounded up; lease-wait fencing on peers waits too little",
             )
-            longer = f"{self.device_timeout:g}s, longer than watchdog.timeout"
-            return f"its timeout is {longer} ({self.cfg.timeout:g}s)"
+            return (
+                f"its timeout is {self.device_timeout:g}s, "
+                f"longer than watchdog.timeout ({self.cfg.timeout:g}s)"
+            )
         return ""
 
     @staticmethod
