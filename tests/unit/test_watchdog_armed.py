@@ -190,3 +190,34 @@ def test_garbage_in_the_watchdog_field_makes_the_member_unreadable(bad: object) 
     data["watchdog"] = bad
     with pytest.raises(ZnodeError, match="watchdog"):
         MemberStatus.decode(json.dumps(data).encode())
+
+
+# -- the decisions: like a lost lease, nothing outranks it ----------------------------
+
+UNARMED = "watchdog device /dev/watchdog0 not armed: cannot open /dev/watchdog0: Permission denied"
+
+
+@pytest.mark.parametrize(
+    "situation",
+    [{}, {"maintenance": True}, {"healthy_peer": False}, {"healthy": False, "flap_limited": True}],
+    ids=["plain", "maintenance", "no-healthy-peer", "flap-limited"],
+)
+def test_an_active_without_an_armed_device_demotes_whatever_else_holds(
+    situation: dict[str, object],
+) -> None:
+    d = decide(active(watchdog_problem=UNARMED, **situation))
+    assert (d.act, d.code, d.reason) == (Act.DEMOTE, "watchdog", f"demoting: {UNARMED}")
+    assert eligibility(active(watchdog_problem=UNARMED)).why == "it is the active node"
+
+
+@pytest.mark.parametrize(
+    "situation",
+    [{}, {"failover_to": "mail1"}, {"switchover_pending": True, "switchover_to": "mail1"}],
+    ids=["free-lease", "forced-failover-to-it", "switchover-to-it"],
+)
+def test_a_standby_without_an_armed_device_never_contends(situation: dict[str, object]) -> None:
+    o = obs(watchdog_problem=UNARMED, **situation)
+    d = decide(o)
+    assert (d.act, d.reason) == (Act.WAIT, f"not contending: {UNARMED}")
+    assert eligibility(o).why == UNARMED
+    assert decide(obs(**situation)).act is Act.CONTEND  # the device is what stops it
