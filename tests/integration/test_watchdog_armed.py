@@ -90,3 +90,60 @@ def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             print(c.dump_logs())
+
+
+def test_an_active_whose_device_goes_away_demotes_and_its_peer_takes_over(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """mail1 is active with its device armed; then the device goes away (its writes
+    fail: a driver unbound). mail1 demotes at once, mail2 takes over; mail1 stays out
+    of contention until the device is back, and is eligible again after."""
+    root = tmp_path / "c"
+    c = Cluster(root, zk.address)
+    device = {n: root / f"watchdog-{n}" for n in c.names}
+    gone = {n: root / f"gone-{n}" for n in c.names}
+    for name in c.names:
+        device[name].write_bytes(b"")
+        c.edit_config(
+            name,
+            lambda cfg, name=name: cfg.update(
+                watchdog={"device": str(device[name]), "timeout": f"{TIMEOUT:g}s"}
+            ),
+        )
+        c.nodes[name].module = "tests.support.fakewatchdog"
+    try:
+        for name in c.names:
+            c.nodes[name].start(env={"FAKE_WATCHDOG": "ok", "FAKE_WATCHDOG_GONE": str(gone[name])})
+        assert c.wait_active(timeout=20) == "mail1"
+        wait_for(
+            lambda: (m := members(c).get("mail2")) is not None and m.eligible,
+            10,
+            "mail2 to be an eligible standby",
+        )
+        gone["mail1"].touch()
+        assert c.wait_active(timeout=20, other_than="mail1") == "mail2"
+        petting = f"watchdog device {device['mail1']} not armed: petting it failed: No such device"
+        demoted = [
+            e
+            for e in c.nodes["mail1"].events()
+            if e.get("event") == "decided" and e["act"] == "demote"
+        ]
+        assert demoted and demoted[0]["reason"] == f"demoting: {petting}", demoted
+        opening = f"cannot open {device['mail1']}: No such device"
+        mail1 = wait_for(lambda: members(c).get("mail1"), 10, "mail1's member status")
+        assert (mail1.role, mail1.eligible) == ("standby", False)
+        assert mail1.why in (petting, f"watchdog device {device['mail1']} not armed: {opening}")
+        gone["mail1"].unlink()
+        wait_for(
+            lambda: (m := members(c).get("mail1")) is not None and m.eligible,
+            10,
+            "mail1 to be armed and eligible again",
+        )
+        assert members(c)["mail1"].watchdog == WatchdogStatus(True, TIMEOUT, "")  # type: ignore[union-attr]
+        assert c.active() == "mail2"
+        c.assert_never_two_serving()
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())

@@ -12,6 +12,9 @@ the same, then failoverd's own main, with the driver described by $FAKE_WATCHDOG
     fixed:N      WDIOC_SETTIMEOUT fails; WDIOC_GETTIMEOUT says N seconds
     longer:N     rounds every timeout up to N seconds
     unknown      takes the timeout but WDIOC_GETTIMEOUT fails
+
+and, while the file named by $FAKE_WATCHDOG_GONE exists, the device is gone (its
+driver unbound): writing to it and opening it fail with ENODEV.
 """
 
 from __future__ import annotations
@@ -71,8 +74,33 @@ class FakeWatchdogDriver:
         raise _error(errno.ENOTTY)
 
 
+class DeviceGone:
+    """notify.py's `os`, except that the device's writes and opens fail while `flag` exists."""
+
+    def __init__(self, flag: str):
+        self.flag = flag
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def _check(self) -> None:
+        if os.path.exists(self.flag):
+            raise _error(errno.ENODEV)
+
+    def write(self, fd: int, data: bytes) -> int:
+        self._check()
+        return os.write(fd, data)
+
+    def open(self, path: str, flags: int, mode: int = 0o777) -> int:
+        self._check()
+        return os.open(path, flags, mode)
+
+
 def main() -> int:
     notify.fcntl = FakeWatchdogDriver.described(os.environ.get("FAKE_WATCHDOG", "ok"))  # type: ignore[assignment]
+    gone = os.environ.get("FAKE_WATCHDOG_GONE")
+    if gone:
+        notify.os = DeviceGone(gone)  # type: ignore[assignment]
     from failoverd.main import main as failoverd_main
 
     return failoverd_main(sys.argv[1:])
