@@ -13,15 +13,18 @@ tests/support/fakewatchdog.py, which answers the driver's ioctls for it.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from failoverd.config import load_config
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.znodes import MemberStatus, WatchdogStatus
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import PY, REPO, Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer
 
 TIMEOUT = 2.0  # watchdog.timeout: pets every 0.5 s; lease-wait waits 2 + 2 + margin
@@ -36,14 +39,14 @@ def members(c: Cluster) -> dict[str, MemberStatus | None]:
         coord.close()
 
 
-def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
-    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    root = tmp_path / "c"
-    device = {n: root / f"watchdog-{n}" for n in ("mail1", "mail2")}
-    c = Cluster(root, zk.address, fencing=[{"type": "lease-wait"}])
+def watched_cluster(
+    root: Path, zk: ZooKeeperServer, fencing: list[dict[str, Any]] | None = None
+) -> tuple[Cluster, dict[str, Path]]:
+    """Two nodes, each petting a file standing in for its /dev/watchdog, under the
+    fake driver (how it behaves: $FAKE_WATCHDOG when each node starts)."""
+    c = Cluster(root, zk.address, fencing=fencing)
+    device = {n: root / f"watchdog-{n}" for n in c.names}
     for name in c.names:
-        device[name].parent.mkdir(parents=True, exist_ok=True)
         device[name].write_bytes(b"")
         c.edit_config(
             name,
@@ -52,6 +55,13 @@ def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
             ),
         )
         c.nodes[name].module = "tests.support.fakewatchdog"
+    return c, device
+
+
+def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    c, device = watched_cluster(tmp_path / "c", zk, fencing=[{"type": "lease-wait"}])
     try:
         why = (
             f"watchdog device {device['mail1']} not armed: "
@@ -98,19 +108,8 @@ def test_an_active_whose_device_goes_away_demotes_and_its_peer_takes_over(
     """mail1 is active with its device armed; then the device goes away (its writes
     fail: a driver unbound). mail1 demotes at once, mail2 takes over; mail1 stays out
     of contention until the device is back, and is eligible again after."""
-    root = tmp_path / "c"
-    c = Cluster(root, zk.address)
-    device = {n: root / f"watchdog-{n}" for n in c.names}
-    gone = {n: root / f"gone-{n}" for n in c.names}
-    for name in c.names:
-        device[name].write_bytes(b"")
-        c.edit_config(
-            name,
-            lambda cfg, name=name: cfg.update(
-                watchdog={"device": str(device[name]), "timeout": f"{TIMEOUT:g}s"}
-            ),
-        )
-        c.nodes[name].module = "tests.support.fakewatchdog"
+    c, device = watched_cluster(tmp_path / "c", zk)
+    gone = {n: c.root / f"gone-{n}" for n in c.names}
     try:
         for name in c.names:
             c.nodes[name].start(env={"FAKE_WATCHDOG": "ok", "FAKE_WATCHDOG_GONE": str(gone[name])})
@@ -141,6 +140,50 @@ def test_an_active_whose_device_goes_away_demotes_and_its_peer_takes_over(
         )
         assert members(c)["mail1"].watchdog == WatchdogStatus(True, TIMEOUT, "")  # type: ignore[union-attr]
         assert c.active() == "mail2"
+        c.assert_never_two_serving()
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())
+
+
+def test_lease_wait_waits_out_a_frozen_active_that_published_its_armed_device(
+    zk: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Today's lease-wait, through the daemons: mail2 remembers that mail1 published an
+    armed device, so when mail1 freezes and its session (and member status) is gone,
+    mail2 waits out T + watchdog.timeout + margin and promotes. The reset a real
+    device would do is done by the test: the daemon is killed, the service stopped."""
+    c, _ = watched_cluster(tmp_path / "c", zk, fencing=[{"type": "lease-wait"}])
+    try:
+        for name in c.names:
+            c.nodes[name].start(env={"FAKE_WATCHDOG": "ok"})
+        assert c.wait_active(timeout=20) == "mail1"
+        wait_for(
+            lambda: (m := members(c).get("mail2")) is not None and m.eligible,
+            10,
+            "mail2 to be an eligible standby",
+        )
+        time.sleep(1.0)  # mail2 read the members (mail1 armed) when it joined; some slack
+        mail1 = c.nodes["mail1"]
+        mail1.signal(signal.SIGSTOP)
+        # The watchdog device fires: everything on mail1 stops.
+        mail1.kill()
+        subprocess.run(
+            [PY, "-m", "chaos.services.loopback_smtp", "stop", "--name", "mail1", "--dir",
+             str(c.service_dir)],
+            cwd=REPO,
+            check=True,
+        )  # fmt: skip
+        assert c.wait_active(timeout=30, other_than="mail1") == "mail2"
+        fenced = [
+            e
+            for e in c.nodes["mail2"].events()
+            if e.get("event") == "fence_method_finished" and e.get("target") == "mail1"
+        ]
+        assert fenced and fenced[-1]["method"] == "lease-wait" and fenced[-1]["ok"], fenced
+        assert fenced[-1]["reason"].startswith("waited out ")
         c.assert_never_two_serving()
     finally:
         c.stop()
