@@ -129,7 +129,8 @@ def _decide_active(o: Observation) -> Decision:
         return Decision(Act.DEMOTE, "demoting: a peer fenced this node (fence marker)", "fenced")
     if o.watchdog_problem:
         # A peer's lease-wait trusts this device to reset the machine should the
-        # daemon freeze; without it a frozen active would keep serving next to the
+        # daemon freeze, on the word of the member status it read last, which may
+        # still say "armed": frozen now, this node would keep serving next to the
         # peer that waited it out. Not even maintenance or a lone node changes that.
         return Decision(
             Act.DEMOTE, f"demoting: {o.watchdog_problem}", "watchdog", backoff=o.flap_backoff
