@@ -60,7 +60,8 @@ def _check_lease_wait(c: Config, found: Findings) -> None:
         at,
         f"{only}a takeover by lease-wait waits {secs(wait)} (session_timeout + watchdog.timeout "
         "+ lease_margin) and is safe only if every member runs a watchdog device; "
-        "this file cannot check the peers'",
+        "this file cannot check the peers', so lease-wait refuses a peer whose member "
+        "status does not show one armed with a timeout no longer than watchdog.timeout",
     )
     if kinds[-1] != "lease-wait":
         found.note(at, "lease-wait always succeeds, so the methods after it never run")

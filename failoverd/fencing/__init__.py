@@ -8,7 +8,8 @@ the marker (marker.py) that proves it was fenced. probes.py and readiness.py che
 ahead of need, that each method would work toward each peer.
 
 This package may import config/, process.py, resources/ (fence-self stops them),
-zk/'s pure lease clock and observe/. fence_self.py and marker.py run in the short
-`fence-self` process: they import nothing heavy (no structlog, no paramiko; see
-observe/fastlog.py and paramiko_import.py).
+zk/'s pure pieces (the lease clock, the member status lease-wait trusts) and
+observe/. fence_self.py and marker.py run in the short `fence-self` process: they
+import nothing heavy (no structlog, no paramiko; see observe/fastlog.py and
+paramiko_import.py).
 """

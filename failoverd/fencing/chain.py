@@ -15,7 +15,7 @@ the log line of a refused takeover says exactly what to fix.
   target's name.
 * lease-wait (lease_wait.py): wait until the old holder must have stopped by itself
   (its local lease ran out and its watchdog fired); only valid when every member has
-  a watchdog.
+  a watchdog device, and refused toward a target that did not publish one armed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from failoverd.config.model import (
 )
 from failoverd.fencing.base import FenceOutcome, Fencer, FenceRequest, FenceTarget
 from failoverd.fencing.command import CommandFencer
-from failoverd.fencing.lease_wait import LeaseWaitFencer
+from failoverd.fencing.lease_wait import LeaseWaitFencer, PublishedWatchdogs
 
 log = structlog.get_logger(__name__)
 
@@ -153,7 +153,9 @@ def _guarded(f: Fencer, run: Callable[[], FenceOutcome]) -> FenceOutcome:
         )
 
 
-def build_fence_chain(config: Config) -> FenceChain:
+def build_fence_chain(config: Config, published: PublishedWatchdogs | None = None) -> FenceChain:
+    """`published`: the daemon's memory of what each member published about its
+    watchdog device, which lease-wait trusts (None: failoverctl's dry runs)."""
     fencers: list[Fencer] = []
     for cfg in config.fencing:
         if isinstance(cfg, SshFencerConfig):
@@ -173,6 +175,7 @@ def build_fence_chain(config: Config) -> FenceChain:
                         config.zookeeper.session_timeout,
                         config.watchdog.timeout,
                         config.zookeeper.lease_margin,
+                        published,
                     )
                 )
     return FenceChain(fencers)

@@ -11,7 +11,9 @@ this method work toward that peer right now? Nothing here fences anything.
   no other key, no known_hosts but the configured one, never add a host key.
 * command: the fencer's `check_argv` (the power switch's status action) when one
   is configured, else only that its program is executable.
-* lease-wait: always ready; the config validator already requires a watchdog.
+* lease-wait: always ready; the config validator already requires a watchdog
+  device here. Whether the *target* published one armed is decided at fence time
+  (lease_wait.py), not probed.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import structlog
 from failoverd import __version__
 from failoverd.config import Config
 from failoverd.fencing.chain import build_fence_chain
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
 from failoverd.fencing.readiness import FenceReadiness
 from failoverd.health import HealthMonitor
@@ -106,7 +107,9 @@ class Daemon:
             env={"FAILOVERD_CLUSTER": config.cluster, "FAILOVERD_NODE": self.node},
         )
         self.resources = build_resources(config.resources)
-        self.fence_chain = build_fence_chain(config)
+        # What each member last published about its watchdog device (lease-wait).
+        self.published_watchdogs = PublishedWatchdogs()
+        self.fence_chain = build_fence_chain(config, self.published_watchdogs)
         self.marker = FenceMarker(config.node.state_dir)
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
@@ -188,6 +191,10 @@ class Daemon:
         self.keeper.start()
         self.readiness.start()
         self.resource_watch.start()
+        # Arm the watchdog device before the first cycle: a node contends only with
+        # its device armed (Observation.watchdog_problem), and a peer's lease-wait
+        # trusts only what the member status then says about it.
+        self._pet()
         self.set_role(Role.STANDBY, "started")
         try:
             while not self.stopping.is_set():
@@ -426,6 +433,7 @@ class Daemon:
                     if name != self.node and res3[name] is not None:  # (re)joined: re-probe
                         self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
+                self.published_watchdogs.saw(res3)
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
@@ -538,6 +546,7 @@ class Daemon:
             dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
             resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
+            watchdog_problem=self.watchdog.problem,
         )
 
     def _priority_delay(self) -> float:
@@ -704,7 +713,7 @@ class Daemon:
         key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
-        key += (elig,)
+        key += (elig, self.watchdog.published())
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -723,6 +732,7 @@ class Daemon:
             seen_epoch=seen_epoch,
             eligible=elig.eligible,
             why=elig.why,
+            watchdog=self.watchdog.published(),
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())

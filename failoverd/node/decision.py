@@ -77,6 +77,9 @@ class Observation:
     dirty_reason: str = ""
     # Active: a resource whose status says it stopped underneath us (resource_watch.py).
     resource_lost: str | None = None
+    # Why the configured watchdog device is not armed ("" when it is, or when none is
+    # configured): failoverd/node/notify.py, Watchdog.problem.
+    watchdog_problem: str = ""
 
 
 def decide(o: Observation) -> Decision:
@@ -124,6 +127,14 @@ def _decide_active(o: Observation) -> Decision:
         )
     if o.fenced:
         return Decision(Act.DEMOTE, "demoting: a peer fenced this node (fence marker)", "fenced")
+    if o.watchdog_problem:
+        # A peer's lease-wait trusts this device to reset the machine should the
+        # daemon freeze, on the word of the member status it read last, which may
+        # still say "armed": frozen now, this node would keep serving next to the
+        # peer that waited it out. Not even maintenance or a lone node changes that.
+        return Decision(
+            Act.DEMOTE, f"demoting: {o.watchdog_problem}", "watchdog", backoff=o.flap_backoff
+        )
     if o.switchover_pending and o.switchover_to != o.node:
         target = o.switchover_to or "any healthy standby"
         if not o.healthy_peer:
@@ -200,6 +211,8 @@ def _decide_standby(o: Observation) -> Decision:
         return Decision(Act.WAIT, f"not contending: {why}", "dirty")
     if o.fenced:
         return Decision(Act.WAIT, "not contending: the fence marker is unreadable", "fenced")
+    if o.watchdog_problem:
+        return Decision(Act.WAIT, f"not contending: {o.watchdog_problem}", "watchdog")
     forced = o.failover_to is not None
     if forced and o.failover_to != o.node:
         return Decision(Act.WAIT, f"standing aside: forced failover to {o.failover_to} pending", "")

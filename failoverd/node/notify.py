@@ -10,6 +10,13 @@ So the device is not petted either while this node's own stop cannot be trusted:
 resources that would not stop (dirty), or an abandoned operation that may still
 complete (failoverd/resources/abandoned.py).
 
+So a configured device must be *armed* before the node contends: open, set to the
+configured timeout (WDIOC_SETTIMEOUT), that timeout read back (WDIOC_GETTIMEOUT) and
+no longer than configured, and taking pets. Anything less is `Watchdog.problem`,
+which makes the node ineligible and an active demote (failoverd/node/decision.py);
+the member status publishes the device's state (`Watchdog.published`), and a peer's
+lease-wait trusts nothing else.
+
 Neither sd_notify() nor Watchdog.pet() ever raises: a failure to talk to systemd
 or the device must not crash the main loop (it is logged; a watchdog that is not
 petted fires, which is the safe direction).
@@ -27,6 +34,7 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from failoverd.config import WatchdogConfig
+from failoverd.zk.znodes import WatchdogStatus
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +48,9 @@ WATCHDOG_MAGIC_CLOSE = b"V"
 # Pet at a quarter of the timeout: three pets may be lost or late (a slow loop
 # iteration, a scheduling hiccup) before the watchdog fires.
 PET_FRACTION = 4
+
+
+NO_DEVICE = "no watchdog device configured"
 
 
 class WatchdogError(Exception):
@@ -119,8 +130,10 @@ class Watchdog:
         self.clock = clock
         self.systemd_usec = self._systemd_usec(cfg, env)
         self.device_fd: int | None = None
-        # The device timeout actually in force (the driver may round it).
+        # The device timeout actually in force, as the driver reports it; None while unknown.
         self.device_timeout: float | None = None
+        # Why the device is not armed ("" when it is, or when none is configured).
+        self._unarmed = "not opened yet"
         self._last_systemd: float | None = None
         self._last_device: float | None = None
         self._last_open_attempt: float | None = None
@@ -175,7 +188,9 @@ class Watchdog:
     def device_interval(self) -> float | None:
         if self.cfg is None or self.cfg.device is None:
             return None
-        timeout = self.device_timeout if self.device_timeout is not None else self.cfg.timeout
+        timeout = self.cfg.timeout
+        if self.device_timeout is not None:
+            timeout = min(timeout, self.device_timeout)  # never slower than the device needs
         return timeout / PET_FRACTION
 
     @property
@@ -183,6 +198,26 @@ class Watchdog:
         return self.systemd_usec is not None or (
             self.cfg is not None and self.cfg.device is not None
         )
+
+    # -- armed or not -----------------------------------------------------------
+
+    @property
+    def problem(self) -> str:
+        """Why the configured device is not armed, one sentence for `why`; "" when it
+        is armed or when no device is configured (the device is optional)."""
+        if self.cfg is None or self.cfg.device is None or not self._unarmed:
+            return ""
+        return f"watchdog device {self.cfg.device} not armed: {self._unarmed}"
+
+    @property
+    def armed(self) -> bool:
+        return self.cfg is not None and self.cfg.device is not None and not self._unarmed
+
+    def published(self) -> WatchdogStatus:
+        """What the member status says about the device; a peer's lease-wait reads it."""
+        if self.cfg is None or self.cfg.device is None:
+            return WatchdogStatus(armed=False, timeout=None, why=NO_DEVICE)
+        return WatchdogStatus(self.armed, self.device_timeout, self.problem)
 
     # -- petting -------------------------------------------------------------
 
@@ -228,43 +263,85 @@ class Watchdog:
             os.write(self.device_fd, b"\0")
             self._last_device = now
         except OSError as e:
-            log.error(
-                "watchdog_pet_failed", device=self.cfg.device if self.cfg else None, error=str(e)
-            )
+            # A device that takes no pets may be gone (its driver unbound): nothing
+            # says it still resets the machine, so it is not armed any more. Closed
+            # without the magic character (if it is alive it fires: the safe side)
+            # and opened afresh at the next pet, which arms it again if it works.
+            device = self.cfg.device if self.cfg else None
+            log.error("watchdog_pet_failed", device=device, error=str(e))
+            self._unarmed = f"petting it failed: {e.strerror or e}"
+            fd, self.device_fd = self.device_fd, None
+            self._last_open_attempt = now
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def open(self) -> None:
-        """Open (and thereby arm) the device and set its timeout; raises WatchdogError.
+        """Open (and thereby arm) the device and set its timeout; raises WatchdogError
+        when it cannot be opened. A device that opens but does not take or report the
+        configured timeout stays open and petted (closing it would reset the machine
+        or, with the 'V', disarm it) and is not armed: see `problem`.
 
-        pet() calls this lazily, so the machine is not armed before the daemon's
-        main loop runs; the daemon may call it early to fail fast."""
+        pet() calls this lazily; the daemon pets once before its first loop cycle,
+        so the device is armed before the node can contend."""
         if self.device_fd is not None or self.cfg is None or self.cfg.device is None:
             return
         device = self.cfg.device
         try:
             fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise WatchdogError(f"cannot open {device}: {e.strerror or e}") from e
+            self._unarmed = f"cannot open {device}: {e.strerror or e}"
+            raise WatchdogError(self._unarmed) from e
         self.device_fd = fd
-        # Round down: a shorter timeout than configured only reboots sooner; a
-        # longer one would break lease-wait fencing's arithmetic on the peers.
+        self._last_device = None  # a fresh open is petted at once
+        self._unarmed = self._set_timeout(fd, device)
+        if self._unarmed:
+            return
+        log.info("watchdog_armed", device=device, timeout=self.device_timeout)
+
+    def _set_timeout(self, fd: int, device: str) -> str:
+        """Set the configured timeout and read back the one in force; why the device
+        is not armed, or "". Each peer's lease-wait waits watchdog.timeout for this
+        device to reset a frozen machine: a timeout that is unknown or longer breaks
+        that arithmetic, so either makes this node ineligible."""
+        assert self.cfg is not None
+        # Round down: a shorter timeout than configured only resets sooner.
         wanted = max(1, int(self.cfg.timeout))
         try:
-            out = fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", wanted))
-            actual = struct.unpack("i", out)[0]
-            self.device_timeout = float(actual)
-            if actual > self.cfg.timeout:
-                log.critical(
-                    "watchdog_timeout_longer",
-                    device=device,
-                    timeout=actual,
-                    configured=self.cfg.timeout,
-                    hint="the driver rounded up; lease-wait fencing on peers waits too little",
-                )
+            fcntl.ioctl(fd, WDIOC_SETTIMEOUT, struct.pack("i", wanted))
         except OSError as e:
-            # A regular file, or a driver with a fixed timeout: keep petting at
-            # the configured rate, and say so.
-            log.warning("watchdog_timeout_not_set", device=device, wanted=wanted, error=str(e))
-        log.info("watchdog_armed", device=device, timeout=self.device_timeout or self.cfg.timeout)
+            # A regular file, or a driver with a fixed timeout.
+            log.critical("watchdog_timeout_not_set", device=device, wanted=wanted, error=str(e))
+            self.device_timeout, _ = self._read_timeout(fd)
+            return f"it did not take timeout {wanted}s (WDIOC_SETTIMEOUT: {e.strerror or e})"
+        self.device_timeout, unknown = self._read_timeout(fd)
+        if self.device_timeout is None:
+            log.critical("watchdog_timeout_unknown", device=device, error=unknown)
+            return f"its timeout is unknown (WDIOC_GETTIMEOUT: {unknown})"
+        if self.device_timeout > self.cfg.timeout:
+            log.critical(
+                "watchdog_timeout_longer",
+                device=device,
+                timeout=self.device_timeout,
+                configured=self.cfg.timeout,
+                hint="the driver rounded up; lease-wait fencing on peers waits too little",
+            )
+            return (
+                f"its timeout is {self.device_timeout:g}s, "
+                f"longer than watchdog.timeout ({self.cfg.timeout:g}s)"
+            )
+        return ""
+
+    @staticmethod
+    def _read_timeout(fd: int) -> tuple[float | None, str]:
+        """(the timeout the driver reports, None if it reports none; why not)."""
+        try:
+            out = fcntl.ioctl(fd, WDIOC_GETTIMEOUT, struct.pack("i", 0))
+        except OSError as e:
+            return None, str(e.strerror or e)
+        actual = struct.unpack("i", out)[0]
+        return (float(actual), "") if actual > 0 else (None, f"it reports {actual}s")
 
     def close(self, clean: bool) -> None:
         """Stop petting. clean: disarm the device with the magic 'V' (a clean
@@ -272,6 +349,7 @@ class Watchdog:
         machine reboots at the timeout — that is the point: resources may
         still be running and nothing else will stop them."""
         self.closed = True
+        self._unarmed = "failoverd stopped petting it"
         fd, self.device_fd = self.device_fd, None
         if fd is None:
             return

@@ -211,6 +211,19 @@ class Breadcrumb:
 
 
 @dataclass(frozen=True)
+class WatchdogStatus:
+    """What a member says about its watchdog device: the part of its status that
+    `lease-wait` on a peer trusts (failoverd/fencing/lease_wait.py). `armed`: the
+    device is open, took the configured timeout and takes pets; `timeout`: the
+    seconds the device itself reports (WDIOC_GETTIMEOUT), None while unknown; `why`:
+    why it is not armed, for humans ("" when it is)."""
+
+    armed: bool
+    timeout: float | None
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class MemberStatus:
     """Ephemeral `members/<node>`: what a daemon reports about itself."""
 
@@ -240,6 +253,9 @@ class MemberStatus:
     # what an older failoverd wrote: unknown, which status reports as not eligible.
     eligible: bool = False
     why: str = UNKNOWN_ELIGIBILITY
+    # Its watchdog device (failoverd/node/notify.py). Absent in what an older failoverd
+    # wrote: unknown, which `lease-wait` treats as "nothing resets it".
+    watchdog: WatchdogStatus | None = None
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -264,6 +280,7 @@ class MemberStatus:
             seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
             eligible=_flag(d, "eligible", "member", default=False),
             why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
+            watchdog=_watchdog(d.get("watchdog")),
         )
 
 
@@ -273,6 +290,26 @@ def _fence_ready(value: Any) -> dict[str, bool]:
     ):
         raise ZnodeError(f"member: field 'fence_ready' is {_short(value)}")
     return dict(value)
+
+
+# A device timeout is a few seconds to minutes; a day is far beyond any driver's limit.
+MAX_WATCHDOG_TIMEOUT = 86400.0
+
+
+def _watchdog(value: Any) -> WatchdogStatus | None:
+    if value is None:
+        return None
+    what = "member.watchdog"
+    if not isinstance(value, dict):
+        raise ZnodeError(f"member: field 'watchdog' is {_short(value)}")
+    timeout = _field(value, "timeout", (int, float, type(None)), what)
+    if timeout is not None and not 0 < timeout <= MAX_WATCHDOG_TIMEOUT:
+        raise ZnodeError(f"{what}: timeout {timeout} is out of range")
+    return WatchdogStatus(
+        armed=_field(value, "armed", bool, what),
+        timeout=None if timeout is None else float(timeout),
+        why=_text(value, "why", what, default=""),
+    )
 
 
 def _formats(value: Any) -> tuple[int, ...]:

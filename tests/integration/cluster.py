@@ -55,6 +55,9 @@ class Node:
     dir: Path
     config_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    # What `python -m` runs: failoverd's own main, or a wrapper around it such as
+    # tests/support/fakewatchdog.py (a driver for a file standing in for /dev/watchdog).
+    module: str = "failoverd.main"
 
     @property
     def log_path(self) -> Path:
@@ -63,7 +66,7 @@ class Node:
     def start(self, env: dict[str, str] | None = None) -> None:
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [PY, "-m", "failoverd.main", "-c", str(self.config_path)],
+            [PY, "-m", self.module, "-c", str(self.config_path)],
             env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -34,7 +34,14 @@ WATCHDOG_TIMEOUT = 2.0  # the daemon pets every timeout / 4
 
 class StubbornCluster(Cluster):
     """Each node's stop refuses while ROOT/stop-fails-NODE exists; each node pets its
-    own file standing in for /dev/watchdog, and systemd's watchdog."""
+    own file standing in for /dev/watchdog, and systemd's watchdog. The daemons run
+    under tests/support/fakewatchdog.py, whose driver arms that file: a node contends
+    only with its device armed."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for node in self.nodes.values():
+            node.module = "tests.support.fakewatchdog"
 
     def config_dict(self, name: str, priority: int) -> dict[str, Any]:
         cfg = super().config_dict(name, priority)

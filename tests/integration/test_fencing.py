@@ -36,8 +36,10 @@ from failoverd.config import (
 from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import FenceChain, build_fence_chain
 from failoverd.fencing.command import CommandFencer
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
 from failoverd.fencing.ssh import SshFencer
+from failoverd.zk.znodes import MemberStatus, WatchdogStatus
 from tests.support.sshd import Sshd, free_port, keygen, wait_accepting
 
 REPO = Path(__file__).resolve().parents[2]
@@ -454,10 +456,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_lease_wait_waits_out_session_watchdog_and_margin_from_lock_loss() -> None:
+    # mail2 published a device armed with a timeout no longer than the 0.3 s waited out
+    # (tests/integration/test_fencing_lease.py: what it refuses).
+    published = PublishedWatchdogs()
+    status = MemberStatus("mail2", "active", True, 6, "x", "127.0.0.1", False, "r", "t")
+    published.saw({"mail2": replace(status, watchdog=WatchdogStatus(True, 0.3))})
     chain = build_fence_chain(
         config(
             LeaseWaitFencerConfig(), watchdog=WatchdogConfig(device="/dev/watchdog", timeout=0.3)
-        )
+        ),
+        published,
     )
     # 0.2 + 0.3 + 0.05 = 0.55 s after the lock was seen gone; 0.25 s of it already passed.
     req = replace(request(), lock_free_since=time.monotonic() - 0.25)

@@ -1,6 +1,8 @@
 """Fencing after losing the lease (DESIGN.md §5, issue 9 item 5): the chain checks the
 fencer's own lease before each method, lease-wait stops waiting when it goes, and
-fence-self refuses a fence from an epoch older than the one this node serves."""
+fence-self refuses a fence from an epoch older than the one this node serves. And
+lease-wait waits out only a target that published, in its member status in ZooKeeper,
+a watchdog device armed with a timeout no longer than the one it waits out."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,9 +28,12 @@ from failoverd.config import (
 )
 from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import build_fence_chain
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
 from failoverd.resources.build import build_resources
+from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.lease import LocalLease
+from failoverd.zk.znodes import MemberStatus, WatchdogStatus, encode, now_iso
 from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer
 
@@ -90,14 +96,183 @@ def test_chain_with_a_valid_lease_still_falls_through_to_the_next_method(tmp_pat
     assert ok and [o.ok for o in outcomes] == [False, True] and ran.exists()
 
 
+def armed_target() -> PublishedWatchdogs:
+    """What a fencer remembers of a target that published an armed 10 s device."""
+    published = PublishedWatchdogs()
+    status = MemberStatus("mail2", "active", True, 6, "x", "127.0.0.1", False, "r", "t")
+    published.saw({"mail2": replace(status, watchdog=WatchdogStatus(True, 10.0))})
+    return published
+
+
 def test_lease_wait_stops_waiting_when_the_fencers_lease_runs_out() -> None:
     watchdog = WatchdogConfig(device="/dev/watchdog", timeout=10.0)
-    chain = build_fence_chain(chain_config(LeaseWaitFencerConfig(), watchdog=watchdog))
+    chain = build_fence_chain(
+        chain_config(LeaseWaitFencerConfig(), watchdog=watchdog), armed_target()
+    )
     t0 = time.monotonic()
     ok, outcomes = chain.fence(request(lease_for(0.3)))  # would wait 2 + 10 + 0.5 s
     assert not ok
     assert outcomes[0].reason == "stopped waiting: this node's own lease ran out"
     assert time.monotonic() - t0 < 1.0
+
+
+# ---------------------------------------------------------------------------
+# lease-wait trusts only a watchdog device the target published armed
+# ---------------------------------------------------------------------------
+
+ASSUMED = 10.0  # the fencer's watchdog.timeout: it waits 2 + 10 + 0.5 s
+NO_WAIT = 12.4  # how long ago the lock was seen gone: a wait would end within 0.1 s
+
+
+class Pair:
+    """mail1 (the fencer) and mail2 (the target) with a session each on a real
+    ZooKeeper; the fencer remembers what it read of the members, as its daemon does."""
+
+    def __init__(self, zk: ZooKeeperServer, root: Path):
+        self.cluster = Cluster(root, zk.address)
+        self.coords = {n: self._coord(n) for n in ("mail1", "mail2")}
+        self.published = PublishedWatchdogs()
+
+    def _coord(self, name: str) -> Coordinator:
+        coord = Coordinator(load_config(str(self.cluster.nodes[name].config_path)))
+        coord.start(timeout=5)
+        coord.ensure_tree(2)
+        return coord
+
+    def publish(self, watchdog: WatchdogStatus | None, drop_field: bool = False) -> None:
+        status = MemberStatus(
+            "mail2", "active", True, 6, "x", "127.0.0.1", False, "promoted", now_iso(), 1,
+            watchdog=watchdog,
+        )  # fmt: skip
+        if not drop_field:
+            self.coords["mail2"].write_member(status, 2)
+            return
+        # What a failoverd from before the field writes: no `watchdog` at all.
+        data = json.loads(encode(status))
+        del data["watchdog"]
+        self.write_raw(json.dumps(data).encode())
+
+    def write_raw(self, data: bytes) -> None:
+        target = self.coords["mail2"]
+        target.client.create(f"{target.members_path}/mail2", data, ephemeral=True)
+
+    def read(self) -> None:
+        self.published.saw(self.coords["mail1"].read_members(2))
+
+    def target_dies(self) -> None:
+        """mail2's session ends: its ephemeral member status goes with it."""
+        self.coords["mail2"].close()
+        self.read()
+        assert "mail2" not in self.coords["mail1"].read_members(2)
+
+    def close(self) -> None:
+        for coord in self.coords.values():
+            coord.close()
+
+
+@pytest.fixture
+def pair(zk: ZooKeeperServer, tmp_path: Path) -> Iterator[Pair]:
+    p = Pair(zk, tmp_path / "c")
+    yield p
+    p.close()
+
+
+def lease_wait_then(ran: Path, published: PublishedWatchdogs) -> tuple[bool, list[object]]:
+    """lease-wait, then a command that leaves a file: (ok, outcomes) of the chain."""
+    watchdog = WatchdogConfig(device="/dev/watchdog", timeout=ASSUMED)
+    fallback = CommandFencerConfig(argv=("touch", str(ran)), timeout=5.0)
+    chain = build_fence_chain(
+        chain_config(LeaseWaitFencerConfig(), fallback, watchdog=watchdog), published
+    )
+    req = replace(request(lease_for(30)), lock_free_since=time.monotonic() - NO_WAIT)
+    return chain.fence(req)  # type: ignore[return-value]
+
+
+REFUSED = {
+    "not-armed": (
+        WatchdogStatus(False, None, "watchdog device /dev/watchdog0 not armed: cannot open"),
+        "refused: mail2 published no armed watchdog device "
+        "(watchdog device /dev/watchdog0 not armed: cannot open)",
+    ),
+    "no-device": (
+        WatchdogStatus(False, None, "no watchdog device configured"),
+        "refused: mail2 published no armed watchdog device (no watchdog device configured)",
+    ),
+    "longer": (
+        WatchdogStatus(True, 30.0),
+        "refused: mail2's watchdog timeout (30s) is longer than the watchdog.timeout (10s) "
+        "this node waits out",
+    ),
+    "unknown-timeout": (
+        WatchdogStatus(True, None),
+        "refused: mail2's watchdog timeout (unknown) is longer than the watchdog.timeout "
+        "(10s) this node waits out",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_lease_wait_refuses_a_target_that_did_not_publish_an_armed_device(
+    pair: Pair, tmp_path: Path, case: str
+) -> None:
+    published, reason = REFUSED[case]
+    pair.publish(published)
+    pair.read()
+    pair.target_dies()  # the fencer remembers what mail2 said while it lived
+    ran = tmp_path / "ran"
+    ok, outcomes = lease_wait_then(ran, pair.published)
+    first = outcomes[0]
+    assert (first.method, first.ok, first.reason) == ("lease-wait", False, reason)  # type: ignore[attr-defined]
+    assert ok and ran.exists(), "the chain did not fall through to the next method"
+
+
+def test_lease_wait_refuses_a_target_whose_status_is_old_unreadable_or_never_seen(
+    pair: Pair, tmp_path: Path
+) -> None:
+    nothing = "nothing says a watchdog device resets it"
+    # Never seen since this node started.
+    ok, outcomes = lease_wait_then(tmp_path / "ran0", pair.published)
+    expected = f"refused: mail2 published no member status since this node started: {nothing}"
+    assert outcomes[0].reason == expected  # type: ignore[attr-defined]
+    # Written by a failoverd from before the field.
+    pair.publish(WatchdogStatus(True, 10.0), drop_field=True)
+    pair.read()
+    ok, outcomes = lease_wait_then(tmp_path / "ran1", pair.published)
+    expected = (
+        f"refused: mail2 runs a failoverd that does not publish its watchdog device: {nothing}"
+    )
+    assert outcomes[0].reason == expected and ok  # type: ignore[attr-defined]
+    # Unreadable: replaces what was known before.
+    pair.coords["mail2"].client.delete(f"{pair.coords['mail2'].members_path}/mail2")
+    pair.write_raw(b"\x00garbage")
+    pair.read()
+    ok, outcomes = lease_wait_then(tmp_path / "ran2", pair.published)
+    assert outcomes[0].reason == f"refused: mail2's member status was unreadable: {nothing}"  # type: ignore[attr-defined]
+    assert ok and (tmp_path / "ran2").exists()
+
+
+@pytest.mark.parametrize("timeout", [10.0, 8.0])
+def test_lease_wait_waits_out_a_target_that_published_an_armed_device(
+    pair: Pair, tmp_path: Path, timeout: float
+) -> None:
+    pair.publish(WatchdogStatus(True, timeout))
+    pair.read()
+    pair.target_dies()
+    ran = tmp_path / "ran"
+    watchdog = WatchdogConfig(device="/dev/watchdog", timeout=ASSUMED)
+    chain = build_fence_chain(
+        chain_config(LeaseWaitFencerConfig(), watchdog=watchdog), pair.published
+    )
+    # The wait is what it was: session_timeout + the fencer's watchdog.timeout + margin,
+    # from when the lock was seen gone (12 s ago: 0.5 s left).
+    req = replace(request(lease_for(30)), lock_free_since=time.monotonic() - 12.0)
+    t0 = time.monotonic()
+    ok, outcomes = chain.fence(req)
+    assert ok and [(o.method, o.ok) for o in outcomes] == [("lease-wait", True)]
+    assert outcomes[0].reason == "waited out 12.5s since lock seen gone"
+    assert 0.4 <= time.monotonic() - t0 < 2.0
+    assert not ran.exists()
+    assert chain.check(TARGET)[0].reason == "would wait 12.5s"
 
 
 # ---------------------------------------------------------------------------

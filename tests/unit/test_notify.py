@@ -136,7 +136,7 @@ def test_device_gets_a_nul_per_interval_and_v_on_clean_close(tmp_path):
     device = tmp_path / "watchdog"
     device.write_bytes(b"")
     clock = FakeClock()
-    # A regular file rejects WDIOC_SETTIMEOUT: tolerated, the configured timeout is used.
+    # A regular file rejects WDIOC_SETTIMEOUT: not armed (test_watchdog_armed.py), yet petted.
     wd = Watchdog(WatchdogConfig(device=str(device), timeout=8.0), env={}, clock=clock)
     assert device.read_bytes() == b""  # opened lazily: not armed before the first pet
 
