@@ -382,7 +382,11 @@ class Daemon:
                 self.history_written = 0
         if self.state.dirty and now - self.state.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
-        elif self.state.leftovers_unknown and now >= self.leftovers_retry_at:
+        elif (
+            self.state.leftovers_unknown
+            and self.state.role is Role.STANDBY
+            and now >= self.leftovers_retry_at
+        ):
             self._retry_unknown_leftovers(now)
         if (
             self.abandoned.pending

@@ -61,9 +61,15 @@ def test_fence_self_stops_the_service_the_frozen_daemon_started_not_only_the_edi
     cluster: Cluster,
 ) -> None:
     c = cluster
-    c.start()
+    c.start("mail1")
     assert c.wait_active(timeout=20) == "mail1"
+    c.start("mail2")
     wait_for(lambda: last_event(c, "mail1") == "up", 10, "mail1's service up")
+    wait_for(
+        lambda: any(m["node"] == "mail2" and m["role"] == "standby" for m in c.status()["members"]),
+        20,
+        "mail2 standing by",
+    )
     rename_service(c, "mail1", "mail1-new")  # edited, not restarted
     c.nodes["mail1"].signal(signal.SIGSTOP)  # frozen, its service keeps serving
     try:
@@ -228,3 +234,29 @@ def test_sighup_warns_when_the_files_resources_differ_from_the_running_ones(
     assert [" --name mail1 " in x for x in warned[0]["running_only"]] == [True]
     time.sleep(0.2)
     assert c.active() == "mail1"
+
+
+def test_an_unreadable_record_keeps_the_restarted_daemon_out_of_contention_until_repaired(
+    cluster: Cluster,
+) -> None:
+    from failoverd.resources.started import RECORD_FILE
+
+    c = cluster
+    record = c.state_dirs["mail1"] / RECORD_FILE
+    record.write_bytes(b"\x00torn")
+    c.start("mail1")
+    wait_for(
+        lambda: [
+            e
+            for e in c.nodes["mail1"].events()
+            if e.get("event") == "decided"
+            and str(e.get("reason")).startswith("not contending: resources record unreadable")
+        ],
+        20,
+        "mail1 to decide not to contend, for its unreadable record",
+    )
+    assert [e for e in c.nodes["mail1"].events() if e.get("event") == "resources_record_unreadable"]
+    time.sleep(1.0)
+    assert c.status()["lease_holder"] is None, "a node that cannot tell what runs contended"
+    record.unlink()  # the operator stopped what it named by hand
+    assert c.wait_active(timeout=30) == "mail1"
