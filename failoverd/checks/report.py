@@ -10,7 +10,8 @@ from dataclasses import replace
 from failoverd.checks.host import host_checks
 from failoverd.checks.ocf import load_checked_config
 from failoverd.checks.preflight import authorized_keys_notes, preflight
-from failoverd.config import ConfigError
+from failoverd.config import Config, ConfigError
+from failoverd.resources.started import RecordUnreadable, StartedRecord, differences
 
 
 def check_report(path: str, machine: bool = True) -> tuple[int, str]:
@@ -25,6 +26,7 @@ def check_report(path: str, machine: bool = True) -> tuple[int, str]:
     except ConfigError as e:
         return 2, "\n".join(e.problems)
     problems, notes = preflight(config)
+    notes += started_notes(config)
     if machine:
         notes += authorized_keys_notes(config)
         for f in host_checks(config):
@@ -41,3 +43,30 @@ def check_report(path: str, machine: bool = True) -> tuple[int, str]:
         f"{len(methods)} fencing method{'s' * (len(methods) != 1)}: {', '.join(methods)}"
     )
     return 0, "\n".join([f"{path}: OK ({summary})", *(f"{path}: note: {n}" for n in config.notes)])
+
+
+def started_notes(config: Config) -> list[str]:
+    """A note when the file's resources differ from what this node started (its
+    record in the state dir, resources/started.py): the edit takes effect at the
+    next restart, and until then the running daemon keeps the old ones."""
+    record = StartedRecord(config.node.state_dir)
+    try:
+        recorded = record.read()
+    except RecordUnreadable as e:
+        return [
+            f"resources: the record of what this node started is unreadable ({e}): "
+            "fence-self fails and the daemon does not contend until it is repaired or "
+            "removed (stop what it named by hand first)"
+        ]
+    if recorded is None:
+        return []
+    started_only, file_only = differences(recorded, config.resources)
+    if not started_only and not file_only:
+        return []
+    parts = [f"only started: {'; '.join(started_only)}"] if started_only else []
+    parts += [f"only in the file: {'; '.join(file_only)}"] if file_only else []
+    return [
+        f"resources: differ from what this node started ({record.path}): {', '.join(parts)}; "
+        "the running daemon keeps starting and stopping what it started until it restarts; "
+        "fence-self and the start-up cleanup stop both"
+    ]

@@ -16,6 +16,14 @@ Order matters: under the fence lock, the marker is written *first*, then the
 resources are stopped. Once the marker exists, a daemon that resumes from a freeze
 refuses to start anything for the fenced epoch, so the stop cannot be undone behind
 our back; and the lock guarantees no start is half-way through while we stop.
+
+What is stopped is what the daemon started, not only what the file says now: the
+config may have been edited since the daemon read it (every change but `log:`
+needs a restart). So fence-self stops the union of the daemon's record of the
+resources it started (resources/started.py) and the file's. A record it cannot
+read fails the fence (after stopping what the file names): what runs here is then
+unknown, and the peer must fall through to a stronger method such as power.
+After a clean stop of everything, the record is cleared, under the same lock.
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from failoverd.config import Config, SshFencerConfig
 from failoverd.fencing.marker import ActiveRecordUnreadable, FenceMarker, MarkerUnreadable
 from failoverd.observe import fastlog
+
+if TYPE_CHECKING:
+    from failoverd.resources.started import StartedRecord
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
@@ -83,6 +94,7 @@ def run_fence_self(
 
     from failoverd.resources.base import stop_all
     from failoverd.resources.build import build_resources
+    from failoverd.resources.started import RecordUnreadable, StartedRecord, leftovers
 
     by = os.environ.get("SSH_CLIENT", "").split(" ")[0] or "local"
     marker = FenceMarker(config.node.state_dir)
@@ -113,8 +125,21 @@ def run_fence_self(
                 print(f"FAILED marker: {marker_error}", file=out)
             else:
                 print(f"marker: fenced every epoch up to {epoch}", file=out)
-            resources = build_resources(config.resources)
+            record = StartedRecord(config.node.state_dir)
+            configured = build_resources(config.resources)
+            record_error = None
+            try:
+                resources = leftovers(record, config.resources, configured)
+            except RecordUnreadable as e:
+                # Stop what the file names all the same, then fail: whatever the
+                # daemon started from an older file may still run.
+                record_error = f"resources record unreadable, what runs is unknown: {e}"
+                log.critical("resources_record_unreadable", error=str(e), epoch=epoch)
+                print(f"FAILED {record_error}", file=out)
+                resources = configured
             failures = stop_all(resources, env)
+            if not failures and marker_error is None and record_error is None:
+                _clear_record(record)
     except TimeoutError:
         reason = "daemon is mid-start and holds the fence lock"
         log.error("fence_self_failed", epoch=epoch, reason=reason)
@@ -129,7 +154,7 @@ def run_fence_self(
         # stop_all reports "<name>: <reason>"; match by prefix (a vip name may hold ':').
         failure = next((f for f in failures if f.startswith(f"{res.name}: ")), None)
         print(f"FAILED {failure}" if failure else f"stopped {res.name}", file=out)
-    problems = [*failures, *([marker_error] if marker_error else [])]
+    problems = [*failures, *(e for e in (marker_error, record_error) if e)]
     log.info("fence_self_finished", epoch=epoch, ok=not problems, problems=problems)
     # The last line is what the peer quotes in its fence outcome: make it the verdict.
     if problems:
@@ -137,6 +162,15 @@ def run_fence_self(
         return EXIT_FAILED
     print(f"fenced {config.node.name} at epoch {epoch}", file=out)
     return EXIT_OK
+
+
+def _clear_record(record: StartedRecord) -> None:
+    """Everything stopped cleanly: nothing this node started runs any more. A record
+    that stays (an error here) costs only stops of what no longer runs."""
+    try:
+        record.clear()
+    except OSError as e:
+        log.error("resources_record_not_cleared", path=str(record.path), error=str(e))
 
 
 def _active_epoch(marker: FenceMarker, epoch: int) -> int | None:
@@ -179,8 +213,15 @@ def _dry_run(config: Config, out: TextIO) -> int:
     names: list[str] = []
     try:
         from failoverd.resources.build import build_resources
+        from failoverd.resources.started import RecordUnreadable, StartedRecord, leftovers
 
-        names = [r.name for r in reversed(build_resources(config.resources))]
+        configured = build_resources(config.resources)
+        record = StartedRecord(state_dir)
+        try:
+            names = [r.name for r in reversed(leftovers(record, config.resources, configured))]
+        except RecordUnreadable as e:
+            names = [r.name for r in reversed(configured)]
+            problems.append(f"resources record unreadable, what runs is unknown: {e}")
     except Exception as e:  # noqa: BLE001 - a dry run reports, it does not crash
         problems.append(f"resources cannot be built: {type(e).__name__}: {e}")
     for name in names:

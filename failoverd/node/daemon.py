@@ -6,6 +6,8 @@ petting the watchdog; the lease is renewed on its own thread (coordination.Lease
 
 Restart safety: on start-up the daemon first stops every local resource (they may
 be left from a crash or a restart on the active) and only then becomes a standby.
+"Every" is what the config file names and what the last run recorded before it
+started them (resources/started.py): the file may have been edited since.
 Stopping the daemon on the active is a planned handover: it stops the resources,
 marks the breadcrumb clean and releases the lease, so a peer takes over without
 fencing.
@@ -57,6 +59,7 @@ from failoverd.observe.metrics import Metrics
 from failoverd.resources.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
 from failoverd.resources.base import prepare_all, stop_all
 from failoverd.resources.build import build_resources
+from failoverd.resources.started import RecordUnreadable, StartedRecord, differences, stop_order
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk import session_checks
 from failoverd.zk.coordinator import CoordinationError, Coordinator
@@ -111,6 +114,8 @@ class Daemon:
         self.published_watchdogs = PublishedWatchdogs()
         self.fence_chain = build_fence_chain(config, self.published_watchdogs)
         self.marker = FenceMarker(config.node.state_dir)
+        self.started = StartedRecord(config.node.state_dir)
+        self.leftovers_retry_at = 0.0  # when an unreadable record is read again
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
@@ -140,6 +145,7 @@ class Daemon:
             lease=self.lease,
             fence_chain=self.fence_chain,
             marker=self.marker,
+            started=self.started,
             resources=self.resources,
             resource_watch=self.resource_watch,
             abandoned=self.abandoned,
@@ -332,6 +338,26 @@ class Daemon:
         configure_logging(new.log, self.node, new.cluster)
         self.config = replace(self.config, log=new.log)
         log.info("reloaded", applied=["log"], needs_restart=changed)
+        self._warn_resources_differ(new)
+
+    def _warn_resources_differ(self, new: Config) -> None:
+        """Until the restart, this daemon starts and stops the resources it read at
+        its start, while fence-self and a restart's cleanup also stop the file's:
+        say so when they differ, naming both sides (a timeout alone is no difference)."""
+        try:
+            recorded = self.started.read() or ()
+        except RecordUnreadable:
+            recorded = ()  # the record's own problem is reported where it is used
+        running = stop_order(recorded, self.config.resources)
+        running_only, file_only = differences(running, new.resources)
+        if running_only or file_only:
+            log.warning(
+                "resources_differ_from_running",
+                running_only=running_only,
+                file_only=file_only,
+                hint="until failoverd restarts it keeps starting and stopping the running "
+                "resources; fence-self and the start-up cleanup stop both",
+            )
 
     # -- one loop cycle ---------------------------------------------------------
 
@@ -363,6 +389,12 @@ class Daemon:
                 self.history_written = 0
         if self.state.dirty and now - self.state.dirty_since > DIRTY_RETRY:
             self._stop_leftover_resources()
+        elif (
+            self.state.leftovers_unknown
+            and self.state.role is Role.STANDBY
+            and now >= self.leftovers_retry_at
+        ):
+            self._retry_unknown_leftovers(now)
         if (
             self.abandoned.pending
             and self.state.role is Role.STANDBY
@@ -542,8 +574,10 @@ class Daemon:
             switchover_pending=sw_pending,
             failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
             flap_limited=len(self.state.health_demotions) >= cfg.flap.max_failovers,
-            dirty=self.state.dirty or self.abandoned.pending,
-            dirty_reason=self.abandoned.reason() if self.abandoned.pending else "",
+            dirty=self.state.dirty or self.abandoned.pending or bool(self.state.leftovers_unknown),
+            dirty_reason=self.abandoned.reason()
+            if self.abandoned.pending
+            else self.state.leftovers_unknown,
             resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
             watchdog_problem=self.watchdog.problem,
@@ -574,26 +608,52 @@ class Daemon:
         self.transitions.demote(d)
 
     def _stop_leftover_resources(self) -> None:
-        failures = stop_all(self.resources, self.resource_env(None))
+        """Stop what the config names and what the last run recorded; once all of it
+        stopped cleanly, nothing this node started runs: clear the record."""
+        resources, known = self.transitions.leftovers()
+        failures = stop_all(resources, self.resource_env(None))
         if failures:
             self.mark_dirty(failures)
         elif self.state.dirty:
             log.warning("resources_stopped_after_failure")
             self.state.dirty = False
+        if not failures and known and not self.abandoned.pending:
+            try:
+                self.transitions.clear_started()
+            except (OSError, TimeoutError) as e:  # the next clean stop clears it
+                log.error("resources_record_not_cleared", error=str(e))
+
+    def _retry_unknown_leftovers(self, now: float) -> None:
+        """An unreadable record keeps the node out of contention (it does not guess
+        what runs). Not a dirty node, though: the watchdog is still petted, since a
+        reset would not make the record readable. Once an operator has repaired or
+        removed it, stop what it names and contend again."""
+        self.leftovers_retry_at = now + DIRTY_RETRY
+        try:
+            self.started.read()
+        except RecordUnreadable:
+            return
+        self._stop_leftover_resources()
 
     def _sweep_abandoned(self, now: float) -> None:
         """Work towards confirming that every abandoned operation is gone
         (failoverd/resources/abandoned.py); meanwhile the node reports why it is unclean."""
         self.abandoned.next_sweep = now + SWEEP_INTERVAL
+        resources, known = self.transitions.leftovers()
         try:
             self.await_work(
                 self.abandoned.sweep,
-                self.resources,
+                resources,
                 self.resource_env(None),
-                timeout=sum(r.timeout for r in self.resources) * 2 + 5.0,
+                timeout=sum(r.timeout for r in resources) * 2 + 5.0,
             )
         except TimeoutError:
             pass  # the next sweep tries again; the node stays unclean meanwhile
+        if known and not self.abandoned.pending:  # confirmed: everything stopped
+            try:
+                self.transitions.clear_started()
+            except (OSError, TimeoutError) as e:
+                log.error("resources_record_not_cleared", error=str(e))
         reason = self.abandoned.reason() if self.abandoned.pending else "abandoned work gone"
         if reason != self.state.reason:
             self.set_role(self.state.role, reason)

@@ -35,6 +35,10 @@ class NodeState:
       (failoverd/node/switchover.py).
     * `dirty`, `dirty_since`: the daemon's `mark_dirty` when resources would not
       stop (a demotion calls it); the loop clears `dirty` once a retry stops them.
+    * `leftovers_unknown`: why this node cannot tell what it started before (its
+      resources record is unreadable; failoverd/resources/started.py), "" when it
+      can. `Transitions.leftovers` sets and clears it; the node does not contend
+      while it is set (Observation.dirty).
     * `health_demotions`: a demotion for health or a lost resource appends its
       time; the loop drops the times older than the flap window.
     * The lock as last read (`lock_holder`, `lock_owner`, `lock_read_at`,
@@ -56,6 +60,7 @@ class NodeState:
     handover: tuple[str, float] | None = None
     dirty: bool = False
     dirty_since: float = 0.0
+    leftovers_unknown: str = ""
     health_demotions: deque[float] = field(default_factory=deque)
     lock_holder: str | None = None
     lock_owner: int | None = None

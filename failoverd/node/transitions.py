@@ -39,6 +39,7 @@ from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
 from failoverd.resources.abandoned import AbandonedWork, tagged
 from failoverd.resources.base import Resource, ResourceError, ResourceTimeout, stop_all
+from failoverd.resources.started import RecordUnreadable, StartedRecord, leftovers
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk.coordinator import CoordinationError, Coordinator
 from failoverd.zk.lease import LocalLease
@@ -46,6 +47,11 @@ from failoverd.zk.znodes import Breadcrumb, now_iso
 
 log = structlog.get_logger("failoverd.node.transitions")
 T = TypeVar("T")
+
+# How long a demotion waits for the fence lock to clear the resources record. Short:
+# whoever holds it is a fence-self, which clears the record itself once it stopped
+# everything; a record left behind costs only stops of what no longer runs.
+CLEAR_LOCK_WAIT = 0.5
 
 
 class NodeLoop(Protocol):
@@ -107,6 +113,7 @@ class Transitions:
         lease: LocalLease,
         fence_chain: FenceChain,
         marker: FenceMarker,
+        started: StartedRecord,
         resources: list[Resource],
         resource_watch: ResourceWatch,
         abandoned: AbandonedWork,
@@ -125,6 +132,7 @@ class Transitions:
         self.lease = lease
         self.fence_chain = fence_chain
         self.marker = marker
+        self.started = started  # what this node started: fence-self stops it too
         self.resources = resources
         self.resource_watch = resource_watch
         self.abandoned = abandoned
@@ -232,9 +240,15 @@ class Transitions:
         env = self.loop.resource_env(epoch)
         try:  # under the fence lock: from here on fence-self refuses older epochs
             self.marker.record_active(epoch)
-        except (OSError, TimeoutError) as e:
+            # ... and, before the first start, knows what this node starts: the file
+            # may be edited before our restart, and fence-self and the start-up
+            # cleanup (which read the file) must stop what *we* started too.
+            with self.marker.held(timeout=1.0):
+                self.started.add(self.config.resources, epoch)
+        except (OSError, TimeoutError, RecordUnreadable) as e:
             # PROMOTING -> DEMOTING -> STANDBY: the state dir is unusable (an older
-            # fence could stop us unnoticed, and no start could take the fence lock)
+            # fence could stop us unnoticed, and no start could take the fence lock),
+            # or an earlier record is unreadable (the demotion keeps us out of contention)
             return self.failed(e)
         for res in self.resources:
             # Tagged, so that every process of this start can be found if we give up on it.
@@ -301,6 +315,37 @@ class Transitions:
             "queueing hooks", lambda: self.hooks.fire("promoted", epoch=epoch, reason=plan.reason)
         )
         _step("clearing the operator's request", self.loop.clear_requests)
+
+    # -- what this node started ---------------------------------------------------------
+
+    def leftovers(self) -> tuple[list[Resource], bool]:
+        """What may run here, for stop_all: the resources this node recorded before
+        it started them and the config's (resources/started.py), and whether that
+        is known. An unreadable record is not guessed around: the config's resources
+        are stopped all the same, and the node stays out of contention
+        (`NodeState.leftovers_unknown`) until the record can be read."""
+        try:
+            found = leftovers(self.started, self.config.resources, self.resources)
+        except RecordUnreadable as e:
+            if not self.state.leftovers_unknown:
+                log.critical(
+                    "resources_record_unreadable",
+                    error=str(e),
+                    hint="this node does not contend: what it started before is unknown; "
+                    "stop those services by hand, then remove the record",
+                )
+            self.state.leftovers_unknown = f"resources record unreadable ({e})"
+            return list(self.resources), False
+        if self.state.leftovers_unknown:
+            log.warning("resources_record_readable", path=str(self.started.path))
+            self.state.leftovers_unknown = ""
+        return found, True
+
+    def clear_started(self) -> None:
+        """Everything recorded and configured stopped cleanly: clear the record,
+        under the fence lock (a fence-self holding it clears it itself)."""
+        with self.marker.held(timeout=CLEAR_LOCK_WAIT):
+            self.started.clear()
 
     def fence(self, name: str, epoch: int) -> bool:
         """Run the fencing chain against one peer; True when a method succeeded."""
@@ -393,10 +438,11 @@ class Transitions:
                 _step("holding the fence lock", self.abandoned.hold_fence_lock)
                 _step("killing abandoned processes", self.abandoned.kill_leftovers)
             tag, env = tagged(self.loop.resource_env(epoch))
-            budget = stop_budget(self.resources)
+            to_stop, known = self.leftovers()
+            budget = stop_budget(to_stop)
             try:
                 failures = self.loop.await_work(
-                    stop_all, self.resources, env, timeout=budget, abandon=(tag, "stop")
+                    stop_all, to_stop, env, timeout=budget, abandon=(tag, "stop")
                 )
             except TimeoutError:
                 failures = ["stop timed out"]
@@ -410,9 +456,10 @@ class Transitions:
                 # A stop failed: never clean; the node stays out of contention (dirty)
                 # and the next active fences it.
                 self.loop.mark_dirty(failures)
-            elif epoch is not None and self.lease.valid() and not self.abandoned.pending:
-                # Clean only with the lease still ours (then no peer can hold it yet)
-                # and nothing abandoned that may still start behind our back.
+            elif known and epoch is not None and self.lease.valid() and not self.abandoned.pending:
+                # Clean only with the lease still ours (then no peer can hold it yet),
+                # nothing abandoned that may still start behind our back, and a
+                # readable record of what we started (else we cannot tell it stopped).
                 clean = bool(
                     _step(
                         "marking the breadcrumb clean",
@@ -423,6 +470,9 @@ class Transitions:
                     )
                 )
             _step("releasing the lock", lambda: self.loop.guard("releasing the lock", release))
+            if not failures and known and not self.abandoned.pending:
+                # After the release: it must not delay the peer's takeover.
+                _step("clearing the resources record", self.clear_started)
         except Exception as e:  # noqa: BLE001 - demote is the failure edge: it never raises
             log.critical("demotion_step_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
             # Whether everything stopped is unknown: not clean, not contending.

@@ -3,7 +3,9 @@ each kind in its own module (command.py, systemd.py, vip.py with its gratuitous
 ARP in garp.py and announce.py, ocf.py), what they share (base.py: the Resource
 protocol, errors, stopping them all) and build.py, which makes them from config.
 Also what watches them while active (watch.py), the environment handed to systemd
-units (systemd_dropin.py) and the operations given up on (abandoned.py).
+units (systemd_dropin.py), the operations given up on (abandoned.py) and the record
+of what this node started (started.py), which fence-self and the start-up cleanup
+stop besides what the config file names now.
 
 This package may import config/, process.py and observe/fastlog.py. It is imported
 by fence-self, so importing it must stay cheap (no structlog).

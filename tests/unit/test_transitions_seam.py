@@ -24,6 +24,7 @@ from failoverd.node.state import NodeState
 from failoverd.node.transitions import Transitions
 from failoverd.resources.abandoned import AbandonedWork
 from failoverd.resources.base import ResourceTimeout
+from failoverd.resources.started import RecordUnreadable
 from failoverd.zk.coordinator import CoordinationError
 from failoverd.zk.znodes import Breadcrumb, Control, Request
 
@@ -77,9 +78,13 @@ def make(role: Role, **state: Any) -> tuple[Transitions, NodeState, MagicMock]:
     world.abandoned.pending = False
     world.lease.valid.return_value = True
     world.coord.mark_clean.return_value = True
+    world.started.read.return_value = None  # nothing recorded: the config's resources
     st = NodeState(role=role, **state)
     config: Any = SimpleNamespace(
-        node=SimpleNamespace(name="mail1"), flap=SimpleNamespace(backoff=FLAP_BACKOFF), peers=[]
+        node=SimpleNamespace(name="mail1"),
+        flap=SimpleNamespace(backoff=FLAP_BACKOFF),
+        peers=[],
+        resources=(),
     )
     t = Transitions(
         FakeLoop(world, st),
@@ -90,6 +95,7 @@ def make(role: Role, **state: Any) -> tuple[Transitions, NodeState, MagicMock]:
         lease=world.lease,
         fence_chain=world.fence_chain,
         marker=world.marker,
+        started=world.started,
         resources=[],
         resource_watch=world.resource_watch,
         abandoned=world.abandoned,
@@ -115,11 +121,18 @@ def test_a_demotion_for_a_switchover_stops_marks_clean_releases_then_publishes_s
         call.resource_watch.unwatch(),
         call.marker.clear_active(),
         call.loop.set_role(Role.DEMOTING, reason),
+        call.started.read(),  # what this node started, besides the config's
         call.loop.await_work("stop_all"),
         call.loop.guard("marking the breadcrumb clean"),
         call.coord.mark_clean(7, OP_TIMEOUT),
         call.loop.guard("releasing the lock"),
         call.coord.release_lock(world.lease, OP_TIMEOUT),
+        # Everything stopped: nothing this node started runs (after the release,
+        # so the peer's takeover does not wait for the fence lock).
+        call.marker.held(timeout=0.5),
+        call.marker.held().__enter__(),
+        call.started.clear(),
+        call.marker.held().__exit__(None, None, None),
         call.lease.revoke(),
         call.health.set_active(False),
         call.loop.set_role(Role.STANDBY, reason),
@@ -291,3 +304,57 @@ def test_a_demotion_whose_stop_is_abandoned_holds_the_fence_lock_before_it_lets_
     assert free_at_release == [False], "the fence lock was free when the lock was released"
     assert st.role is Role.STANDBY and abandoned.pending
     abandoned.release_fence_lock()
+
+
+def promotable(world: MagicMock) -> MagicMock:
+    """A takeover that needs no fence (mail1's own clean breadcrumb) and one resource."""
+    world.coord.try_acquire.return_value = True
+    world.coord.read_breadcrumb.return_value = (Breadcrumb("mail1", 4, "now", True), True, 4)
+    world.coord.highest_known_epoch.return_value = 4
+    world.marker.blocks.return_value = False
+    world.lease.session = world.coord.last_session_id = 1
+    world.res.name, world.res.timeout = "postfix", 5.0
+    return world.res
+
+
+def test_a_takeover_records_what_it_starts_under_the_fence_lock_before_the_first_start() -> None:
+    t, st, world = make(Role.STANDBY)
+    t.resources = [promotable(world)]
+    t.config.resources = ("postfix config",)
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    journal = [c for c in steps(world) if c[0] != "res.start"]
+    first_start = journal.index(call.loop.await_work("?"))  # the resource's start
+    assert journal[first_start - 8 : first_start] == [
+        call.marker.record_active(5),
+        call.marker.held(timeout=1.0),
+        call.marker.held().__enter__(),
+        call.started.add(("postfix config",), 5),
+        call.marker.held().__exit__(None, None, None),
+        call.marker.held(timeout=1.0),  # the start's own hold
+        call.marker.held().__enter__(),
+        call.marker.blocks(5),
+    ]
+    assert st.role is Role.ACTIVE and st.epoch == 5
+
+
+def test_an_unreadable_record_stops_a_takeover_before_any_start_and_keeps_it_out() -> None:
+    t, st, world = make(Role.STANDBY)
+    t.resources = [promotable(world)]
+    world.started.add.side_effect = RecordUnreadable("started-resources.json: not JSON")
+    world.started.read.side_effect = RecordUnreadable("started-resources.json: not JSON")
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    assert call.res.start({"FAILOVERD_EPOCH": "5"}) not in world.mock_calls
+    assert call.loop.await_work("stop_all") in world.mock_calls  # the config's, all the same
+    assert not [c for c in world.mock_calls if c[0] in ("coord.mark_clean", "started.clear")]
+    assert st.role is Role.STANDBY
+    assert st.leftovers_unknown.startswith("resources record unreadable")
+
+
+def test_a_stop_failure_keeps_the_record() -> None:
+    t, _, world = make(Role.ACTIVE, epoch=3)
+    broken = MagicMock()
+    broken.name = "smtp"
+    broken.stop.side_effect = RuntimeError("still running")
+    t.resources = [broken]
+    t.demote(Decision(Act.DEMOTE, "demoting: unhealthy", "health", 0.0))
+    assert call.started.clear() not in world.mock_calls
