@@ -14,10 +14,17 @@ Why this can never delay a failover: the server runs on its own threads and
 never calls kazoo or takes the main loop's locks. It answers from a NodeView, an
 immutable snapshot the loop publishes by swapping one attribute (atomic in
 CPython), plus a heartbeat float. Each connection has its own thread with a
-socket timeout, and the number of connections is capped, so a client that
-connects and sends nothing costs one thread for a few seconds, not a tick.
-When the cap is reached, the oldest connection that has not sent a request is
-hung up on to make room: idle clients cannot lock a load balancer's check out.
+deadline for its whole request head, and the number of connections is capped, so a
+client that connects and sends nothing (or a byte now and then) costs one thread for
+a few seconds, not a tick. When the cap is reached, the oldest connection that has
+not sent a request is hung up on to make room: idle clients cannot lock a load
+balancer's check out.
+
+What one client may cost in memory is bounded too: the request line and headers are
+read here, at most HEAD_LIMIT bytes, before http.server parses them (it alone would
+read 100 header lines of 64 KiB, about 6.4 MB, costing some 35 MB of RSS each). The
+daemon runs with OOMScoreAdjust=-900: memory a client makes it take is taken from
+the mail services first.
 
 /active is conservative: the snapshot carries the lease's deadline as of the
 loop's last look, and the answer turns 503 the moment that deadline passes, even
@@ -27,6 +34,7 @@ if the loop is stalled and publishes nothing more.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import socket
 import sys
@@ -50,6 +58,12 @@ CLIENT_TIMEOUT = 5.0
 # Concurrent connections (threads) at most: a monitoring port needs a handful,
 # and a flood must not grow threads without bound (see _Server.process_request).
 MAX_CONNECTIONS = 32
+# The request line and headers together, at most (bytes). A check's request is a
+# hundred bytes; beyond this the answer is 414 (request line) or 431 (headers).
+HEAD_LIMIT = 8192
+# After a 414/431, how long the rest of an oversized request is read and thrown
+# away, so the client can read the answer instead of a connection reset.
+DRAIN_FOR = 1.0
 # How many ZooKeeper calls, each taking its whole deadline, one main-loop step may
 # sit in one after the other (no heartbeat between them) and still count as
 # alive: its three refresh reads (lock, control, members) and three writes
@@ -157,6 +171,12 @@ class _Server(ThreadingHTTPServer):
             self.silent.pop(request, None)
 
 
+def _head_end(buf: bytes) -> int | None:
+    """Where the request head in `buf` ends (after its blank line), if it does."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buf.find(sep)) >= 0]
+    return min(ends) if ends else None
+
+
 def _hang_up(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -168,6 +188,66 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = CLIENT_TIMEOUT  # applied to the socket: a silent client is dropped
     protocol_version = "HTTP/1.0"  # one request per connection
+
+    def handle(self) -> None:
+        """One request: its head read here within HEAD_LIMIT and CLIENT_TIMEOUT in
+        all, then parsed by http.server from that buffer, which bounds its reads."""
+        head = self._read_head()
+        if head is None:
+            return
+        self.request.settimeout(CLIENT_TIMEOUT)  # for writing the answer
+        self.rfile.close()  # nothing was read from it: the buffer stands in for it
+        self.rfile = io.BytesIO(head)
+        self.handle_one_request()
+
+    def _read_head(self) -> bytes | None:
+        """The request line and headers, or None after answering 414/431 or when the
+        client went silent, past the deadline, or away (or was hung up on)."""
+        sock: socket.socket = self.request
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        buf = b""
+        while True:
+            end = _head_end(buf)
+            if end is not None and end <= HEAD_LIMIT:
+                return buf[:end]
+            if end is not None or len(buf) > HEAD_LIMIT:
+                line_end = buf.find(b"\n", 0, HEAD_LIMIT)
+                if line_end < 0:
+                    self._refuse(414, b"Request-URI Too Long")
+                else:
+                    self._refuse(431, b"Request Header Fields Too Large")
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(4096)
+            except OSError:
+                return None  # TimeoutError included: the deadline passed
+            if not chunk:
+                return None
+            buf += chunk
+
+    def _refuse(self, code: int, phrase: bytes) -> None:
+        """Answer `code` and close; what the client still sends is read and thrown
+        away for at most DRAIN_FOR, never kept."""
+        sock: socket.socket = self.request
+        body = phrase + b"\n"
+        answer = b"HTTP/1.0 %d %s\r\n" % (code, phrase)
+        answer += b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+        answer += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        try:
+            sock.settimeout(CLIENT_TIMEOUT)
+            sock.sendall(answer)
+            sock.shutdown(socket.SHUT_WR)
+            until = time.monotonic() + DRAIN_FOR
+            while (left := until - time.monotonic()) > 0:
+                sock.settimeout(left)
+                if not sock.recv(65536):
+                    break
+        except OSError:
+            pass  # gone, reset, or still sending after DRAIN_FOR: closed next
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server.heard(self.request)
