@@ -698,7 +698,7 @@ class Daemon:
         key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
-        key += (elig,)
+        key += (elig, self.http.bind_error)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -717,6 +717,7 @@ class Daemon:
             seen_epoch=seen_epoch,
             eligible=elig.eligible,
             why=elig.why,
+            endpoint_error=self.http.bind_error,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())

@@ -240,6 +240,9 @@ class MemberStatus:
     # what an older failoverd wrote: unknown, which status reports as not eligible.
     eligible: bool = False
     why: str = UNKNOWN_ELIGIBILITY
+    # Why this node's HTTP endpoints (metrics.listen) are not served, "" while they
+    # are: a load balancer's checks there reach whoever holds the port instead.
+    endpoint_error: str = ""
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -264,6 +267,7 @@ class MemberStatus:
             seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
             eligible=_flag(d, "eligible", "member", default=False),
             why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
+            endpoint_error=_text(d, "endpoint_error", "member", default=""),
         )
 
 

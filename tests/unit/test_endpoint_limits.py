@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from failoverd.config import MetricsConfig
-from failoverd.observe.endpoints import CLIENT_TIMEOUT, HEAD_LIMIT, MAX_CONNECTIONS, StatusServer
+from failoverd.observe.endpoints import CLIENT_TIMEOUT, MAX_CONNECTIONS, StatusServer
+from failoverd.observe.request_head import HEAD_LIMIT
 
 SERVE = """
 import sys
