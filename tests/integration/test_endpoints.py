@@ -222,6 +222,8 @@ def test_a_process_holding_the_metrics_port_does_not_keep_the_daemon_down(
         assert "address already in use" in failed[0]["error"], failed[0]
         mine = _members(cluster, "mail1")["mail1"]
         assert "address already in use" in mine.endpoint_error, mine
+        shown = cluster.ctl("status", via="mail1").stdout
+        assert f"mail1 serves no HTTP endpoints: cannot listen on 127.0.0.1:{port}" in shown
     finally:
         squatter.close()
     wait_for(
