@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from failoverd.checks.preflight import preflight
     from failoverd.node.daemon import Daemon
-    from failoverd.observe.metrics import MetricsError
 
     problems, _ = preflight(config)  # refuse to start on what --check calls an error
     if problems:
@@ -98,11 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _log_host_checks(config)
 
-    try:
-        return Daemon(config).run()
-    except MetricsError as e:
-        print(f"{args.config}: metrics.listen: {e}", file=sys.stderr)
-        return 2
+    # A metrics.listen that cannot be bound is no reason to exit: the daemon logs
+    # endpoint_bind_failed and keeps trying (failoverd.observe.endpoints).
+    return Daemon(config).run()
 
 
 def _log_host_checks(config: Config) -> None:

@@ -187,6 +187,10 @@ def _print_table(
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
             click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
+    for name, m in members.items():
+        if m is not None and m.endpoint_error:
+            # Whatever holds that port answers the load balancer's checks meanwhile.
+            click.echo(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
     click.echo(f"verdict: {sentence}")
     if recent:
         click.echo("recent transitions:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from typing import Any
 
 from failoverd.config.model import ZkAuthConfig, ZkTlsConfig, ZooKeeperConfig
@@ -62,8 +63,32 @@ def _zk_access(s: Section, has_auth: bool) -> dict[str, Any]:
             s.found.problem(t.key("cert" if cert is None else "key"), "cert and key go together")
         if key and os.path.isfile(key):
             check_private(s.found, t.key("key"), key)
+        _check_tls_files(t, ca, cert, key)
         tls = ZkTlsConfig(ca=ca, cert=cert, key=key)
     return {"insecure": insecure, "operators": tuple(operators), "tls": tls}
+
+
+def _check_tls_files(t: Section, ca: str, cert: str | None, key: str | None) -> None:
+    """The CA and the client certificate/key must load as the client will load them
+    (failoverd.zk.tls): a CA file that holds no certificate would otherwise fail
+    every connect, late and quietly, instead of here with its key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca and os.path.isfile(ca):
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except (ssl.SSLError, OSError) as e:
+            t.found.problem(t.key("ca"), f"{ca} holds no PEM CA certificate ({_reason(e)})")
+    if cert and key and os.path.isfile(cert) and os.path.isfile(key):
+        try:
+            ctx.load_cert_chain(certfile=cert, keyfile=key)
+        except (ssl.SSLError, OSError) as e:
+            t.found.problem(
+                t.key("cert"), f"{cert} with key {key} does not load as PEM ({_reason(e)})"
+            )
+
+
+def _reason(e: Exception) -> str:
+    return str(getattr(e, "reason", None) or getattr(e, "strerror", None) or e)
 
 
 def _zk_auth(s: Section) -> ZkAuthConfig:

@@ -773,7 +773,7 @@ class Daemon:
         key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
         key += (tuple(sorted(fence_ready.items())),)
-        key += (elig, self.watchdog.published())
+        key += (elig, self.watchdog.published(), self.http.bind_error)
         if key == self.member_written:
             return
         status = MemberStatus(
@@ -793,6 +793,7 @@ class Daemon:
             eligible=elig.eligible,
             why=elig.why,
             watchdog=self.watchdog.published(),
+            endpoint_error=self.http.bind_error,
         )
         if self._try(
             "writing member status", lambda: self.coord.write_member(status, self._read_timeout())

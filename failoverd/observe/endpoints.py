@@ -14,10 +14,21 @@ Why this can never delay a failover: the server runs on its own threads and
 never calls kazoo or takes the main loop's locks. It answers from a NodeView, an
 immutable snapshot the loop publishes by swapping one attribute (atomic in
 CPython), plus a heartbeat float. Each connection has its own thread with a
-socket timeout, and the number of connections is capped, so a client that
-connects and sends nothing costs one thread for a few seconds, not a tick.
-When the cap is reached, the oldest connection that has not sent a request is
-hung up on to make room: idle clients cannot lock a load balancer's check out.
+deadline for its whole request head, and the number of connections is capped, so a
+client that connects and sends nothing (or a byte now and then) costs one thread for
+a few seconds, not a tick. When the cap is reached, the oldest connection that has
+not sent a request is hung up on to make room: idle clients cannot lock a load
+balancer's check out.
+
+What one client may cost in memory is bounded too: the request line and headers are
+read first, at most request_head.HEAD_LIMIT bytes, and http.server parses only
+that buffer.
+
+A metrics.listen that cannot be bound (a local process took the port first) does
+not stop the daemon: the endpoints are not needed for safety. start() logs
+endpoint_bind_failed and retries with back-off; bind_error goes into the member
+status meanwhile. The socket sets SO_REUSEADDR but never SO_REUSEPORT, so nobody can
+share the port once it is ours, and a squatter holding it stays visible.
 
 /active is conservative: the snapshot carries the lease's deadline as of the
 loop's last look, and the answer turns 503 the moment that deadline passes, even
@@ -27,6 +38,7 @@ if the loop is stalled and publishes nothing more.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import socket
 import sys
@@ -41,6 +53,7 @@ import structlog
 
 from failoverd.config import MetricsConfig
 from failoverd.observe.metrics import MetricsError
+from failoverd.observe.request_head import read_head
 from failoverd.zk.lease import boottime
 
 log = structlog.get_logger(__name__)
@@ -50,6 +63,10 @@ CLIENT_TIMEOUT = 5.0
 # Concurrent connections (threads) at most: a monitoring port needs a handful,
 # and a flood must not grow threads without bound (see _Server.process_request).
 MAX_CONNECTIONS = 32
+# After metrics.listen could not be bound: the first retry after this many seconds,
+# doubling up to BIND_RETRY_MAX (a bind attempt costs nothing).
+BIND_RETRY = 1.0
+BIND_RETRY_MAX = 10.0
 # How many ZooKeeper calls, each taking its whole deadline, one main-loop step may
 # sit in one after the other (no heartbeat between them) and still count as
 # alive: its three refresh reads (lock, control, members) and three writes
@@ -91,7 +108,12 @@ class NodeView:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up the daemon's exit
+    # SO_REUSEADDR: a restart can bind again at once despite TIME_WAIT connections
+    # (with it Linux still refuses to share a port another socket listens on).
+    # Never SO_REUSEPORT: with it a second process could listen on our port too,
+    # and the kernel would hand it part of the load balancer's checks, unseen.
     allow_reuse_address = True
+    allow_reuse_port = False
     # The listen backlog. socketserver's default of 5 let a burst of connections
     # overflow it, and every connection beyond waited for the client's SYN retry
     # (1 s, then 3 s): a health check late for no reason (measured: every 6th of
@@ -169,6 +191,17 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = CLIENT_TIMEOUT  # applied to the socket: a silent client is dropped
     protocol_version = "HTTP/1.0"  # one request per connection
 
+    def handle(self) -> None:
+        """One request: its head read here within HEAD_LIMIT and CLIENT_TIMEOUT in
+        all, then parsed by http.server from that buffer, which bounds its reads."""
+        head = read_head(self.request, CLIENT_TIMEOUT)
+        if head is None:
+            return
+        self.request.settimeout(CLIENT_TIMEOUT)  # for writing the answer
+        self.rfile.close()  # nothing was read from it: the buffer stands in for it
+        self.rfile = io.BytesIO(head)
+        self.handle_one_request()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server.heard(self.request)
         code, ctype, body = self.server.owner.answer(self.path)
@@ -205,6 +238,12 @@ class StatusServer:
         self.view: NodeView | None = None
         self.beat_at = float("-inf")
         self._server: _Server | None = None
+        # Why metrics.listen is not served ("" while it is, or when not configured):
+        # the daemon publishes it in its member status.
+        self.bind_error = ""
+        self._retry: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._binding = threading.Lock()
 
     # -- the main loop's side: two attribute assignments, nothing else ----------
 
@@ -217,28 +256,75 @@ class StatusServer:
     # -- the server ---------------------------------------------------------------
 
     def start(self) -> None:
-        if self.cfg is None or self._server is not None:
+        """Serve on metrics.listen, or, when it cannot be bound, keep trying in the
+        background. Never raises: the endpoints are not needed for safety, and a
+        daemon that exited because a local user took its port first would stay down
+        (exit 2 is never restarted) while the squatter answered /active."""
+        if self.cfg is None or self._server is not None or self._retry is not None:
             return
-        host, port = self.cfg.host, self.cfg.port
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self._server = _Server((host, port), self)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise MetricsError(f"cannot listen on {where}: address already in use") from e
-            raise MetricsError(f"cannot listen on {where}: {e.strerror or e}") from e
-        thread = threading.Thread(
-            target=self._server.serve_forever, name="http", kwargs={"poll_interval": 0.5}
-        )
-        thread.daemon = True
-        thread.start()
+            self._bind()
+        except MetricsError as e:
+            self.bind_error = str(e)
+            log.critical(
+                "endpoint_bind_failed", listen=self._where(), error=str(e), retry_in=BIND_RETRY
+            )
+            self._retry = threading.Thread(target=self._keep_binding, name="http-bind")
+            self._retry.daemon = True
+            self._retry.start()
+
+    def _keep_binding(self) -> None:
+        delay, failures = BIND_RETRY, 1
+        while not self._closing.wait(delay):
+            try:
+                self._bind()
+            except MetricsError as e:
+                failures += 1
+                delay = min(delay * 2, BIND_RETRY_MAX)
+                if str(e) != self.bind_error:  # a new reason; the same one is said once
+                    self.bind_error = str(e)
+                    log.critical(
+                        "endpoint_bind_failed", listen=self._where(), error=str(e), retry_in=delay
+                    )
+                continue
+            if self._server is not None:
+                self.bind_error = ""
+                log.warning("endpoint_bound", listen=self._where(), failures=failures)
+            return
+
+    def _where(self) -> str:
+        assert self.cfg is not None
+        host, port = self.cfg.host, self.cfg.port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _bind(self) -> None:
+        """Bind metrics.listen and serve it; MetricsError when it cannot be bound."""
+        assert self.cfg is not None
+        with self._binding:  # against close() from the main thread meanwhile
+            if self._closing.is_set():
+                return
+            try:
+                server = _Server((self.cfg.host, self.cfg.port), self)
+            except OSError as e:
+                where = self._where()
+                if e.errno == errno.EADDRINUSE:
+                    raise MetricsError(f"cannot listen on {where}: address already in use") from e
+                raise MetricsError(f"cannot listen on {where}: {e.strerror or e}") from e
+            thread = threading.Thread(
+                target=server.serve_forever, name="http", kwargs={"poll_interval": 0.5}
+            )
+            thread.daemon = True
+            thread.start()
+            self._server = server
 
     @property
     def port(self) -> int | None:
         return None if self._server is None else int(self._server.server_address[1])
 
     def close(self) -> None:
-        server, self._server = self._server, None
+        self._closing.set()
+        with self._binding:
+            server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()

@@ -5,7 +5,8 @@ coordinator.py     the daemon's znodes: lock (lease), breadcrumb, members, contr
 admin.py           what only failoverctl asks: backup reads, restore writes, fix-acl
 errors.py          CoordinationError and the kinds a caller acts on
 client.py          the kazoo client: auth, TLS, reconnect back-off, granted session timeout
-connect.py         the per-server connect timeout
+connect.py         the per-server connect timeout, and TLS connects with tls.py's context
+tls.py             the TLS context: only the configured CA, the server's name checked
 lease.py           the local lease (boot-time clock) that ZooKeeper's answers renew
 lease_keeper.py    the thread that renews it, pipelined
 acl.py             the ACLs a cluster's tree must have

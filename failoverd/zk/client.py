@@ -14,6 +14,7 @@ from kazoo.retry import KazooRetry
 from failoverd.config import Config, ZkTlsConfig
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.connect import BoundedConnectHandler, connect_timeout
+from failoverd.zk.tls import client_context
 
 log = structlog.get_logger(__name__)
 
@@ -37,8 +38,12 @@ def make_client(config: Config, credential: str | None = None) -> KazooClient:
         kwargs["default_acl"] = zk_acl.default_acl(config)
     if zk.tls is not None:
         kwargs.update(tls_kwargs(zk.tls))
-    # Each server's TCP connect gets T / servers, not the whole T (zk_connect.py).
-    handler = BoundedConnectHandler(connect_timeout(zk.session_timeout, zk.hosts))
+    # Each server's TCP connect gets T / servers, not the whole T (connect.py); TLS
+    # is ours, not kazoo's: only the configured CA, the server's name checked (tls.py).
+    handler = BoundedConnectHandler(
+        connect_timeout(zk.session_timeout, zk.hosts),
+        None if zk.tls is None else client_context(zk.tls),
+    )
     client = KazooClient(
         hosts=zk.hosts,
         timeout=zk.session_timeout,
@@ -51,8 +56,15 @@ def make_client(config: Config, credential: str | None = None) -> KazooClient:
 
 
 def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
-    """kazoo's TLS arguments: the servers' certificates are always verified."""
-    out: dict[str, Any] = {"use_ssl": True, "verify_certs": True, "ca": tls.ca}
+    """kazoo's TLS arguments. The handshake itself is done with tls.client_context
+    (make_client's handler), which ignores these but use_ssl; they say the same
+    thing, check_hostname included, should kazoo ever connect by itself."""
+    out: dict[str, Any] = {
+        "use_ssl": True,
+        "verify_certs": True,
+        "check_hostname": True,
+        "ca": tls.ca,
+    }
     if tls.cert is not None:
         out.update(certfile=tls.cert, keyfile=tls.key)
     return out

@@ -17,13 +17,20 @@ about one pass of the new leader being ready.
 
 Safety does not depend on this: the lease is the daemon's own clock (DESIGN.md
 §5); this only decides how soon a client finds a live server.
+
+With zookeeper.tls the handler also does the TLS handshake itself, with the context
+tls.py builds (only our CA, the server's name checked): kazoo's own TLS connect
+trusts the system's CAs and checks no name.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from kazoo.handlers.threading import SequentialThreadingHandler
+
+from failoverd.zk.tls import tls_connect
 
 
 def connect_timeout(session_timeout: float, hosts: str) -> float:
@@ -33,14 +40,25 @@ def connect_timeout(session_timeout: float, hosts: str) -> float:
 
 
 class BoundedConnectHandler(SequentialThreadingHandler):
-    """kazoo's default handler, with every TCP (and TLS) connect bounded."""
+    """kazoo's default handler, with every TCP (and TLS) connect bounded, and TLS
+    done with `tls` (tls.client_context) instead of kazoo's own context."""
 
-    def __init__(self, connect_timeout: float):
+    def __init__(self, connect_timeout: float, tls: ssl.SSLContext | None = None):
         super().__init__()
         self.connect_timeout = connect_timeout
+        self.tls = tls
 
     def create_connection(self, *args: Any, **kwargs: Any) -> Any:
         asked = kwargs.get("timeout")
         if asked is None or asked > self.connect_timeout:
             kwargs["timeout"] = self.connect_timeout
-        return super().create_connection(*args, **kwargs)
+        if not kwargs.get("use_ssl"):
+            return super().create_connection(*args, **kwargs)
+        if self.tls is None:
+            # Never fall back to kazoo's context: it trusts the system's CAs.
+            raise ssl.SSLError("TLS to ZooKeeper asked for without failoverd's context")
+        address = kwargs.get("address", args[0] if args else None)
+        hostname = kwargs.get("hostname")
+        if not isinstance(hostname, str) or not hostname:  # kazoo's command() passes a port
+            hostname = address[0]
+        return tls_connect(self.tls, address, hostname, kwargs["timeout"])

@@ -256,6 +256,9 @@ class MemberStatus:
     # Its watchdog device (failoverd/node/notify.py). Absent in what an older failoverd
     # wrote: unknown, which `lease-wait` treats as "nothing resets it".
     watchdog: WatchdogStatus | None = None
+    # Why this node's HTTP endpoints (metrics.listen) are not served, "" while they
+    # are: a load balancer's checks there reach whoever holds the port instead.
+    endpoint_error: str = ""
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -281,6 +284,7 @@ class MemberStatus:
             eligible=_flag(d, "eligible", "member", default=False),
             why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
             watchdog=_watchdog(d.get("watchdog")),
+            endpoint_error=_text(d, "endpoint_error", "member", default=""),
         )
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from failoverd.config import load_config
+from failoverd.zk.coordinator import Coordinator
 from tests.integration.cluster import Cluster, wait_for
 from tests.support.zookeeper import ZooKeeperServer, free_port
 
@@ -178,3 +180,56 @@ def test_haproxy_with_the_readme_check_follows_the_active(cluster: Cluster, tmp_
         out = proxy.communicate(timeout=10)[0]
         if proxy.returncode not in (-9, 0):
             print(out.decode(errors="replace"))
+
+
+def _members(c: Cluster, via: str) -> dict[str, Any]:
+    config = load_config(str(c.nodes[via].config_path))
+    coord = Coordinator(config)
+    coord.start(timeout=5)
+    try:
+        return coord.read_members(5)
+    finally:
+        coord.close()
+
+
+def test_a_process_holding_the_metrics_port_does_not_keep_the_daemon_down(
+    cluster: Cluster,
+) -> None:
+    """A local user who takes `metrics.listen` first must not keep failoverd down
+    (before: it exited 2, which the unit never restarts, and the squatter answered
+    /active for the load balancer). The endpoints are not needed for safety: the
+    daemon runs and serves its role, says so (endpoint_bind_failed, its member
+    status), and binds once the port is free."""
+    port = cluster.http_ports["mail1"]  # type: ignore[attr-defined]
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    node = cluster.nodes["mail1"]
+    try:
+        cluster.start("mail1")
+        proc = node.proc
+        assert proc is not None
+
+        def active_or_exited() -> bool:
+            return proc.poll() is not None or cluster.active(via="mail1") == "mail1"
+
+        wait_for(active_or_exited, 20, "mail1 to become active (or exit)")
+        assert proc.poll() is None, f"failoverd exited {proc.returncode}: {node.events()[-3:]}"
+        wait_for(lambda: any(n == "mail1" for n, _, _ in cluster.serving()), 10, "the service")
+        failed = [e for e in node.events() if e.get("event") == "endpoint_bind_failed"]
+        assert failed and failed[0]["level"] == "critical", failed
+        assert f"127.0.0.1:{port}" in failed[0]["listen"], failed[0]
+        assert "address already in use" in failed[0]["error"], failed[0]
+        mine = _members(cluster, "mail1")["mail1"]
+        assert "address already in use" in mine.endpoint_error, mine
+        shown = cluster.ctl("status", via="mail1").stdout
+        assert f"mail1 serves no HTTP endpoints: cannot listen on 127.0.0.1:{port}" in shown
+    finally:
+        squatter.close()
+    wait_for(
+        lambda: get(cluster, "mail1", "/active")[0] == 200, 40, "/active once the port is free"
+    )
+    assert any(e.get("event") == "endpoint_bound" for e in node.events())
+    wait_for(lambda: _members(cluster, "mail1")["mail1"].endpoint_error == "", 10, "cleared")
+    assert node.proc is not None and node.proc.poll() is None
+    cluster.assert_never_two_serving()

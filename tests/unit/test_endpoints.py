@@ -146,19 +146,53 @@ def test_publishing_never_waits_for_a_request_in_progress() -> None:
         t.join()
 
 
-def test_a_busy_port_is_a_clear_error() -> None:
-    from failoverd.observe.metrics import MetricsError
+def test_a_busy_port_is_said_loudly_and_retried_until_it_is_free() -> None:
+    """start() never raises (the daemon must not exit over its endpoints): it logs
+    endpoint_bind_failed, keeps the reason for the member status, and binds once the
+    port is free."""
+    from structlog.testing import capture_logs
+
+    from failoverd.observe import endpoints
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    port = taken.getsockname()[1]
+    s, _, _ = server(MetricsConfig("127.0.0.1", port))
     try:
-        port = taken.getsockname()[1]
-        s, _, _ = server(MetricsConfig("127.0.0.1", port))
-        with pytest.raises(MetricsError, match=rf"127\.0\.0\.1:{port}: address already in use"):
+        with capture_logs() as logs:
             s.start()
+        assert s.port is None
+        assert s.bind_error == f"cannot listen on 127.0.0.1:{port}: address already in use"
+        assert logs[0]["event"] == "endpoint_bind_failed" and logs[0]["log_level"] == "critical"
+        assert logs[0]["listen"] == f"127.0.0.1:{port}" and logs[0]["error"] == s.bind_error
+        taken.close()
+        deadline = time.monotonic() + endpoints.BIND_RETRY * 3 + 1
+        while s.port is None:
+            assert time.monotonic() < deadline, "not bound after the port was freed"
+            time.sleep(0.05)
+        assert s.bind_error == ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as r:
+            assert r.status == 200
     finally:
         taken.close()
+        s.close()
+
+
+def test_the_endpoint_port_is_never_shared_with_another_listener() -> None:
+    """SO_REUSEADDR only, never SO_REUSEPORT: a squatter who set SO_REUSEPORT on the
+    port cannot join our socket and silently answer part of the checks."""
+    s, _, _ = server(MetricsConfig("127.0.0.1", 0))
+    s.start()
+    try:
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with pytest.raises(OSError), squatter:
+            squatter.bind(("127.0.0.1", s.port or 0))
+            squatter.listen()
+    finally:
+        s.close()
 
 
 def test_status_counts_the_lease_down_between_snapshots_and_never_below_zero() -> None:

@@ -18,6 +18,7 @@ from failoverd.config import ConfigError, load_config
 from failoverd.zk.acl import digest_id, expected
 from failoverd.zk.client import tls_kwargs
 from tests.support.access import state_dir_for
+from tests.support.certs import CA
 
 NOBODY = 65534
 
@@ -102,16 +103,16 @@ def test_digest_id_matches_zookeepers_own() -> None:
 
 
 def test_tls_block_is_validated_and_becomes_kazoo_arguments(tmp_path: Path) -> None:
-    ca, cert = tmp_path / "ca.pem", tmp_path / "client.pem"
-    ca.write_text("x")
-    cert.write_text("x")
-    key = secret(tmp_path, "client.key", "k")
-    tls = {"ca": str(ca), "cert": str(cert), "key": key}
+    authority = CA.make("test CA")
+    ca = Path(authority.write(tmp_path / "ca.pem"))
+    cert, key = authority.issue(["mail1"], tmp_path / "client.pem", tmp_path / "client.key")
+    tls = {"ca": str(ca), "cert": cert, "key": key}
     c = load_config(write(tmp_path, config(tmp_path, tls=tls)))
     assert c.zookeeper.tls is not None
     assert tls_kwargs(c.zookeeper.tls) == {
         "use_ssl": True,
         "verify_certs": True,
+        "check_hostname": True,
         "ca": str(ca),
         "certfile": str(cert),
         "keyfile": key,
@@ -121,27 +122,44 @@ def test_tls_block_is_validated_and_becomes_kazoo_arguments(tmp_path: Path) -> N
     assert tls_kwargs(only_ca.zookeeper.tls) == {
         "use_ssl": True,
         "verify_certs": True,
+        "check_hostname": True,
         "ca": str(ca),
     }
     os.chmod(key, 0o644)
-    bad = {"ca": str(tmp_path / "nope.pem"), "cert": str(cert), "key": key}
+    bad = {"ca": str(tmp_path / "nope.pem"), "cert": cert, "key": key}
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, config(tmp_path, tls=bad)))
     text = "\n".join(e.value.problems)
     assert "zookeeper.tls.ca: " in text and "is not a file" in text
     assert "zookeeper.tls.key: " in text and "chmod 600" in text
     with pytest.raises(ConfigError, match="cert and key go together"):
-        load_config(write(tmp_path, config(tmp_path, tls={"ca": str(ca), "cert": str(cert)})))
+        load_config(write(tmp_path, config(tmp_path, tls={"ca": str(ca), "cert": cert})))
+
+
+def test_tls_files_that_do_not_load_are_errors_with_their_key(tmp_path: Path) -> None:
+    """A CA file without a certificate (or a cert/key pair that does not load) would
+    fail every connect later, quietly; it is a config error now."""
+    authority = CA.make("test CA")
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("x")
+    cert, _ = authority.issue(["mail1"], tmp_path / "client.pem", tmp_path / "client.key")
+    other_key = secret(tmp_path, "other.key", "k")
+    tls = {"ca": str(not_pem), "cert": cert, "key": other_key}
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, config(tmp_path, tls=tls)))
+    text = "\n".join(e.value.problems)
+    assert f"zookeeper.tls.ca: {not_pem} holds no PEM CA certificate" in text, text
+    assert f"zookeeper.tls.cert: {cert} with key {other_key} does not load" in text, text
 
 
 def test_client_gets_tls_arguments(tmp_path: Path) -> None:
     from failoverd.zk.client import make_client
 
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
+    ca = Path(CA.make("test CA").write(tmp_path / "ca.pem"))
     c = load_config(write(tmp_path, config(tmp_path, tls={"ca": str(ca)})))
     client = make_client(c)
     assert client.use_ssl is True and client.ca == str(ca) and client.verify_certs is True
+    assert client.handler.tls is not None and client.handler.tls.check_hostname is True
 
 
 # --- the state dir ------------------------------------------------------------------------
