@@ -9,7 +9,8 @@ syntax: the things an attacker or a careless operator changes on the machine
   different directories: the marker fence-self writes would never be seen),
   root-owned, mode 0700, and writable: it is probed now, not at fence time.
 * Every file that decides what root runs or trusts — the config file itself,
-  known_hosts, the fence key, the programs of resources, checks and fencers —
+  known_hosts, the fence key, and every program and script root runs (programs.py
+  lists them: resources, OCF agents, checks, fencers and their check_argv, hooks) —
   is owned by root and not writable by group or others, and so are the
   directories above it (a root-owned sticky directory such as /tmp excepted).
 
@@ -27,12 +28,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from failoverd.config import (
-    CommandFencerConfig,
-    CommandResourceConfig,
-    Config,
-    SshFencerConfig,
-)
+from failoverd.checks.programs import root_programs
+from failoverd.config import Config, SshFencerConfig
 
 PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
 PROBE = ".failoverd-probe"
@@ -148,12 +145,6 @@ def owner_problems(at: str, path: str, what: str) -> list[str]:
     return problems
 
 
-def _program(argv: tuple[str, ...] | None) -> str | None:
-    if not argv:
-        return None
-    return argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0])
-
-
 def file_problems(config: Config) -> list[str]:
     out = owner_problems("config", config.path, "config file")
     zk = config.zookeeper
@@ -163,24 +154,12 @@ def file_problems(config: Config) -> list[str]:
         for key in ("ca", "cert", "key"):
             if path := getattr(zk.tls, key):
                 out += owner_problems(f"zookeeper.tls.{key}", path, "file")
-    programs: list[tuple[str, tuple[str, ...] | None]] = []
-    for i, c in enumerate(config.health.checks):
-        if c.type == "command":
-            programs.append((f"health.checks[{i}].argv", c.argv))
-    for i, r in enumerate(config.resources):
-        if isinstance(r, CommandResourceConfig):
-            for key in ("start", "stop", "status"):
-                programs.append((f"resources[{i}].{key}", getattr(r, key)))
     for i, f in enumerate(config.fencing):
-        if isinstance(f, CommandFencerConfig):
-            programs.append((f"fencing[{i}].argv", f.argv))
-        elif isinstance(f, SshFencerConfig):
+        if isinstance(f, SshFencerConfig):
             out += owner_problems(f"fencing[{i}].known_hosts", f.known_hosts, "file")
             out += owner_problems(f"fencing[{i}].key_file", f.key_file, "file")
-    for at, argv in programs:
-        prog = _program(argv)
-        if prog is not None:
-            out += owner_problems(at, prog, "program")
+    for at, path, what in root_programs(config):
+        out += owner_problems(at, path, what)
     return out
 
 
