@@ -51,6 +51,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.terminal import printable
 from failoverd.zk.admin import AdminCoordinator
 from failoverd.zk.errors import WriteConflict
 from failoverd.zk.znodes import Breadcrumb, Control, ZnodeError, now_iso
@@ -279,8 +280,10 @@ def backup_command(ctx: click.Context, file: str) -> None:
         raise Refused(f"{file}: cannot write: {e.strerror or e}") from None
     crumb = _describe(data.get("active"))
     click.echo(
-        f"backup of {data['path']} written to {file}: {crumb}, "
-        f"{len(data['history'])} history entries"
+        printable(
+            f"backup of {data['path']} written to {file}: {crumb}, "
+            f"{len(data['history'])} history entries"
+        )
     )
 
 
@@ -301,7 +304,7 @@ def restore_command(ctx: click.Context, file: str, force: bool) -> None:
     with zk_session(config) as coord:
         try:
             for line in restore_backup(coord, data, force, CALL_TIMEOUT):
-                click.echo(line)
+                click.echo(printable(line))
         except (RestoreRefused, BackupError) as e:
             raise Refused(str(e)) from None
 

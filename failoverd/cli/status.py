@@ -167,8 +167,8 @@ def _print_table(
         m = members.get(r["node"])
         rows.append(
             (
-                r["node"],
-                r["role"],
+                printable(r["node"]),
+                printable(r["role"]),
                 "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
@@ -187,7 +187,7 @@ def _print_table(
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
             click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
-    click.echo(f"verdict: {sentence}")
+    click.echo(f"verdict: {printable(sentence)}")  # it quotes members' `why`
     if recent:
         click.echo("recent transitions:")
         for e in recent:
@@ -195,8 +195,9 @@ def _print_table(
 
 
 def _fence_column(ready: dict[str, bool]) -> str:
-    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
-    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe.
+    The method names are the member's own words, escaped like any text from ZooKeeper."""
+    return printable(",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-")
 
 
 def history_line(e: Any, with_epoch: bool = False) -> str:
