@@ -37,25 +37,33 @@ _PYTHON = re.compile(r"^python[0-9.]*$")
 Program = tuple[str, str, str]  # (key path, file, "program" or "script")
 
 
-def root_programs(config: Config) -> list[Program]:
-    """(key path, file, what) for every program and script root runs under this config,
-    in file order; a program not found on PATH is left out (host.py reports it missing)."""
-    out: list[Program] = []
+def root_argvs(config: Config) -> list[tuple[str, tuple[str, ...]]]:
+    """(key path, argv) of every command the daemon may exec, in file order: what
+    host.py finds installed and root_programs holds to the ownership rule."""
+    out: list[tuple[str, tuple[str, ...]]] = []
     for i, c in enumerate(config.health.checks):
         if c.type == "command":
-            out += _argv_programs(f"health.checks[{i}].argv", c.argv)
+            out.append((f"health.checks[{i}].argv", c.argv))
     for i, r in enumerate(config.resources):
         if isinstance(r, CommandResourceConfig):
-            for key in ("start", "stop", "status"):
-                out += _argv_programs(f"resources[{i}].{key}", getattr(r, key) or ())
-        elif isinstance(r, OcfResourceConfig) and (agent := agent_path(r.agent)) is not None:
-            out.append((f"resources[{i}].agent", str(agent), "program"))
+            out += [(f"resources[{i}].{k}", getattr(r, k)) for k in ("start", "stop", "status")]
     for i, f in enumerate(config.fencing):
         if isinstance(f, CommandFencerConfig):
-            out += _argv_programs(f"fencing[{i}].argv", f.argv)
-            out += _argv_programs(f"fencing[{i}].check_argv", f.check_argv or ())
-    for i, h in enumerate(config.hooks):
-        out += _argv_programs(f"hooks[{i}].argv", h.argv)
+            out += [(f"fencing[{i}].argv", f.argv), (f"fencing[{i}].check_argv", f.check_argv)]
+    out += [(f"hooks[{i}].argv", h.argv) for i, h in enumerate(config.hooks)]
+    return [(at, argv) for at, argv in out if argv]
+
+
+def root_programs(config: Config) -> list[Program]:
+    """(key path, file, what) for every program and script root runs under this config:
+    the commands in file order, then the OCF agents. A program not found on PATH is
+    left out (host.py reports it missing)."""
+    out: list[Program] = []
+    for at, argv in root_argvs(config):
+        out += _argv_programs(at, argv)
+    for i, r in enumerate(config.resources):
+        if isinstance(r, OcfResourceConfig) and (agent := agent_path(r.agent)) is not None:
+            out.append((f"resources[{i}].agent", str(agent), "program"))
     return out
 
 

@@ -124,3 +124,19 @@ fencing:
     assert preflight(config)[0] == [
         f"{path}: resources[0].agent: program {agent} is writable by group/others (mode 0757)"
     ]
+
+
+def test_check_finds_a_check_argv_program_that_is_missing(tmp_path: Path) -> None:
+    """host.py and the ownership rule read one list (programs.root_argvs): the
+    readiness probe's check_argv is looked for like every other program."""
+    from tests.unit.test_host_checks import findings, machine, program
+
+    ok = program(tmp_path, "pdu-off")
+    gone = str(tmp_path / "bin" / "pdu-status")
+    found = findings(
+        tmp_path,
+        machine(tmp_path),
+        fencing=[{"type": "command", "argv": [ok, "{node}"], "check_argv": [gone, "{node}"]}],
+    )
+    assert [(f.severity, f.at) for f in found] == [("error", "fencing[0].check_argv")]
+    assert "does not exist" in found[0].message
