@@ -23,13 +23,11 @@ from failoverd.resources.ocf import agent_path
 _SHELL = ("c", "oO")
 _INTERPRETERS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(("sh", "bash", "dash", "ash", "ksh", "mksh", "zsh"), _SHELL),
-    "python": ("cm", "WXQ"),
-    "perl": ("eE", "IMmxCdD"),
-    "ruby": ("e", "IrCEFx"),
+    "python": ("cm", "WX"),
+    "perl": ("eE", ""),  # -I, -M and the like take their argument joined
+    "ruby": ("e", "IrCE"),
     "node": ("ep", "r"),
-    "php": ("rB", "cdz"),
-    "lua": ("el", ""),
-    "tclsh": ("", ""),
+    "lua": ("e", "l"),
     "awk": ("", "vF"),  # awk's program is inline unless -f names a file: see _script
 }
 _PYTHON = re.compile(r"^python[0-9.]*$")
