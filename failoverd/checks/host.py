@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from failoverd.checks.programs import root_argvs
 from failoverd.checks.units import wrapper_reason
 from failoverd.config import (
-    CommandFencerConfig,
-    CommandResourceConfig,
     Config,
     SystemdResourceConfig,
     VipResourceConfig,
@@ -83,24 +82,9 @@ def host_checks(config: Config, machine: Machine | None = None) -> list[Finding]
 
 
 def _commands(config: Config) -> Iterable[tuple[str, Sequence[str]]]:
-    """Every program the daemon may exec, with the key path that names it."""
-    for i, check in enumerate(config.health.checks):
-        if check.type == "command":
-            yield f"health.checks[{i}].argv", check.argv
-    for i, res in enumerate(config.resources):
-        if isinstance(res, CommandResourceConfig):
-            for name in ("start", "stop", "status"):
-                argv = getattr(res, name)
-                if argv:
-                    yield f"resources[{i}].{name}", argv
-    for i, fencer in enumerate(config.fencing):
-        if isinstance(fencer, CommandFencerConfig):
-            yield f"fencing[{i}].argv", fencer.argv
-    # `hooks:` (DESIGN.md §9) is parsed elsewhere; check its programs if present.
-    for i, hook in enumerate(getattr(config, "hooks", None) or ()):
-        argv = getattr(hook, "argv", None)
-        if argv:
-            yield f"hooks[{i}].argv", argv
+    """Every program the daemon may exec, with the key path that names it (the same
+    list whose owners preflight.py checks)."""
+    return root_argvs(config)
 
 
 def _executable(at: str, argv: Sequence[str], m: Machine) -> list[Finding]:

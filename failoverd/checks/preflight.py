@@ -7,9 +7,12 @@ syntax: the things an attacker or a careless operator changes on the machine
 * The state dir (fence marker, its lock) is absolute, outside /tmp and /var/tmp
   (systemd's PrivateTmp would give the daemon and an ssh-started fence-self two
   different directories: the marker fence-self writes would never be seen),
-  root-owned, mode 0700, and writable: it is probed now, not at fence time.
+  root-owned, mode 0700, and writable: it is probed now, not at fence time. Every
+  directory above it is root-owned and not writable by group or others (sticky or
+  not): whoever can write one can swap the state dir.
 * Every file that decides what root runs or trusts — the config file itself,
-  known_hosts, the fence key, the programs of resources, checks and fencers —
+  known_hosts, the fence key, and every program and script root runs (programs.py
+  lists them: resources, OCF agents, checks, fencers and their check_argv, hooks) —
   is owned by root and not writable by group or others, and so are the
   directories above it (a root-owned sticky directory such as /tmp excepted).
 
@@ -27,12 +30,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from failoverd.config import (
-    CommandFencerConfig,
-    CommandResourceConfig,
-    Config,
-    SshFencerConfig,
-)
+from failoverd.checks.programs import root_programs
+from failoverd.config import Config, SshFencerConfig
 
 PRIVATE_TMP = ("/tmp", "/var/tmp")  # noqa: S108 - the directories PrivateTmp= replaces
 PROBE = ".failoverd-probe"
@@ -73,6 +72,8 @@ def state_dir_problems(path: str, create: bool = True) -> list[str]:
                 "fence-self different views of it, so a fence marker would go unseen; "
                 "use /var/lib/failoverd"
             ]
+    if problems := _state_dir_parent_problems(path, real):
+        return problems
     if create and not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
         try:
             os.mkdir(path, 0o700)
@@ -95,6 +96,35 @@ def state_dir_problems(path: str, create: bool = True) -> list[str]:
     if not problems:
         problems += _probe(path)
     return problems
+
+
+def _state_dir_parent_problems(path: str, real: str) -> list[str]:
+    """Whoever can write a directory above the state dir can rename the state dir
+    away and put their own in its place (their fence marker, or none), so each one,
+    on the path as written and on the path it resolves to, must be root-owned and
+    not writable by group or others. A sticky bit is no excuse here: unlike the
+    programs' directories, nothing else has a reason to live beside a state dir."""
+    seen: set[Path] = set()
+    for d in (*Path(os.path.normpath(path)).parents, *Path(real).parents):
+        if d in seen:
+            continue
+        seen.add(d)
+        try:
+            st = os.stat(d)
+        except OSError:
+            continue  # missing: reported below as a state dir that cannot be created
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != 0:
+            return [
+                f"node.state_dir: {path}: directory {d} is owned by uid {st.st_uid}, not root: "
+                f"whoever owns it can replace the state dir; chown root {d}"
+            ]
+        if mode & 0o022:
+            return [
+                f"node.state_dir: {path}: directory {d} has mode {mode:04o}, writable by "
+                f"group/others: whoever can write it can replace the state dir; chmod go-w {d}"
+            ]
+    return []
 
 
 def _probe(path: str) -> list[str]:
@@ -148,12 +178,6 @@ def owner_problems(at: str, path: str, what: str) -> list[str]:
     return problems
 
 
-def _program(argv: tuple[str, ...] | None) -> str | None:
-    if not argv:
-        return None
-    return argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0])
-
-
 def file_problems(config: Config) -> list[str]:
     out = owner_problems("config", config.path, "config file")
     zk = config.zookeeper
@@ -163,24 +187,12 @@ def file_problems(config: Config) -> list[str]:
         for key in ("ca", "cert", "key"):
             if path := getattr(zk.tls, key):
                 out += owner_problems(f"zookeeper.tls.{key}", path, "file")
-    programs: list[tuple[str, tuple[str, ...] | None]] = []
-    for i, c in enumerate(config.health.checks):
-        if c.type == "command":
-            programs.append((f"health.checks[{i}].argv", c.argv))
-    for i, r in enumerate(config.resources):
-        if isinstance(r, CommandResourceConfig):
-            for key in ("start", "stop", "status"):
-                programs.append((f"resources[{i}].{key}", getattr(r, key)))
     for i, f in enumerate(config.fencing):
-        if isinstance(f, CommandFencerConfig):
-            programs.append((f"fencing[{i}].argv", f.argv))
-        elif isinstance(f, SshFencerConfig):
+        if isinstance(f, SshFencerConfig):
             out += owner_problems(f"fencing[{i}].known_hosts", f.known_hosts, "file")
             out += owner_problems(f"fencing[{i}].key_file", f.key_file, "file")
-    for at, argv in programs:
-        prog = _program(argv)
-        if prog is not None:
-            out += owner_problems(at, prog, "program")
+    for at, path, what in root_programs(config):
+        out += owner_problems(at, path, what)
     return out
 
 

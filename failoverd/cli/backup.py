@@ -34,8 +34,10 @@ above every fenced epoch even without a backup.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -49,6 +51,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.terminal import printable
 from failoverd.zk.admin import AdminCoordinator
 from failoverd.zk.errors import WriteConflict
 from failoverd.zk.znodes import Breadcrumb, Control, ZnodeError, now_iso
@@ -103,14 +106,32 @@ def take_backup(coord: AdminCoordinator, timeout: float) -> dict[str, Any]:
 
 
 def write_backup_file(path: str, backup: dict[str, Any]) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(backup, f, indent=1, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomically: a crash leaves the old file or the new one, never half of one.
+
+    root writes it, often into a directory others can write, so the temp file is
+    made by mkstemp (an unpredictable name, O_EXCL: a symlink planted there is never
+    followed) beside the target (the rename stays in one filesystem) with mode 0600
+    (the backup shows the cluster's control and history), then fsynced and renamed.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
+            json.dump(backup, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:  # the rename itself survives a crash only once the directory is synced
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_backup_file(path: str, cluster: str) -> dict[str, Any]:
@@ -259,8 +280,10 @@ def backup_command(ctx: click.Context, file: str) -> None:
         raise Refused(f"{file}: cannot write: {e.strerror or e}") from None
     crumb = _describe(data.get("active"))
     click.echo(
-        f"backup of {data['path']} written to {file}: {crumb}, "
-        f"{len(data['history'])} history entries"
+        printable(
+            f"backup of {data['path']} written to {file}: {crumb}, "
+            f"{len(data['history'])} history entries"
+        )
     )
 
 
@@ -281,7 +304,7 @@ def restore_command(ctx: click.Context, file: str, force: bool) -> None:
     with zk_session(config) as coord:
         try:
             for line in restore_backup(coord, data, force, CALL_TIMEOUT):
-                click.echo(line)
+                click.echo(printable(line))
         except (RestoreRefused, BackupError) as e:
             raise Refused(str(e)) from None
 

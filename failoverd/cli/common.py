@@ -18,6 +18,7 @@ import click
 import structlog
 
 from failoverd.cli.identity import operator_name, read_operator_credential
+from failoverd.cli.terminal import printable
 from failoverd.config import Config, ConfigError, load_config
 from failoverd.zk.admin import AdminCoordinator
 from failoverd.zk.errors import CoordinationError
@@ -27,9 +28,13 @@ CALL_TIMEOUT = 3.0
 
 
 class Refused(click.ClickException):
-    """The operation was refused or failed: exit 1 with the reason."""
+    """The operation was refused or failed: exit 1 with the reason. Reasons quote
+    node names and errors read from ZooKeeper, so they are printed escaped."""
 
     exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {printable(self.format_message())}", err=True)
 
 
 class Unreachable(click.ClickException):
@@ -38,7 +43,7 @@ class Unreachable(click.ClickException):
     exit_code = 3
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"failoverctl: UNKNOWN: {self.message}", err=True)
+        click.echo(f"failoverctl: UNKNOWN: {printable(self.message)}", err=True)
 
 
 def command_config(ctx: click.Context) -> Config:

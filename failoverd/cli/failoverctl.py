@@ -228,7 +228,7 @@ def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
                 f"switchover timed out: {to or 'no standby'} did not take over within "
                 f"{timeout:g}s; {old} resumes"
             )
-        click.echo(f"switchover {old} -> {got[0]} done in {took:.2f}s (epoch {got[1]})")
+        click.echo(printable(f"switchover {old} -> {got[0]} done in {took:.2f}s (epoch {got[1]})"))
 
 
 @cli.command()
@@ -266,7 +266,11 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
                 f"failover to {to} did not complete "
                 "(see failoverctl history: fencing may have failed)"
             )
-        click.echo(f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})")
+        click.echo(
+            printable(
+                f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})"
+            )
+        )
 
 
 @cli.command("fence-check")

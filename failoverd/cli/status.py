@@ -167,8 +167,8 @@ def _print_table(
         m = members.get(r["node"])
         rows.append(
             (
-                r["node"],
-                r["role"],
+                printable(r["node"]),
+                printable(r["role"]),
                 "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
                 "-" if r["epoch"] is None else str(r["epoch"]),
                 "yes" if r["connected"] else "NO",
@@ -191,7 +191,7 @@ def _print_table(
         if m is not None and m.endpoint_error:
             # Whatever holds that port answers the load balancer's checks meanwhile.
             click.echo(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
-    click.echo(f"verdict: {sentence}")
+    click.echo(f"verdict: {printable(sentence)}")  # it quotes members' `why`
     if recent:
         click.echo("recent transitions:")
         for e in recent:
@@ -199,8 +199,9 @@ def _print_table(
 
 
 def _fence_column(ready: dict[str, bool]) -> str:
-    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe."""
-    return ",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-"
+    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe.
+    The method names are the member's own words, escaped like any text from ZooKeeper."""
+    return printable(",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-")
 
 
 def history_line(e: Any, with_epoch: bool = False) -> str:

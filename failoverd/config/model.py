@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# The highest node.priority: what peers accept in a member's status (zk/znodes.py
+# MAX_PRIORITY, the same number). A member whose status its peers cannot decode
+# is invisible to them, so the file may not hold a priority they would refuse.
+PRIORITY_MAX = 1_000_000
+
 
 @dataclass(frozen=True)
 class NodeConfig:

@@ -23,6 +23,13 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "expected a duration like 500ms, 3s, 10m or a number of seconds"
+# No setting waits anywhere near this long; a longer one is a typo, and one of
+# hundreds of digits would not even be a number (inf, or an OverflowError).
+MAX_DURATION = 365 * 24 * 3600.0
+# An integer literal longer than this is no setting (Python refuses to convert
+# ones of more than 4300 digits at all); it reaches the getters as text.
+_MAX_INT_DIGITS = 30
+_REPR_LIMIT = 80
 
 
 # Problems of an OCF agent's params on this machine, as (key, message): the parser
@@ -120,6 +127,8 @@ class Section:
         seconds = _seconds(value)
         if seconds is None:
             return self._wrong(name, _DURATION_HINT, value, default)
+        if seconds > MAX_DURATION:
+            return self._wrong(name, "must be at most 365 days", value, default)
         if seconds < 0 or (seconds == 0 and not zero_ok):
             limit = "must not be negative" if zero_ok else "must be greater than 0"
             return self._wrong(name, limit, value, default)
@@ -138,6 +147,17 @@ class Section:
         if value in options:
             return cast(str, value)
         return self._wrong(name, f"expected one of {', '.join(options)}", value, default)
+
+    def address(self, name: str) -> str:
+        """A host name or IP address. It goes onto command lines (the ssh probe,
+        `{address}` in a fence command), where one starting with '-' would be read
+        as an option."""
+        value = self.text(name)
+        if value.startswith("-"):
+            return self._wrong(
+                name, "must not start with '-' (a program would read an option)", value, value
+            )
+        return value
 
     def argv(self, name: str, required: bool = True) -> tuple[str, ...] | None:
         """A command as a list of strings; it is exec'd directly, never through a shell."""
@@ -164,7 +184,7 @@ class Section:
         return _ABSENT
 
     def _wrong(self, name: str, expected: str, value: object, fallback: _T) -> _T:
-        self.found.problem(self.key(name), f"{expected}, got {value!r}")
+        self.found.problem(self.key(name), f"{expected}, got {_short(value)}")
         return fallback
 
 
@@ -172,14 +192,25 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _short(value: object) -> str:
+    """repr for a message, cut short: a value may be thousands of characters."""
+    text = repr(value)
+    return text if len(text) <= _REPR_LIMIT else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _seconds(value: object) -> float | None:
+    """Seconds, or None when `value` is no finite duration (too big ints included)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
-        return float(m[1]) * _UNIT_SECONDS[m[2] or "s"]
-    return None
+    seconds = None
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+            seconds = float(m[1]) * _UNIT_SECONDS[m[2] or "s"]
+    except OverflowError:  # an int beyond any float
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def typed_item(
@@ -221,6 +252,17 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """An integer too long to be a setting stays text, so its key's getter
+        reports it (``FILE: key: ...``) instead of int() raising for the file."""
+        text = str(self.construct_scalar(node))
+        if len(text) > _MAX_INT_DIGITS:
+            return text
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def read_yaml(path: str) -> Mapping[Any, Any]:

@@ -11,6 +11,7 @@ from typing import Literal, cast
 from failoverd.config.model import (
     HOOK_EVENTS,
     NET_CHECKS,
+    PRIORITY_MAX,
     CheckConfig,
     HealthConfig,
     HookConfig,
@@ -41,8 +42,8 @@ _LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<po
 def node_config(s: Section) -> NodeConfig:
     return NodeConfig(
         name=s.name("name"),
-        address=s.text("address"),
-        priority=s.integer("priority", NodeConfig.priority, 0),
+        address=s.address("address"),
+        priority=s.integer("priority", NodeConfig.priority, 0, PRIORITY_MAX),
         priority_delay=s.duration("priority_delay", NodeConfig.priority_delay, zero_ok=True),
         state_dir=s.text("state_dir", NodeConfig.state_dir),
     )
@@ -64,7 +65,7 @@ def peer_configs(root: Section, own_name: str) -> tuple[PeerConfig, ...]:
             found.problem(
                 s.at, f"{name!r} is this node's own name (node.name); list only the others"
             )
-        peers.append(PeerConfig(name=str(name), address=s.text("address")))
+        peers.append(PeerConfig(name=str(name), address=s.address("address")))
     return tuple(peers)
 
 

@@ -93,7 +93,8 @@ def ssh_argv(cfg: SshFencerConfig, target: FenceTarget, client: str = SSH) -> li
     argv = [client, "-F", "/dev/null", "-T", "-n", "-p", str(cfg.port), "-l", cfg.user]
     for key, value in options.items():
         argv += ["-o", f"{key}={value}"]
-    return [*argv, target.address, "fence-self --dry-run"]
+    # `--`: whatever the address holds, ssh reads it as the destination, never an option.
+    return [*argv, "--", target.address, "fence-self --dry-run"]
 
 
 def _ssh(cfg: SshFencerConfig, target: FenceTarget) -> tuple[bool, str]:

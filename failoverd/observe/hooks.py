@@ -15,7 +15,10 @@ A hook can never block or reverse a transition:
 
 Hooks get FAILOVERD_EVENT, FAILOVERD_NODE, FAILOVERD_CLUSTER, FAILOVERD_EPOCH
 ("" when there is none), FAILOVERD_REASON and, for events about a peer (fenced,
-fence_failed, fence_path_lost), FAILOVERD_PEER.
+fence_failed, fence_path_lost), FAILOVERD_PEER. The reason is free text and may
+hold control characters: a hook encodes it for where it sends it. A NUL, which no
+argv or environment can carry, arrives as the four characters `\\x00` (logged as
+hook_value_made_safe); the hook still runs.
 """
 
 from __future__ import annotations
@@ -142,20 +145,23 @@ class HookRunner:
 
     def _run(self, hook: HookConfig, ev: HookEvent) -> None:
         started = time.monotonic()
+        argv, env, made_safe = _made_safe(hook.argv, self.env(ev))
+        if made_safe:  # the hook still runs: its news matters more than one byte
+            log.warning("hook_value_made_safe", hook_event=ev.event, names=made_safe)
         # Output to a file, not a pipe: a helper the hook left behind could hold a
         # pipe open and make reading it hang.
         with tempfile.TemporaryFile() as out:
             try:
                 proc = subprocess.Popen(
-                    list(hook.argv),
-                    env=self.env(ev),
+                    argv,
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group, killed as a whole
                     close_fds=True,
                 )
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 log.error("hook_failed", hook_event=ev.event, argv=list(hook.argv), error=str(e))
                 return
             self._running = proc
@@ -176,6 +182,30 @@ class HookRunner:
             log.error("hook_failed", exit_code=code, output=output, **what)
         else:
             log.info("hook_finished", output=output, **what)
+
+
+def _made_safe(
+    argv: Sequence[str], env: dict[str, str]
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """argv and env with each NUL written as the four characters `\\x00`, and the
+    names of what changed. A NUL cannot cross exec (C strings end there), and
+    subprocess refuses the whole call on one: a reason that quotes a peer's output
+    must not cost the operator the page. Other control characters pass as they are:
+    they are legal here, and each hook encodes for where it sends them."""
+    changed: list[str] = []
+    safe_argv = []
+    for i, word in enumerate(argv):
+        if "\x00" in word:
+            changed.append(f"argv[{i}]")
+            word = word.replace("\x00", "\\x00")
+        safe_argv.append(word)
+    safe_env = {}
+    for name, value in env.items():
+        if "\x00" in value:
+            changed.append(name)
+            value = value.replace("\x00", "\\x00")
+        safe_env[name] = value
+    return safe_argv, safe_env, changed
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -50,6 +50,9 @@ MAX_REQUEST_TIMEOUT = 3600.0
 REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A member's name is a configured node name (config.reading.NAME_PATTERN) and a znode name.
 NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A member's node.priority; config/model.py PRIORITY_MAX is the same number, so a
+# file --check accepts never yields a status its peers refuse.
+MAX_PRIORITY = 1_000_000
 _MAX_DIGITS = 20  # an int with more digits is garbage (and Python's 4300-digit limit raises)
 
 
@@ -139,7 +142,7 @@ UNKNOWN_ELIGIBILITY = "unknown: this member's failoverd does not publish whether
 
 def _priority(d: dict[str, Any]) -> int:
     value = _field(d, "priority", int, "member")
-    if not 0 <= value <= 1_000_000:
+    if not 0 <= value <= MAX_PRIORITY:
         raise ZnodeError(f"member: priority {value} is out of range")
     return int(value)
 
