@@ -207,7 +207,12 @@ class Coordinator:
                     self._wait(self.client.create_async(path, data, acl=node_acl), timeout)
                 except NodeExistsError:
                     pass
-        self.operator_requests.ensure(timeout)
+        try:
+            self.operator_requests.ensure(timeout)
+        except CoordinationError as e:
+            # They only say who made a change; without them changes are recorded
+            # as claims. Never a reason to keep the daemon from its session.
+            log.warning("request_znodes_not_set", error=str(e))
 
     def acl_mismatches(self, timeout: float) -> list[str]:
         """The cluster node and its five znodes whose ACL is not exactly what

@@ -39,8 +39,11 @@ class RequestZnodes:
         return async_result.get(timeout=timeout)
 
     def names(self) -> tuple[str, ...]:
-        """The request znodes the daemon reads: configured operators', and the nodes'."""
-        return (*zk_acl.operator_users(self.config), zk_acl.NODES_REQUEST)
+        """The request znodes the daemon reads: configured operators', and the nodes'.
+        A user name that cannot be a znode name (a "/" in it, "." or "..") gets none:
+        that operator's changes are recorded as claims."""
+        users = [u for u in zk_acl.operator_users(self.config) if "/" not in u]
+        return (*(u for u in users if u not in (".", "..")), zk_acl.NODES_REQUEST)
 
     def _acl(self, name: str) -> Any:
         if name == zk_acl.NODES_REQUEST:

@@ -216,3 +216,36 @@ def test_seventy_requests_from_bob_cannot_push_real_entries_out_of_history(
         for kz in (nodes, bob):
             kz.stop()
             kz.close()
+
+
+def test_without_a_request_znode_failoverctl_still_works_and_history_marks_the_claim(
+    zk: ZooKeeperServer, make_cluster, operators: dict[str, tuple[Path, str]]
+) -> None:
+    """Daemons of a release without request znodes (rolling upgrade): the new
+    failoverctl still makes the change, and says its name will be a claim."""
+    c = cluster_with(make_cluster, zk, operators)
+    started(c)
+    nodes = client(zk, c.credential_file)
+    try:
+        nodes.delete(f"/failoverd/{c.cluster}/requests/alice")
+    finally:
+        nodes.stop()
+        nodes.close()
+    alice_file = operators["alice"][0]
+    on = c.ctl("--credential", str(alice_file), "maintenance", "on", "--reason", "patch")
+    assert on.returncode == 0, on.stderr
+    assert "history will record your name as claimed" in on.stderr, on.stderr
+    (entry,) = wait_for(lambda: maintenance_entries(c), 10, "the maintenance_on entry")
+    assert entry["by"] == "alice (claimed, via control)", entry
+
+
+def test_failoverctl_with_the_nodes_credential_is_recorded_as_the_node_and_a_claimed_login(
+    zk: ZooKeeperServer, make_cluster, operators: dict[str, tuple[Path, str]]
+) -> None:
+    c = cluster_with(make_cluster, zk, operators)
+    started(c)
+    on = c.ctl("maintenance", "on", "--reason", "root on a node")
+    assert on.returncode == 0, on.stderr
+    (entry,) = wait_for(lambda: maintenance_entries(c), 10, "the maintenance_on entry")
+    assert entry["by"].startswith("node:") and entry["by"].endswith(", claimed)"), entry
+    assert "via control" not in entry["by"], entry
