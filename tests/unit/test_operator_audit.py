@@ -4,7 +4,10 @@ one operator may put into history."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from kazoo.security import Permissions
 from structlog.testing import capture_logs
 
 from failoverd.node.operator_audit import (
@@ -14,7 +17,8 @@ from failoverd.node.operator_audit import (
     Change,
     OperatorAudit,
 )
-from failoverd.zk.acl import NODES_REQUEST
+from failoverd.zk.acl import NODES_REQUEST, digest_id, request_acl
+from failoverd.zk.requests import RequestZnodes
 from failoverd.zk.znodes import (
     REQUESTS_KEPT,
     OperatorRequest,
@@ -108,3 +112,19 @@ def test_a_request_znode_keeps_the_newest_changes_and_rejects_garbage() -> None:
     for raw in (b"", b'{"v":1}', b'{"v":1,"recent":[1]}', b'{"v":1,"recent":[{"kind":1}]}'):
         with pytest.raises(ZnodeError):
             OperatorRequests.decode(raw)
+
+
+def test_each_request_znode_is_writable_by_its_operator_only(tmp_path: Path) -> None:
+    from tests.unit.test_config import load, minimal, secret
+
+    alice, bob, odd = digest_id("alice", "a"), digest_id("bob", "b"), digest_id("a/b", "c")
+    cfg = minimal()
+    cfg["zookeeper"]["auth"] = {"scheme": "digest", "credential_file": secret(tmp_path)}
+    cfg["zookeeper"]["operators"] = [alice, bob, odd]
+    config = load(tmp_path, cfg)
+    perms = {a.id.id: a.perms for a in request_acl(config, "alice") or []}
+    assert perms[alice] == Permissions.READ | Permissions.WRITE
+    assert perms[bob] == perms[odd] == Permissions.READ
+    assert perms[digest_id("failoverd", "s3cret")] == Permissions.ALL
+    # a user name that cannot be a znode name gets no request znode (its changes are claims)
+    assert RequestZnodes(config, None, "/x").names() == ("alice", "bob", NODES_REQUEST)
