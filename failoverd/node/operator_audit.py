@@ -140,15 +140,17 @@ class OperatorAudit:
     ) -> tuple[str, str]:
         """(the name history records, whose allowance the entry counts against)."""
         credit = f"{change.kind} {change.ref}"
-        if change.ref and credit not in self._credited and control_mtime is not None:
-            for name, (mine, mtime) in sorted(requests.items()):
-                if not -SKEW_MS <= control_mtime - mtime <= FRESH_MS:
-                    continue
-                for req in mine.recent:
-                    if (req.kind, req.ref) == (change.kind, change.ref):
-                        self._credited.add(credit)
-                        return _name(name, req.by), name
-        return f"{change.claim or 'unknown'} (claimed, via control)", CLAIMS
+        if credit not in self._credited and control_mtime is not None:
+            fresh = {
+                name: znode
+                for name, znode in requests.items()
+                if -SKEW_MS <= control_mtime - znode[1] <= FRESH_MS
+            }
+            found = vouched_by(change.kind, change.ref, fresh)
+            if found is not None:
+                self._credited.add(credit)
+                return found
+        return claimed(change.claim), CLAIMS
 
     def _allowed(self, allowance: str, now: float) -> bool:
         times = self._recorded.setdefault(allowance, deque())
@@ -169,6 +171,25 @@ class OperatorAudit:
                 "the excess is not recorded (the requests still take effect)",
             )
         return False
+
+
+def vouched_by(
+    kind: str, ref: str, requests: Mapping[str, tuple[OperatorRequests, int]]
+) -> tuple[str, str] | None:
+    """(the name to record, the request znode) of the first request znode that
+    lists this change, or None. Freshness is the caller's to judge."""
+    if not ref:
+        return None
+    for name, (mine, _mtime) in sorted(requests.items()):
+        for req in mine.recent:
+            if (req.kind, req.ref) == (kind, ref):
+                return _name(name, req.by), name
+    return None
+
+
+def claimed(claim: str) -> str:
+    """A name only `control` carries: what its writer says, marked as such."""
+    return f"{claim or 'unknown'} (claimed, via control)"
 
 
 def _name(request_znode: str, label: str) -> str:

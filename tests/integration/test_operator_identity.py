@@ -84,6 +84,8 @@ def test_bob_claiming_alice_in_control_is_not_recorded_as_alice(
         (entry,) = wait_for(lambda: maintenance_entries(c), 10, "the maintenance entry")
         assert entry["by"] != "alice", f"history believes the claim: {entry}"
         assert entry["by"] == "alice (claimed, via control)", entry
+        st = c.ctl("status").stdout
+        assert "maintenance set by alice (claimed, via control) since" in st, st
     finally:
         bob.stop()
         bob.close()
@@ -101,6 +103,7 @@ def test_bob_is_recorded_as_bob_from_his_request_znode_whatever_he_claims(
     assert on.returncode == 0, on.stderr
     (entry,) = wait_for(lambda: maintenance_entries(c), 10, "the maintenance_on entry")
     assert (entry["event"], entry["by"]) == ("maintenance_on", "bob"), entry
+    assert "maintenance set by bob since" in c.ctl("status").stdout
     # A doctored failoverctl: bob's own request znode and control, both claiming alice.
     bob = client(zk, bob_file)
     try:
