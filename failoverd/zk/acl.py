@@ -19,7 +19,9 @@ Two kinds of identity, each a ZooKeeper digest user:
 
 The daemon checks the exact ACL of the cluster node and of its five znodes on
 every new session and refuses to run on a mismatch: an ACL it did not set means
-someone with ADMIN rights changed the rules under it.
+someone with ADMIN rights changed the rules under it. The request znodes are not
+in that check: the daemons set their ACLs on every new session instead
+(zk/requests.py), since who may write one decides only a name in history.
 """
 
 from __future__ import annotations
