@@ -188,7 +188,11 @@ def vouched_by(
 
 
 def claimed(claim: str) -> str:
-    """A name only `control` carries: what its writer says, marked as such."""
+    """A name only `control` carries: what its writer says, marked as such (a label
+    that already says it is a claim, the nodes' "node:HOST (sudo user X, claimed)",
+    gets the marker inside its parentheses)."""
+    if claim.endswith(", claimed)"):
+        return f"{claim[:-1]}, via control)"
     return f"{claim or 'unknown'} (claimed, via control)"
 
 

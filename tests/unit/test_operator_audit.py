@@ -73,6 +73,12 @@ def test_the_nodes_request_znode_records_the_host_and_login_as_a_claim() -> None
     label = "node:mx1 (sudo user carol, claimed)"
     nodes = {NODES_REQUEST: znode(OperatorRequest("maintenance_on", ON.ref, by=label))}
     assert by(OperatorAudit("mail1"), ON, nodes) == label
+    # without a request znode (no zookeeper.auth): the same label, via control
+    unvouched = Change(ON.kind, ON.ref, label, "x")
+    assert (
+        by(OperatorAudit("mail1"), unvouched, {})
+        == "node:mx1 (sudo user carol, claimed, via control)"
+    )
     odd = {NODES_REQUEST: znode(OperatorRequest("maintenance_on", ON.ref, by="alice"))}
     assert by(OperatorAudit("mail1"), ON, odd) == "node:? (alice, claimed)"
 
