@@ -27,6 +27,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.identity import request_znode
 from failoverd.cli.status import gather_status, history_line, status_command
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
@@ -34,7 +35,7 @@ from failoverd.node.switchover import pick_target
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import ZnodeMissing
-from failoverd.zk.znodes import Control, Request, now_iso
+from failoverd.zk.znodes import Control, OperatorRequest, Request, now_iso
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -130,14 +131,16 @@ def maintenance(ctx: click.Context, state: str, reason: str) -> None:
     credential, who = operator_identity(ctx)
     with zk_session(config, credential) as coord:
         control, version = coord.read_control(CALL_TIMEOUT)
+        since = now_iso()
         new = Control(
             state == "on",
             control.switchover,
             control.failover,
             maintenance_by=who,
             maintenance_reason=reason,
-            maintenance_since=now_iso(),
+            maintenance_since=since,
         )
+        _vouch(coord, credential, f"maintenance_{state}", since, who)
         coord.write_control(new, version, CALL_TIMEOUT)
     click.echo(
         f"maintenance {state}"
@@ -159,11 +162,34 @@ def _wait_for_active(
     return None
 
 
+def _vouch(coord: Coordinator, credential: str | None, kind: str, ref: str, by: str) -> None:
+    """Add the change about to be written into `control` to our request znode,
+    *before* control: the daemon that records it reads the request znodes when it
+    sees control change, and takes the operator's name from the znode's path."""
+    if not coord.operator_requests.add(
+        request_znode(credential), OperatorRequest(kind, ref, by, now_iso()), CALL_TIMEOUT
+    ):
+        if credential is not None:
+            click.echo(
+                f"note: no request znode for {request_znode(credential)} (not in "
+                "zookeeper.operators, or the nodes run an older release): history will "
+                "record your name as claimed",
+                err=True,
+            )
+
+
 def _post_request(
-    coord: Coordinator, kind: str, to: str | None, timeout: float, by: str, reason: str
+    coord: Coordinator,
+    kind: str,
+    to: str | None,
+    timeout: float,
+    by: str,
+    reason: str,
+    credential: str | None,
 ) -> Request:
     control, version = coord.read_control(CALL_TIMEOUT)
     req = Request(str(uuid.uuid4()), to, timeout, by, now_iso(), reason)
+    _vouch(coord, credential, kind, req.id, by)
     new = replace(
         control,
         switchover=req if kind == "switchover" else None,
@@ -219,7 +245,7 @@ def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
                 raise Refused("refused: no healthy, connected standby to hand over to")
         timeout = config.switchover.timeout
         started = time.monotonic()
-        req = _post_request(coord, "switchover", to, timeout, who, reason)
+        req = _post_request(coord, "switchover", to, timeout, who, reason, credential)
         got = _wait_for_active(coord, config, old, to, timeout + 1.0)
         took = time.monotonic() - started
         if got is None:
@@ -258,7 +284,7 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
             )
         timeout = config.switchover.timeout + config.zookeeper.session_timeout
         started = time.monotonic()
-        req = _post_request(coord, "failover", to, timeout, who, reason)
+        req = _post_request(coord, "failover", to, timeout, who, reason, credential)
         got = _wait_for_active(coord, config, None, to, timeout + 30.0)
         if got is None:
             _withdraw(coord, req)

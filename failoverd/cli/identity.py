@@ -1,11 +1,14 @@
 """Who is running failoverctl, for the audit trail.
 
 With an operator credential (`failoverctl --credential FILE` or
-FAILOVERCTL_CREDENTIAL) the name is the credential's ZooKeeper user: ZooKeeper
-itself authenticated it, and its ACL lets it write only `control`. Without one,
-failoverctl uses the node's own credential (root on a node can read it anyway)
-and the name is the login behind sudo (SUDO_USER), else USER, marked with the
-host it ran on: an honest label, not a proof.
+FAILOVERCTL_CREDENTIAL) the name is the credential's ZooKeeper user, and each
+change is also added to that user's request znode, `requests/<user>`, which
+ZooKeeper lets only that credential write: the daemons record the change under
+that znode's name, whatever name `control` carries (node/operator_audit.py).
+Without one, failoverctl uses the node's own credential (root on a node can read
+it anyway) and writes the nodes' request znode, `requests/:nodes`; the name is
+"node:HOST (sudo user LOGIN, claimed)", from SUDO_USER, else USER: the node's
+credential is proven, the host and login are an honest label, not a proof.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import os
 import re
 import socket
 import stat
+
+from failoverd.zk.acl import NODES_REQUEST
 
 _CREDENTIAL = re.compile(r"[^:\s]{1,64}:\S+")
 
@@ -42,4 +47,9 @@ def operator_name(credential: str | None) -> str:
     if credential is not None:
         return credential.partition(":")[0]
     login = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
-    return f"{login}@{socket.gethostname()}"
+    return f"node:{socket.gethostname()} (sudo user {login}, claimed)"
+
+
+def request_znode(credential: str | None) -> str:
+    """The name of the request znode this credential writes (zk/requests.py)."""
+    return NODES_REQUEST if credential is None else credential.partition(":")[0]

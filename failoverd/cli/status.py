@@ -6,6 +6,7 @@ healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from failoverd.cli.common import (
 )
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
+from failoverd.node.operator_audit import claimed, vouched_by
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import CoordinationError
 from failoverd.zk.znodes import Control, MemberStatus
@@ -127,6 +129,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
             members = coord.read_members(CALL_TIMEOUT)
             recent = coord.read_history(5, CALL_TIMEOUT)
             control, _ = coord.read_control(CALL_TIMEOUT)
+            requests = coord.operator_requests.read(CALL_TIMEOUT) if control.maintenance else {}
         except CoordinationError as e:
             # Connected, then lost it mid-read: the state is just as unknown.
             raise Unreachable(str(e)) from None
@@ -135,8 +138,15 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
-        _print_table(st, members, recent, sentence, control)
+        _print_table(st, members, recent, sentence, control, _maintenance_by(control, requests))
     ctx.exit(0 if ok else 1)
+
+
+def _maintenance_by(control: Control, requests: Mapping[str, Any]) -> str:
+    """Who turned maintenance on: the request znode that lists the change (only
+    that operator can write it), else the name in `control`, marked as a claim."""
+    found = vouched_by("maintenance_on", control.maintenance_since, requests)
+    return found[0] if found is not None else claimed(control.maintenance_by)
 
 
 def _print_table(
@@ -145,6 +155,7 @@ def _print_table(
     recent: list[Any],
     sentence: str,
     control: Control,
+    maintenance_by: str,
 ) -> None:
     active = st["active"]
     holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
@@ -157,7 +168,7 @@ def _print_table(
         # Who turned it on and why (failoverctl maintenance on --reason).
         why = control.maintenance_reason or "no reason given"
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
-        click.echo(printable(f"maintenance set by {control.maintenance_by}{since}: {why}"))
+        click.echo(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
     header = (
         "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
         "LAST TRANSITION",

@@ -516,7 +516,18 @@ class Daemon:
         recorder = is_recorder(
             self.node, self.state.role is Role.ACTIVE, self.state.lock_holder, self.members
         )
-        for entry in self.audit.entries(self.state.control, recorder, self.state.epoch):
+        changes = self.audit.changes(self.state.control, recorder)
+        if not changes:
+            return
+        # Who made them: the request znodes, read after control (failoverctl writes
+        # its request znode first). Unread, every change counts as a claim.
+        requests = self.guard(
+            "reading the request znodes",
+            lambda: self.coord.operator_requests.read(self._read_timeout()),
+        )
+        for entry in self.audit.entries(
+            changes, requests or {}, self.coord.control_mtime, self.state.epoch, time.monotonic()
+        ):
             if self.coord.connected:
                 self.coord.append_history(entry)
                 self.history_written += 1

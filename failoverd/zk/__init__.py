@@ -10,6 +10,7 @@ tls.py             the TLS context: only the configured CA, the server's name ch
 lease.py           the local lease (boot-time clock) that ZooKeeper's answers renew
 lease_keeper.py    the thread that renews it, pipelined
 acl.py             the ACLs a cluster's tree must have
+requests.py        the operators' request znodes: who made a change in control
 znodes.py          what each znode holds, and its JSON
 formats.py         which znode format the members can all read
 session_checks.py  what the daemon checks on each new session: ACLs, its fence marker

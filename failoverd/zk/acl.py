@@ -9,11 +9,19 @@ Two kinds of identity, each a ZooKeeper digest user:
   WRITE on `control` only. An operator's password can therefore never delete the
   lock or write `clean: true` into the breadcrumb (which would let the next
   takeover skip fencing). Operator actions reach history through the daemons,
-  which record the `by`/`reason` carried in `control`.
+  which record the `reason` carried in `control`;
+* each operator's **request znode** `requests/<user>` (request_acl): the nodes ALL,
+  that operator READ and WRITE, every other operator READ. failoverctl writes it
+  with each change it makes in `control`; the daemon takes the name history
+  records from its path, because ZooKeeper, not the operator, decides who could
+  write it. The nodes' own `requests/:nodes` (a colon is never in a user name)
+  has the default ACL: only the nodes' credential writes it.
 
 The daemon checks the exact ACL of the cluster node and of its five znodes on
 every new session and refuses to run on a mismatch: an ACL it did not set means
-someone with ADMIN rights changed the rules under it.
+someone with ADMIN rights changed the rules under it. The request znodes are not
+in that check: the daemons set their ACLs on every new session instead
+(zk/requests.py), since who may write one decides only a name in history.
 """
 
 from __future__ import annotations
@@ -37,6 +45,15 @@ def digest_id(user: str, password: str) -> str:
 
 def credential_user(credential: str) -> str:
     return credential.partition(":")[0]
+
+
+REQUESTS = "requests"
+NODES_REQUEST = ":nodes"  # the request znode failoverctl writes with the nodes' credential
+
+
+def operator_users(config: Config) -> tuple[str, ...]:
+    """The configured operators' user names: the names their request znodes have."""
+    return tuple(credential_user(op) for op in config.zookeeper.operators)
 
 
 def _node_acl(config: Config) -> ACL | None:
@@ -64,6 +81,27 @@ def control_acl(config: Config) -> list[ACL] | None:
         return None
     rw = Permissions.READ | Permissions.WRITE
     return [node, *(ACL(rw, Id("digest", op)) for op in config.zookeeper.operators)]
+
+
+def request_acl(config: Config, user: str) -> list[ACL] | None:
+    """`requests/<user>`: the nodes ALL, `user`'s digest ids READ and WRITE, the
+    other operators READ. No CREATE or DELETE for anyone but the nodes: the daemons
+    create these znodes, one per configured operator."""
+    node = _node_acl(config)
+    if node is None:
+        return None
+    rw = Permissions.READ | Permissions.WRITE
+    return [
+        node,
+        *(
+            ACL(rw if credential_user(op) == user else Permissions.READ, Id("digest", op))
+            for op in config.zookeeper.operators
+        ),
+    ]
+
+
+def same(a: list[ACL], b: list[ACL]) -> bool:
+    return _key(a) == _key(b)
 
 
 def expected(config: Config) -> dict[str, list[ACL]] | None:

@@ -34,6 +34,7 @@ from failoverd.zk.client import make_client
 from failoverd.zk.errors import CoordinationError, zk_errors
 from failoverd.zk.formats import write_format
 from failoverd.zk.lease import LocalLease
+from failoverd.zk.requests import RequestZnodes
 from failoverd.zk.znodes import (
     SCHEMA_VERSION,
     UNREADABLE_CONTROL,
@@ -75,6 +76,10 @@ class Coordinator:
         self.members_path = f"{self.root}/members"
         self.history_path = f"{self.root}/history"
         self.client = make_client(config, credential)
+        self.operator_requests = RequestZnodes(config, self.client, self.root)
+        # The server's mtime (ms) of `control` at the last read: a request znode
+        # vouches only for a change in control written just after it.
+        self.control_mtime: int | None = None
         self.on_event = on_event
         self.requests = 0  # ZooKeeper requests made (metrics, benchmarks)
         self._warned_short = False
@@ -202,6 +207,12 @@ class Coordinator:
                     self._wait(self.client.create_async(path, data, acl=node_acl), timeout)
                 except NodeExistsError:
                     pass
+        try:
+            self.operator_requests.ensure(timeout)
+        except CoordinationError as e:
+            # They only say who made a change; without them changes are recorded
+            # as claims. Never a reason to keep the daemon from its session.
+            log.warning("request_znodes_not_set", error=str(e))
 
     def acl_mismatches(self, timeout: float) -> list[str]:
         """The cluster node and its five znodes whose ACL is not exactly what
@@ -451,6 +462,7 @@ class Coordinator:
                 raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
             except NoNodeError:
                 return Control(), None
+        self.control_mtime = stat.mtime
         try:
             return Control.decode(raw), stat.version
         except ZnodeError as e:

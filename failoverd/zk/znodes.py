@@ -419,3 +419,54 @@ class HistoryEntry:
             reason=_field(d, "reason", str, "history"),
             by=_text(d, "by", "history", default=""),
         )
+
+
+@dataclass(frozen=True)
+class OperatorRequest:
+    """One change an operator made in `control`: `kind` is maintenance_on,
+    maintenance_off, switchover or failover, `ref` the change's maintenance_since
+    or request id. `by` is read only from the nodes' own request znode (failoverctl
+    run with the nodes' credential): the host and sudo user it ran as, a claim
+    made by root on a node."""
+
+    kind: str
+    ref: str
+    by: str = ""
+    at: str = ""
+
+
+# The changes a request znode remembers: enough for commands run in quick
+# succession, whose changes a daemon may read only after the next was written.
+REQUESTS_KEPT = 8
+
+
+@dataclass(frozen=True)
+class OperatorRequests:
+    """An operator's `requests/<user>` znode: the proof of who made a change.
+
+    Only that operator's credential (and the nodes') may write it, so its *path*
+    names the operator; nothing in it is taken as the operator's name. failoverctl
+    adds each change to it just before writing the change into `control`."""
+
+    recent: tuple[OperatorRequest, ...] = ()
+
+    def adding(self, request: OperatorRequest) -> OperatorRequests:
+        return OperatorRequests((*self.recent, request)[-REQUESTS_KEPT:])
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> OperatorRequests:
+        d = _load(raw, "request")
+        items = _field(d, "recent", list, "request")
+        out = []
+        for item in items[-REQUESTS_KEPT:]:
+            if not isinstance(item, dict):
+                raise ZnodeError("request: an entry is not an object")
+            out.append(
+                OperatorRequest(
+                    kind=_field(item, "kind", str, "request"),
+                    ref=_field(item, "ref", str, "request"),
+                    by=_text(item, "by", "request", default=""),
+                    at=_text(item, "at", "request", default=""),
+                )
+            )
+        return cls(tuple(out))

@@ -103,9 +103,10 @@ def test_without_a_credential_the_login_behind_sudo_is_named(
 ) -> None:
     monkeypatch.setenv("SUDO_USER", "bob")
     monkeypatch.setenv("USER", "root")
-    assert operator_name(None).startswith("bob@")
+    assert operator_name(None).startswith("node:")
+    assert operator_name(None).endswith("(sudo user bob, claimed)")
     monkeypatch.delenv("SUDO_USER")
-    assert operator_name(None).startswith("root@")
+    assert operator_name(None).endswith("(sudo user root, claimed)")
 
 
 def _member(name: str) -> MemberStatus:
@@ -122,36 +123,41 @@ def test_exactly_one_member_records_operator_actions() -> None:
     assert is_recorder("mail2", False, None, {"mail1": None, "mail2": _member("mail2")})
 
 
+def _record(audit: OperatorAudit, control: Control, recorder: bool, epoch: int | None) -> list:
+    """What the recorder writes when no request znode vouches for anything."""
+    return audit.entries(audit.changes(control, recorder), {}, 0, epoch, 0.0)
+
+
 def test_maintenance_changes_and_requests_become_history_entries_once() -> None:
     audit = OperatorAudit("mail1")
-    assert audit.entries(Control(), True, 3) == []  # the state found at start is no change
+    assert _record(audit, Control(), True, 3) == []  # the state found at start is no change
     on = Control(
         True, maintenance_by="alice", maintenance_reason="disk swap", maintenance_since="t"
     )
-    (entry,) = audit.entries(on, True, 3)
+    (entry,) = _record(audit, on, True, 3)
     assert (entry.event, entry.by, entry.reason, entry.epoch) == (
         "maintenance_on",
-        "alice",
+        "alice (claimed, via control)",  # no request znode vouched for it
         "disk swap",
         3,
     )
-    assert audit.entries(on, True, 3) == []
+    assert _record(audit, on, True, 3) == []
     req = Request(RID, "mail2", 10.0, "bob", "t", "kernel update")
-    (entry,) = audit.entries(Control(True, req, None, "alice", "disk swap", "t"), True, 3)
+    (entry,) = _record(audit, Control(True, req, None, "alice", "disk swap", "t"), True, 3)
     assert (entry.event, entry.by, entry.reason) == (
         "switchover_requested",
-        "bob",
+        "bob (claimed, via control)",
         "to mail2: kernel update",
     )
-    assert audit.entries(UNREADABLE_CONTROL, True, 3) == []
+    assert _record(audit, UNREADABLE_CONTROL, True, 3) == []
 
 
 def test_a_non_recorder_follows_changes_without_writing_them() -> None:
     audit = OperatorAudit("mail2")
-    audit.entries(Control(), False, None)
-    assert audit.entries(Control(True, maintenance_by="alice"), False, None) == []
+    _record(audit, Control(), False, None)
+    assert _record(audit, Control(True, maintenance_by="alice"), False, None) == []
     # when it later becomes the recorder, old changes are not replayed
-    assert audit.entries(Control(True, maintenance_by="alice"), True, None) == []
+    assert _record(audit, Control(True, maintenance_by="alice"), True, None) == []
 
 
 # --- fence marker and fence-self --------------------------------------------------------
