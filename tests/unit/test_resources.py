@@ -625,7 +625,7 @@ def netns() -> Iterator[str]:
     v0 sent. Nothing leaves the namespace; it is deleted whatever happens."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2")
-    name = f"fo-test-{secrets.token_hex(4)}"
+    name = f"fdunit-{secrets.token_hex(4)}"  # not "fo…": the lab counts those as its own
     sh("ip", "netns", "add", name)
     try:
         # No IPv6: then the only packets on the link are the ones arping sends.
