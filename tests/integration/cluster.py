@@ -143,7 +143,11 @@ class Cluster:
                 "name": name,
                 "address": "127.0.0.1",
                 "priority": priority,
-                "priority_delay": "200ms",
+                # Started together, mail1 must win the first election: a peer never
+                # seen counts as preferred for this long. 200 ms was less than the lag
+                # of mail1's start behind mail2's on a loaded machine (seen: mail2
+                # won, 'mail2' == 'mail1'). Failovers and named switchovers skip it.
+                "priority_delay": "1s",
                 "state_dir": str(self.state_dirs[name]),
             },
             "peers": {p: {"address": "127.0.0.1"} for p in self.names if p != name},

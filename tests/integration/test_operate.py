@@ -21,7 +21,7 @@ from tests.support.zookeeper import ZooKeeperServer, free_port
 
 def started(c: Cluster) -> str:
     # mail1 first: started together, a loaded machine can delay mail1's start by more
-    # than mail2's 200 ms priority delay, and the tests expect mail1 active.
+    # than mail2's priority delay, and the tests expect mail1 active.
     c.start(c.names[0])
     active = c.wait_active(timeout=20, via=c.names[0])
     c.start(*c.names[1:])
