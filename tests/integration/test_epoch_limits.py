@@ -1,0 +1,74 @@
+"""One use of the fence key, or one hostile backup file, must not wedge the cluster's
+epoch: no takeover writes an epoch its readers refuse (znodes.EPOCH_LIMIT), a node's
+own floor far above what ZooKeeper shows is reported and not followed, fence-self
+refuses an epoch far above anything it has seen, and restore refuses what the
+daemon could not read. Real ZooKeeper, real daemons, fence-self over its CLI."""
+
+from __future__ import annotations
+
+import sys
+
+from kazoo.client import KazooClient
+
+from failoverd.fencing.marker import FenceMarker
+from failoverd.zk.znodes import Breadcrumb, MemberStatus
+from tests.integration.cluster import Cluster, wait_for
+from tests.support.access import digest_auth
+from tests.support.zookeeper import ZooKeeperServer
+
+PY = sys.executable
+TOP = 2**53 - 1  # the largest epoch a reader accepts, and what --epoch took over ssh
+
+
+# -- a marker at the top of the range on one node -------------------------------------
+
+
+def node_client(c: Cluster, zk: ZooKeeperServer) -> KazooClient:
+    client = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
+    client.start(timeout=10)
+    return client
+
+
+def test_a_marker_at_the_top_of_the_range_does_not_make_a_takeover_write_an_undecodable_epoch(
+    zk: ZooKeeperServer, make_cluster
+) -> None:
+    """mail2 was fenced (before this fix, over ssh) with --epoch 2^53-1 and publishes
+    it as its fence_epoch. Whoever takes over next must neither take 2^53 (no reader
+    decodes it) nor follow that marker: mail2 cannot serve until an operator clears
+    it (its member status says so), and mail1 carries on from ZooKeeper's epoch."""
+    c = make_cluster(zk_hosts=zk.address)
+    FenceMarker(c.state_dirs["mail2"]).write(TOP, by="fence-self from 127.0.0.9")
+    c.start()
+    assert c.wait_active(timeout=20) == "mail1"
+    wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both connected")
+    base = f"/failoverd/{c.cluster}"
+    client = node_client(c, zk)
+    try:
+
+        def published() -> bool:
+            raw, _ = client.get(f"{base}/members/mail2")
+            return MemberStatus.decode(raw).fence_epoch == TOP
+
+        wait_for(published, 10, "mail2 to publish its marker")
+        # mail1 goes away cleanly, comes back: each of the two may take over next.
+        c.nodes["mail1"].stop()
+        c.nodes["mail1"].start()
+        wait_for(lambda: client.exists(f"{base}/lock") is not None, 20, "a takeover")
+        wait_for(lambda: c.active() is not None, 20, "an active node")
+        raw, _ = client.get(f"{base}/active")
+        crumb = Breadcrumb.decode(raw)  # raised ZnodeError: epoch 2^53 is outside 0..2^53
+        assert crumb.epoch < 1_000_000, crumb
+        assert c.active() == "mail1", "mail2 served although its own marker refuses the epoch"
+        for name in client.get_children(f"{base}/members"):
+            MemberStatus.decode(client.get(f"{base}/members/{name}")[0])
+        mail2 = MemberStatus.decode(client.get(f"{base}/members/mail2")[0])
+        assert not mail2.eligible and "fence marker" in mail2.why, mail2.why
+        assert "operator" in mail2.why, mail2.why
+        ignored = [e for e in c.nodes["mail1"].events() if e.get("event") == "epoch_floor_ignored"]
+        assert ignored and ignored[-1]["level"] == "critical", ignored
+        assert c.ctl("status", via="mail1").returncode in (0, 1)
+        assert "Traceback" not in c.ctl("status", via="mail1").stderr
+        c.assert_never_two_serving()
+    finally:
+        client.stop()
+        client.close()
