@@ -6,13 +6,21 @@ daemon could not read. Real ZooKeeper, real daemons, fence-self over its CLI."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from kazoo.client import KazooClient
 
+from failoverd.config import load_config
 from failoverd.fencing.marker import FenceMarker
+from failoverd.resources.build import build_resources
 from failoverd.zk.znodes import Breadcrumb, MemberStatus
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.access import digest_auth
 from tests.support.zookeeper import ZooKeeperServer
 
@@ -72,3 +80,68 @@ def test_a_marker_at_the_top_of_the_range_does_not_make_a_takeover_write_an_unde
     finally:
         client.stop()
         client.close()
+
+
+# -- fence-self: an epoch far above anything this node has seen ------------------------
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Cluster]:
+    """mail1's config and its toy service, running (no daemon, no ZooKeeper)."""
+    c = Cluster(tmp_path / "c", "127.0.0.1:1")
+    config = load_config(str(c.nodes["mail1"].config_path))
+    env = {"FAILOVERD_CLUSTER": c.cluster, "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "5"}
+    for res in build_resources(config.resources):
+        res.start(env)
+    yield c
+    c.stop()
+
+
+def fence_self_over_ssh(c: Cluster, command: str) -> subprocess.CompletedProcess[str]:
+    """What mail1's authorized_keys runs for a peer's `ssh mail1 COMMAND`."""
+    cfg = str(c.nodes["mail1"].config_path)
+    return subprocess.run(
+        [PY, "-m", "failoverd.main", "-c", cfg, "fence-self", "--from-ssh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "SSH_ORIGINAL_COMMAND": command, "SSH_CLIENT": "127.0.0.9 5 22"},
+    )
+
+
+def service_up(c: Cluster) -> bool:
+    events = sorted(
+        (e for e in c.service_events() if e["node"] == "mail1"),
+        key=lambda e: float(e["t"]),  # type: ignore[arg-type]
+    )
+    return bool(events) and events[-1]["event"] == "up"
+
+
+def write_seen(c: Cluster, seen: int) -> None:
+    """mail1's membership record (what the daemon remembers: node/membership.py)."""
+    config = load_config(str(c.nodes["mail1"].config_path))
+    path = Path(config.node.state_dir) / "cluster.joined"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"v": 1, "cluster_path": f"/failoverd/{c.cluster}", "seen_epoch": seen})
+    )
+
+
+def test_fence_self_refuses_an_epoch_far_above_what_it_has_seen_and_stops_nothing(
+    target: Cluster,
+) -> None:
+    marker = FenceMarker(load_config(str(target.nodes["mail1"].config_path)).node.state_dir)
+    write_seen(target, 40)
+    for huge in (TOP, 40 + 1_000_001):
+        res = fence_self_over_ssh(target, f"fence-self --epoch {huge}")
+        out = res.stdout + res.stderr
+        assert res.returncode == 2, f"--epoch {huge} was accepted: {out}"
+        assert "fence_self_refused" in out and f"REFUSED: epoch {huge}" in res.stdout, out
+        assert service_up(target), f"a refused fence (--epoch {huge}) stopped the service"
+        assert marker.fenced_epoch() is None, f"a refused fence wrote the marker: {huge}"
+    # A node that missed a great many epochs (down for long) is still fenced.
+    res = fence_self_over_ssh(target, f"fence-self --epoch {40 + 1_000_000}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: not service_up(target), 5, "the service to record its stop")
+    assert marker.fenced_epoch() == 40 + 1_000_000

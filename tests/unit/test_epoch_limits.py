@@ -8,6 +8,7 @@ from unittest.mock import ANY, MagicMock, call
 
 import pytest
 
+from failoverd.fencing.epoch_bound import refusal
 from failoverd.node import decision
 from failoverd.node.decision import Role
 from failoverd.node.eligibility import Eligibility, eligibility
@@ -129,3 +130,13 @@ def test_an_ignored_marker_is_reported_and_its_own_node_never_takes_an_epoch_it_
     assert st.role is Role.STANDBY
     out = capsys.readouterr().out
     assert "epoch_floor_ignored" in out and "critical" in out
+
+
+# -- fence-self's bound and restore's validation --------------------------------------
+
+
+def test_fence_self_accepts_up_to_the_slack_above_what_it_has_seen() -> None:
+    assert refusal(EPOCH_FLOOR_SLACK, []) == ""  # a node that has seen nothing
+    assert refusal(EPOCH_FLOOR_SLACK + 1, [None]) != ""
+    assert refusal(9 + EPOCH_FLOOR_SLACK, [3, None, 9]) == ""
+    assert "ceiling" in refusal(EPOCH_CEILING - 1, [EPOCH_CEILING - 2])
