@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from kazoo.client import KazooClient
 from failoverd.config import load_config
 from failoverd.fencing.marker import FenceMarker
 from failoverd.resources.build import build_resources
-from failoverd.zk.znodes import Breadcrumb, MemberStatus
+from failoverd.zk.znodes import Breadcrumb, HistoryEntry, MemberStatus, encode
 from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.access import digest_auth
 from tests.support.zookeeper import ZooKeeperServer
@@ -145,3 +146,87 @@ def test_fence_self_refuses_an_epoch_far_above_what_it_has_seen_and_stops_nothin
     assert res.returncode == 0, res.stdout + res.stderr
     wait_for(lambda: not service_up(target), 5, "the service to record its stop")
     assert marker.fenced_epoch() == 40 + 1_000_000
+
+
+# -- restore of a hostile backup file ----------------------------------------------------
+
+
+def hostile_backup(c: Cluster, path: Path, **change: object) -> Path:
+    crumb = Breadcrumb("mail1", 3, "2026-12-01T10:00:00.000Z", False)
+    entry = HistoryEntry("2026-12-01T10:00:00.000Z", "mail1", "promoted", 3, "fenced")
+    data: dict[str, object] = {
+        "kind": "failoverd-backup",
+        "v": 1,
+        "cluster": c.cluster,
+        "path": f"/failoverd/{c.cluster}",
+        "active": {"text": encode(crumb).decode()},
+        "control": None,
+        "history": [{"name": "entry-0000000000", "text": encode(entry).decode()}],
+    }
+    data.update(change)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def tree(c: Cluster, zk: ZooKeeperServer) -> dict[str, bytes | None]:
+    client = node_client(c, zk)
+    try:
+        base = f"/failoverd/{c.cluster}"
+        out: dict[str, bytes | None] = {}
+        for name in ("active", "control"):
+            got = client.exists(f"{base}/{name}")
+            out[name] = None if got is None else client.get(f"{base}/{name}")[0]
+        if client.exists(f"{base}/history"):
+            for name in client.get_children(f"{base}/history"):
+                out[f"history/{name}"] = client.get(f"{base}/history/{name}")[0]
+        return out
+    finally:
+        client.stop()
+        client.close()
+
+
+AT = "2026-12-01T10:00:00.000Z"
+TOP_CRUMB = Breadcrumb("mail1", TOP, AT, False)
+FINE_ENTRY = HistoryEntry(AT, "mail1", "promoted", 3, "fenced")
+
+
+def entries(*texts: str) -> dict[str, object]:
+    return {"history": [{"name": f"entry-{i:010d}", "text": t} for i, t in enumerate(texts)]}
+
+
+HOSTILE = {
+    # An epoch the readers accept, but no takeover after it could be written.
+    "breadcrumb at 2^53-1": ({"active": {"text": encode(TOP_CRUMB).decode()}}, "active"),
+    "breadcrumb far above ZooKeeper's": (
+        {"active": {"text": encode(replace(TOP_CRUMB, epoch=2_000_000)).decode()}},
+        "active",
+    ),
+    "a garbage history entry": (
+        entries(encode(FINE_ENTRY).decode(), '{"v":1,"epoch":"x"}'),
+        "history[1] (entry-0000000001)",
+    ),
+    "a history entry at 2^53-1": (
+        entries(encode(replace(FINE_ENTRY, epoch=TOP)).decode()),
+        "history[0] (entry-0000000000)",
+    ),
+    "garbage control": ({"control": {"text": '{"v":1,"maintenance":"no"}'}}, "control"),
+}
+
+
+@pytest.mark.parametrize("what", list(HOSTILE))
+def test_restore_refuses_a_hostile_backup_and_writes_nothing(
+    zk: ZooKeeperServer, cluster: Cluster, tmp_path: Path, what: str
+) -> None:
+    cluster.start()
+    cluster.wait_active(timeout=20)
+    cluster.stop()
+    before = tree(cluster, zk)
+    change, named = HOSTILE[what]
+    path = hostile_backup(cluster, tmp_path / "hostile.json", **change)
+    done = cluster.ctl("restore", str(path), via="mail1", timeout=120)
+    assert done.returncode == 2, f"{what}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    assert named in done.stderr and "Traceback" not in done.stderr, (what, done.stderr)
+    assert tree(cluster, zk) == before, f"{what}: restore wrote to ZooKeeper"
+    # The same file without the hostile part is restored.
+    fine = cluster.ctl("restore", str(hostile_backup(cluster, tmp_path / "fine.json")), via="mail1")
+    assert fine.returncode == 0, fine.stderr

@@ -8,6 +8,7 @@ from unittest.mock import ANY, MagicMock, call
 
 import pytest
 
+from failoverd.cli.backup import BackupError, restore_backup
 from failoverd.fencing.epoch_bound import refusal
 from failoverd.node import decision
 from failoverd.node.decision import Role
@@ -23,6 +24,7 @@ from failoverd.zk.znodes import (
     encode,
 )
 from tests.unit.test_decision import obs
+from tests.unit.test_restore_floor import FakeAdmin
 from tests.unit.test_transitions_seam import make
 
 TOP = 2**53 - 1
@@ -140,3 +142,15 @@ def test_fence_self_accepts_up_to_the_slack_above_what_it_has_seen() -> None:
     assert refusal(EPOCH_FLOOR_SLACK + 1, [None]) != ""
     assert refusal(9 + EPOCH_FLOOR_SLACK, [3, None, 9]) == ""
     assert "ceiling" in refusal(EPOCH_CEILING - 1, [EPOCH_CEILING - 2])
+
+
+def test_restore_of_a_hostile_backup_writes_nothing() -> None:
+    admin = FakeAdmin()
+    bad = {
+        "active": {"text": encode(Breadcrumb("mail1", 3, "t", False)).decode()},
+        "control": None,
+        "history": [{"name": "entry-0000000007", "text": '{"v":1}'}],
+    }
+    with pytest.raises(BackupError, match=r"history\[0\] \(entry-0000000007\)"):
+        restore_backup(admin, bad, force=False, timeout=1.0)  # type: ignore[arg-type]
+    assert admin.written == []
