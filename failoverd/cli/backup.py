@@ -22,6 +22,10 @@ What a restore may do, and why it is careful:
   it as unreadable, which also fences every peer.
 * It never turns maintenance off, and drops pending switchover/failover requests
   (they were meant for a moment that has passed).
+* It writes nothing unless every znode in the file decodes as the daemons decode
+  it, with epochs below the ceiling (validate_backup), and the breadcrumb's epoch
+  is not far above what ZooKeeper holds (_check_floor): a hostile or damaged file
+  is refused whole, exit 2, naming the part.
 * History entries are appended in their old order (as new sequential znodes, so the
   entries written after the restore sort after them), skipping entries already there:
   running restore twice adds nothing.
@@ -37,6 +41,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import replace
 from typing import Any
@@ -54,10 +59,19 @@ from failoverd.cli.common import (
 from failoverd.cli.terminal import printable
 from failoverd.zk.admin import AdminCoordinator
 from failoverd.zk.errors import WriteConflict
-from failoverd.zk.znodes import Breadcrumb, Control, ZnodeError, now_iso
+from failoverd.zk.znodes import (
+    EPOCH_CEILING,
+    EPOCH_FLOOR_SLACK,
+    Breadcrumb,
+    Control,
+    HistoryEntry,
+    ZnodeError,
+    now_iso,
+)
 
 KIND = "failoverd-backup"
 BACKUP_VERSION = 1
+_ENTRY_NAME = re.compile(r"entry-[0-9]{10}")
 
 
 class BackupError(ValueError):
@@ -81,7 +95,10 @@ def _unpack(item: Any, where: str) -> bytes:
     if isinstance(item, dict) and isinstance(item.get("text"), str):
         return str(item["text"]).encode("utf-8")
     if isinstance(item, dict) and isinstance(item.get("base64"), str):
-        return base64.b64decode(item["base64"], validate=True)
+        try:
+            return base64.b64decode(item["base64"], validate=True)
+        except ValueError:  # binascii.Error
+            raise BackupError(f"{where}: base64 that does not decode") from None
     raise BackupError(f"{where}: expected {{text: ...}} or {{base64: ...}}")
 
 
@@ -152,7 +169,47 @@ def read_backup_file(path: str, cluster: str) -> dict[str, Any]:
         )
     if not isinstance(data.get("history"), list):
         raise BackupError(f"{path}: history: expected a list")
+    try:
+        validate_backup(data)
+    except BackupError as e:
+        raise BackupError(f"{path}: {e}") from None
     return data
+
+
+def validate_backup(backup: dict[str, Any]) -> None:
+    """Every znode a restore would write, decoded as strictly as the daemons read
+    them, before anything is written: a restore that wrote garbage would give the
+    daemons an unreadable znode, and one with an epoch at the ceiling (the decoders
+    accept up to 2^53) would leave no epoch for the next takeover. The backup's
+    breadcrumb matters only for its epoch (the floor), but a file whose breadcrumb
+    is garbage is not to be trusted for the rest either. BackupError names the part."""
+    if backup.get("active") is not None:
+        crumb = _decoded(Breadcrumb.decode, backup["active"], "active (the breadcrumb)")
+        _below_ceiling(crumb.epoch, "active (the breadcrumb)")
+    if backup.get("control") is not None:
+        _decoded(Control.decode, backup["control"], "control")
+    for i, item in enumerate(backup["history"]):
+        name = item.get("name") if isinstance(item, dict) else None
+        # The name only when it is one of ours: the file's text goes to a terminal.
+        where = f"history[{i}]" + (f" ({name})" if _ENTRY_NAME.fullmatch(str(name)) else "")
+        entry = _decoded(HistoryEntry.decode, item, where)
+        _below_ceiling(entry.epoch, where)
+
+
+def _decoded(decode: Any, item: Any, where: str) -> Any:
+    raw = _unpack(item, where)
+    try:
+        return decode(raw)
+    except ZnodeError as e:
+        raise BackupError(f"{where}: not what failoverd writes ({e}); nothing restored") from None
+
+
+def _below_ceiling(epoch: int | None, where: str) -> None:
+    if epoch is not None and epoch >= EPOCH_CEILING:
+        raise BackupError(
+            f"{where}: epoch {epoch} is at or above the ceiling {EPOCH_CEILING}: no "
+            "takeover counts this high, a made-up epoch; nothing restored"
+        )
 
 
 def restore_backup(
@@ -160,6 +217,8 @@ def restore_backup(
 ) -> list[str]:
     """Put a backup's znodes back (module docstring: what it will and will not do).
     Returns one line per thing done or deliberately not done."""
+    validate_backup(backup)  # before anything is written
+    _check_floor(coord, backup, timeout)
     said: list[str] = []
     # A restore follows a loss: a missing tree gets no "nobody was active" crumb.
     coord.ensure_tree(timeout, lost_if_missing=True)
@@ -181,11 +240,7 @@ def _restore_breadcrumb(
 ) -> str:
     if backup.get("active") is None:
         return "breadcrumb: none in the backup; left as it is"
-    saved_raw = _unpack(backup["active"], "active")
-    try:
-        saved = Breadcrumb.decode(saved_raw)
-    except ZnodeError as e:
-        return f"breadcrumb: the backup's is unreadable ({e}); left as it is"
+    saved = Breadcrumb.decode(_unpack(backup["active"], "active"))  # validated
     if locked:
         return "breadcrumb: left as it is: a daemon holds the lock, its breadcrumb is the truth"
     raw, version = coord.read_breadcrumb_bytes(timeout)
@@ -226,6 +281,28 @@ def _restore_breadcrumb(
     return said
 
 
+def _check_floor(coord: AdminCoordinator, backup: dict[str, Any], timeout: float) -> None:
+    """Refuse a backup's epoch far above what ZooKeeper holds (EPOCH_FLOOR_SLACK), as
+    the daemons do not follow such a floor: restored, it would be one (and raising
+    the breadcrumb's data version to it, a thousand writes a transaction, would
+    not end; a made-up 2^53-1 ran ZooKeeper out of memory). After a loss ZooKeeper
+    holds 0, and a million takeovers is no real cluster's count."""
+    if backup.get("active") is None:
+        return
+    saved = Breadcrumb.decode(_unpack(backup["active"], "active"))  # validated
+    raw, version = coord.read_breadcrumb_bytes(timeout)
+    try:
+        held = max(Breadcrumb.decode(raw).epoch if raw is not None else 0, version or 0)
+    except ZnodeError:
+        held = version or 0
+    if saved.epoch > held + EPOCH_FLOOR_SLACK:
+        raise BackupError(
+            f"active (the breadcrumb): epoch {saved.epoch} is more than {EPOCH_FLOOR_SLACK} "
+            f"above what ZooKeeper holds ({held}): no cluster takes over that often, a "
+            "made-up epoch; nothing restored"
+        )
+
+
 def _who(crumb: Breadcrumb) -> str:
     if crumb.previous_unknown:
         return f"epoch floor {crumb.epoch}"
@@ -237,10 +314,7 @@ def _who(crumb: Breadcrumb) -> str:
 def _restore_control(coord: AdminCoordinator, backup: dict[str, Any], timeout: float) -> str:
     if backup.get("control") is None:
         return "control: none in the backup; left as it is"
-    try:
-        saved = Control.decode(_unpack(backup["control"], "control"))
-    except ZnodeError:
-        saved = Control(maintenance=True)  # unreadable intent reads as maintenance
+    saved = Control.decode(_unpack(backup["control"], "control"))  # validated
     control, version = coord.read_control(timeout)
     if control.maintenance or not saved.maintenance:
         return f"control: maintenance {'on' if control.maintenance else 'off'}, left as it is"
@@ -305,7 +379,9 @@ def restore_command(ctx: click.Context, file: str, force: bool) -> None:
         try:
             for line in restore_backup(coord, data, force, CALL_TIMEOUT):
                 click.echo(printable(line))
-        except (RestoreRefused, BackupError) as e:
+        except BackupError as e:
+            raise _BadFile(f"{file}: {e}") from None
+        except RestoreRefused as e:
             raise Refused(str(e)) from None
 
 

@@ -223,7 +223,7 @@ class HookConfig:
 # The events a hook may subscribe to (DESIGN.md §9).
 HOOK_EVENTS = (
     "promoted", "demoted", "fenced", "fence_failed", "stop_failed", "flap_limit",
-    "fence_path_lost",
+    "fence_path_lost", "epoch_exhausted",
 )  # fmt: skip
 
 

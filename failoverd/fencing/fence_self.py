@@ -6,6 +6,9 @@ peer asked for arrives in SSH_ORIGINAL_COMMAND and is parsed strictly: only
 `fence-self --epoch N` and `fence-self --dry-run` are accepted. A stolen fence key
 can therefore stop this node's services, and nothing else.
 
+A made-up epoch is refused too: one far above every epoch this node has seen
+(fencing/epoch_bound.py) would keep it from serving for good. Exit 2, nothing stopped.
+
 A stale fence is refused: `--epoch N` fences every epoch up to N for a peer that
 will serve N+1. If this node's daemon serves an epoch above N (its active record,
 marker.py), the request comes from a fencer that woke up late, e.g. frozen
@@ -34,6 +37,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from failoverd.config import Config, SshFencerConfig
+from failoverd.fencing import epoch_bound
 from failoverd.fencing.marker import ActiveRecordUnreadable, FenceMarker, MarkerUnreadable
 from failoverd.observe import fastlog
 
@@ -115,6 +119,11 @@ def run_fence_self(
                 log.error("fence_self_refused", epoch=epoch, active_epoch=active, by=by)
                 print(f"REFUSED: {reason}", file=out)
                 return EXIT_REFUSED
+            made_up = _made_up(config, marker, active, epoch)
+            if made_up:
+                log.error("fence_self_refused", epoch=epoch, reason=made_up, by=by)
+                print(f"REFUSED: {made_up}, refused", file=out)
+                return EXIT_REFUSED
             marker_error = None
             try:
                 marker.write(epoch, by=f"fence-self from {by}")
@@ -171,6 +180,17 @@ def _clear_record(record: StartedRecord) -> None:
         record.clear()
     except OSError as e:
         log.error("resources_record_not_cleared", path=str(record.path), error=str(e))
+
+
+def _made_up(config: Config, marker: FenceMarker, active: int | None, epoch: int) -> str:
+    """Why `epoch` is too high to be a real fencer's (fencing/epoch_bound.py), "" if it
+    is not. An unreadable marker counts as nothing seen: the strict side."""
+    try:
+        fenced = marker.fenced_epoch()
+    except MarkerUnreadable:
+        fenced = None
+    seen = epoch_bound.remembered_epoch(config.node.state_dir, config.cluster_path)
+    return epoch_bound.refusal(epoch, [fenced, active, seen])
 
 
 def _active_epoch(marker: FenceMarker, epoch: int) -> int | None:

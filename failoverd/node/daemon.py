@@ -43,6 +43,8 @@ from failoverd.node.decision import (
     Observation,
     Role,
     decide,
+    floor_anomalous,
+    marker_anomaly,
     priority_wait,
 )
 from failoverd.node.eligibility import Eligibility, eligibility, wall_deadline
@@ -465,6 +467,8 @@ class Daemon:
                     if name != self.node and res3[name] is not None:  # (re)joined: re-probe
                         self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
+                served = [m.epoch for m in res3.values() if m is not None and m.epoch is not None]
+                self.state.zookeeper_epoch = max([self.state.zookeeper_epoch, *served])
                 self.published_watchdogs.saw(res3)
                 for name, m in res3.items():
                     if m is not None:
@@ -510,7 +514,10 @@ class Daemon:
             self.stopping.set()
             self.events.put("stop")
             raise CoordinationError("the cluster's ACL is not the expected one")
-        session_checks.alert_marker_ahead(self.coord, self.marker, self.op_timeout)
+        zookeeper_epoch = session_checks.alert_marker_ahead(
+            self.coord, self.marker, self.membership.seen_epoch, self.op_timeout
+        )
+        self.state.zookeeper_epoch = max(self.state.zookeeper_epoch, zookeeper_epoch)
 
     def _record_operator_actions(self) -> None:
         recorder = is_recorder(
@@ -565,6 +572,7 @@ class Daemon:
             owner = self.state.lock_owner
             lock_is_ours = owner is not None and owner == self.coord.session_id
             fenced = self.marker.blocks(ANY_EPOCH)
+        anomaly = marker_anomaly(self.marker.published_epoch(), self.state.zookeeper_epoch)
         return Observation(
             now=now,
             node=self.node,
@@ -592,6 +600,7 @@ class Daemon:
             resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
             watchdog_problem=self.watchdog.problem,
+            marker_anomaly=anomaly if self.state.role is not Role.ACTIVE else "",
         )
 
     def _priority_delay(self) -> float:
@@ -812,10 +821,15 @@ class Daemon:
             self.member_written = key
 
     def _highest_epoch_seen(self) -> int:
+        """What this node remembers as the highest epoch used. A peer's remembered
+        epoch far above ZooKeeper's is not taken over: it names no takeover, and
+        remembered here it would only spread the anomaly (decision.plan_epoch)."""
         known = [self.state.epoch or 0]
         for m in self.members.values():
             if m is not None:
-                known += [m.epoch or 0, m.seen_epoch or 0]
+                known += [m.epoch or 0]
+                if not floor_anomalous(m.seen_epoch or 0, self.state.zookeeper_epoch):
+                    known += [m.seen_epoch or 0]
         return max(known)
 
     def _eligibility(self) -> Eligibility:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from failoverd.zk.znodes import Breadcrumb, MemberStatus
+from failoverd.zk.znodes import (
+    EPOCH_CEILING,
+    EPOCH_FLOOR_SLACK,
+    Breadcrumb,
+    KnownEpochs,
+    LocalFloor,
+    MemberStatus,
+)
 
 
 class Role(StrEnum):
@@ -80,6 +87,9 @@ class Observation:
     # Why the configured watchdog device is not armed ("" when it is, or when none is
     # configured): failoverd/node/notify.py, Watchdog.problem.
     watchdog_problem: str = ""
+    # Why this node's own fence marker keeps it from serving although it is readable:
+    # far above every epoch ZooKeeper shows (marker_anomaly), "" when it is not.
+    marker_anomaly: str = ""
 
 
 def decide(o: Observation) -> Decision:
@@ -211,6 +221,10 @@ def _decide_standby(o: Observation) -> Decision:
         return Decision(Act.WAIT, f"not contending: {why}", "dirty")
     if o.fenced:
         return Decision(Act.WAIT, "not contending: the fence marker is unreadable", "fenced")
+    if o.marker_anomaly:
+        # Winning would only fence the peers: the marker refuses every epoch a
+        # takeover would take now (plan_epoch does not follow it).
+        return Decision(Act.WAIT, f"not contending: {o.marker_anomaly}", "fenced")
     if o.watchdog_problem:
         return Decision(Act.WAIT, f"not contending: {o.watchdog_problem}", "watchdog")
     forced = o.failover_to is not None
@@ -290,6 +304,10 @@ def plan_fencing(
     )
 
 
+class EpochExhausted(ValueError):
+    """The next epoch would reach EPOCH_CEILING: the takeover must not go ahead."""
+
+
 def next_epoch(
     breadcrumb: Breadcrumb | None, readable: bool, znode_version: int | None, floor: int = 0
 ) -> int:
@@ -298,12 +316,79 @@ def next_epoch(
     A readable breadcrumb's epoch never exceeds its znode's data version (each
     promotion adds one to both), so when the breadcrumb is garbled the version is
     a safe stand-in. `floor` is the highest epoch seen elsewhere (history, members),
-    so even a deleted breadcrumb cannot make the epoch go backwards."""
+    so even a deleted breadcrumb cannot make the epoch go backwards.
+
+    Raises EpochExhausted at EPOCH_CEILING and above: an epoch there was made up,
+    and one more step toward EPOCH_LIMIT would write a breadcrumb that no reader
+    decodes (and member statuses, and markers that fence-self refuses)."""
+    epoch = max(_zookeeper_epoch(breadcrumb, readable, znode_version), floor) + 1
+    if epoch >= EPOCH_CEILING:
+        raise EpochExhausted(
+            f"the next epoch would be {epoch}, at or above the ceiling {EPOCH_CEILING} "
+            "(2^52): no takeover ever counts this high, so an epoch in ZooKeeper or a "
+            "member's floor was made up"
+        )
+    return epoch
+
+
+def _zookeeper_epoch(breadcrumb: Breadcrumb | None, readable: bool, version: int | None) -> int:
     if readable and breadcrumb is not None:
-        known = breadcrumb.epoch
-    else:
-        known = znode_version or 0
-    return max(known, floor) + 1
+        return breadcrumb.epoch
+    return version or 0
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """The epoch a new active takes (None: none is left, the takeover is abandoned;
+    `why` says so), the highest epoch ZooKeeper shows, and the members' local floors
+    not followed because they are far above it."""
+
+    epoch: int | None
+    zookeeper: int
+    ignored: tuple[LocalFloor, ...] = ()
+    why: str = ""
+
+
+def plan_epoch(
+    breadcrumb: Breadcrumb | None, readable: bool, znode_version: int | None, known: KnownEpochs
+) -> EpochPlan:
+    """next_epoch over what ZooKeeper shows and the members' local floors.
+
+    A local floor (a fence marker, a remembered seen_epoch) carries epochs across a
+    loss of ZooKeeper's data; one more than EPOCH_FLOOR_SLACK above ZooKeeper's
+    highest epoch names an epoch no takeover used: followed, one fence-self with a
+    made-up epoch would push every later epoch to the ceiling. Not following it
+    is safe: a node whose marker refuses the epoch taken still never serves it
+    (Transitions checks its own marker before fencing and before each start), so
+    such a node cannot serve until an operator removes its marker."""
+    zookeeper = max(_zookeeper_epoch(breadcrumb, readable, znode_version), known.zookeeper)
+    ignored = tuple(f for f in known.local if floor_anomalous(f.epoch, zookeeper))
+    used = [f.epoch for f in known.local if f not in ignored]
+    try:
+        epoch = next_epoch(breadcrumb, readable, znode_version, max([known.zookeeper, *used]))
+    except EpochExhausted as e:
+        return EpochPlan(None, zookeeper, ignored, str(e))
+    return EpochPlan(epoch, zookeeper, ignored)
+
+
+def floor_anomalous(epoch: int, zookeeper_epoch: int) -> bool:
+    """A node-local floor too far above ZooKeeper's epoch to be one (EPOCH_FLOOR_SLACK)."""
+    return epoch > zookeeper_epoch + EPOCH_FLOOR_SLACK
+
+
+def marker_anomaly(fence_epoch: int | None, zookeeper_epoch: int) -> str:
+    """Why this node's own fence marker keeps it from serving for good, "" if it does not.
+
+    A marker refuses every epoch up to its own; one far above ZooKeeper's epoch is
+    not followed (plan_epoch), so epochs never pass it by themselves."""
+    if fence_epoch is None or not floor_anomalous(fence_epoch, zookeeper_epoch):
+        return ""
+    return (
+        f"its fence marker is at epoch {fence_epoch}, far above ZooKeeper's {zookeeper_epoch}, "
+        "an epoch no takeover used (a made-up fence); the marker refuses every epoch up to "
+        "it and epochs do not follow it, so this node cannot serve until an operator "
+        "removes its fence marker (state_dir/fence.marker)"
+    )
 
 
 def may_start_resource(lease_valid: bool, lock_is_ours: bool, fenced: bool) -> tuple[bool, str]:

@@ -53,6 +53,8 @@ def eligibility(
         return Eligibility(False, f"it is dirty: {why}, so it must be fenced first")
     if o.fenced:
         return Eligibility(False, "its local fence marker is unreadable, which blocks every epoch")
+    if o.marker_anomaly:
+        return Eligibility(False, o.marker_anomaly)
     if o.watchdog_problem:
         return Eligibility(False, o.watchdog_problem)
     if o.maintenance:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import structlog
 
-log = structlog.get_logger(__name__)
+from failoverd.fencing.epoch_bound import RECORD_FILE
 
-RECORD_FILE = "cluster.joined"
+log = structlog.get_logger(__name__)
 
 
 class MembershipRecord:

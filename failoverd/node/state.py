@@ -49,6 +49,10 @@ class NodeState:
     * `control`, `control_read_at`: the loop when it reads the control znode (and
       `clear_requests` to have it read again). The transitions read the switchover
       request from `control` when they demote for it.
+    * `zookeeper_epoch`: the highest epoch seen in ZooKeeper itself (the breadcrumb
+      on each new session, a takeover's plan, the members' epochs as the loop reads
+      them); only ever raised. What this node's own floors are judged against
+      (decision.marker_anomaly).
     * `requests_seen`: the loop, when a request first appears. `requests_done`:
       a demotion for a switchover adds the request it served.
     """
@@ -68,6 +72,7 @@ class NodeState:
     lock_read_at: float = float("-inf")
     control: Control = field(default_factory=Control)
     control_read_at: float = float("-inf")
+    zookeeper_epoch: int = 0
     # Bounded: request ids come from `control`, which operators write.
     requests_seen: RecentIds = field(default_factory=RecentIds)
     requests_done: RecentIds = field(default_factory=RecentIds)

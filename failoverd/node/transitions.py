@@ -29,9 +29,10 @@ from failoverd.health import HealthMonitor
 from failoverd.node.decision import (
     Act,
     Decision,
+    EpochPlan,
     Role,
     may_start_resource,
-    next_epoch,
+    plan_epoch,
     plan_fencing,
 )
 from failoverd.node.state import NodeState
@@ -202,11 +203,13 @@ class Transitions:
         self.loop.set_role(Role.FENCING, d.reason)
         try:
             crumb, readable, version = self.coord.read_breadcrumb(self.op_timeout)
-            floor = self.coord.highest_known_epoch(self.op_timeout)
+            known = self.coord.highest_known_epoch(self.op_timeout)
         except CoordinationError as e:
             # FENCING -> STANDBY: cannot tell whom to fence
             return self.abandon("coordination", str(e), backoff=0.0)
-        epoch = next_epoch(crumb, readable, version, floor)
+        epoch = self._epoch(plan_epoch(crumb, readable, version, known))
+        if epoch is None:
+            return None  # FENCING -> STANDBY: abandoned, before anybody was fenced
         peers = tuple(p.name for p in self.config.peers)
         plan = plan_fencing(crumb, readable, self.node, peers)
         log.info("fence_planned", targets=list(plan.targets), reason=plan.reason, epoch=epoch)
@@ -413,6 +416,39 @@ class Transitions:
                 "publishing the role",
                 lambda: self.loop.set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
             )
+
+    def _epoch(self, plan: EpochPlan) -> int | None:
+        """The planned epoch, or None once the takeover is abandoned: when no epoch
+        is left below the ceiling, or when this node's own marker refuses the
+        epoch (it could only fence the peers, then fail its first start)."""
+        self.state.zookeeper_epoch = max(self.state.zookeeper_epoch, plan.zookeeper)
+        for f in plan.ignored:
+            log.critical(
+                "epoch_floor_ignored",
+                member=f.node,
+                field=f.what,
+                epoch=f.epoch,
+                zookeeper_epoch=plan.zookeeper,
+                hint="far above every epoch in ZooKeeper: a made-up fence or a poisoned "
+                "record, not followed; a fence marker this high keeps its node from "
+                "serving until an operator removes it",
+            )
+        if plan.epoch is None:
+            log.critical(
+                "epoch_exhausted",
+                reason=plan.why,
+                zookeeper_epoch=plan.zookeeper,
+                hint="no takeover is possible: find where the epoch was made up "
+                "(failoverctl status, history, the nodes' fence markers)",
+            )
+            self.hooks.fire("epoch_exhausted", reason=plan.why)
+            self.abandon("epoch_exhausted", plan.why, self.config.flap.backoff)
+            return None
+        if self.marker.blocks(plan.epoch):
+            why = f"this node's fence marker refuses epoch {plan.epoch}"
+            self.abandon("fenced", why, self.config.flap.backoff)
+            return None
+        return plan.epoch
 
     # -- demotion: stop resources -> breadcrumb clean -> release ----------------------
 

@@ -41,6 +41,8 @@ from failoverd.zk.znodes import (
     Breadcrumb,
     Control,
     HistoryEntry,
+    KnownEpochs,
+    LocalFloor,
     LockData,
     MemberStatus,
     ZnodeError,
@@ -524,17 +526,24 @@ class Coordinator:
                     out.append(None)
         return out
 
-    def highest_known_epoch(self, timeout: float) -> int:
-        """The highest epoch in history and member statuses, including each member's
-        fence marker and the highest epoch it remembers seeing (a floor for
-        next_epoch). Both live on the nodes, not in ZooKeeper, so epochs continue
-        above every fenced and every seen one even after ZooKeeper lost its data: an
-        epoch at or below a node's marker would be refused there.
+    def highest_known_epoch(self, timeout: float) -> KnownEpochs:
+        """The epochs a new active must go above (decision.plan_epoch): the highest
+        in history and the members' epochs, and each member's local floors, its fence
+        marker and the highest epoch it remembers seeing. Those live on the nodes,
+        not in ZooKeeper, so epochs continue above every fenced and every seen one
+        even after ZooKeeper lost its data: an epoch at or below a node's marker
+        would be refused there.
 
         Unreadable entries are skipped (they were decoded into None, whatever they
         held): a poisoned history entry must not stop a takeover half-way."""
         epochs = [e.epoch for e in self.read_history(20, timeout) if e and e.epoch is not None]
-        for m in self.read_members(timeout).values():
+        local: list[LocalFloor] = []
+        for name, m in sorted(self.read_members(timeout).items()):
             if m is not None:
-                epochs += [e for e in (m.epoch, m.fence_epoch, m.seen_epoch) if e is not None]
-        return max(epochs, default=0)
+                epochs += [m.epoch] if m.epoch is not None else []
+                local += [
+                    LocalFloor(name, what, e)
+                    for what, e in (("fence_epoch", m.fence_epoch), ("seen_epoch", m.seen_epoch))
+                    if e is not None
+                ]
+        return KnownEpochs(max(epochs, default=0), tuple(local))

@@ -5,7 +5,8 @@
   the rules under us: whoever can write `lock` or `active` can cause a split
   brain, so the daemon refuses to run (exit 2) rather than guess.
 * The local fence marker is not far ahead of ZooKeeper's epoch (marker_ahead):
-  a critical alert, since this node then cannot serve until epochs pass it.
+  a critical alert, since this node then cannot serve until epochs pass it; and
+  the epoch it remembers is not far above (EPOCH_FLOOR_SLACK): not followed then.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import structlog
 
 from failoverd.fencing.marker import FenceMarker, marker_ahead
 from failoverd.zk.coordinator import Coordinator
+from failoverd.zk.znodes import EPOCH_FLOOR_SLACK
 
 log = structlog.get_logger("failoverd.node.daemon")
 
@@ -30,10 +32,14 @@ def tree_is_ours(coord: Coordinator, timeout: float) -> bool:
     return not mismatches
 
 
-def alert_marker_ahead(coord: Coordinator, marker: FenceMarker, timeout: float) -> None:
+def alert_marker_ahead(
+    coord: Coordinator, marker: FenceMarker, seen_epoch: int, timeout: float
+) -> int:
+    """Alerts about this node's floors against the breadcrumb's epoch, which it
+    returns (0 when the breadcrumb is missing or unreadable)."""
     crumb, readable, _ = coord.read_breadcrumb(timeout)
     if not readable or crumb is None:
-        return
+        return 0
     ahead = marker_ahead(marker, crumb.epoch)
     if ahead is not None:
         log.critical(
@@ -44,3 +50,14 @@ def alert_marker_ahead(coord: Coordinator, marker: FenceMarker, timeout: float) 
             "or someone ran fence-self with a made-up epoch; this node cannot "
             "serve until epochs pass it",
         )
+    if seen_epoch > crumb.epoch + EPOCH_FLOOR_SLACK:
+        log.critical(
+            "epoch_floor_ignored",
+            member=coord.node,
+            field="seen_epoch",
+            epoch=seen_epoch,
+            zookeeper_epoch=crumb.epoch,
+            hint="this node remembers an epoch far above every one in ZooKeeper: "
+            "a poisoned record, not followed as a floor",
+        )
+    return crumb.epoch

@@ -43,6 +43,22 @@ MAX_ZNODE_BYTES = 64 * 1024  # ours are < 1 KiB; also ZooKeeper's jute.maxbuffer
 # Epochs stay exact in every JSON implementation (IEEE doubles) and, counted one
 # per takeover, never come close.
 EPOCH_LIMIT = 2**53
+# No takeover takes an epoch at or above this (decision.next_epoch gives up and
+# alerts instead), and nothing restores or fences one. Counting one per takeover, a
+# cluster never gets here (a takeover a millisecond for 140,000 years): an epoch
+# this high was made up (a fence key, a backup file). Half the readers' range stays
+# above it as headroom, so whatever follows from a made-up epoch (the fencer's +1,
+# the floors taken from it) never reaches EPOCH_LIMIT, which no reader decodes.
+EPOCH_CEILING = 2**52
+# How far a node-local floor (a fence marker, a member's remembered seen_epoch) may
+# be above the highest epoch ZooKeeper shows (breadcrumb, history, members' epochs)
+# and still count as a floor. Those floors carry epochs past a loss of ZooKeeper's
+# data, when ZooKeeper shows 0: a cluster that took over a million times (every day
+# for 2,700 years) is not a real case. Further above, the floor names an epoch no
+# takeover ever used (someone ran fence-self with a made-up epoch): an anomaly,
+# reported and not followed. fence-self refuses an epoch this far above what its
+# node has seen, for the same reason.
+EPOCH_FLOOR_SLACK = 1_000_000
 # An operator request lives at most this long; a bigger value is clamped, so a
 # stuck request cannot freeze the cluster for days.
 MAX_REQUEST_TIMEOUT = 3600.0
@@ -149,6 +165,26 @@ def _priority(d: dict[str, Any]) -> int:
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+@dataclass(frozen=True)
+class LocalFloor:
+    """An epoch floor a member keeps on its own disk and publishes in its status:
+    its fence marker (`fence_epoch`) or the highest epoch it remembers (`seen_epoch`)."""
+
+    node: str
+    what: str  # "fence_epoch" or "seen_epoch"
+    epoch: int
+
+
+@dataclass(frozen=True)
+class KnownEpochs:
+    """The epochs a new active must go above (decision.plan_epoch): the highest in
+    ZooKeeper itself (history, members' epochs), and the members' local floors,
+    which count only while they are within EPOCH_FLOOR_SLACK of ZooKeeper's."""
+
+    zookeeper: int = 0
+    local: tuple[LocalFloor, ...] = ()
 
 
 @dataclass(frozen=True)

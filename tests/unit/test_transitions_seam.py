@@ -26,7 +26,7 @@ from failoverd.resources.abandoned import AbandonedWork
 from failoverd.resources.base import ResourceTimeout
 from failoverd.resources.started import RecordUnreadable
 from failoverd.zk.coordinator import CoordinationError
-from failoverd.zk.znodes import Breadcrumb, Control, Request
+from failoverd.zk.znodes import Breadcrumb, Control, KnownEpochs, Request
 
 T = TypeVar("T")
 OP_TIMEOUT = 2.5
@@ -226,7 +226,7 @@ def test_an_abandoned_start_hands_the_fence_lock_over_without_letting_go(
     t.marker, t.abandoned = marker, abandoned
     world.coord.try_acquire.return_value = True
     world.coord.read_breadcrumb.return_value = (Breadcrumb("mail1", 3, "t", True), True, 3)
-    world.coord.highest_known_epoch.return_value = 3
+    world.coord.highest_known_epoch.return_value = KnownEpochs(3)
     world.lease.session = world.coord.last_session_id = 17
     seen: list[tuple[str, bool]] = []
     watching = False
@@ -310,7 +310,7 @@ def promotable(world: MagicMock) -> MagicMock:
     """A takeover that needs no fence (mail1's own clean breadcrumb) and one resource."""
     world.coord.try_acquire.return_value = True
     world.coord.read_breadcrumb.return_value = (Breadcrumb("mail1", 4, "now", True), True, 4)
-    world.coord.highest_known_epoch.return_value = 4
+    world.coord.highest_known_epoch.return_value = KnownEpochs(4)
     world.marker.blocks.return_value = False
     world.lease.session = world.coord.last_session_id = 1
     world.res.name, world.res.timeout = "postfix", 5.0
