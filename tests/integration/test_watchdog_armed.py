@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from failoverd.config import load_config
+from failoverd.node.daemon import MEMBERS_LEARN
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.znodes import MemberStatus, WatchdogStatus
 from tests.integration.cluster import PY, REPO, Cluster, wait_for
@@ -165,7 +166,11 @@ def test_lease_wait_waits_out_a_frozen_active_that_published_its_armed_device(
             10,
             "mail2 to be an eligible standby",
         )
-        time.sleep(1.0)  # mail2 read the members (mail1 armed) when it joined; some slack
+        # A standby re-reads its peers' status every MEMBERS_LEARN seconds: wait one
+        # period past mail1's first status, so mail2 has surely seen mail1 armed. (With
+        # 1 s, a loaded machine let mail2's only read predate mail1's status: lease-wait
+        # then refused, the safe side, and the test timed out.)
+        time.sleep(MEMBERS_LEARN + 1.0)
         mail1 = c.nodes["mail1"]
         mail1.signal(signal.SIGSTOP)
         # The watchdog device fires: everything on mail1 stops.
