@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -287,6 +288,8 @@ class Transitions:
             except (ResourceError, TimeoutError) as e:
                 # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
                 log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
+                failed = f"{getattr(res, 'key', 'resource')}.start"  # resources[2].start
+                _step("counting the failure", partial(self.metrics.resource_failed, failed))
                 return self.demote(
                     Decision(
                         Act.DEMOTE,
