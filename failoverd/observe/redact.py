@@ -19,11 +19,13 @@ MASK = "***"
 _SECRET_WORD = (
     r"(?:password|passwd|passphrase|pass|pwd|secret|token|api[-_]?key|apikey|credentials?)"
 )
-# --password=x, password=x, token: x, "secret":"x", and the word at the end of a
-# longer name: PGPASSWORD=x, MYSQL_PWD=x, --bind-passphrase=x (the value up to
-# whitespace/quote/comma). Only at the end: "passed: 5" is no secret.
+# --password=x, password=x, token: x, "secret":"x", and the word inside a longer
+# name: PGPASSWORD=x, MYSQL_PWD=x, --bind-passphrase=x, AWS_SECRET_ACCESS_KEY=x
+# (the value up to whitespace/quote/comma). After the word only a separator may
+# follow: "passed: 5" is no secret.
 _KEY_VALUE = re.compile(
-    rf"(?i)((?<![\w-])[\w-]*{_SECRET_WORD}[\"']?\s*[=:]\s*[\"']?)([^\s\"',&;]+)"
+    rf"(?i)((?<![\w-])[\w-]*{_SECRET_WORD}(?:[-_][\w-]*)?[\"']?\s*[=:]\s*[\"']?)"
+    r"([^\s\"',&;]+)"
 )
 # --password x, -p x (a flag followed by its value as the next word)
 _FLAG_VALUE = re.compile(rf"(?i)((?:^|\s)--?{_SECRET_WORD}\s+)([^\s-][^\s]*)")

@@ -42,6 +42,8 @@ SECRET = "hunter2"
         "ldapsearch --bind-passphrase=hunter2 -x",
         "REDIS_PASSWORD=hunter2 redis-cli ping",
         "export SMTP_PASS='hunter2'",
+        "AWS_SECRET_ACCESS_KEY=hunter2 aws s3 ls",
+        "secret_key: hunter2",
     ],
 )
 def test_more_secret_shapes_are_redacted(text: str) -> None:
@@ -56,6 +58,8 @@ def test_ordinary_flags_are_left_alone() -> None:
         "sort -u users.txt",
         "resources[0].start (command): exited with 3",
         "mkdir -p /var/spool/postfix",
+        "exit 1: 3 tests passed: 5 failed",
+        "health check failing: command /usr/local/bin/check-spool --queue active",
     ):
         assert redact(text) == text
 
@@ -150,3 +154,12 @@ def test_a_hook_gets_the_reason_redacted() -> None:
     assert env["FAILOVERD_REASON"].startswith("demoting: start failed:")
     env = runner.env(replace(HookEvent("fenced", 3, "", "mail2"), reason=f"token={SECRET}"))
     assert SECRET not in env["FAILOVERD_REASON"]
+
+
+def test_failed_starts_are_counted_by_key_path() -> None:
+    from failoverd.observe.metrics import Metrics
+
+    metrics = Metrics(None, "mail1", "east")
+    metrics.resource_failed("resources[2].start")
+    text = metrics.render().decode()
+    assert 'failoverd_resource_failures_total{operation="resources[2].start"} 1.0' in text
