@@ -439,7 +439,10 @@ class Transitions:
                 # the fence lock (our own fence-self cannot be trusted now) and kill
                 # whatever of it is still there; we will not be clean.
                 _step("holding the fence lock", self.abandoned.hold_fence_lock)
-                _step("killing abandoned processes", self.abandoned.kill_leftovers)
+                _step(
+                    "killing abandoned processes",
+                    partial(self.abandoned.kill_leftovers, by_cgroup=False),
+                )
             tag, env = tagged(self.loop.resource_env(epoch))
             to_stop, known = self.leftovers()
             budget = stop_budget(to_stop)

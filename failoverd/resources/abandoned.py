@@ -16,12 +16,14 @@ process of the operation is confirmed gone, this node
 * stops petting its watchdog device (failoverd/node/daemon.py), so the machine
   resets within watchdog.timeout, as a peer's lease-wait fencing assumes: the
   peer cannot see that this node is unclean, only wait;
-* keeps sweeping: every process still carrying the operation's tag is killed,
-  every resource is stopped again, and its status must say stopped.
+* keeps sweeping: every process still carrying the operation's tag, or left in
+  the daemon's service cgroup (below), is killed, every resource is stopped
+  again, and its status must say stopped.
 
 "Confirmed gone" means: the abandoned worker thread finished, no process
 carrying the operation's tag is left (that is the command's whole process
-group and anything it setsid'ed that kept its environment), every resource's
+group and anything it setsid'ed that kept its environment, and under systemd
+whatever else is left in the service's cgroup), every resource's
 status says stopped, and all of that held for the operation's own timeout (a
 helper that cleared its environment is caught when its service comes up, by
 the status check, before the quiet period ends).
@@ -327,11 +329,16 @@ class AbandonedWork:
 
     # -- sweeping ------------------------------------------------------------
 
-    def kill_leftovers(self) -> int:
+    def kill_leftovers(self, by_cgroup: bool = True) -> int:
         """SIGKILL every process left of an abandoned operation: carrying its tag, or
-        in the daemon's service cgroup without being part of a running command."""
+        in the daemon's service cgroup without being part of a running command.
+
+        `by_cgroup=False`: by tag only. The demotion asks so before its orderly stop:
+        the services that started fine (a daemon a `command` resource launched lives
+        in our cgroup) are stopped by their stop commands, not killed; the sweeps
+        that follow, after that stop, take the whole cgroup."""
         tags = {op.tag for op in self.ops.values()}
-        pids = leftover_pids(tags, self.proc, self.cgroup, self.pid)
+        pids = leftover_pids(tags, self.proc, self.cgroup if by_cgroup else None, self.pid)
         for pid in pids:
             try:
                 self.kill(pid, signal.SIGKILL)

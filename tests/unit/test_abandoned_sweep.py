@@ -127,3 +127,22 @@ def test_the_service_cgroup_is_used_only_when_the_daemon_is_the_service(tmp_path
         "12:memory:/system.slice/failoverd.service\n1:name=systemd:" + SERVICE + "\n0::/\n"
     )
     assert service_cgroup(str(proc), unit, parent=1) == SERVICE
+
+
+def test_the_demotion_kills_by_tag_only_before_its_orderly_stop(tmp_path: Path) -> None:
+    tag, _ = tagged({})
+    proc = tmp_path / "proc"
+    proc_entry(proc, ME, cgroup=SERVICE)
+    proc_entry(proc, 620, cgroup=SERVICE, env={OPERATION_ENV: tag})  # the abandoned start
+    proc_entry(proc, 621, cgroup=SERVICE, env={"PATH": "/bin"})  # a service started fine
+    killed: list[int] = []
+    work = AbandonedWork(
+        tmp_path / "fence.lock",
+        proc=str(proc),
+        cgroup=SERVICE,
+        pid=ME,
+        kill=lambda pid, sig: killed.append(pid),
+    )
+    work.add(tag, "resources[1].start", 5.0, None)
+    assert work.kill_leftovers(by_cgroup=False) == 1 and killed == [620]
+    assert work.kill_leftovers() == 2 and killed == [620, 620, 621]
