@@ -36,7 +36,7 @@ changed its uid (a mail daemon dropping to its own user), and a helper may clear
 its environment. So, when the daemon runs as a systemd service, the sweep also
 goes by the service's cgroup (/proc/<pid>/cgroup is world-readable): every
 command the daemon runs lives in it, and nothing lives there that the daemon did
-not start, so a process in it that is neither the daemon nor part of a command
+not start (but for a moment systemd's ExecReload=), so a process in it that is neither the daemon nor part of a command
 it is running right now (a child, or the session a child leads: health checks,
 hooks) is left over. Outside that cgroup only the tag kills: a process carrying
 an operation's random tag is that operation's, wherever it went. An unreadable
