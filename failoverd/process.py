@@ -34,13 +34,25 @@ class CommandOutcome:
     timed_out: bool = False
     error: str = ""  # why it could not be executed at all
     timeout: float = 0.0
+    cause: str = ""  # `error` without the program's name, e.g. "No such file or directory"
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
+    def summary(self) -> str:
+        """How it ended, and nothing of what it ran or said: 'exited with 3', 'timed out
+        after 30s', 'could not run: No such file or directory'. Fit to leave the node:
+        a command line or its output may hold a password."""
+        if self.error:
+            return f"could not run: {self.cause or 'cannot execute'}"
+        if self.timed_out:
+            return f"timed out after {self.timeout:g}s"
+        return f"exited with {self.returncode}"
+
     def describe(self) -> str:
-        """One sentence for an error message: '`x y` exited with 3: <tail>'."""
+        """One sentence for the local log: '`x y` exited with 3: <tail>'. It holds
+        the command line and its output: never for what leaves the node (summary)."""
         cmd = " ".join(self.argv)
         if self.error:
             return f"`{cmd}` could not run: {self.error}"
@@ -95,7 +107,8 @@ def run_command(
             if os.path.exists(args[0])
             else ("[Errno 2] No such file or directory")
         )
-        return CommandOutcome(args, None, "", error=f"{errno_text}: {args[0]!r}")
+        cause = errno_text.split("] ", 1)[1]
+        return CommandOutcome(args, None, "", error=f"{errno_text}: {args[0]!r}", cause=cause)
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(
@@ -108,7 +121,8 @@ def run_command(
                 close_fds=True,
             )
         except OSError as e:
-            return CommandOutcome(args, None, "", error=str(e))
+            cause = e.strerror or type(e).__name__
+            return CommandOutcome(args, None, "", error=str(e), cause=cause)
         try:
             rc: int | None = proc.wait(timeout=max(timeout, 0.0))
             timed_out = False

@@ -58,7 +58,12 @@ from failoverd.observe import hooks
 from failoverd.observe.endpoints import NodeView, StatusServer, loop_stale_after
 from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
-from failoverd.resources.abandoned import RECORD_FILE, SWEEP_INTERVAL, AbandonedWork
+from failoverd.resources.abandoned import (
+    RECORD_FILE,
+    SWEEP_INTERVAL,
+    AbandonedWork,
+    service_cgroup,
+)
 from failoverd.resources.base import prepare_all, stop_all
 from failoverd.resources.build import build_resources
 from failoverd.resources.started import RecordUnreadable, StartedRecord, differences, stop_order
@@ -132,8 +137,12 @@ class Daemon:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
         self.hooks = HookRunner(config.hooks, config.cluster, self.node)  # after transitions
         hooks.install(self.hooks)
+        # Swept by tag, and by the service's cgroup when this daemon is a systemd
+        # service (resources/abandoned.py says why both).
         self.abandoned = AbandonedWork(
-            self.marker.lock_path, Path(config.node.state_dir) / RECORD_FILE
+            self.marker.lock_path,
+            Path(config.node.state_dir) / RECORD_FILE,
+            cgroup=service_cgroup(),
         )
         self.resource_watch = ResourceWatch(
             self.resources, lambda: self.events.put("resource_lost")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -290,6 +291,8 @@ class Transitions:
             except (ResourceError, TimeoutError) as e:
                 # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
                 log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
+                failed = f"{getattr(res, 'key', 'resource')}.start"  # resources[2].start
+                _step("counting the failure", partial(self.metrics.resource_failed, failed))
                 return self.demote(
                     Decision(
                         Act.DEMOTE,
@@ -472,7 +475,10 @@ class Transitions:
                 # the fence lock (our own fence-self cannot be trusted now) and kill
                 # whatever of it is still there; we will not be clean.
                 _step("holding the fence lock", self.abandoned.hold_fence_lock)
-                _step("killing abandoned processes", self.abandoned.kill_leftovers)
+                _step(
+                    "killing abandoned processes",
+                    partial(self.abandoned.kill_leftovers, by_cgroup=False),
+                )
             tag, env = tagged(self.loop.resource_env(epoch))
             to_stop, known = self.leftovers()
             budget = stop_budget(to_stop)

@@ -53,6 +53,7 @@ import structlog
 
 from failoverd.config import MetricsConfig
 from failoverd.observe.metrics import MetricsError
+from failoverd.observe.redact import redact
 from failoverd.observe.request_head import read_head
 from failoverd.zk.lease import boottime
 
@@ -353,10 +354,15 @@ class StatusServer:
             return (200 if ok else 503), text, b"active\n" if ok else b"not active\n"
         if path == "/standby":
             ok = view is not None and view.role == "standby" and view.eligible and self.alive()
-            why = b"" if view is None else view.why.encode()
+            why = b"" if view is None else redact(view.why).encode()
             return (200 if ok else 503), text, b"eligible standby\n" if ok else why + b"\n"
         if path == "/status":
             body = {} if view is None else asdict(view)
+            # Redacted like the member znode: a reason or a check's name may quote a
+            # command line (the safety net; resources/base.py is the first line).
+            for field in ("reason", "why"):
+                if field in body:
+                    body[field] = redact(body[field])
             deadline = body.pop("lease_deadline", None)
             left = 0.0 if deadline is None else max(0.0, deadline - self.lease_clock())
             body["lease_valid"] = left > 0

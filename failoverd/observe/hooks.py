@@ -14,11 +14,12 @@ A hook can never block or reverse a transition:
 * a failure is logged, nothing else: the transition already happened.
 
 Hooks get FAILOVERD_EVENT, FAILOVERD_NODE, FAILOVERD_CLUSTER, FAILOVERD_EPOCH
-("" when there is none), FAILOVERD_REASON and, for events about a peer (fenced,
-fence_failed, fence_path_lost), FAILOVERD_PEER. The reason is free text and may
-hold control characters: a hook encodes it for where it sends it. A NUL, which no
-argv or environment can carry, arrives as the four characters `\\x00` (logged as
-hook_value_made_safe); the hook still runs.
+("" when there is none), FAILOVERD_REASON (redacted; a failed resource is named by
+its config key path, `resources[2].start`, never its command line) and, for events
+about a peer (fenced, fence_failed, fence_path_lost), FAILOVERD_PEER. The reason is
+free text and may hold control characters: a hook encodes it for where it sends it.
+A NUL, which no argv or environment can carry, arrives as the four characters
+`\\x00` (logged as hook_value_made_safe); the hook still runs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 import structlog
 
 from failoverd.config import HookConfig
+from failoverd.observe.redact import redact
 
 log = structlog.get_logger(__name__)
 
@@ -134,7 +136,9 @@ class HookRunner:
             "FAILOVERD_NODE": self.node,
             "FAILOVERD_CLUSTER": self.cluster,
             "FAILOVERD_EPOCH": "" if ev.epoch is None else str(ev.epoch),
-            "FAILOVERD_REASON": ev.reason,
+            # Redacted like the member znode: hooks send it on to pagers and chat
+            # (the safety net; resources/base.py keeps command lines out of it).
+            "FAILOVERD_REASON": redact(ev.reason),
         }
         env.pop("FAILOVERD_PEER", None)
         for name in _DAEMON_ONLY:

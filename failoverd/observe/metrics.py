@@ -12,7 +12,9 @@ count without limit:
   counted as "other";
 * `method`/`result` (fencing) are the fencer types and ok/failed;
 * `check` (health) is the configured check's name;
-* `peer`/`method` (fence readiness) are configured peers and fencing methods.
+* `peer`/`method` (fence readiness) are configured peers and fencing methods;
+* `operation` (resource failures) is a config key path and action,
+  `resources[2].start`: bounded by the config, and never a command line.
 node and cluster are labels of failoverd_info only: attach them to every series
 with the scrape config (or a `* on() group_left failoverd_info` join).
 """
@@ -120,6 +122,12 @@ class Metrics:
             ["peer", "method"],
             registry=r,
         )
+        self.resource_failures = Counter(
+            "failoverd_resource_failures",
+            "Failed resource starts, by config key path and action (resources[2].start).",
+            ["operation"],
+            registry=r,
+        )
         self.set_role("init")
 
     # -- updates -------------------------------------------------------------
@@ -155,6 +163,9 @@ class Metrics:
     def set_fence_ready(self, peer: str, method: str, ok: bool) -> None:
         # peer and method are bounded: configured peers, configured fencing methods.
         self.fence_ready.labels(peer=peer, method=method).set(1 if ok else 0)
+
+    def resource_failed(self, operation: str) -> None:
+        self.resource_failures.labels(operation=operation).inc()
 
     def zk_request(self, count: int = 1) -> None:
         if count > 0:

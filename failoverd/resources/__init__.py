@@ -7,6 +7,8 @@ units (systemd_dropin.py), the operations given up on (abandoned.py) and the rec
 of what this node started (started.py), which fence-self and the start-up cleanup
 stop besides what the config file names now.
 
-This package may import config/, process.py and observe/fastlog.py. It is imported
-by fence-self, so importing it must stay cheap (no structlog).
+A failed command is described by its config key path, never by its command line
+or output (base.py says why). This package may import config/, process.py,
+observe/fastlog.py and observe/redact.py. It is imported by fence-self, so
+importing it must stay cheap (no structlog).
 """

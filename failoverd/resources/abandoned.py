@@ -16,18 +16,33 @@ process of the operation is confirmed gone, this node
 * stops petting its watchdog device (failoverd/node/daemon.py), so the machine
   resets within watchdog.timeout, as a peer's lease-wait fencing assumes: the
   peer cannot see that this node is unclean, only wait;
-* keeps sweeping: every process still carrying the operation's tag is killed,
-  every resource is stopped again, and its status must say stopped.
+* keeps sweeping: every process still carrying the operation's tag, or left in
+  the daemon's service cgroup (below), is killed, every resource is stopped
+  again, and its status must say stopped.
 
 "Confirmed gone" means: the abandoned worker thread finished, no process
 carrying the operation's tag is left (that is the command's whole process
-group and anything it setsid'ed that kept its environment), every resource's
+group and anything it setsid'ed that kept its environment, and under systemd
+whatever else is left in the service's cgroup), every resource's
 status says stopped, and all of that held for the operation's own timeout (a
 helper that cleared its environment is caught when its service comes up, by
 the status check, before the quiet period ends).
 
-Every resource command runs with FAILOVERD_OPERATION=<tag> in its environment;
-children inherit it, setsid or not, and /proc/<pid>/environ shows it to root.
+Every resource command runs with FAILOVERD_OPERATION=<tag> in its environment, a
+fresh random tag per operation; children inherit it, setsid or not, and
+/proc/<pid>/environ shows it to root. But not always: under the shipped unit the
+daemon lacks CAP_SYS_PTRACE, so it cannot read the environment of a process that
+changed its uid (a mail daemon dropping to its own user), and a helper may clear
+its environment. So, when the daemon runs as a systemd service, the sweep also
+goes by the service's cgroup (/proc/<pid>/cgroup is world-readable): every
+command the daemon runs lives in it, and nothing lives there that the daemon did
+not start (but for a moment systemd's ExecReload=), so a process in it that is
+neither the daemon nor part of a command it is running right now (a child, or
+the session a child leads: health checks, hooks) is left over. Outside that
+cgroup only the tag kills: a process carrying an operation's random tag is that
+operation's, wherever it went. An unreadable record has no tag to go by (a fixed
+stand-in would match any process that happens to carry it): the node stays
+unclean and sweeps by the cgroup alone.
 """
 
 from __future__ import annotations
@@ -58,6 +73,7 @@ RECORD_FILE = "abandoned.json"
 RECORD_VERSION = 1
 UNKNOWN_TIMEOUT = 30.0  # quiet period for an operation whose record is unreadable
 _TAG = re.compile(r"[0-9a-f]{16}")
+UNKNOWN_KEY = "unreadable-record"  # the one operation of an unreadable record: no tag
 
 
 def tagged(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
@@ -68,28 +84,92 @@ def tagged(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
 
 def processes_tagged(tags: set[str], proc: str = "/proc") -> list[int]:
     """Pids of live processes whose environment carries one of `tags` (zombies
-    show an empty environment: they are gone for our purpose)."""
-    if not tags:
+    show an empty environment: they are gone for our purpose). Only real tags
+    count: nothing matches an empty or malformed one."""
+    needles = {f"{OPERATION_ENV}={t}".encode() for t in tags if _TAG.fullmatch(t)}
+    if not needles:
         return []
-    needles = {f"{OPERATION_ENV}={t}".encode() for t in tags}
-    found = []
-    for entry in os.scandir(proc):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"{proc}/{entry.name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue  # exited meanwhile, or a kernel thread
-        if needles.intersection(env):
-            found.append(int(entry.name))
-    return found
+    return sorted(pid for pid in _pids(proc) if needles.intersection(_environ(proc, pid)))
+
+
+def leftover_pids(tags: set[str], proc: str, cgroup: str | None, me: int) -> list[int]:
+    """What the sweep kills: processes carrying one of `tags`, and, with the daemon's
+    service `cgroup` known, every process in exactly that cgroup that is neither the
+    daemon (`me`) nor part of a command it runs now (its child, or a process in the
+    session such a child leads: every command gets a session of its own)."""
+    tagged_now = set(processes_tagged(tags, proc))
+    if cgroup is None:
+        return sorted(tagged_now)
+    stats = {pid: st for pid in _pids(proc) if (st := _stat(proc, pid)) is not None}
+    children = {pid for pid, (_, ppid, _) in stats.items() if ppid == me}
+    ours = {
+        pid
+        for pid, (state, ppid, sid) in stats.items()
+        if state != "Z"
+        and pid != me
+        and pid not in children
+        and sid not in children
+        and _cgroup(proc, str(pid)) == cgroup
+    }
+    return sorted(tagged_now | ours)
+
+
+def service_cgroup(
+    proc: str = "/proc", env: Mapping[str, str] | None = None, parent: int | None = None
+) -> str | None:
+    """The daemon's own cgroup when it is the main process of a systemd service
+    (started by PID 1, INVOCATION_ID set, its cgroup a `.service`), else None. Only
+    then is everything in that cgroup the daemon's: run from a shell, a test or a
+    CI runner's job, its cgroup holds what others run, and it must not be swept."""
+    env = os.environ if env is None else env
+    parent = os.getppid() if parent is None else parent
+    if parent != 1 or not env.get("INVOCATION_ID"):
+        return None
+    path = _cgroup(proc, "self")
+    return path if path and path.endswith(".service") else None
+
+
+def _pids(proc: str) -> list[int]:
+    return [int(e.name) for e in os.scandir(proc) if e.name.isdigit()]
+
+
+def _environ(proc: str, pid: int) -> list[bytes]:
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []  # exited meanwhile, a kernel thread, or another user's (no CAP_SYS_PTRACE)
+
+
+def _stat(proc: str, pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, session id) from /proc/PID/stat (world-readable)."""
+    try:
+        with open(f"{proc}/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cgroup(proc: str, pid: str) -> str | None:
+    """The process's cgroup path: the unified hierarchy's, or under cgroup v1 the
+    name=systemd one (which names the unit). None when it cannot be read."""
+    try:
+        with open(f"{proc}/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    found = {}
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        found[controllers] = path
+    return found.get("name=systemd") or found.get("")
 
 
 @dataclass
 class Operation:
-    tag: str
-    what: str  # "command x start"
+    tag: str  # "" for the operation of an unreadable record: there is none to go by
+    what: str  # "resources[0].start"
     timeout: float  # the operation's own bound: also its quiet period
     worker: Future[Any] | None  # the thread left running, None if it returned
     since: float
@@ -105,10 +185,17 @@ class AbandonedWork:
         lock_path: Path,
         record: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        proc: str = "/proc",
+        cgroup: str | None = None,  # the daemon's service cgroup (service_cgroup())
+        pid: int | None = None,  # the daemon's pid (default: this process)
+        kill: Callable[[int, int], None] = os.kill,
     ):
         self.lock_path = lock_path
         self.record = record
         self.clock = clock
+        self.proc, self.cgroup, self.kill = proc, cgroup, kill
+        self.pid = os.getpid() if pid is None else pid
         self.ops: dict[str, Operation] = {}
         self.problem = ""  # what the last sweep found, for status and logs
         self.clean_since: float | None = None
@@ -143,10 +230,13 @@ class AbandonedWork:
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             # Garbage is the unsafe case: something was abandoned, we cannot tell what.
             log.error("abandoned_record_unreadable", path=str(self.record), error=str(e))
-            ops = [("0" * 16, "operation (unreadable record)", UNKNOWN_TIMEOUT)]
+            # No tag to go by: the sweep goes by the service cgroup alone (never a
+            # fixed tag, which a bystander may carry), and the node stays unclean.
+            ops = [(UNKNOWN_KEY, "operation (unreadable record)", UNKNOWN_TIMEOUT)]
         now = self.clock()
-        for tag, what, timeout in ops:
-            self.ops[tag] = Operation(tag, what, timeout, None, now)
+        for key, what, timeout in ops:
+            tag = "" if key == UNKNOWN_KEY else key
+            self.ops[key] = Operation(tag, what, timeout, None, now)
         if self.ops:
             self.problem = "abandoned before failoverd restarted"
             log.critical(
@@ -158,6 +248,8 @@ class AbandonedWork:
     def _save(self) -> None:
         if self.record is None:
             return
+        # An operation without a tag (from an unreadable record) is saved as nothing
+        # readable either: the record stays unreadable, and so the node unclean.
         ops = [{"tag": o.tag, "what": o.what, "timeout": o.timeout} for o in self.ops.values()]
         try:
             if not ops:
@@ -238,12 +330,19 @@ class AbandonedWork:
 
     # -- sweeping ------------------------------------------------------------
 
-    def kill_leftovers(self) -> int:
-        """SIGKILL every process still carrying an abandoned operation's tag."""
-        pids = processes_tagged(set(self.ops))
+    def kill_leftovers(self, by_cgroup: bool = True) -> int:
+        """SIGKILL every process left of an abandoned operation: carrying its tag, or
+        in the daemon's service cgroup without being part of a running command.
+
+        `by_cgroup=False`: by tag only. The demotion asks so before its orderly stop:
+        the services that started fine (a daemon a `command` resource launched lives
+        in our cgroup) are stopped by their stop commands, not killed; the sweeps
+        that follow, after that stop, take the whole cgroup."""
+        tags = {op.tag for op in self.ops.values()}
+        pids = leftover_pids(tags, self.proc, self.cgroup if by_cgroup else None, self.pid)
         for pid in pids:
             try:
-                os.kill(pid, signal.SIGKILL)
+                self.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         if pids:

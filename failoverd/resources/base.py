@@ -14,9 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from failoverd.observe import fastlog
+from failoverd.observe.redact import redact, redact_argv
 from failoverd.process import CommandOutcome
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
+
+TAIL_LOGGED = 400  # characters of a failed command's output in the local log
 
 
 class ResourceError(Exception):
@@ -29,7 +32,8 @@ class ResourceTimeout(ResourceError):
 
 
 class Resource(Protocol):
-    name: str
+    name: str  # safe to publish: no command line, no parameter value
+    key: str  # where the config file defines it: "resources[2]"
     timeout: float  # the bound of one start/stop call (the daemon budgets with it)
 
     def start(self, env: Mapping[str, str]) -> None: ...
@@ -44,12 +48,47 @@ def ms_since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def command_error(outcome: CommandOutcome, what: str) -> ResourceError:
-    """The error for a resource command that failed: a ResourceTimeout when it was
-    killed at its deadline, since then something it started may live on."""
-    if outcome.timed_out:
-        return ResourceTimeout(f"{what}: {outcome.describe()}")
-    return ResourceError(f"{what}: {outcome.describe()}")
+# Why a failure is described by where the config defines it, not by what ran: the
+# text travels. It becomes the demotion's reason, and with it the member znode and
+# history (every operator reads them), GET /status (whoever reaches the port), the
+# hooks' FAILOVERD_REASON (often sent to a pager service), and what fence-self tells
+# the peer. A command line may hold a password (`mysql -pX`, `PGPASSWORD=X ...`),
+# an OCF parameter value too, and a script may echo its arguments into its output.
+# So the published description is the key path, the resource's kind and safe name,
+# and how it ended; the command line and its output go to this node's log only.
+
+
+def failure(key: str, action: str, label: str, why: str) -> str:
+    """'resources[2].start (systemd postfix.service): exited with 1'."""
+    return f"{key}.{action} ({label}): {why}"
+
+
+def command_error(
+    outcome: CommandOutcome, key: str, action: str, label: str, step: str = ""
+) -> ResourceError:
+    """The error for a resource command that failed, fit to publish (see above); what
+    the command was and said is logged here, locally. A ResourceTimeout when it was
+    killed at its deadline, since then something it started may live on. `step`: which
+    of the action's commands failed, when it runs several (`daemon-reload`)."""
+    log_command_failure(outcome, key, action)
+    why = f"{step} {outcome.summary()}" if step else outcome.summary()
+    cls = ResourceTimeout if outcome.timed_out else ResourceError
+    return cls(failure(key, action, label, why))
+
+
+def log_command_failure(outcome: CommandOutcome, key: str, action: str) -> None:
+    """For the operator at this node: the command line and the tail of its output
+    (redacted all the same: logs get shipped), never into an error's text."""
+    log.info(
+        "resource_command_failed",
+        resource=key,
+        action=action,
+        exit_code=outcome.returncode,
+        timed_out=outcome.timed_out,
+        error=redact(outcome.error),
+        argv=redact_argv(outcome.argv),
+        output=redact(outcome.output.strip()[-TAIL_LOGGED:]),
+    )
 
 
 def prepare_all(resources: Sequence[Resource]) -> None:

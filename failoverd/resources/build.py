@@ -17,21 +17,24 @@ from failoverd.resources.systemd import SystemdResource
 from failoverd.resources.vip import VipResource
 
 
-def build_resource(cfg: ResourceConfig) -> Resource:
+def build_resource(cfg: ResourceConfig, key: str = "resource") -> Resource:
+    """`key`: where the config defines it ("resources[2]"), which names it in what is
+    published about it (failoverd/resources/base.py)."""
     if isinstance(cfg, VipResourceConfig):
-        return VipResource(cfg, native_arp=True)
+        return VipResource(cfg, native_arp=True, key=key)
     if isinstance(cfg, SystemdResourceConfig):
-        return SystemdResource(cfg)
+        return SystemdResource(cfg, key=key)
     if isinstance(cfg, CommandResourceConfig):
-        return CommandResource(cfg)
+        return CommandResource(cfg, key=key)
     if isinstance(cfg, OcfResourceConfig):
         # Imported only for an ocf entry: `fence-self` builds the resources it stops,
         # and the OCF module would cost it structlog and the XML parser.
         from failoverd.resources.ocf import OcfResource
 
-        return OcfResource(cfg)
+        return OcfResource(cfg, key=key)
     raise TypeError(f"unknown resource config: {cfg!r}")
 
 
 def build_resources(cfgs: Iterable[ResourceConfig]) -> list[Resource]:
-    return [build_resource(c) for c in cfgs]
+    """The `resources:` list of the config, each named by its key path."""
+    return [build_resource(c, f"resources[{i}]") for i, c in enumerate(cfgs)]

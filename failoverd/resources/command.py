@@ -6,8 +6,6 @@ call is bounded by the resource's timeout (failoverd/process.py).
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 
@@ -18,25 +16,17 @@ from failoverd.resources.base import command_error, ms_since
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
-# Wrappers skipped when naming a command resource after the program it runs.
-_WRAPPERS = re.compile(r"^(env|sudo|nice|ionice|timeout|sh|bash|dash|python[0-9.]*|perl)$")
-
-
-def command_label(argv: Sequence[str]) -> str:
-    """'python3 -m tests.toyservice start' -> 'tests.toyservice'."""
-    for arg in argv:
-        base = os.path.basename(arg)
-        if arg.startswith("-") or _WRAPPERS.match(base):
-            continue
-        return base[:40]
-    return os.path.basename(argv[0])[:40] if argv else "?"
-
 
 class CommandResource:
-    def __init__(self, cfg: CommandResourceConfig, name: str | None = None):
+    """Named by its place in the config ("command resources[2]"), not by what it
+    runs: a command line may hold a password, even in the program's name position
+    (`env PGPASSWORD=x psql`, `sh -c "mysql -px"`), and the name is published."""
+
+    def __init__(self, cfg: CommandResourceConfig, name: str | None = None, key: str = "resource"):
         self.cfg = cfg
         self.timeout = cfg.timeout
-        self.name = name or f"command {command_label(cfg.start)}"
+        self.key = key
+        self.name = name or f"command {key}"
 
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()
@@ -58,4 +48,4 @@ class CommandResource:
     def _run(self, argv: Sequence[str], env: Mapping[str, str], what: str) -> None:
         outcome = run_command(argv, env, self.timeout)
         if not outcome.ok:
-            raise command_error(outcome, f"{self.name} {what}")
+            raise command_error(outcome, self.key, what, "command")

@@ -29,8 +29,13 @@ from pathlib import Path
 import structlog
 
 from failoverd.config.model import OcfResourceConfig
-from failoverd.process import run_command
-from failoverd.resources.base import ResourceError
+from failoverd.process import CommandOutcome, run_command
+from failoverd.resources.base import (
+    ResourceError,
+    ResourceTimeout,
+    failure,
+    log_command_failure,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -141,37 +146,52 @@ def meta_data(path: Path) -> tuple[str | None, str]:
 class OcfResource:
     """One OCF agent instance: start/stop/monitor with the agent's exit codes mapped."""
 
-    def __init__(self, cfg: OcfResourceConfig, index: int = 0):
+    def __init__(self, cfg: OcfResourceConfig, index: int = 0, key: str = "resource"):
         self.cfg = cfg
         self.timeout = cfg.timeout
         m = _AGENT.match(cfg.agent)
         kind = m["type"] if m else cfg.agent
+        # The instance name the agent keeps its state under: unchanged across
+        # upgrades, or an agent would not find what an older daemon started.
         self.instance = f"failoverd-{kind}-{index}"
-        self.name = f"ocf {cfg.agent}" + (f" {cfg.params[0][1]}" if cfg.params else "")
+        self.key = key
+        # The agent and the config's key path, never a parameter value (a password,
+        # a private path): the name is published (failoverd/resources/base.py).
+        self.label = f"ocf {cfg.agent}"
+        self.name = f"{self.label} {key}"
         self.path = agent_path(cfg.agent)
 
-    def _action(self, action: str, env: Mapping[str, str]) -> tuple[int | None, str]:
+    def _action(self, action: str, env: Mapping[str, str]) -> CommandOutcome:
         if self.path is None:
-            raise ResourceError(f"{self.name}: bad agent name {self.cfg.agent!r}")
+            why = f"bad agent name {self.cfg.agent!r}"
+            raise ResourceError(failure(self.key, action, self.label, why))
         full = {**env, **agent_env(self.cfg, self.instance)}
-        outcome = run_command([str(self.path), action], full, self.timeout)
-        return outcome.returncode, outcome.describe()
+        return run_command([str(self.path), action], full, self.timeout)
+
+    def _failed(self, outcome: CommandOutcome, action: str) -> ResourceError:
+        # The agent's output often names its parameters (a device, a mount point,
+        # once in a while a password): the local log only.
+        log_command_failure(outcome, self.key, action)
+        why = _meaning(outcome)
+        return (ResourceTimeout if outcome.timed_out else ResourceError)(
+            failure(self.key, action, self.label, why)
+        )
 
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()
-        rc, what = self._action("start", env)
-        if rc != OCF_SUCCESS:
-            raise ResourceError(f"{self.name} start: {_meaning(rc)}: {what}")
+        outcome = self._action("start", env)
+        if outcome.returncode != OCF_SUCCESS:
+            raise self._failed(outcome, "start")
         took_ms = round((time.monotonic() - started) * 1000)
         log.info("resource_started", resource=self.name, took_ms=took_ms)
 
     def stop(self, env: Mapping[str, str]) -> None:
-        rc, what = self._action("stop", env)
-        if rc not in (OCF_SUCCESS, OCF_NOT_RUNNING):
-            raise ResourceError(f"{self.name} stop: {_meaning(rc)}: {what}")
+        outcome = self._action("stop", env)
+        if outcome.returncode not in (OCF_SUCCESS, OCF_NOT_RUNNING):
+            raise self._failed(outcome, "stop")
 
     def is_running(self, env: Mapping[str, str]) -> bool | None:
-        rc, _ = self._action("monitor", env)
+        rc = self._action("monitor", env).returncode
         if rc == OCF_SUCCESS:
             return True
         if rc == OCF_NOT_RUNNING:
@@ -179,7 +199,8 @@ class OcfResource:
         return None  # failed, or the agent could not tell (timeout): not "stopped"
 
 
-def _meaning(rc: int | None) -> str:
+def _meaning(outcome: CommandOutcome) -> str:
+    rc = outcome.returncode
     if rc is None:
-        return "did not finish"
+        return f"did not finish: {outcome.summary()}"
     return f"OCF exit {rc} ({OCF_CODES.get(rc, 'unknown')})"

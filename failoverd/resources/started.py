@@ -193,8 +193,10 @@ def leftovers(
     if not recorded:
         return list(built)
     objects = {identity(c): r for c, r in zip(configured, built, strict=True)}
+    # One the file no longer names is named by its place in the record.
+    keys = {identity(c): f"{RECORD_FILE}[{i}]" for i, c in enumerate(recorded)}
     order = stop_order(recorded, configured)
-    return [objects.get(identity(c)) or build_resource(c) for c in order]
+    return [objects.get(identity(c)) or build_resource(c, keys[identity(c)]) for c in order]
 
 
 def differences(

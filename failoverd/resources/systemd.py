@@ -24,7 +24,7 @@ from failoverd.config.model import SystemdResourceConfig
 from failoverd.observe import fastlog
 from failoverd.process import run_command
 from failoverd.resources import systemd_dropin
-from failoverd.resources.base import ResourceError, command_error, ms_since
+from failoverd.resources.base import ResourceError, command_error, failure, ms_since
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
@@ -81,8 +81,10 @@ class SystemdResource:
         cfg: SystemdResourceConfig,
         systemctl: str = "systemctl",
         unit_dir: Path | None = None,
+        key: str = "resource",
     ):
         self.cfg = cfg
+        self.key = key
         self.timeout = cfg.timeout
         self.systemctl = systemctl
         self.unit_dir = unit_dir
@@ -100,14 +102,14 @@ class SystemdResource:
             # A unit started without its epoch could not tell a stale active from
             # the current one: not starting is the safe failure.
             why = f"cannot write the FAILOVERD_* drop-in: {e}"
-            raise ResourceError(f"{self.name} start: {why}") from e
+            raise ResourceError(failure(self.key, "start", self.name, why)) from e
         outcome = run_command([self.systemctl, "daemon-reload"], env, self.timeout)
         if not outcome.ok:
-            raise command_error(outcome, f"{self.name} start (daemon-reload for the drop-in)")
+            raise command_error(outcome, self.key, "start", self.name, step="daemon-reload")
         left = deadline - time.monotonic()
         outcome = run_command([self.systemctl, "start", *self.cfg.units], env, left)
         if not outcome.ok:
-            raise command_error(outcome, f"{self.name} start")
+            raise command_error(outcome, self.key, "start", self.name)
         log.info("resource_started", resource=self.name, took_ms=ms_since(started))
 
     def stop(self, env: Mapping[str, str]) -> None:
@@ -118,11 +120,12 @@ class SystemdResource:
         left = max(0.0, deadline - time.monotonic())
         outcome = run_command([self.systemctl, "stop", *units], env, left)
         if outcome.timed_out:
-            raise command_error(outcome, f"{self.name} stop")
+            raise command_error(outcome, self.key, "stop", self.name)
         if outcome.ok:
             why = self._wait_stopped(watched, mains, env, deadline)
             if why:
-                raise ResourceError(f"{self.name} stop: systemctl stop returned, but {why}")
+                why = f"systemctl stop returned, but {why}"
+                raise ResourceError(failure(self.key, "stop", self.name, why))
             self._remove_dropins()
             return
         # `stop` also fails for a unit that is not loaded at all. What counts is that
@@ -132,7 +135,7 @@ class SystemdResource:
             log.warning("systemd_stop_failed_but_inactive", resource=self.name, error=error)
             self._remove_dropins()
             return
-        raise command_error(outcome, f"{self.name} stop")
+        raise command_error(outcome, self.key, "stop", self.name)
 
     def _before_stop(
         self, units: list[str], env: Mapping[str, str], deadline: float

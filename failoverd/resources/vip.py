@@ -15,7 +15,7 @@ from failoverd.config.model import VipResourceConfig
 from failoverd.observe import fastlog
 from failoverd.process import CommandOutcome, run_command
 from failoverd.resources import garp
-from failoverd.resources.base import ResourceError, command_error, ms_since
+from failoverd.resources.base import ResourceError, command_error, failure, ms_since
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
@@ -137,8 +137,10 @@ class VipResource:
         ip: Sequence[str] = ("ip",),
         arping: Sequence[str] = ("arping",),
         native_arp: bool = False,  # GratuitousArp.native; build_resource turns it on
+        key: str = "resource",
     ):
         self.cfg = cfg
+        self.key = key
         self.timeout = cfg.timeout
         self.ip = tuple(ip)  # a prefix such as ("ip", "netns", "exec", "lab", "ip") in tests
         self.iface_addr = ipaddress.ip_interface(cfg.address)
@@ -163,7 +165,7 @@ class VipResource:
         argv = [*self.ip, "addr", "replace", self.cfg.address, "dev", self.cfg.interface]
         outcome = run_command(argv, env, _left(deadline))
         if not outcome.ok:
-            raise command_error(outcome, f"{self.name} start")
+            raise command_error(outcome, self.key, "start", self.name)
         if self.iface_addr.version == 6:
             reason = "unsolicited NA not implemented"
             log.warning("arp_skipped", address=self.cfg.address, reason=reason)
@@ -223,9 +225,11 @@ class VipResource:
             log.warning("vip_del_failed", resource=self.name, error=outcome.describe())
         present = self._present(env, _left(deadline))
         if present is None:
-            raise ResourceError(f"{self.name} stop: could not verify the address is gone")
+            why = "could not verify the address is gone"
+            raise ResourceError(failure(self.key, "stop", self.name, why))
         if present:
-            raise ResourceError(f"{self.name} stop: address still present ({outcome.describe()})")
+            why = f"address still present (ip addr del {outcome.summary()})"
+            raise ResourceError(failure(self.key, "stop", self.name, why))
         log.info("vip_removed", address=self.cfg.address, interface=self.cfg.interface)
 
     def is_running(self, env: Mapping[str, str]) -> bool | None:

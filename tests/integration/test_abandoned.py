@@ -5,6 +5,7 @@ operation is found by its tag, setsid'ed or not."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from failoverd.process import KILL_WAIT, run_command
-from failoverd.resources.abandoned import AbandonedWork, processes_tagged, tagged
+from failoverd.resources.abandoned import AbandonedWork, leftover_pids, processes_tagged, tagged
 from tests.integration.cluster import wait_for
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
@@ -75,3 +76,43 @@ def test_every_process_of_an_operation_is_found_by_its_tag_even_after_setsid(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def own_cgroup() -> str:
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    found = dict(line.split(":", 2)[1:] for line in lines)
+    return found.get("name=systemd") or found[""]
+
+
+def test_a_leftover_that_dropped_its_tag_is_found_by_the_cgroup(tmp_path: Path) -> None:
+    """On the real /proc: a helper that cleared its environment (or changed its uid,
+    hiding it from a daemon without CAP_SYS_PTRACE) is missed by its tag but found
+    as a member of the daemon's cgroup; a command the daemon is running right now,
+    and the processes of its session, are not."""
+    tag, env = tagged({"FAILOVERD_NODE": "mail1"})
+    pidfile = tmp_path / "helper.pid"
+    script = (
+        f"setsid env -i sh -c 'echo $$ > {pidfile}; exec sleep 60' </dev/null >/dev/null 2>&1 &"
+    )
+    assert run_command(["sh", "-c", script], env, 5).ok
+    running = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+    helper = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 5, "pid"))
+    try:
+        assert helper not in processes_tagged({tag})
+        grandchild = int(
+            wait_for(
+                lambda: (
+                    Path(f"/proc/{running.pid}/task/{running.pid}/children").read_text().strip()
+                ),
+                5,
+                "the running command's child",
+            )
+        )
+        found = leftover_pids({tag}, "/proc", own_cgroup(), os.getpid())
+        assert helper in found
+        assert running.pid not in found and grandchild not in found, "a running command was swept"
+        assert os.getpid() not in found
+    finally:
+        os.kill(helper, signal.SIGKILL)
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait()

@@ -78,7 +78,7 @@ def test_failed_start_and_stop_raise_with_the_ocf_meaning(ocf_root: Path, tmp_pa
         thing(tmp_path, "fail").start({})
     stuck = thing(tmp_path, "stuck")
     (tmp_path / "state").touch()
-    with pytest.raises(ResourceError, match="stop: OCF exit 1"):
+    with pytest.raises(ResourceError, match=r"^resource\.stop \(ocf lab:Thing\): OCF exit 1"):
         stuck.stop({})
     assert thing(tmp_path, "broken").is_running({}) is None  # failed: neither running nor not
 

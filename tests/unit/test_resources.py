@@ -108,20 +108,23 @@ def test_start_that_times_out_is_killed_with_its_process_group(tmp_path: Path) -
     parent, child = tmp_path / "parent", tmp_path / "child"
     res = command(f"echo $$ > {parent}; sleep 30 & echo $! > {child}; wait", timeout=0.5)
     t0 = time.monotonic()
-    with pytest.raises(ResourceError, match=r"start: `sh -c .*` timed out after 0.5s"):
+    with pytest.raises(ResourceError, match=r"^resource\.start \(command\): timed out after 0.5s$"):
         res.start(ENV)
     assert time.monotonic() - t0 < 2.0
     pids = [int(parent.read_text()), int(child.read_text())]
     assert wait_for(lambda: not any(alive(p) for p in pids))
 
 
-def test_failing_stop_raises_with_exit_code_and_stderr_tail() -> None:
+def test_failing_stop_raises_with_exit_code_and_logs_the_stderr_tail_locally() -> None:
     res = command("true", stop="echo stopping; echo 'cannot stop: queue busy' >&2; exit 4")
-    with pytest.raises(ResourceError) as e:
+    with capture_logs() as logs, pytest.raises(ResourceError) as e:
         res.stop(ENV)
-    assert "stop" in str(e.value)
-    assert "exited with 4" in str(e.value)
-    assert "cannot stop: queue busy" in str(e.value)
+    # The error is published (member znode, /status, hooks): no command output in it.
+    assert str(e.value) == "resource.stop (command): exited with 4"
+    # The operator reads what the command said in this node's log.
+    line = next(e for e in logs if e["event"] == "resource_command_failed")
+    assert line["action"] == "stop" and line["exit_code"] == 4
+    assert "cannot stop: queue busy" in line["output"]
 
 
 def test_missing_start_program_raises() -> None:
@@ -139,12 +142,14 @@ def test_is_running_follows_the_status_exit_code(tmp_path: Path) -> None:
     assert command("true").is_running(ENV) is None  # no status command: cannot tell
 
 
-def test_command_resource_is_named_after_the_program_it_runs() -> None:
+def test_command_resource_is_named_by_its_key_path_not_the_program_it_runs() -> None:
     def name(*start: str) -> str:
-        return build_resource(CommandResourceConfig(start=start, stop=("true",))).name
+        return build_resource(
+            CommandResourceConfig(start=start, stop=("true",)), "resources[3]"
+        ).name
 
-    assert name("/usr/local/bin/mail-service", "start") == "command mail-service"
-    assert name("python3", "-m", "tests.toyservice", "start") == "command tests.toyservice"
+    assert name("/usr/local/bin/mail-service", "start") == "command resources[3]"
+    assert name("env", "PGPASSWORD=x", "psql") == "command resources[3]"
 
 
 # -- stop_all -----------------------------------------------------------------------
@@ -176,8 +181,7 @@ def test_stop_all_stops_in_reverse_order_and_continues_past_failures(tmp_path: P
     assert order.read_text().split() == ["svc-c", "svc-b", "svc-a"]
     assert len(failures) == 2
     assert failures[0] == "exploding: boom"
-    assert failures[1].startswith("command svc-b: ")
-    assert "exited with 3" in failures[1] and "svc-b refused" in failures[1]
+    assert failures[1] == "command resources[1]: resources[1].stop (command): exited with 3"
     assert stop_all(build_resources(cfgs[:1]), ENV) == []
 
 
@@ -328,10 +332,16 @@ def test_systemd_is_running_only_when_every_unit_is_active(systemctl: Path) -> N
     assert "is-active --quiet postfix.service" in calls(systemctl)
 
 
-def test_systemd_failed_start_raises_with_stderr(systemctl: Path, unit_dir: Path) -> None:
+def test_systemd_failed_start_raises_and_logs_stderr(systemctl: Path, unit_dir: Path) -> None:
     flag(systemctl, "fail-start").touch()
-    with pytest.raises(ResourceError, match="exited with 1: Job for postfix.service failed"):
-        SystemdResource(UNITS, systemctl=str(systemctl)).start(ENV)
+    res = SystemdResource(UNITS, systemctl=str(systemctl), key="resources[1]")
+    with capture_logs() as logs, pytest.raises(ResourceError) as e:
+        res.start(ENV)
+    assert str(e.value) == (
+        "resources[1].start (systemd postfix.service dovecot.service): exited with 1"
+    )
+    line = next(e for e in logs if e["event"] == "resource_command_failed")
+    assert "Job for postfix.service failed" in line["output"]
 
 
 def test_systemd_failed_stop_is_fine_when_nothing_is_left_active(
@@ -551,8 +561,11 @@ def test_vip_stop_fails_when_the_address_is_still_there(tmp_path: Path) -> None:
     shown = "2: eth0    inet 192.0.2.25/24 scope global secondary eth0"
     ip, _ = fake_ip(tmp_path, shown, del_error="RTNETLINK answers: Operation not permitted")
     res = VipResource(VipResourceConfig(address="192.0.2.25/24", interface="eth0"), ip=[str(ip)])
-    with pytest.raises(ResourceError, match="still present.*Operation not permitted"):
+    with capture_logs() as logs, pytest.raises(ResourceError, match="still present"):
         res.stop(ENV)
+    assert "Operation not permitted" in next(
+        e["error"] for e in logs if e["event"] == "vip_del_failed"
+    )
     assert res.is_running(ENV) is True
 
 
