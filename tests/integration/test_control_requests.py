@@ -1,0 +1,96 @@
+"""Operator requests written straight into `control` (not through failoverctl), on a
+real ZooKeeper with real daemons: whoever can write `control` must not be able to
+switch failover off by naming a target that is not there."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+
+from failoverd.zk.znodes import now_iso
+from tests.integration.cluster import Cluster, wait_for
+from tests.support.access import digest_auth
+from tests.support.zookeeper import ZooKeeperServer
+
+# Long enough that the request's own expiry cannot explain a takeover within WINDOW.
+SWITCHOVER_TIMEOUT = 60.0
+WINDOW = 10.0  # after the active stops: session 2 s, priority delay 0.2 s, start ~1 s
+
+
+def write_request(c: Cluster, zk: ZooKeeperServer, kind: str, **fields: Any) -> dict[str, Any]:
+    """Put a request into `control` with the nodes' own credential, as the audit did."""
+    client = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
+    client.start(timeout=10)
+    try:
+        path = f"/failoverd/{c.cluster}/control"
+        raw, stat = client.get(path)
+        control = json.loads(raw)
+        request = {
+            "id": str(uuid.uuid4()),
+            "to": "ghost",
+            "timeout": 3600,
+            "requested_by": "mallory",
+            "requested_at": now_iso(),
+            **fields,
+        }
+        control[kind] = request
+        client.set(path, json.dumps(control).encode(), version=stat.version)
+        return request
+    finally:
+        client.stop()
+        client.close()
+
+
+def events(c: Cluster, name: str, event: str) -> list[dict[str, Any]]:
+    return [e for e in c.nodes[name].events() if e.get("event") == event]
+
+
+def test_a_switchover_to_a_ghost_does_not_keep_the_standby_from_taking_over(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    c = Cluster(
+        tmp_path / "c", zk.address, extra={"switchover": {"timeout": f"{SWITCHOVER_TIMEOUT:g}s"}}
+    )
+    try:
+        c.start("mail1")
+        assert c.wait_active(timeout=20, via="mail1") == "mail1"
+        c.start("mail2")
+        wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both connected")
+        req = write_request(c, zk, "switchover", to="ghost")
+        wait_for(lambda: events(c, "mail2", "operator_request_seen"), 10, "mail2 to see it")
+
+        # failoverctl shows the pending request, who wrote it and since when, and that
+        # it is ignored: the daemons would not act on it.
+        st = c.status()
+        assert "switchover to ghost" in st["verdict"], st["verdict"]
+        assert "mallory" in st["verdict"] and req["requested_at"] in st["verdict"]
+        assert "ignored" in st["verdict"] and "not a configured member" in st["verdict"]
+        assert st["verdict"].startswith("healthy"), st["verdict"]  # the active stays
+
+        c.nodes["mail1"].stop()  # a clean stop: the lease is free at once
+        stopped = time.monotonic()
+        took = None
+        while time.monotonic() - stopped < WINDOW:
+            if c.active(via="mail2") == "mail2":
+                took = time.monotonic() - stopped
+                break
+            time.sleep(0.1)
+        row = next(m for m in c.status(via="mail2")["members"] if m["node"] == "mail2")
+        decided = [e["reason"] for e in events(c, "mail2", "decided")]
+        assert took is not None, (
+            f"mail2 did not take over within {WINDOW:g}s of mail1's stop with a switchover "
+            f"to 'ghost' pending; it publishes eligible={row['eligible']} "
+            f"why={row['why']!r}; its last decision: {decided[-1:]}"
+        )
+        (ignored,) = [e for e in events(c, "mail2", "request_ignored") if e["id"] == req["id"]]
+        assert ignored["kind"] == "switchover" and ignored["to"] == "ghost"
+        assert "not a configured member" in ignored["reason"]
+        assert not any("standing aside" in r for r in decided), decided
+        c.assert_never_two_serving()
+    finally:
+        c.stop()
