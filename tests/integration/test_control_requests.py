@@ -71,6 +71,9 @@ def test_a_switchover_to_a_ghost_does_not_keep_the_standby_from_taking_over(
         assert "mallory" in st["verdict"] and req["requested_at"] in st["verdict"]
         assert "ignored" in st["verdict"] and "not a configured member" in st["verdict"]
         assert st["verdict"].startswith("healthy"), st["verdict"]  # the active stays
+        # The standby says so too, in `why`, while it stays eligible.
+        row = next(m for m in st["members"] if m["node"] == "mail2")
+        assert row["eligible"] is True and "ghost" in row["why"] and "ignored" in row["why"]
 
         c.nodes["mail1"].stop()  # a clean stop: the lease is free at once
         stopped = time.monotonic()
