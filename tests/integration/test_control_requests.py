@@ -71,9 +71,15 @@ def test_a_switchover_to_a_ghost_does_not_keep_the_standby_from_taking_over(
         assert "mallory" in st["verdict"] and req["requested_at"] in st["verdict"]
         assert "ignored" in st["verdict"] and "not a configured member" in st["verdict"]
         assert st["verdict"].startswith("healthy"), st["verdict"]  # the active stays
-        # The standby says so too, in `why`, while it stays eligible.
-        row = next(m for m in st["members"] if m["node"] == "mail2")
-        assert row["eligible"] is True and "ghost" in row["why"] and "ignored" in row["why"]
+
+        # The standby says so too, in `why` (as soon as it has published), and stays
+        # eligible.
+        def mail2_why() -> dict[str, Any] | None:
+            row = next(m for m in c.status()["members"] if m["node"] == "mail2")
+            return row if "ghost" in row["why"] else None
+
+        row = wait_for(mail2_why, 5, "mail2's why to name the ghost request")
+        assert row["eligible"] is True and "is ignored: ghost is not a configured" in row["why"]
 
         c.nodes["mail1"].stop()  # a clean stop: the lease is free at once
         stopped = time.monotonic()
@@ -97,3 +103,62 @@ def test_a_switchover_to_a_ghost_does_not_keep_the_standby_from_taking_over(
         c.assert_never_two_serving()
     finally:
         c.stop()
+
+
+def test_a_switchover_written_with_a_forced_failover_never_promotes_the_sick_target(
+    zk: ZooKeeperServer, make_cluster: Any, tmp_path: Path
+) -> None:
+    """The audit's other case, with three nodes: a switchover to healthy mail2 makes
+    the live active step down, and a forced failover to mail3, which fails its
+    health checks, written in the same breath, would hand it the freed lease. The
+    daemons act on at most one of the two: mail2 takes over, mail3 never does."""
+    flag = tmp_path / "sick"
+    check = {
+        "type": "command",
+        "argv": ["sh", "-c", f'test ! -e {flag}-"$FAILOVERD_NODE"'],
+        "timeout": "1s",
+    }
+    c = make_cluster(
+        zk_hosts=zk.address,
+        names=("mail1", "mail2", "mail3"),
+        health_checks=[check],
+        extra={"switchover": {"timeout": f"{SWITCHOVER_TIMEOUT:g}s"}},
+    )
+    Path(f"{flag}-mail3").touch()
+    c.start("mail1")
+    assert c.wait_active(timeout=20, via="mail1") == "mail1"
+    c.start("mail2", "mail3")
+
+    def settled() -> bool:
+        rows = {m["node"]: m for m in c.status()["members"]}
+        return (
+            rows["mail2"]["eligible"]
+            and rows["mail3"]["connected"]
+            and not rows["mail3"]["healthy"]
+        )
+
+    wait_for(settled, 15, "mail2 eligible, mail3 connected and sick")
+    client = KazooClient(hosts=zk.address, auth_data=digest_auth(c.credential_file))
+    client.start(timeout=10)
+    try:
+        path = f"/failoverd/{c.cluster}/control"
+        raw, stat = client.get(path)
+        control = json.loads(raw)
+        for kind, to in (("switchover", "mail2"), ("failover", "mail3")):
+            control[kind] = {
+                "id": str(uuid.uuid4()),
+                "to": to,
+                "timeout": 3600,
+                "requested_by": "mallory",
+                "requested_at": now_iso(),
+            }
+        client.set(path, json.dumps(control).encode(), version=stat.version)
+    finally:
+        client.stop()
+        client.close()
+    assert c.wait_active(timeout=WINDOW, other_than="mail1", via="mail2") == "mail2"
+    promoted = {n: bool(events(c, n, "promoted")) for n in c.names}
+    assert not promoted["mail3"], "mail3, which fails its health checks, was promoted"
+    (ignored,) = [e for e in events(c, "mail3", "request_ignored") if e["kind"] == "failover"]
+    assert ignored["code"] == "conflict", ignored
+    c.assert_never_two_serving()
