@@ -50,7 +50,7 @@ from failoverd.node.membership import MembershipRecord
 from failoverd.node.notify import Watchdog
 from failoverd.node.operator_audit import OperatorAudit, is_recorder
 from failoverd.node.recent import RecentIds
-from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests
+from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests, clip
 from failoverd.node.state import NodeState
 from failoverd.node.switchover import handover_done
 from failoverd.node.transitions import Transitions
@@ -570,8 +570,8 @@ class Daemon:
                 kind=c.kind,
                 id=c.request.id,
                 to=c.request.to,
-                requested_by=c.request.requested_by,
-                requested_at=c.request.requested_at,
+                requested_by=clip(c.request.requested_by),
+                requested_at=clip(c.request.requested_at),
                 code=c.code,
                 reason=c.problem,
             )

@@ -44,6 +44,7 @@ from failoverd.zk.znodes import UNKNOWN_ELIGIBILITY, Control, MemberStatus, Requ
 
 SWITCHOVER = "switchover"
 FAILOVER = "failover"
+MAX_TEXT = 64  # of operator-written text quoted in `why` and the verdict
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,15 @@ class RequestCheck:
         return not self.code
 
     def describe(self) -> str:
-        """`switchover to mail2 requested by alice at 2026-12-06T21:00:00.000Z`."""
+        """`switchover to mail2 requested by alice at 2026-12-06T21:00:00.000Z`.
+
+        Who and when are whatever the writer of `control` put there: cut short, since
+        this goes into every member's status (`why`), which peers refuse to read
+        beyond 64 KiB."""
         r = self.request
         target = r.to or "any healthy standby"
-        return f"{self.kind} to {target} requested by {r.requested_by or '?'} at {r.requested_at}"
+        by, at = clip(r.requested_by) or "?", clip(r.requested_at)
+        return f"{self.kind} to {target} requested by {by} at {at}"
 
     def sentence(self) -> str:
         if self.valid:
@@ -110,6 +116,10 @@ class Requests:
 
 
 NO_REQUESTS = Requests()
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse_time(text: str) -> float | None:
@@ -164,7 +174,7 @@ def check_requests(
 def _timing(req: Request, life: float, now_wall: float, seen_for: float) -> tuple[str, str]:
     at = parse_time(req.requested_at)
     if at is None:
-        return "bad_time", f"its requested_at {req.requested_at[:40]!r} is not a time with a zone"
+        return "bad_time", f"its requested_at {clip(req.requested_at)!r} is not a time with a zone"
     ahead = at - now_wall
     if ahead > life:
         return "future", f"it is dated {ahead:.0f}s in the future, more than its {life:g}s life"

@@ -328,3 +328,13 @@ def test_failoverctls_verdict_names_every_pending_request_with_who_and_when() ->
     assert ok and ok2 and sentence.startswith(plain)
     assert f"switchover to ghost requested by mallory at {iso(NOW)} is ignored" in sentence
     assert f"failover to mail2 requested by mallory at {iso(NOW)} is pending" in sentence
+
+
+def test_operator_written_text_is_cut_short_before_it_goes_into_why() -> None:
+    """`why` goes into every member's status, which peers refuse to read beyond
+    64 KiB: a huge `requested_by` must not make every member unreadable."""
+    huge = replace(request("ghost"), requested_by="m" * 60_000, requested_at="9" * 60_000)
+    r = check(huge, node="mail1")
+    e = eligibility(obs(requests=r))
+    assert e.eligible and len(e.why) < 400, len(e.why)
+    assert code(r) == "bad_time" and len(r.checks[0].problem) < 200
