@@ -338,3 +338,29 @@ def test_operator_written_text_is_cut_short_before_it_goes_into_why() -> None:
     e = eligibility(obs(requests=r))
     assert e.eligible and len(e.why) < 400, len(e.why)
     assert code(r) == "bad_time" and len(r.checks[0].problem) < 200
+
+
+@pytest.mark.parametrize("sw", [None, "mail1", "mail2", "any"])
+@pytest.mark.parametrize("fo", [None, "mail1", "mail2"])
+def test_eligible_agrees_with_the_decision_for_every_pending_request(
+    sw: str | None, fo: str | None
+) -> None:
+    """A free, healthy standby (mail1) is eligible exactly when the decision lets it
+    contend: standing aside for a valid request is not eligible (the audit saw a
+    standby stand aside while it published eligible=true)."""
+    control = Control(
+        switchover=None if sw is None else request(None if sw == "any" else sw),
+        failover=None if fo is None else request(fo, id=RID2),
+    )
+    r = check_requests(
+        control, node="mail1", configured=CONFIGURED, members=MEMBERS, now_wall=NOW, bounds=BOUNDS
+    )
+    o = obs(
+        switchover_to=r.switchover_to,
+        switchover_pending=r.switchover_pending,
+        failover_to=r.failover_to,
+        requests=r,
+    )
+    assert eligibility(o).eligible is (decide(o).act is Act.CONTEND), (r, decide(o))
+    bare = replace(o, requests=Requests())  # the fields alone say the same
+    assert eligibility(bare).eligible is (decide(bare).act is Act.CONTEND)
