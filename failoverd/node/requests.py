@@ -177,7 +177,8 @@ def _timing(req: Request, life: float, now_wall: float, seen_for: float) -> tupl
         return "bad_time", f"its requested_at {clip(req.requested_at)!r} is not a time with a zone"
     ahead = at - now_wall
     if ahead > life:
-        return "future", f"it is dated {ahead:.0f}s in the future, more than its {life:g}s life"
+        # No count of seconds here: `why` must not change by itself from tick to tick.
+        return "future", f"it is dated further in the future than its {life:g}s life"
     age = max(now_wall - at, seen_for)  # a future date counts from when it was seen
     if age >= life:
         return "expired", f"it expired after {life:g}s"
@@ -212,5 +213,7 @@ def _target(
             return "ineligible", f"{to} is not a standby out of maintenance ({m.role})"
         return "", ""
     if not m.eligible:
-        return "ineligible", f"{to} could not take over: {m.why}"
+        # Its own reason comes first in its `why`; cut short, since its `why` may quote
+        # ours in turn (two members each ignoring a request naming the other).
+        return "ineligible", f"{to} could not take over: {clip(m.why)}"
     return "", ""

@@ -364,3 +364,23 @@ def test_eligible_agrees_with_the_decision_for_every_pending_request(
     assert eligibility(o).eligible is (decide(o).act is Act.CONTEND), (r, decide(o))
     bare = replace(o, requests=Requests())  # the fields alone say the same
     assert eligibility(bare).eligible is (decide(bare).act is Act.CONTEND)
+
+
+def test_two_members_quoting_each_others_why_stay_bounded_and_settle() -> None:
+    """mail1 ignores a switchover to mail2 and quotes mail2's `why`; mail2 ignores a
+    forced failover to mail1 and quotes mail1's: published back and forth, neither
+    grows without bound, and both stop changing."""
+    control = Control(switchover=request("mail2"), failover=request("mail1", id=RID2))
+    why = {"mail1": "backing off", "mail2": "backing off"}
+    seen = []
+    for _ in range(6):
+        for n in ("mail1", "mail2"):
+            other = "mail2" if n == "mail1" else "mail1"
+            m = {other: member(other, eligible=False, why=why[other])}
+            r = check_requests(
+                control, node=n, configured=CONFIGURED, members=m, now_wall=NOW, bounds=BOUNDS
+            )
+            why[n] = eligibility(obs(node=n, backoff_until=1e9, requests=r), (), "T").why
+        seen.append(dict(why))
+    assert all(len(w) < 600 for w in why.values()), why
+    assert seen[-1] == seen[-2]
