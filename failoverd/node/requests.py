@@ -22,10 +22,15 @@ Now a request counts, for the decisions, only if
   A member from before eligibility was published is judged by what it does
   publish: a healthy standby, not in maintenance. A forced failover must name its
   target (failoverctl always does);
-* it is not one of two: failoverctl writes a switchover *or* a forced failover,
-  never both. Both pending and both valid, neither is acted on (a switchover that
-  makes a live active step down, next to a forced failover that hands the freed
-  lease to a node of the writer's choosing, is no operator's intent).
+* it is not a forced failover next to a switchover: failoverctl writes one or the
+  other, never both. Written together, only the switchover may count (a switchover
+  that makes a live active step down, next to a forced failover that hands the
+  freed lease to a node of the writer's choosing, which need not be healthy, is no
+  operator's intent). The rule looks at what `control` holds, not at whether the
+  switchover is valid: every node reads the same znode, while members' statuses
+  and clocks differ a little from node to node, and a forced target that judged
+  the switchover invalid a moment before the active judged it valid would race
+  the switchover's target for the freed lease.
 
 An ignored request is not acted on by anyone: nobody stands aside for it and no
 active steps down for it. The daemon logs it once (`request_ignored`), and it
@@ -156,19 +161,22 @@ def check_requests(
     "failover"); `seen_for`: per request id, seconds since this daemon first saw it;
     `done`: ids this node has served (a demotion for a switchover), left out."""
     seen_for = seen_for or {}
+    both = control.switchover is not None and control.failover is not None
     checks = []
     for kind, req in ((SWITCHOVER, control.switchover), (FAILOVER, control.failover)):
         if req is None or req.id in done:
             continue
         life = min(req.timeout, bounds[kind])
         code, problem = _timing(req, life, now_wall, seen_for.get(req.id, 0.0))
+        if not code and kind == FAILOVER and both:
+            code, problem = "conflict", CONFLICT
         if not code:
             code, problem = _target(kind, req.to, node, configured, members)
         checks.append(RequestCheck(kind, req, code, problem))
-    if len(checks) == 2 and all(c.valid for c in checks):
-        why = "a switchover and a forced failover are both pending (failoverctl writes one)"
-        checks = [RequestCheck(c.kind, c.request, "conflict", why) for c in checks]
     return Requests(tuple(checks))
+
+
+CONFLICT = "a switchover was written next to it (failoverctl writes one or the other)"
 
 
 def _timing(req: Request, life: float, now_wall: float, seen_for: float) -> tuple[str, str]:
