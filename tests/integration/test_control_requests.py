@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,28 @@ def test_a_switchover_written_with_a_forced_failover_never_promotes_the_sick_tar
     (ignored,) = [e for e in events(c, "mail3", "request_ignored") if e["kind"] == "failover"]
     assert ignored["code"] == "conflict", ignored
     c.assert_never_two_serving()
+
+
+def test_a_request_older_than_switchover_timeout_is_expired_to_a_daemon_that_never_saw_it(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    """A request's life counts from its own time, not from when a daemon first saw
+    it: a daemon (re)started later does not give it a new life."""
+    c = Cluster(tmp_path / "c", zk.address, extra={"switchover": {"timeout": "5s"}})
+    try:
+        c.start("mail1")
+        assert c.wait_active(timeout=20, via="mail1") == "mail1"
+        c.start("mail2")
+        wait_for(lambda: all(m["eligible"] or m["node"] == "mail1" for m in c.status()["members"]),
+                 10, "mail2 eligible")  # fmt: skip
+        old = datetime.now(UTC) - timedelta(minutes=30)
+        at = old.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        req = write_request(c, zk, "switchover", to="mail2", requested_at=at)
+        wait_for(lambda: events(c, "mail1", "operator_request_seen"), 10, "mail1 to see it")
+        time.sleep(2.0)  # a switchover to mail2 takes well under a second here
+        assert not events(c, "mail2", "promoted"), "mail1 handed over for a stale request"
+        assert c.active(via="mail1") == "mail1"
+        (expired,) = [e for e in events(c, "mail1", "request_ignored") if e["id"] == req["id"]]
+        assert expired["code"] == "expired", expired
+    finally:
+        c.stop()
