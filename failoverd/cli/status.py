@@ -6,6 +6,7 @@ healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from failoverd.cli.common import (
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
 from failoverd.node.operator_audit import claimed, vouched_by
+from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import CoordinationError
 from failoverd.zk.znodes import Control, MemberStatus
@@ -61,7 +63,9 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
         "maintenance": control.maintenance,
         "members": rows,
     }
-    ok, sentence = verdict(status, lock_unreadable=holder == "")
+    ok, sentence = verdict(
+        status, lock_unreadable=holder == "", requests=judge_requests(config, control, members)
+    )
     status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
     return status
 
@@ -79,19 +83,48 @@ def _eligibility_fields(
     fence_ready = getattr(m, "fence_ready", None)
     return {
         "eligible": m.eligible,
-        "why": "" if m.eligible else (m.why or "not eligible (no reason given)"),
+        # An eligible member's `why` is "" unless it names a request it ignores.
+        "why": m.why if m.eligible else (m.why or "not eligible (no reason given)"),
         "version": m.version,
         "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
     }
 
 
+def judge_requests(
+    config: Config, control: Control, members: dict[str, MemberStatus | None]
+) -> Requests:
+    """The pending requests as a node other than their target judges them
+    (failoverd/node/requests.py), by this machine's clock: what the verdict shows,
+    valid or ignored, with who wrote each and when."""
+    life = config.switchover.timeout
+    return check_requests(
+        control,
+        node="",  # no member's own view: every target is judged by its status
+        configured=config.member_names,
+        members=members,
+        now_wall=time.time(),
+        bounds={SWITCHOVER: life, FAILOVER: life + config.zookeeper.session_timeout},
+    )
+
+
 UNREADABLE_LOCK = "the lock znode is unreadable: who holds the lease is unknown"
 
 
-def verdict(status: dict[str, Any], lock_unreadable: bool = False) -> tuple[bool, str]:
+def verdict(
+    status: dict[str, Any], lock_unreadable: bool = False, requests: Requests | None = None
+) -> tuple[bool, str]:
     """(healthy cluster?, one sentence). `lock_unreadable`: the lock znode exists but
     its content is garbage, so a session holds the lease but nobody can say whose
-    (`lease_holder` is then null, as the contract has no other way to say it)."""
+    (`lease_holder` is then null, as the contract has no other way to say it).
+    `requests`: the operator's requests in `control`; each one, valid or ignored, is
+    named at the end, since a pending one decides who may take over."""
+    ok, sentence = _verdict(status, lock_unreadable)
+    for c in requests.checks if requests is not None else ():
+        sentence += f"; {c.sentence()}"
+    return ok, sentence
+
+
+def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
     holder = status["lease_holder"]
     rows = {r["node"]: r for r in status["members"]}
     if lock_unreadable:
@@ -198,6 +231,8 @@ def _print_table(
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
             click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
+        elif r["why"]:
+            click.echo(printable(f"{r['node']}: {r['why']}"))
     for name, m in members.items():
         if m is not None and m.endpoint_error:
             # Whatever holds that port answers the load balancer's checks meanwhile.

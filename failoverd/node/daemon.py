@@ -51,6 +51,8 @@ from failoverd.node.eligibility import Eligibility, eligibility, wall_deadline
 from failoverd.node.membership import MembershipRecord
 from failoverd.node.notify import Watchdog
 from failoverd.node.operator_audit import OperatorAudit, is_recorder
+from failoverd.node.recent import RecentIds
+from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests, clip
 from failoverd.node.state import NodeState
 from failoverd.node.switchover import handover_done
 from failoverd.node.transitions import Transitions
@@ -178,6 +180,9 @@ class Daemon:
         self.history_written = 0
         self.ready = False
         self.requests_reported_before = 0
+        # "<request id>:<code>" of each verdict on a request already logged (bounded:
+        # the ids come from `control`, which operators write).
+        self.verdicts_logged = RecentIds()
         self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
     def _on_zk_event(self, event: str) -> None:
@@ -376,6 +381,7 @@ class Daemon:
         now = time.monotonic()
         self._refresh(now)
         obs = self._observe(now)
+        self._log_ignored_requests(obs.requests)
         d = decide(obs)
         if self.last_decision is None or (d.act, d.reason) != (
             self.last_decision.act,
@@ -460,7 +466,11 @@ class Daemon:
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
                 self._record_operator_actions()
         if self.state.role is Role.ACTIVE:
-            wanted = not self.health.healthy or self._pending(self.state.control.switchover, now)
+            # A switchover's target is judged by its member status: read it fresh.
+            sw = self.state.control.switchover
+            wanted = not self.health.healthy or (
+                sw is not None and sw.id not in self.state.requests_done
+            )
             wanted = wanted or self.resource_watch.lost is not None  # is a peer ready?
             period = MEMBERS_REFRESH if wanted else float("inf")
         else:
@@ -556,17 +566,46 @@ class Daemon:
             return max(0.05, min(self.op_timeout, self.config.zookeeper.lease_margin / 4))
         return self.op_timeout
 
-    def _pending(self, req: Any, now: float) -> bool:
-        if req is None or req.id in self.state.requests_done:
-            return False
-        seen = self.state.requests_seen.get(req.id, now)
-        return bool(now - seen < req.timeout)
+    def _requests(self, now: float) -> Requests:
+        """The operator's requests as this node judges them (failoverd/node/requests.py).
+        A forced failover may live as long as failoverctl gives one."""
+        control, seen = self.state.control, self.state.requests_seen
+        ids = [r.id for r in (control.switchover, control.failover) if r is not None]
+        sw_life = self.config.switchover.timeout
+        return check_requests(
+            control,
+            node=self.node,
+            configured=self.config.member_names,
+            members=self.members,
+            now_wall=time.time(),
+            bounds={SWITCHOVER: sw_life, FAILOVER: sw_life + self.config.zookeeper.session_timeout},
+            seen_for={rid: now - seen.get(rid, now) for rid in ids},
+            done=self.state.requests_done,
+        )
+
+    def _log_ignored_requests(self, requests: Requests) -> None:
+        """Once per request and reason: what this node will not act on, and why."""
+        for c in requests.ignored:
+            key = f"{c.request.id}:{c.code}"
+            if key in self.verdicts_logged:
+                continue
+            self.verdicts_logged.add(key)
+            # Expiry is how every request ends that nobody served: no alarm.
+            emit = log.info if c.code == "expired" else log.warning
+            emit(
+                "request_ignored",
+                kind=c.kind,
+                id=c.request.id,
+                to=c.request.to,
+                requested_by=clip(c.request.requested_by),
+                requested_at=clip(c.request.requested_at),
+                code=c.code,
+                reason=c.problem,
+            )
 
     def _observe(self, now: float) -> Observation:
         cfg = self.config
-        sw = self.state.control.switchover
-        sw_pending = self._pending(sw, now)
-        fo = self.state.control.failover
+        requests = self._requests(now)
         window = cfg.flap.window
         while self.state.health_demotions and now - self.state.health_demotions[0] > window:
             self.state.health_demotions.popleft()
@@ -597,10 +636,10 @@ class Daemon:
             backoff_until=self.state.backoff_until,
             lock_free_since=self.state.lock_free_since,
             priority_delay=self._priority_delay(),
-            healthy_peer=self._healthy_peer(sw.to if sw_pending and sw is not None else None),
-            switchover_to=sw.to if sw is not None else None,
-            switchover_pending=sw_pending,
-            failover_to=fo.to if fo is not None and self._pending(fo, now) else None,
+            healthy_peer=self._healthy_peer(requests.switchover_to),
+            switchover_to=requests.switchover_to,
+            switchover_pending=requests.switchover_pending,
+            failover_to=requests.failover_to,
             flap_limited=len(self.state.health_demotions) >= cfg.flap.max_failovers,
             dirty=self.state.dirty or self.abandoned.pending or bool(self.state.leftovers_unknown),
             dirty_reason=self.abandoned.reason()
@@ -610,6 +649,7 @@ class Daemon:
             flap_backoff=cfg.flap.backoff,
             watchdog_problem=self.watchdog.problem,
             marker_anomaly=anomaly if self.state.role is not Role.ACTIVE else "",
+            requests=requests,
         )
 
     def _priority_delay(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from failoverd.node.requests import NO_REQUESTS, Requests
 from failoverd.zk.znodes import (
     EPOCH_CEILING,
     EPOCH_FLOOR_SLACK,
@@ -71,7 +72,9 @@ class Observation:
     # A peer that could take over: connected, healthy, not in maintenance, a
     # standby — and, during a switchover with a named target, that target.
     healthy_peer: bool
-    # A pending (not yet timed out) operator request: its target (None = any) and source.
+    # A pending operator request that passed this node's checks (requests.py: not
+    # expired, a target that is there and could take over, at most one of the two):
+    # its target (None = any). Only these move anyone or make anyone stand aside.
     switchover_to: str | None
     switchover_pending: bool
     failover_to: str | None  # forced failover target, pending
@@ -90,6 +93,9 @@ class Observation:
     # Why this node's own fence marker keeps it from serving although it is readable:
     # far above every epoch ZooKeeper shows (marker_anomaly), "" when it is not.
     marker_anomaly: str = ""
+    # Every request in `control` with the verdict on it, valid or ignored: for `why`
+    # (eligibility.py). The decisions read only the three fields above.
+    requests: Requests = NO_REQUESTS
 
 
 def decide(o: Observation) -> Decision:

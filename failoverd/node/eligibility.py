@@ -9,6 +9,11 @@ The answer is published in the member znode only when it changes, so nothing in
 it may change by itself from one tick to the next: a back-off is named by its
 deadline in wall time (which the daemon computes once per back-off), never by
 the seconds left.
+
+Operator requests (requests.py) show here too: a standby that stands aside for a
+valid request is not eligible, and says for whom; a request this node ignores is
+named in `why` even while the node is eligible, so an operator who wrote one sees
+that nobody acts on it. That is the one case of a `why` next to `eligible: true`.
 """
 
 from __future__ import annotations
@@ -40,6 +45,40 @@ def eligibility(
     `backoff_until_wall`: the back-off's deadline for humans (ISO time);
     `fence_paths_down`: peers that no configured fencing method reaches now
     (fence readiness; empty while unknown)."""
+    own = _eligibility(o, failing_checks, backoff_until_wall, fence_paths_down)
+    if own.eligible:
+        aside = standing_aside(o)
+        if aside:
+            own = Eligibility(False, aside)
+    notes = [c.sentence() for c in o.requests.ignored]
+    if not notes:
+        return own
+    return Eligibility(own.eligible, "; ".join(([own.why] if own.why else []) + notes))
+
+
+def standing_aside(o: Observation) -> str:
+    """Why this standby leaves a free lease to the target of a valid request ("" when
+    it does not), as decision.py's standby branch does."""
+    if o.role is not Role.STANDBY:
+        return ""
+    if o.failover_to not in (None, o.node):
+        check = o.requests.valid("failover")
+    elif o.failover_to is None and o.switchover_pending and o.switchover_to not in (None, o.node):
+        check = o.requests.valid("switchover")
+    else:
+        return ""
+    if check is None:  # an Observation built without its requests (tests)
+        target = o.failover_to or o.switchover_to
+        return f"standing aside: a request to hand over to {target} is pending"
+    return f"standing aside: {check.sentence()}"
+
+
+def _eligibility(
+    o: Observation,
+    failing_checks: Sequence[str],
+    backoff_until_wall: str,
+    fence_paths_down: Sequence[str],
+) -> Eligibility:
     if o.role is Role.ACTIVE:
         return Eligibility(False, "it is the active node")
     if o.role is not Role.STANDBY:

@@ -531,7 +531,10 @@ class Transitions:
                 self.state.health_demotions.append(now)
             handed_to = None
             if d.code == "switchover" and self.state.control.switchover is not None:
-                backoff = max(backoff, self.state.control.switchover.timeout)
+                # Until the request would expire (failoverd/node/requests.py: never
+                # longer than switchover.timeout, whatever the request itself says).
+                life = min(self.state.control.switchover.timeout, self.config.switchover.timeout)
+                backoff = max(backoff, life)
                 self.state.requests_done.add(self.state.control.switchover.id)
                 handed_to = self.state.control.switchover.to or ""  # ends early: switchover.py
             self.state.backoff_until = now + backoff

@@ -31,6 +31,7 @@ from failoverd.zk.znodes import Breadcrumb, Control, KnownEpochs, Request
 T = TypeVar("T")
 OP_TIMEOUT = 2.5
 FLAP_BACKOFF = 5.0
+SWITCHOVER_TIMEOUT = 45.0  # config's switchover.timeout
 
 
 class FakeLoop:
@@ -83,6 +84,7 @@ def make(role: Role, **state: Any) -> tuple[Transitions, NodeState, MagicMock]:
     config: Any = SimpleNamespace(
         node=SimpleNamespace(name="mail1"),
         flap=SimpleNamespace(backoff=FLAP_BACKOFF),
+        switchover=SimpleNamespace(timeout=SWITCHOVER_TIMEOUT),
         peers=[],
         resources=(),
     )
@@ -145,6 +147,17 @@ def test_a_demotion_for_a_switchover_stops_marks_clean_releases_then_publishes_s
     assert st.backoff_until >= before + 30.0  # the request's timeout, not the decision's 1 s
     assert st.handover == ("mail2", st.backoff_until)
     assert "r1" in st.requests_done
+
+
+def test_the_back_off_after_a_switchover_is_bounded_by_switchover_timeout() -> None:
+    """A request written by hand may say an hour; the old active must not sit out
+    an hour should its target fail to take over."""
+    sw = Request("r1", "mail2", 3600.0, "op", "now")
+    t, st, _ = make(Role.ACTIVE, epoch=7, control=Control(switchover=sw))
+    before = time.monotonic()
+    t.demote(Decision(Act.DEMOTE, "demoting: switchover to mail2", "switchover", 1.0))
+    left = st.backoff_until - before
+    assert SWITCHOVER_TIMEOUT <= left < SWITCHOVER_TIMEOUT + 5, f"backs off for {left:.0f}s"
 
 
 def test_a_stop_failure_marks_the_node_dirty_and_never_clean() -> None:
