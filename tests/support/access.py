@@ -41,6 +41,17 @@ def digest_auth(credential_file: Path) -> list[tuple[str, str]]:
     return [("digest", credential_file.read_text().strip())]
 
 
+def jaas_server_section(users: dict[str, str]) -> str:
+    """A ZooKeeper server's JAAS file admitting exactly `users` (name -> password)
+    over SASL DIGEST-MD5, as deploy/zookeeper/README.md sets it up."""
+    lines = [f'    user_{name}="{password}"' for name, password in users.items()]
+    return (
+        "Server {\n    org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+        + "\n".join(lines)
+        + ";\n};\n"
+    )
+
+
 def state_dir(*parts: str, remove_at_exit: bool = True) -> Path:
     """A node.state_dir failoverd accepts: root-owned, mode 0700, outside /tmp."""
     STATE_ROOT.mkdir(mode=0o700, exist_ok=True)
