@@ -63,7 +63,7 @@ def test_a_made_up_identity_cannot_create_a_cluster_under_the_root(
     root = fresh_root()
     c = make_cluster(zk_hosts=zk.address, extra={"zookeeper": {"root": root}})
     c.start()
-    assert c.wait_active(timeout=20) == "mail1"
+    assert c.wait_active(timeout=20) in ("mail1", "mail2")
     mallory = client(zk.address, auth_data=[("digest", "mallory:made-up")])
     try:
         # Another cluster that has not started yet, and a sibling of this one.
@@ -137,9 +137,10 @@ def sasl(credential: str) -> dict[str, object]:
     return {"sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}}
 
 
-def test_with_sasl_enforced_only_known_users_get_a_session(
-    tmp_path: Path, make_cluster
-) -> None:
+# kazoo's own connection thread dies on a refused SASL login (failoverd's client
+# retries instead: zk/client.py); the bare test clients here let it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_with_sasl_enforced_only_known_users_get_a_session(tmp_path: Path, make_cluster) -> None:
     node_cred = write_credential(tmp_path / "nodes.secret", user="failoverd")
     alice_file = tmp_path / "alice.secret"
     alice = write_credential(alice_file, user="alice")
