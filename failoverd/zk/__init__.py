@@ -8,10 +8,10 @@ client.py          the kazoo client: auth, TLS, reconnect back-off, granted sess
 connect.py         the per-server connect timeout
 lease.py           the local lease (boot-time clock) that ZooKeeper's answers renew
 lease_keeper.py    the thread that renews it, pipelined
-acl.py             the ACLs a cluster's tree must have
+acl.py             the ACLs a cluster's tree and the root above it must have
 znodes.py          what each znode holds, and its JSON
 formats.py         which znode format the members can all read
-session_checks.py  what the daemon checks on each new session: ACLs, its fence marker
+session_checks.py  what the daemon checks on each new session: parents, ACLs, its marker
 
 lease.py, znodes.py and formats.py are pure and any layer may import them. The rest
 may import config/, observe/ (redaction) and fencing/marker.py (the session check);

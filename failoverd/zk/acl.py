@@ -111,11 +111,9 @@ def closed_root_acl(config: Config, current: list[ACL]) -> list[ACL]:
     """`failoverctl fix-acl` on a parent: drop what world:anyone held, keep every
     other identity (clusters with other nodes' credentials may share the root),
     and make sure ours are there (the nodes ALL, operators READ)."""
-    want = root_acl(config) or []
     out = [a for a in current if a.id.scheme != "world"]
-    for acl in want:
-        same = [a for a in out if a.id == acl.id]
-        if same:
+    for acl in root_acl(config) or []:
+        if any(a.id == acl.id for a in out):
             out = [ACL(a.perms | acl.perms, a.id) if a.id == acl.id else a for a in out]
         else:
             out.append(acl)

@@ -175,6 +175,17 @@ def test_with_sasl_enforced_only_known_users_get_a_session(tmp_path: Path, make_
             op.close()
         on = c.ctl("--credential", str(alice_file), "maintenance", "on", "--reason", "sasl")
         assert on.returncode == 0, on.stderr
+        # What deploy/zookeeper/README.md has the operator check: the root's ACL
+        # (fix-acl prints it), and that a made-up credential gets no session.
+        fixed = c.ctl("fix-acl", via="mail1")
+        assert fixed.returncode == 0, fixed.stderr
+        assert fixed.stdout.splitlines()[0] == "/failoverd: sasl:failoverd:rwcda, sasl:alice:r"
+        made_up = tmp_path / "made-up.secret"
+        made_up.write_text("mallory:made-up\n")
+        made_up.chmod(0o600)
+        refused = c.ctl("--credential", str(made_up), "status")
+        assert refused.returncode == 3, refused.stderr
+        assert "zookeeper_auth_refused" in refused.stderr and "user=mallory" in refused.stderr
         # Unknown users and wrong passwords get no session at all; digest neither.
         for creds in (
             sasl("mallory:made-up"),
