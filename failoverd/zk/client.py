@@ -9,12 +9,14 @@ from typing import Any
 import structlog
 from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, ConnectionDropped, SessionClosedRequireSaslError
+from kazoo.protocol import connection as kazoo_connection
 from kazoo.protocol.serialization import Connect
 from kazoo.retry import KazooRetry
 
 from failoverd.config import Config, ZkTlsConfig
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.connect import BoundedConnectHandler, connect_timeout
+from failoverd.zk.errors import CoordinationError
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,9 @@ def auth_kwargs(scheme: str, credential: str) -> dict[str, Any]:
     before the session's first request (the server closes a session that sends
     anything first when it enforces sasl); it needs the pure-sasl package."""
     if scheme == "sasl":
+        if not getattr(kazoo_connection, "PURESASL_AVAILABLE", True):
+            # Else kazoo's connection thread would die on the first connect, silently.
+            raise CoordinationError("zookeeper.auth.scheme sasl needs the pure-sasl package")
         user, _, password = credential.partition(":")
         options = {"mechanism": "DIGEST-MD5", "username": user, "password": password}
         return {"sasl_options": options}
