@@ -340,7 +340,8 @@ def digest(user: str, password_file: Any) -> None:
 @cli.command("fix-acl")
 @click.pass_context
 def fix_acl(ctx: click.Context) -> None:
-    """Set the cluster's ACLs to what this config expects (after adding an operator).
+    """Set the cluster's ACLs to what this config expects (after adding an operator),
+    and close the znodes above it (zookeeper.root) to anyone not named in them.
     Needs the nodes' own credential; the daemons refuse to run until ACLs match."""
     config = command_config(ctx)
     want = zk_acl.expected(config)
@@ -348,6 +349,14 @@ def fix_acl(ctx: click.Context) -> None:
         raise Refused("refused: zookeeper.auth is not set, so there is no ACL to apply")
     credential, _ = operator_identity(ctx)  # an operator's is refused by ZooKeeper (no ADMIN)
     with zk_session(config, credential) as coord:
+        # Outermost first: the root stays reachable while its own parents close.
+        for path in reversed(zk_acl.ancestors(coord.root)):
+            current = coord.read_acl(path, CALL_TIMEOUT)
+            if current is None:
+                continue
+            closed = zk_acl.closed_root_acl(config, current)
+            coord.set_acl(path, closed, CALL_TIMEOUT)
+            click.echo(f"{path}: {zk_acl.describe(closed)}")
         for name in zk_acl.CHECKED:
             path = f"{coord.root}/{name}" if name else coord.root
             try:

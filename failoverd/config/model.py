@@ -31,7 +31,11 @@ class PeerConfig:
 
 @dataclass(frozen=True)
 class ZkAuthConfig:
-    scheme: Literal["digest"]
+    # "sasl": SASL DIGEST-MD5, which the server checks against its JAAS file, so
+    # only users it knows get a session (deploy/zookeeper/README.md). "digest":
+    # ZooKeeper's digest scheme, which accepts any user:password and only
+    # identifies; the ACLs alone then keep others out.
+    scheme: Literal["digest", "sasl"]
     credential_file: str
     # "user:password", read from credential_file at load time (file must not be
     # readable by group/others).
@@ -60,9 +64,10 @@ class ZooKeeperConfig:
     # Running without `auth` must be asked for: an open tree lets anyone who
     # reaches ZooKeeper delete the lock or mark the breadcrumb clean.
     insecure: bool = False
-    # Operators' ZooKeeper digest ids ("user:base64(sha1(user:password))", what
-    # `failoverctl digest USER` prints): they may read the tree and write `control`,
-    # nothing else. Only the hash is here, so this file holds no operator password.
+    # Operators' ZooKeeper ids: with the digest scheme "user:base64(sha1(user:
+    # password))" (what `failoverctl digest USER` prints), with sasl the user name.
+    # They may read the tree and write `control`, nothing else. Only a hash or a
+    # name is here, so this file holds no operator password.
     operators: tuple[str, ...] = ()
     tls: ZkTlsConfig | None = None
 

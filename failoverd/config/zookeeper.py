@@ -21,6 +21,15 @@ def zookeeper_config(s: Section) -> ZooKeeperConfig:
         s.found.problem(
             s.key("root"), f"expected an absolute znode path like /failoverd, got {root!r}"
         )
+    elif not root.rstrip("/"):
+        # The cluster node would sit directly under /, which ZooKeeper creates open
+        # to everyone (and recreates so after a data loss): anyone could create
+        # another cluster's node there first.
+        s.found.problem(
+            s.key("root"),
+            "must not be /: the clusters need a parent only their nodes may create "
+            "under, like /failoverd",
+        )
     auth = _zk_auth(s.section("auth", "scheme credential_file")) if s.has("auth") else None
     return ZooKeeperConfig(
         hosts=s.text("hosts"),
@@ -29,27 +38,33 @@ def zookeeper_config(s: Section) -> ZooKeeperConfig:
         auth=auth,
         # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
         lease_margin=s.duration("lease_margin", session / 4),
-        **_zk_access(s, auth is not None),
+        **_zk_access(s, auth),
     )
 
 
 _DIGEST_ID = re.compile(r"[^:\s]{1,64}:[A-Za-z0-9+/]{27}=")
+_SASL_USER = re.compile(r"[^:\s\"]{1,64}")
 
 
-def _zk_access(s: Section, has_auth: bool) -> dict[str, Any]:
+def _zk_access(s: Section, auth: ZkAuthConfig | None) -> dict[str, Any]:
     """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
+    has_auth = auth is not None
     insecure = s.flag("insecure", False)
     if insecure and has_auth:
         s.found.problem(s.key("insecure"), "true contradicts zookeeper.auth: drop one of them")
     operators: list[str] = []
+    sasl = auth is not None and auth.scheme == "sasl"
     for at, item in s.items("operators"):
-        if isinstance(item, str) and _DIGEST_ID.fullmatch(item):
+        if isinstance(item, str) and (_SASL_USER if sasl else _DIGEST_ID).fullmatch(item):
             operators.append(item)
         else:
             shown = item if not isinstance(item, str) else item[:40]
-            s.found.problem(
-                at, f"expected a digest id user:BASE64 (failoverctl digest USER), got {shown!r}"
+            want = (
+                "a user name of the servers' JAAS file (zookeeper.auth.scheme is sasl)"
+                if sasl
+                else "a digest id user:BASE64 (failoverctl digest USER)"
             )
+            s.found.problem(at, f"expected {want}, got {shown!r}")
     if operators and not has_auth:
         s.found.problem(s.key("operators"), "needs zookeeper.auth (the nodes' own identity)")
     tls = None
@@ -92,9 +107,11 @@ def _reason(e: Exception) -> str:
 
 
 def _zk_auth(s: Section) -> ZkAuthConfig:
-    s.choice("scheme", "digest", ("digest",))
+    # digest stays the default: a file written before sasl existed keeps working.
+    scheme = s.choice("scheme", "digest", ("digest", "sasl"))
     path = s.text("credential_file")
-    return ZkAuthConfig("digest", path, _read_credential(s.found, s.key("credential_file"), path))
+    credential = _read_credential(s.found, s.key("credential_file"), path)
+    return ZkAuthConfig("sasl" if scheme == "sasl" else "digest", path, credential)
 
 
 def _read_credential(found: Findings, at: str, path: str) -> str:

@@ -504,6 +504,11 @@ class Daemon:
             state.backoff_until, state.handover = min(state.backoff_until, now), None
 
     def _setup_session(self) -> None:
+        # The parents first: under one that anyone may create in, the cluster node
+        # found (or about to be made) there proves nothing about who made it.
+        self.coord.ensure_parents(self.op_timeout)
+        if not session_checks.parents_closed(self.coord, self.op_timeout):
+            self._refuse("a parent of the cluster's znode is open to anyone")
         self.coord.ensure_tree(self.op_timeout, self.membership.has_been_member())
         self._check_access()
         self.membership.joined()  # from now on a vanished tree reads as lost, not new
@@ -529,14 +534,19 @@ class Daemon:
 
     def _check_access(self) -> None:
         if not session_checks.tree_is_ours(self.coord, self.op_timeout):
-            self.exit_code = 2  # refuse to run; a restart cannot fix it
-            self.stopping.set()
-            self.events.put("stop")
-            raise CoordinationError("the cluster's ACL is not the expected one")
+            self._refuse("the cluster's ACL is not the expected one")
         zookeeper_epoch = session_checks.alert_marker_ahead(
             self.coord, self.marker, self.membership.seen_epoch, self.op_timeout
         )
         self.state.zookeeper_epoch = max(self.state.zookeeper_epoch, zookeeper_epoch)
+
+    def _refuse(self, why: str) -> None:
+        """Stop with exit 2 (a restart cannot fix it; an operator must) and end
+        the session's setup here."""
+        self.exit_code = 2
+        self.stopping.set()
+        self.events.put("stop")
+        raise CoordinationError(why)
 
     def _record_operator_actions(self) -> None:
         recorder = is_recorder(

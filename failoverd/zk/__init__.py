@@ -9,11 +9,11 @@ connect.py         the per-server connect timeout, and TLS connects with tls.py'
 tls.py             the TLS context: only the configured CA, the server's name checked
 lease.py           the local lease (boot-time clock) that ZooKeeper's answers renew
 lease_keeper.py    the thread that renews it, pipelined
-acl.py             the ACLs a cluster's tree must have
+acl.py             the ACLs a cluster's tree and the root above it must have
 requests.py        the operators' request znodes: who made a change in control
 znodes.py          what each znode holds, and its JSON
 formats.py         which znode format the members can all read
-session_checks.py  what the daemon checks on each new session: ACLs, its fence marker
+session_checks.py  what the daemon checks on each new session: parents, ACLs, its marker
 
 lease.py, znodes.py and formats.py are pure and any layer may import them. The rest
 may import config/, observe/ (redaction) and fencing/marker.py (the session check);

@@ -1,11 +1,13 @@
 """Who may do what in a cluster's ZooKeeper tree (issue 14: closed by default).
 
-Two kinds of identity, each a ZooKeeper digest user:
+Two kinds of identity, each a ZooKeeper user of zookeeper.auth.scheme: with
+`digest` the ACL id is user:base64(sha1(user:password)), with `sasl` (DIGEST-MD5
+against the servers' JAAS file) the user name:
 
 * the **nodes** (zookeeper.auth, the same credential on every member): ALL on the
   cluster node and everything under it; they alone take the lock, write the
   breadcrumb, members and history;
-* the **operators** (zookeeper.operators, one digest id each): READ everywhere and
+* the **operators** (zookeeper.operators, one id each): READ everywhere and
   WRITE on `control` only. An operator's password can therefore never delete the
   lock or write `clean: true` into the breadcrumb (which would let the next
   takeover skip fencing). Operator actions reach history through the daemons,
@@ -22,6 +24,16 @@ every new session and refuses to run on a mismatch: an ACL it did not set means
 someone with ADMIN rights changed the rules under it. The request znodes are not
 in that check: the daemons set their ACLs on every new session instead
 (zk/requests.py), since who may write one decides only a name in history.
+
+The znodes above the cluster node (zookeeper.root, /failoverd by default, and its
+own parents) are where cluster nodes get created. Open to everyone, anyone who
+reaches ZooKeeper could create a cluster's node first with an ACL of their own
+(its daemons then refuse to run), or fill the ensemble. So the daemon creates them
+with the nodes ALL and the operators READ (root_acl), and refuses to run under one
+that lets `world:anyone` change anything (open_to_anyone), except `/` itself, which
+ZooKeeper makes open and the config keeps out of reach: zookeeper.root may not be /.
+Digest cannot close `/`: any made-up user may create /failoverd before the first
+daemon does (or after a data loss); only sasl admits known users alone.
 """
 
 from __future__ import annotations
@@ -61,7 +73,15 @@ def _node_acl(config: Config) -> ACL | None:
     if auth is None:
         return None
     user, _, password = auth.credential.partition(":")
+    if auth.scheme == "sasl":
+        return ACL(Permissions.ALL, Id("sasl", user))
     return ACL(Permissions.ALL, Id("digest", digest_id(user, password)))
+
+
+def _operator_ids(config: Config) -> list[Id]:
+    auth = config.zookeeper.auth
+    scheme = "sasl" if auth is not None and auth.scheme == "sasl" else "digest"
+    return [Id(scheme, op) for op in config.zookeeper.operators]
 
 
 def default_acl(config: Config) -> list[ACL] | None:
@@ -70,8 +90,13 @@ def default_acl(config: Config) -> list[ACL] | None:
     node = _node_acl(config)
     if node is None:
         return None
-    readers = [ACL(Permissions.READ, Id("digest", op)) for op in config.zookeeper.operators]
-    return [node, *readers]
+    return [node, *(ACL(Permissions.READ, op) for op in _operator_ids(config))]
+
+
+def root_acl(config: Config) -> list[ACL] | None:
+    """zookeeper.root and its parents when the daemon creates them: the nodes ALL
+    (they create the cluster node there), operators READ, nobody else anything."""
+    return default_acl(config)
 
 
 def control_acl(config: Config) -> list[ACL] | None:
@@ -80,7 +105,36 @@ def control_acl(config: Config) -> list[ACL] | None:
     if node is None:
         return None
     rw = Permissions.READ | Permissions.WRITE
-    return [node, *(ACL(rw, Id("digest", op)) for op in config.zookeeper.operators)]
+    return [node, *(ACL(rw, op) for op in _operator_ids(config))]
+
+
+# What world:anyone must not hold above the cluster node: creating (another
+# cluster's node, or endless znodes), deleting, or ADMIN (which rewrites the ACL).
+_CHANGES = Permissions.CREATE | Permissions.WRITE | Permissions.DELETE | Permissions.ADMIN
+
+
+def open_to_anyone(acls: list[ACL]) -> bool:
+    """True when these ACLs let anyone change the znode or what is under it."""
+    return any(a.id.scheme == "world" and a.perms & _CHANGES for a in acls)
+
+
+def ancestors(cluster_path: str) -> list[str]:
+    """The znodes between / and the cluster node, nearest first ("/" excluded)."""
+    parts = cluster_path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def closed_root_acl(config: Config, current: list[ACL]) -> list[ACL]:
+    """`failoverctl fix-acl` on a parent: drop what world:anyone held, keep every
+    other identity (clusters with other nodes' credentials may share the root),
+    and make sure ours are there (the nodes ALL, operators READ)."""
+    out = [a for a in current if a.id.scheme != "world"]
+    for acl in root_acl(config) or []:
+        if any(a.id == acl.id for a in out):
+            out = [ACL(a.perms | acl.perms, a.id) if a.id == acl.id else a for a in out]
+        else:
+            out.append(acl)
+    return out
 
 
 def request_acl(config: Config, user: str) -> list[ACL] | None:

@@ -49,6 +49,15 @@ class AdminCoordinator(Coordinator):
             except KazooException as e:
                 raise CoordinationError(f"setting the ACL of {path}: {type(e).__name__}") from None
 
+    def read_acl(self, path: str, timeout: float) -> list[Any] | None:
+        """One znode's ACL; None when it does not exist."""
+        with zk_errors(f"reading the ACL of {path}"):
+            try:
+                acls, _ = self._wait(self.client.get_acls_async(path), timeout)
+            except NoNodeError:
+                return None
+        return list(acls)
+
     def read_persistent(self, timeout: float) -> PersistentZnodes | None:
         """The cluster's persistent znodes; None when the cluster node does not exist."""
         with zk_errors("reading the cluster's tree"):

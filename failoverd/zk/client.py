@@ -8,12 +8,15 @@ from typing import Any
 
 import structlog
 from kazoo.client import KazooClient
+from kazoo.exceptions import AuthFailedError, ConnectionDropped, SessionClosedRequireSaslError
+from kazoo.protocol import connection as kazoo_connection
 from kazoo.protocol.serialization import Connect
 from kazoo.retry import KazooRetry
 
 from failoverd.config import Config, ZkTlsConfig
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.connect import BoundedConnectHandler, connect_timeout
+from failoverd.zk.errors import CoordinationError
 from failoverd.zk.tls import client_context
 
 log = structlog.get_logger(__name__)
@@ -31,10 +34,11 @@ def make_client(config: Config, credential: str | None = None) -> KazooClient:
     cap = max(0.1, min(1.0, zk.session_timeout / 10))
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=cap)
     kwargs: dict[str, Any] = {}
+    scheme = zk.auth.scheme if zk.auth is not None else "digest"
     if credential is not None:
-        kwargs["auth_data"] = [("digest", credential)]
+        kwargs.update(auth_kwargs(scheme, credential))
     elif zk.auth is not None:
-        kwargs["auth_data"] = [("digest", zk.auth.credential)]
+        kwargs.update(auth_kwargs(scheme, zk.auth.credential))
         kwargs["default_acl"] = zk_acl.default_acl(config)
     if zk.tls is not None:
         kwargs.update(tls_kwargs(zk.tls))
@@ -52,7 +56,23 @@ def make_client(config: Config, credential: str | None = None) -> KazooClient:
         **kwargs,
     )
     _record_granted_timeout(client)
+    if "sasl_options" in kwargs:
+        _retry_sasl_refusals(client, kwargs["sasl_options"]["username"])
     return client
+
+
+def auth_kwargs(scheme: str, credential: str) -> dict[str, Any]:
+    """kazoo's arguments for "user:password" in this scheme. SASL DIGEST-MD5 runs
+    before the session's first request (the server closes a session that sends
+    anything first when it enforces sasl); it needs the pure-sasl package."""
+    if scheme == "sasl":
+        if not getattr(kazoo_connection, "PURESASL_AVAILABLE", True):
+            # Else kazoo's connection thread would die on the first connect, silently.
+            raise CoordinationError("zookeeper.auth.scheme sasl needs the pure-sasl package")
+        user, _, password = credential.partition(":")
+        options = {"mechanism": "DIGEST-MD5", "username": user, "password": password}
+        return {"sasl_options": options}
+    return {"auth_data": [("digest", credential)]}
 
 
 def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
@@ -68,6 +88,41 @@ def tls_kwargs(tls: ZkTlsConfig) -> dict[str, Any]:
     if tls.cert is not None:
         out.update(certfile=tls.cert, keyfile=tls.key)
     return out
+
+
+def _retry_sasl_refusals(client: KazooClient, user: str) -> None:
+    """Keep reconnecting when the server refuses our SASL login, and say so once.
+
+    kazoo ends its connection thread for good on a refused SASL login, so the
+    daemon would sit without a session, silently, even after the JAAS file is
+    fixed. A refusal is turned into a dropped connection instead: kazoo retries
+    with the bounded back-off, the node stays out of contention meanwhile (no
+    session, no lease), and one critical line names the user."""
+    conn = getattr(client, "_connection", None)
+    original = getattr(conn, "_authenticate_with_sasl", None)
+    if conn is None or original is None:
+        log.warning("sasl_refusal_retry_unavailable", reason="kazoo internals changed")
+        return
+    said = [False]
+
+    def authenticate(host: str, timeout: float) -> Any:
+        try:
+            result = original(host, timeout)
+        except (AuthFailedError, SessionClosedRequireSaslError) as e:
+            if not said[0]:
+                said[0] = True
+                log.critical(
+                    "zookeeper_auth_refused",
+                    user=user,
+                    error=type(e).__name__,
+                    hint="ZooKeeper refused this SASL login: check the user and password "
+                    "against the servers' JAAS file (deploy/zookeeper/README.md); retrying",
+                )
+            raise ConnectionDropped(f"SASL login of {user} refused") from None
+        said[0] = False
+        return result
+
+    conn._authenticate_with_sasl = authenticate
 
 
 def _record_granted_timeout(client: KazooClient) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
@@ -167,16 +167,8 @@ class Coordinator:
 
         `lost_if_missing`: the caller knows the cluster existed (membership.py), so a
         missing tree was lost, not never made: it is recreated without a breadcrumb."""
+        self.ensure_parents(timeout)
         with zk_errors("creating the cluster's znodes"):
-            parent = self.root.rsplit("/", 1)[0]
-            if parent:
-                # The shared parent (e.g. /failoverd) may hold clusters with different
-                # credentials, so it stays open; each cluster's own tree gets the
-                # ACLs of failoverd.zk.acl (nodes ALL, operators READ, + WRITE on
-                # control), which the daemon then checks exactly. Someone who
-                # creates the cluster node first with other ACLs is refused, not
-                # trusted.
-                self._wait(self.client.ensure_path_async(parent, acl=OPEN_ACL_UNSAFE), timeout)
             acl = zk_acl.default_acl(self.config)
             control_acl = zk_acl.control_acl(self.config)
             if self._wait(self.client.exists_async(self.root), timeout) is None:
@@ -196,6 +188,13 @@ class Coordinator:
                 t.create(self.members_path, b"", acl=acl)
                 t.create(self.history_path, b"", acl=acl)
                 results = self._wait(t.commit_async(), timeout)
+                if isinstance(results[0], NoAuthError):
+                    parent = self.root.rsplit("/", 1)[0]
+                    raise CoordinationError(
+                        f"creating {self.root}: NoAuth: {parent} does not let this cluster's "
+                        "nodes create under it; add them to its ACL (failoverctl fix-acl, "
+                        f"with a credential that has ADMIN on {parent})"
+                    )
                 if any(isinstance(r, Exception) for r in results) and not isinstance(
                     results[0], NodeExistsError
                 ):
@@ -215,6 +214,37 @@ class Coordinator:
             # They only say who made a change; without them changes are recorded
             # as claims. Never a reason to keep the daemon from its session.
             log.warning("request_znodes_not_set", error=str(e))
+
+    def ensure_parents(self, timeout: float) -> None:
+        """Create zookeeper.root (and its own parents) if missing, closed: the nodes
+        ALL, operators READ (acl.root_acl), so nobody else can create a cluster
+        node there. Without zookeeper.auth (insecure) they are open, like the tree.
+        One that exists is left as it is: open_parents judges it."""
+        parent = self.root.rsplit("/", 1)[0]
+        if not parent:
+            return
+        acl = zk_acl.root_acl(self.config) or OPEN_ACL_UNSAFE
+        with zk_errors(f"creating {parent}"):
+            self._wait(self.client.ensure_path_async(parent, acl=acl), timeout)
+
+    def open_parents(self, timeout: float) -> list[tuple[str, str]]:
+        """(znode, its ACL described) for each parent of the cluster node, nearest
+        first, that lets anyone create, change or delete under it, or whose ACL we
+        may not read (then we cannot tell). `/` is not judged: ZooKeeper makes it
+        open, and the config keeps the cluster node from sitting right under it."""
+        out = []
+        for path in zk_acl.ancestors(self.root):
+            with zk_errors(f"reading the ACL of {path}"):
+                try:
+                    acls, _ = self._wait(self.client.get_acls_async(path), timeout)
+                except NoNodeError:
+                    continue
+                except NoAuthError:
+                    out.append((path, "unreadable for this cluster's nodes (NoAuth)"))
+                    continue
+            if zk_acl.open_to_anyone(acls):
+                out.append((path, zk_acl.describe(acls)))
+        return out
 
     def acl_mismatches(self, timeout: float) -> list[str]:
         """The cluster node and its five znodes whose ACL is not exactly what

@@ -1,5 +1,10 @@
 """Checks the daemon runs on every new ZooKeeper session, before it trusts the tree.
 
+* No parent of the cluster node (zookeeper.root and its own parents, `/` aside)
+  lets `world:anyone` create, change or delete under it (parents_closed). Where
+  anyone may create, anyone may create this cluster's node first, with an ACL of
+  their own, or fill the ensemble: the daemon refuses to run (exit 2) until the
+  parent is closed (failoverctl fix-acl).
 * The ACLs of the cluster node and its five znodes are exactly the ones failoverd
   sets (failoverd.zk.acl). Anything else means someone with ADMIN rights changed
   the rules under us: whoever can write `lock` or `active` can cause a split
@@ -18,6 +23,26 @@ from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.znodes import EPOCH_FLOOR_SLACK
 
 log = structlog.get_logger("failoverd.node.daemon")
+
+
+def parents_closed(coord: Coordinator, timeout: float) -> bool:
+    """False (after one critical line per open parent) when a parent of the
+    cluster node is open to anyone. Without zookeeper.auth the tree itself is
+    open (zookeeper.insecure), so there is nothing to protect."""
+    if coord.config.zookeeper.auth is None:
+        return True
+    open_parents = coord.open_parents(timeout)
+    for path, acl in open_parents:
+        log.critical(
+            "zookeeper_parent_open",
+            path=path,
+            acl=acl,
+            cluster=coord.root,
+            hint=f"anyone may create znodes under {path}, e.g. this cluster's node with an "
+            "ACL of their own; failoverd refuses to run under it: run failoverctl fix-acl "
+            "(deploy/zookeeper/README.md)",
+        )
+    return not open_parents
 
 
 def tree_is_ours(coord: Coordinator, timeout: float) -> bool:

@@ -154,7 +154,13 @@ class Cluster:
             "zookeeper": {
                 "hosts": self.hosts_for(name),
                 "session_timeout": self.session_timeout,
-                **({"auth": zk_auth(self.credential_file)} if self.auth else {"insecure": True}),
+                # The insecure mode's tree is open, and so is its root: it gets one of
+                # its own, apart from the closed clusters' /failoverd.
+                **(
+                    {"auth": zk_auth(self.credential_file)}
+                    if self.auth
+                    else {"insecure": True, "root": "/failoverd-insecure"}
+                ),
             },
             "health": {"interval": "200ms", "rise": 1, "fall": 2, "checks": self.health_checks},
             "resources": [

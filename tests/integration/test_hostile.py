@@ -228,18 +228,16 @@ def test_maintenance_reason_and_operator_go_into_status_and_history_once(
 def test_a_server_that_enforces_auth_serves_the_nodes_and_closes_on_anonymous(
     tmp_path: Path, make_cluster
 ) -> None:
-    """The settings deploy/zookeeper/zoo.cfg ships: the daemons and failoverctl
-    authenticate before their first request, anonymous clients get nothing."""
+    """Enforced digest (what deploy/zookeeper/zoo.cfg shipped before sasl, and what
+    zookeeper.auth.scheme: digest still needs): the daemons and failoverctl
+    authenticate before their first request, anonymous clients get nothing.
+    test_zk_closed.py runs the shipped sasl settings."""
     from tests.support.zookeeper import free_port
 
     server = ZooKeeperServer(
         tmp_path / "zk-enforced",
         free_port(),
-        extra_config=[
-            line
-            for line in (REPO / "deploy/zookeeper/zoo.cfg").read_text().splitlines()
-            if line.startswith("enforce.auth.")
-        ],
+        extra_config=["enforce.auth.enabled=true", "enforce.auth.schemes=digest"],
     )
     server.start()
     try:

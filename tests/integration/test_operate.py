@@ -155,7 +155,13 @@ def test_digest_acl_keeps_other_clients_out(zk: ZooKeeperServer, tmp_path: Path)
     c = Cluster(
         tmp_path / "c",
         zk.address,
-        extra={"zookeeper": {"auth": {"scheme": "digest", "credential_file": str(secret)}}},
+        extra={
+            "zookeeper": {
+                # Another nodes identity than the other tests' clusters: its own root.
+                "root": "/failoverd-s3cret",
+                "auth": {"scheme": "digest", "credential_file": str(secret)},
+            }
+        },
     )
     try:
         c.start()
@@ -164,9 +170,9 @@ def test_digest_acl_keeps_other_clients_out(zk: ZooKeeperServer, tmp_path: Path)
         anon.start()
         try:
             with pytest.raises(NoAuthError):
-                anon.get(f"/failoverd/{c.cluster}/active")
+                anon.get(f"/failoverd-s3cret/{c.cluster}/active")
             with pytest.raises(NoAuthError):
-                anon.delete(f"/failoverd/{c.cluster}/lock")
+                anon.delete(f"/failoverd-s3cret/{c.cluster}/lock")
         finally:
             anon.stop()
             anon.close()

@@ -20,9 +20,19 @@ STATE_ROOT = Path("/run/failoverd-test")
 NODE_USER = "failoverd"
 
 
+# The nodes' password, one per process: every cluster a test run starts lives under
+# the same zookeeper.root on the shared server, which lets only the nodes identity
+# that created it create cluster nodes there (failoverd.zk.acl.root_acl). Clusters
+# sharing a root in production share the nodes' identity the same way, or are
+# each named in the root's ACL (deploy/zookeeper/README.md).
+NODE_PASSWORD = secrets.token_urlsafe(18)
+
+
 def write_credential(path: Path, user: str = NODE_USER) -> str:
-    """A fresh user:password in `path` (mode 0600); returns the credential."""
-    credential = f"{user}:{secrets.token_urlsafe(18)}"
+    """user:password in `path` (mode 0600), the nodes' shared one for NODE_USER and
+    a fresh password for anyone else; returns the credential."""
+    password = NODE_PASSWORD if user == NODE_USER else secrets.token_urlsafe(18)
+    credential = f"{user}:{password}"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -39,6 +49,17 @@ def zk_auth(credential_file: Path) -> dict[str, Any]:
 def digest_auth(credential_file: Path) -> list[tuple[str, str]]:
     """kazoo's auth_data for a credential file (for test clients that poke znodes)."""
     return [("digest", credential_file.read_text().strip())]
+
+
+def jaas_server_section(users: dict[str, str]) -> str:
+    """A ZooKeeper server's JAAS file admitting exactly `users` (name -> password)
+    over SASL DIGEST-MD5, as deploy/zookeeper/README.md sets it up."""
+    lines = [f'    user_{name}="{password}"' for name, password in users.items()]
+    return (
+        "Server {\n    org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+        + "\n".join(lines)
+        + ";\n};\n"
+    )
 
 
 def state_dir(*parts: str, remove_at_exit: bool = True) -> Path:

@@ -99,6 +99,10 @@ class ZooKeeperServer:
     netns: str | None = None
     # Extra zoo.cfg lines (the lab bounds election and sync timing with them).
     extra_config: Sequence[str] = ()
+    # A server-side JAAS file's text (the `Server` section of SASL DIGEST-MD5, as
+    # deploy/zookeeper/README.md sets up): written next to zoo.cfg and passed as
+    # -Djava.security.auth.login.config.
+    jaas: str | None = None
 
     @property
     def log_path(self) -> Path:
@@ -154,6 +158,12 @@ class ZooKeeperServer:
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(cfg),
         ]
+        if self.jaas is not None:
+            jaas = self.workdir / "jaas.conf"
+            jaas.write_text(self.jaas)
+            cmd[len(self.wrap) + 1 : len(self.wrap) + 1] = [
+                f"-Djava.security.auth.login.config={jaas}"
+            ]
         out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

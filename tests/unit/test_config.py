@@ -747,11 +747,11 @@ def test_credential_must_look_like_user_colon_password_and_is_not_echoed(tmp_pat
     assert "does not look like user:password" in problem and "hunter2" not in problem
 
 
-def test_only_digest_auth_is_supported(tmp_path: Path) -> None:
+def test_only_digest_and_sasl_auth_are_supported(tmp_path: Path) -> None:
     data = with_auth(secret(tmp_path))
-    data["zookeeper"]["auth"]["scheme"] = "sasl"
+    data["zookeeper"]["auth"]["scheme"] = "kerberos"
     (problem,) = problems(tmp_path, data)
-    assert "zookeeper.auth.scheme: expected one of digest, got 'sasl'" in problem
+    assert "zookeeper.auth.scheme: expected one of digest, sasl, got 'kerberos'" in problem
 
 
 # --- watchdog, metrics, log ------------------------------------------------------

@@ -22,7 +22,9 @@ def settings(path: Path) -> list[str]:
 def test_zoo_cfg_enforces_auth_and_binds_the_client_port() -> None:
     lines = settings(REPO / "deploy/zookeeper/zoo.cfg")
     assert "enforce.auth.enabled=true" in lines
-    assert "enforce.auth.schemes=digest" in lines
+    # SASL admits only the users of the JAAS file; digest would admit anyone.
+    assert "enforce.auth.schemes=sasl" in lines
+    assert "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider" in lines
     assert any(line.startswith("clientPortAddress=") for line in lines)
     assert not any(line in ("clientPortAddress=0.0.0.0", "clientPortAddress=::") for line in lines)
 
@@ -49,5 +51,5 @@ def test_unit_writes_only_the_default_state_dir_and_keeps_few_capabilities() -> 
 
 def test_example_config_sets_up_zookeeper_auth() -> None:
     text = (REPO / "deploy/examples/failoverd.yaml").read_text()
-    assert re.search(r"^  auth: \{scheme: digest, credential_file: \S+\}", text, re.M)
+    assert re.search(r"^  auth: \{scheme: sasl, credential_file: \S+\}", text, re.M)
     assert "insecure: true" not in settings(REPO / "deploy/examples/failoverd.yaml")
