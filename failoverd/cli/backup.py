@@ -38,11 +38,9 @@ above every fenced epoch even without a backup.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -57,6 +55,7 @@ from failoverd.cli.common import (
     zk_session,
 )
 from failoverd.cli.terminal import printable
+from failoverd.durable import write_atomically
 from failoverd.zk.admin import AdminCoordinator
 from failoverd.zk.errors import WriteConflict
 from failoverd.zk.znodes import (
@@ -130,25 +129,8 @@ def write_backup_file(path: str, backup: dict[str, Any]) -> None:
     followed) beside the target (the rename stays in one filesystem) with mode 0600
     (the backup shows the cluster's control and history), then fsynced and renamed.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with open(fd, "w", encoding="utf-8") as f:
-            json.dump(backup, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:  # the rename itself survives a crash only once the directory is synced
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    text = json.dumps(backup, indent=1, sort_keys=True) + "\n"
+    write_atomically(os.path.abspath(path), text.encode())
 
 
 def read_backup_file(path: str, cluster: str) -> dict[str, Any]:

@@ -32,12 +32,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from failoverd.durable import sync_dir, write_atomically
 from failoverd.observe import fastlog
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
@@ -117,29 +117,12 @@ class FenceMarker:
         log.info("fence_marker_written", epoch=keep, requested=epoch, previous=old, by=by)
 
     def _write_durably(self, path: Path, record: dict[str, object]) -> None:
-        """Atomic and durable: tmp file + fsync + rename + fsync of the directory."""
+        """Atomic and durable, never through a planted symlink (failoverd/durable.py)."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkstemp: a fresh name, O_EXCL (never follows a planted symlink), mode 0600.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.state_dir)
-        try:
-            try:
-                os.write(fd, (json.dumps(record) + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._sync_dir()  # makes the rename itself durable
+        write_atomically(path, (json.dumps(record) + "\n").encode())
 
     def _sync_dir(self) -> None:
-        dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        sync_dir(self.state_dir)
 
     # -- the active record ------------------------------------------------------
 

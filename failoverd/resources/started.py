@@ -26,12 +26,10 @@ The caller holds the fence lock (failoverd/fencing/marker.py) around `add` and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +42,7 @@ from failoverd.config.model import (
     SystemdResourceConfig,
     VipResourceConfig,
 )
+from failoverd.durable import sync_dir, write_atomically
 from failoverd.observe import fastlog
 from failoverd.resources.base import Resource
 from failoverd.resources.build import build_resource, build_resources
@@ -125,20 +124,7 @@ class StartedRecord:
             "resources": [to_data(c) for c in resources],
         }
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkstemp: a fresh name, O_EXCL (never follows a planted symlink), mode 0600.
-        fd, tmp = tempfile.mkstemp(prefix=f".{RECORD_FILE}.", suffix=".tmp", dir=self.state_dir)
-        try:
-            try:
-                os.write(fd, (json.dumps(record) + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._sync_dir()
+        write_atomically(self.path, (json.dumps(record) + "\n").encode())
         log.info("resources_recorded", epoch=epoch, resources=len(record["resources"]))
 
     def clear(self) -> None:
@@ -152,11 +138,7 @@ class StartedRecord:
         log.info("resources_record_cleared")
 
     def _sync_dir(self) -> None:
-        dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        sync_dir(self.state_dir)
 
 
 def stop_order(
