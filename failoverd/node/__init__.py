@@ -4,9 +4,11 @@ daemon.py gathers an Observation each tick and carries out what decision.py (pur
 no I/O, no clock) answers; transitions.py performs the takeover and the demotion
 as explicit, guarded steps, through the narrow seam in state.py; eligibility.py,
 switchover.py and membership.py hold the smaller decisions and the node's memory
-of its cluster; requests.py judges the operator's requests before anyone acts on
-them; operator_audit.py records operators' actions into history;
-notify.py speaks systemd's notify protocol and pets the watchdog.
+of its cluster; publish.py publishes the node's status (member znode, HTTP view,
+metrics); leftovers.py stops what a previous run left and gets a node back to
+clean; requests.py judges the operator's requests before anyone acts on them;
+operator_audit.py records operators' actions into history; notify.py speaks
+systemd's notify protocol and pets the watchdog.
 
 This is the top of the daemon: it may import every other package of failoverd
 except cli/ and checks/; nothing but main.py and cli/ imports it.

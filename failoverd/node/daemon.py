@@ -7,7 +7,8 @@ petting the watchdog; the lease is renewed on its own thread (coordination.Lease
 Restart safety: on start-up the daemon first stops every local resource (they may
 be left from a crash or a restart on the active) and only then becomes a standby.
 "Every" is what the config file names and what the last run recorded before it
-started them (resources/started.py): the file may have been edited since.
+started them (resources/started.py): the file may have been edited since
+(failoverd/node/leftovers.py). What the node publishes is in publish.py.
 Stopping the daemon on the active is a planned handover: it stops the resources,
 marks the breadcrumb clean and releases the lease, so a peer takes over without
 fencing.
@@ -43,36 +44,35 @@ from failoverd.node.decision import (
     Observation,
     Role,
     decide,
-    floor_anomalous,
     marker_anomaly,
     priority_wait,
 )
-from failoverd.node.eligibility import Eligibility, eligibility, wall_deadline
+from failoverd.node.leftovers import Leftovers
 from failoverd.node.membership import MembershipRecord
 from failoverd.node.notify import Watchdog
 from failoverd.node.operator_audit import OperatorAudit, is_recorder
+from failoverd.node.publish import Publisher
 from failoverd.node.recent import RecentIds
 from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests, clip
 from failoverd.node.state import NodeState
 from failoverd.node.switchover import handover_done
 from failoverd.node.transitions import Transitions
 from failoverd.observe import hooks
-from failoverd.observe.endpoints import NodeView, StatusServer, loop_stale_after
+from failoverd.observe.endpoints import StatusServer, loop_stale_after
 from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
 from failoverd.resources.abandoned import (
     RECORD_FILE,
-    SWEEP_INTERVAL,
     AbandonedWork,
     service_cgroup,
 )
-from failoverd.resources.base import prepare_all, stop_all
+from failoverd.resources.base import prepare_all
 from failoverd.resources.build import build_resources
 from failoverd.resources.started import RecordUnreadable, StartedRecord, differences, stop_order
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk import session_checks
 from failoverd.zk.coordinator import CoordinationError, Coordinator
-from failoverd.zk.lease import LocalLease, boottime
+from failoverd.zk.lease import LocalLease
 from failoverd.zk.lease_keeper import LeaseKeeper, renewal_interval
 from failoverd.zk.znodes import Control, HistoryEntry, MemberStatus, now_iso
 
@@ -84,10 +84,7 @@ IDLE_TICK = 0.5  # ... and when nothing is pending (events wake it at once)
 CONTROL_REFRESH = 2.0  # re-read control at least this often, besides its watch
 MEMBERS_REFRESH = 0.5
 MEMBERS_LEARN = 5.0
-DIRTY_RETRY = 10.0
-HISTORY_PRUNE_EVERY = (
-    20  # appends between prunings of history/  # retry stopping resources that failed to stop
-)
+HISTORY_PRUNE_EVERY = 20  # appends between prunings of history/
 ANY_EPOCH = sys.maxsize  # marker.blocks(ANY_EPOCH) is true only for an unreadable marker
 
 
@@ -124,7 +121,6 @@ class Daemon:
         self.fence_chain = build_fence_chain(config, self.published_watchdogs)
         self.marker = FenceMarker(config.node.state_dir)
         self.started = StartedRecord(config.node.state_dir)
-        self.leftovers_retry_at = 0.0  # when an unreadable record is read again
         self.membership = MembershipRecord(config.node.state_dir, config.cluster_path)
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
@@ -166,6 +162,15 @@ class Daemon:
             metrics=self.metrics,
             hooks=self.hooks,
         )
+        self.leftovers = Leftovers(
+            self,
+            self.state,
+            transitions=self.transitions,
+            started=self.started,
+            abandoned=self.abandoned,
+            watchdog=self.watchdog,
+            hooks=self.hooks,
+        )
 
         self.session: int | None = None  # session the tree/member/watches were set up in
         self.watching = False
@@ -174,16 +179,30 @@ class Daemon:
         self.members: dict[str, MemberStatus | None] = {}
         self.members_read_at = float("-inf")
         self.peer_priority: dict[str, int] = {}  # learned from member status
-        self.member_written: tuple[Any, ...] | None = None
         self.last_decision: Decision | None = None
         self.stopping = threading.Event()
         self.history_written = 0
         self.ready = False
-        self.requests_reported_before = 0
         # "<request id>:<code>" of each verdict on a request already logged (bounded:
         # the ids come from `control`, which operators write).
         self.verdicts_logged = RecentIds()
-        self._backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
+        # The member znode, the HTTP view and the metrics (failoverd/node/publish.py).
+        self.publisher = Publisher(
+            self.state,
+            config=config,
+            coord=self.coord,
+            lease=self.lease,
+            marker=self.marker,
+            membership=self.membership,
+            health=self.health,
+            readiness=self.readiness,
+            watchdog=self.watchdog,
+            http=self.http,
+            metrics=self.metrics,
+            observe=self._observe,
+            members=lambda: self.members,
+            read_timeout=self._read_timeout,
+        )
 
     def _on_zk_event(self, event: str) -> None:
         """kazoo's thread: never block. A reconnect renews the lease at once instead
@@ -202,7 +221,7 @@ class Daemon:
         log.info(
             "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
         )
-        self._stop_leftover_resources()
+        self.leftovers.stop_leftovers()
         prepare_all(self.resources)  # off the promotion path (resources.prepare_all)
         if self.abandoned.pending:
             # Unclean since before a restart: our fence-self must not vouch for us.
@@ -404,27 +423,14 @@ class Daemon:
         if self.history_written >= HISTORY_PRUNE_EVERY and settled:
             if self._try("pruning history", lambda: self.coord.prune_history(self._read_timeout())):
                 self.history_written = 0
-        if self.state.dirty and now - self.state.dirty_since > DIRTY_RETRY:
-            self._stop_leftover_resources()
-        elif (
-            self.state.leftovers_unknown
-            and self.state.role is Role.STANDBY
-            and now >= self.leftovers_retry_at
-        ):
-            self._retry_unknown_leftovers(now)
-        if (
-            self.abandoned.pending
-            and self.state.role is Role.STANDBY
-            and now >= self.abandoned.next_sweep
-        ):
-            self._sweep_abandoned(now)
+        self.leftovers.tend(now)  # dirty, an unreadable record, abandoned work
         if not self.ready and self.session is not None:
             # systemd readiness once the initial role is known: connected, and
             # either standing by behind a holder or active.
             notify.ready(f"{self.state.role}: {self.state.reason}")
             self.ready = True
         self._pet()
-        self._report()
+        self.publisher.report()
 
     def _refresh(self, now: float) -> None:
         """Bring the cached view of ZooKeeper up to date (each read has a deadline)."""
@@ -529,8 +535,8 @@ class Daemon:
         if not self.watching:
             self.coord.watch()
             self.watching = True
-        self.member_written = None
-        self._write_member()
+        self.publisher.forget_written()
+        self.publisher.write_member()
 
     def _check_access(self) -> None:
         if not session_checks.tree_is_ours(self.coord, self.op_timeout):
@@ -686,68 +692,8 @@ class Daemon:
     def _demote(self, d: Decision) -> None:
         self.transitions.demote(d)
 
-    def _stop_leftover_resources(self) -> None:
-        """Stop what the config names and what the last run recorded; once all of it
-        stopped cleanly, nothing this node started runs: clear the record."""
-        resources, known = self.transitions.leftovers()
-        failures = stop_all(resources, self.resource_env(None))
-        if failures:
-            self.mark_dirty(failures)
-        elif self.state.dirty:
-            log.warning("resources_stopped_after_failure")
-            self.state.dirty = False
-        if not failures and known and not self.abandoned.pending:
-            try:
-                self.transitions.clear_started()
-            except (OSError, TimeoutError) as e:  # the next clean stop clears it
-                log.error("resources_record_not_cleared", error=str(e))
-
-    def _retry_unknown_leftovers(self, now: float) -> None:
-        """An unreadable record keeps the node out of contention (it does not guess
-        what runs). Not a dirty node, though: the watchdog is still petted, since a
-        reset would not make the record readable. Once an operator has repaired or
-        removed it, stop what it names and contend again."""
-        self.leftovers_retry_at = now + DIRTY_RETRY
-        try:
-            self.started.read()
-        except RecordUnreadable:
-            return
-        self._stop_leftover_resources()
-
-    def _sweep_abandoned(self, now: float) -> None:
-        """Work towards confirming that every abandoned operation is gone
-        (failoverd/resources/abandoned.py); meanwhile the node reports why it is unclean."""
-        self.abandoned.next_sweep = now + SWEEP_INTERVAL
-        resources, known = self.transitions.leftovers()
-        try:
-            self.await_work(
-                self.abandoned.sweep,
-                resources,
-                self.resource_env(None),
-                timeout=sum(r.timeout for r in resources) * 2 + 5.0,
-            )
-        except TimeoutError:
-            pass  # the next sweep tries again; the node stays unclean meanwhile
-        if known and not self.abandoned.pending:  # confirmed: everything stopped
-            try:
-                self.transitions.clear_started()
-            except (OSError, TimeoutError) as e:
-                log.error("resources_record_not_cleared", error=str(e))
-        reason = self.abandoned.reason() if self.abandoned.pending else "abandoned work gone"
-        if reason != self.state.reason:
-            self.set_role(self.state.role, reason)
-
     def mark_dirty(self, failures: list[str]) -> None:
-        first = not self.state.dirty  # the hook pages once per episode, not every retry
-        self.state.dirty, self.state.dirty_since = True, time.monotonic()
-        log.critical(
-            "stop_failed",
-            failures=failures,
-            hint="this node will not contend; the next active will fence it",
-            self_fence=self.watchdog.enabled,
-        )
-        if first:
-            self.hooks.fire("stop_failed", epoch=self.state.epoch, reason="; ".join(failures))
+        self.leftovers.mark_dirty(failures)  # failoverd/node/leftovers.py
 
     # -- helpers -------------------------------------------------------------
 
@@ -831,104 +777,8 @@ class Daemon:
         self.state.role, self.state.reason = role, reason
         self.metrics.set_role(str(role))
         self.metrics.set_epoch(self.state.epoch)
-        self._write_member()
+        self.publisher.write_member()
         notify.status(f"{role}: {reason}")
-
-    def _write_member(self) -> None:
-        try:
-            elig = self._eligibility()
-            self._publish_view(elig)
-        except Exception:  # noqa: BLE001 - reporting must never break a transition
-            log.exception("eligibility_failed")
-            elig = Eligibility(False, "unknown: this node could not work out its eligibility")
-        if not self.coord.connected:
-            return
-        # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
-        fence_epoch = self.marker.published_epoch()
-        self.membership.saw(self._highest_epoch_seen())
-        seen_epoch = self.membership.seen_epoch or None
-        state = self.state
-        key: tuple[Any, ...] = (state.role, self.health.healthy, state.epoch, state.reason)
-        key += (state.control.maintenance, fence_epoch, seen_epoch)
-        fence_ready = self.readiness.summary()
-        key += (tuple(sorted(fence_ready.items())),)
-        key += (elig, self.watchdog.published(), self.http.bind_error)
-        if key == self.member_written:
-            return
-        status = MemberStatus(
-            node=self.node,
-            role=str(self.state.role),
-            healthy=self.health.healthy,
-            epoch=self.state.epoch,
-            version=__version__,
-            address=self.config.node.address,
-            maintenance=self.state.control.maintenance,
-            reason=self.state.reason,
-            since=now_iso(),
-            priority=self.config.node.priority,
-            fence_ready=fence_ready,
-            fence_epoch=fence_epoch,
-            seen_epoch=seen_epoch,
-            eligible=elig.eligible,
-            why=elig.why,
-            watchdog=self.watchdog.published(),
-            endpoint_error=self.http.bind_error,
-        )
-        if self._try(
-            "writing member status", lambda: self.coord.write_member(status, self._read_timeout())
-        ):
-            self.member_written = key
-
-    def _highest_epoch_seen(self) -> int:
-        """What this node remembers as the highest epoch used. A peer's remembered
-        epoch far above ZooKeeper's is not taken over: it names no takeover, and
-        remembered here it would only spread the anomaly (decision.plan_epoch)."""
-        known = [self.state.epoch or 0]
-        for m in self.members.values():
-            if m is not None:
-                known += [m.epoch or 0]
-                if not floor_anomalous(m.seen_epoch or 0, self.state.zookeeper_epoch):
-                    known += [m.seen_epoch or 0]
-        return max(known)
-
-    def _eligibility(self) -> Eligibility:
-        """This node's eligibility as the member znode and HTTP publish it. The back-off's
-        wall-time deadline is computed once per back-off, so a countdown never changes it."""
-        now = time.monotonic()
-        if self._backoff_wall[0] != self.state.backoff_until:
-            self._backoff_wall = (
-                self.state.backoff_until,
-                wall_deadline(self.state.backoff_until, now, time.time()),
-            )
-        failing = tuple(r.name for r in self.health.results if not r.ok)
-        return eligibility(
-            self._observe(now),
-            failing,
-            self._backoff_wall[1],
-            fence_paths_down=self.readiness.paths_down(),
-        )
-
-    def _publish_view(self, elig: Eligibility) -> None:
-        """The snapshot the HTTP endpoints answer from (failoverd.observe.endpoints)."""
-        active = self.state.role is Role.ACTIVE
-        lease_left = self.lease.remaining() if active else 0.0
-        self.http.publish(
-            NodeView(
-                node=self.node,
-                cluster=self.config.cluster,
-                role=str(self.state.role),
-                epoch=self.state.epoch,
-                healthy=self.health.healthy,
-                eligible=elig.eligible,
-                why=elig.why,
-                maintenance=self.state.control.maintenance,
-                reason=self.state.reason,
-                version=__version__,
-                priority=self.config.node.priority,
-                lease_holder=self.node if active else self.state.lock_holder,
-                lease_deadline=boottime() + lease_left if lease_left > 0 else None,
-            )
-        )
 
     def record_history(self, event: str, reason: str) -> None:
         if self.coord.connected:
@@ -951,13 +801,3 @@ class Daemon:
             lambda: self.coord.write_control(cleared, version, self._read_timeout()),
         )
         self.state.control_read_at = float("-inf")
-
-    def _report(self) -> None:
-        requests = self.coord.requests  # ZooKeeper requests per daemon (benchmarks)
-        self.metrics.zk_request(requests - self.requests_reported_before)
-        self.requests_reported_before = requests
-        self.metrics.set_lease_remaining(self.lease.remaining())
-        self.metrics.set_healthy(self.health.healthy)
-        for r in getattr(self.health, "results", []) or []:
-            self.metrics.set_health(r.name, r.ok, r.took)
-        self._write_member()
