@@ -1,6 +1,6 @@
 """What `failoverd --check` and the daemon's start-up verify beyond the file's
-syntax: the things an attacker or a careless operator changes on the machine
-(issue 14). Each finding names the key path, like config problems.
+syntax: the things an attacker or a careless operator changes on the machine.
+Each finding names the key path, like config problems.
 
 * ZooKeeper is closed by default: no `zookeeper.auth` is refused unless
   `zookeeper.insecure: true` says so explicitly.

@@ -47,7 +47,7 @@ _SASL_USER = re.compile(r"[^:\s\"]{1,64}")
 
 
 def _zk_access(s: Section, auth: ZkAuthConfig | None) -> dict[str, Any]:
-    """zookeeper.insecure, .operators and .tls (issue 14: closed by default)."""
+    """zookeeper.insecure, .operators and .tls (closed by default)."""
     has_auth = auth is not None
     insecure = s.flag("insecure", False)
     if insecure and has_auth:

@@ -253,7 +253,7 @@ class Daemon:
             self.step()
         except Exception:  # noqa: BLE001 - a bug must not kill the loop that demotes
             # The next cycle re-observes everything from scratch; meanwhile the
-            # lease rule must hold even without an observation (issue 14).
+            # lease rule must hold even without an observation.
             log.exception("step_failed", role=str(self.state.role))
             self._after_failed_step()
             time.sleep(TICK)

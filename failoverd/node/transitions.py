@@ -269,7 +269,7 @@ class Transitions:
                     if not ok:
                         raise ResourceError(why)
                     # Immediately before the start: the chaos lab's trigger for the
-                    # "just before a resource start" window (issue 11) fires on it.
+                    # "just before a resource start" window fires on it.
                     log.info("resource_starting", resource=res.name, epoch=epoch)
                     try:
                         self.loop.await_work(

@@ -1,4 +1,4 @@
-"""Does the active still run what it started? (DESIGN.md §4, issue 9 item 5c.)
+"""Does the active still run what it started?
 
 An active whose resources were stopped underneath it (a fence-self from an older
 fence, Postfix crashed, an operator's `systemctl stop`) would otherwise stay

@@ -1,4 +1,4 @@
-"""Who may do what in a cluster's ZooKeeper tree (issue 14: closed by default).
+"""Who may do what in a cluster's ZooKeeper tree (closed by default).
 
 Two kinds of identity, each a ZooKeeper user of zookeeper.auth.scheme: with
 `digest` the ACL id is user:base64(sha1(user:password)), with `sasl` (DIGEST-MD5

@@ -5,7 +5,7 @@ Why pipelined: a keeper that waits for one answer before it asks again turns one
 slow answer into a lost lease. With T = 2 s, a ZooKeeper stall of 0.95 s (a leader
 fsync, a GC pause) made a healthy active demote: the answer that arrived after the
 stall was thrown away, and the next request went out when the lease had already
-run out (issue 9). So:
+run out. So:
 
 * A round trip (sync + exists on the lock) is sent every `interval` (and at least
   every 4/5 of the lease margin), whether or not earlier ones were answered, while
