@@ -231,7 +231,7 @@ def _print_table(
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
             click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
-        elif r["why"]:
+        elif r["why"] and r["role"] != "active":  # an active's why only says it is active
             click.echo(printable(f"{r['node']}: {r['why']}"))
     for name, m in members.items():
         if m is not None and m.endpoint_error:
