@@ -11,51 +11,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 from structlog.testing import capture_logs
 
 from failoverd.config import HookConfig
 from failoverd.observe.hooks import HookRunner
 from tests.integration.cluster import wait_for
+from tests.support.webhook import receiver
 
 HOOKS = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "hooks"
 HOSTILE = 'fence: "pdu" said \x1b]0;owned\x07\x1b[2J\\ \x01\ttab\nline é'
 
 
-@contextmanager
-def receiver(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
-    """A webhook receiver on loopback (a test never pages a real host): the url
-    file page-webhook reads, and the bodies posted to it."""
-    got: list[bytes] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            got.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = tmp_path / "pager.url"
-    url.write_text(f"http://127.0.0.1:{server.server_port}/page\n")
-    try:
-        yield url, got
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_the_webhook_example_posts_valid_json_whatever_the_reason_holds(tmp_path: Path) -> None:
-    with receiver(tmp_path) as (url, got):
+    with receiver(tmp_path) as pager:
+        url, got = pager.url, pager.bodies
         env = {
             "PATH": os.environ["PATH"],
             "FAILOVERD_EVENT": "fence_failed",
@@ -77,7 +48,8 @@ def test_the_webhook_example_posts_valid_json_whatever_the_reason_holds(tmp_path
 
 
 def test_a_nul_in_a_reason_is_made_safe_and_the_hook_still_runs(tmp_path: Path) -> None:
-    with receiver(tmp_path) as (url, got):
+    with receiver(tmp_path) as pager:
+        url, got = pager.url, pager.bodies
         hook = HookConfig(("fence_failed",), (str(HOOKS / "page-webhook"), str(url)), 10.0)
         runner = HookRunner([hook], "east", "mail1")
         with capture_logs() as logs:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import Cluster, wait_for
+from tests.support.webhook import receiver
 from tests.support.zookeeper import ZooKeeperServer
 
 PY = sys.executable
@@ -150,40 +151,20 @@ EXAMPLE_ENV = {
 def test_the_webhook_example_posts_the_event_as_json(tmp_path: Path) -> None:
     """Against a receiver on loopback: a test never pages a real host."""
     import subprocess
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    got: list[bytes] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            got.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = tmp_path / "pager.url"
-    url.write_text(f"http://127.0.0.1:{server.server_port}/page\n")
-    try:
+    with receiver(tmp_path) as pager:
         env = {"PATH": os.environ["PATH"], **EXAMPLE_ENV}
-        run = [str(HOOKS / "page-webhook"), str(url)]
+        run = [str(HOOKS / "page-webhook"), str(pager.url)]
         out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stderr
-        body = json.loads(got[0])
+        body = json.loads(pager.bodies[0])
         assert body == {
             "event": "fence_failed", "node": "mail1", "cluster": "east", "epoch": "4",
             "peer": "mail2", "reason": 'ssh: failed: "connection refused"',
         }  # fmt: skip
-        server.shutdown()
-        server.server_close()
+        pager.stop()
         out = subprocess.run(run, env=env, capture_output=True, text=True, timeout=20)
         assert out.returncode != 0  # nobody listening: the hook fails, failoverd logs it
-    finally:
-        server.server_close()
 
 
 def test_the_syslog_example_logs_a_critical_line(tmp_path: Path) -> None:
