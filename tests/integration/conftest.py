@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from failoverd.config import load_config
+from failoverd.resources.build import build_resources
 from tests.integration.cluster import Cluster
 from tests.support.sshd import Sshd
 from tests.support.zookeeper import ZooKeeperServer
@@ -64,3 +66,16 @@ def make_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[typ
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             print(c.dump_logs())
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Cluster]:
+    """A fence-self target: mail1's config and its toy service, running at epoch 5
+    (no daemon, no ZooKeeper)."""
+    c = Cluster(tmp_path / "c", "127.0.0.1:1")
+    config = load_config(str(c.nodes["mail1"].config_path))
+    env = {"FAILOVERD_CLUSTER": c.cluster, "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "5"}
+    for res in build_resources(config.resources):
+        res.start(env)
+    yield c
+    c.stop()

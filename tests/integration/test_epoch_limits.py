@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from kazoo.client import KazooClient
 
 from failoverd.config import load_config
 from failoverd.fencing.marker import FenceMarker
-from failoverd.resources.build import build_resources
 from failoverd.zk.znodes import Breadcrumb, HistoryEntry, MemberStatus, encode
 from tests.integration.cluster import REPO, Cluster, wait_for
 from tests.support.access import digest_auth
@@ -84,18 +82,6 @@ def test_a_marker_at_the_top_of_the_range_does_not_make_a_takeover_write_an_unde
 
 
 # -- fence-self: an epoch far above anything this node has seen ------------------------
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Cluster]:
-    """mail1's config and its toy service, running (no daemon, no ZooKeeper)."""
-    c = Cluster(tmp_path / "c", "127.0.0.1:1")
-    config = load_config(str(c.nodes["mail1"].config_path))
-    env = {"FAILOVERD_CLUSTER": c.cluster, "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "5"}
-    for res in build_resources(config.resources):
-        res.start(env)
-    yield c
-    c.stop()
 
 
 def fence_self_over_ssh(c: Cluster, command: str) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,6 @@ from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import build_fence_chain
 from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
-from failoverd.resources.build import build_resources
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.lease import LocalLease
 from failoverd.zk.znodes import MemberStatus, WatchdogStatus, encode, now_iso
@@ -278,18 +277,6 @@ def test_lease_wait_waits_out_a_target_that_published_an_armed_device(
 # ---------------------------------------------------------------------------
 # fence-self against the active record
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Cluster]:
-    """mail1's config and its toy service, running at epoch 5 (no daemon, no ZooKeeper)."""
-    c = Cluster(tmp_path / "c", "127.0.0.1:1")
-    config = load_config(str(c.nodes["mail1"].config_path))
-    env = {"FAILOVERD_CLUSTER": c.cluster, "FAILOVERD_NODE": "mail1", "FAILOVERD_EPOCH": "5"}
-    for res in build_resources(config.resources):
-        res.start(env)
-    yield c
-    c.stop()
 
 
 def fence_self(c: Cluster, epoch: int) -> subprocess.CompletedProcess[str]:
