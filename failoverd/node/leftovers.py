@@ -15,21 +15,19 @@ The record is cleared only once everything stopped cleanly and no abandoned
 operation may still complete: until then it is what says what may still run.
 
 The seam to the loop: the node's shared state (`NodeState`), the collaborators
-(passed in), and the few calls back into the loop (`LeftoversLoop`, below).
+(passed in), and the loop's calls that transitions.py declares (`NodeLoop`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from failoverd.node.decision import Role
 from failoverd.node.notify import Watchdog
 from failoverd.node.state import NodeState
-from failoverd.node.transitions import Transitions
+from failoverd.node.transitions import NodeLoop, Transitions
 from failoverd.observe.hooks import HookRunner
 from failoverd.resources.abandoned import SWEEP_INTERVAL, AbandonedWork
 from failoverd.resources.base import stop_all
@@ -37,31 +35,8 @@ from failoverd.resources.started import RecordUnreadable, StartedRecord
 
 # The daemon's logger: these lines were the daemon's and read the same as before.
 log = structlog.get_logger("failoverd.node.daemon")
-T = TypeVar("T")
 
 DIRTY_RETRY = 10.0  # retry stopping resources that failed to stop; re-read a bad record
-
-
-class LeftoversLoop(Protocol):
-    """What cleaning up asks of the daemon's loop (a subset of transitions.NodeLoop)."""
-
-    def set_role(self, role: Role, reason: str) -> None:
-        """Set the role and its reason, then publish them (log, metrics, member, systemd)."""
-        ...
-
-    def await_work(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        timeout: float,
-        abandon: tuple[str, str] | None = None,
-    ) -> T:
-        """Run blocking work off the loop's thread while the watchdog is kept petted."""
-        ...
-
-    def resource_env(self, epoch: int | None) -> dict[str, str]:
-        """FAILOVERD_CLUSTER, _NODE and _EPOCH for resource commands."""
-        ...
 
 
 class Leftovers:
@@ -69,7 +44,7 @@ class Leftovers:
 
     def __init__(
         self,
-        loop: LeftoversLoop,
+        loop: NodeLoop,  # uses set_role, await_work and resource_env of it
         state: NodeState,
         *,
         transitions: Transitions,
