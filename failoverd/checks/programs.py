@@ -38,7 +38,7 @@ Program = tuple[str, str, str]  # (key path, file, "program" or "script")
 def root_argvs(config: Config) -> list[tuple[str, tuple[str, ...]]]:
     """(key path, argv) of every command the daemon may exec, in file order: what
     host.py finds installed and root_programs holds to the ownership rule."""
-    out: list[tuple[str, tuple[str, ...]]] = []
+    out: list[tuple[str, tuple[str, ...] | None]] = []  # check_argv may be unset
     for i, c in enumerate(config.health.checks):
         if c.type == "command":
             out.append((f"health.checks[{i}].argv", c.argv))

@@ -174,12 +174,13 @@ class FenceMarker:
         # mail server) must not inherit the descriptor, or it would hold the lock, and
         # block every fence, forever.
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        lock = HeldLock(os.open(self.lock_path, flags, 0o600))
+        fd = os.open(self.lock_path, flags, 0o600)
+        lock = HeldLock(fd)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    fcntl.flock(lock.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:

@@ -117,15 +117,16 @@ class StartedRecord:
 
     def write(self, resources: Iterable[ResourceConfig], epoch: int | None) -> None:
         """Atomic and durable, mode 0600: tmp file + fsync + rename + fsync of the dir."""
+        entries = [to_data(c) for c in resources]
         record = {
             "v": VERSION,
             "epoch": epoch,
             "time": datetime.now(UTC).isoformat(),
-            "resources": [to_data(c) for c in resources],
+            "resources": entries,
         }
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomically(self.path, (json.dumps(record) + "\n").encode())
-        log.info("resources_recorded", epoch=epoch, resources=len(record["resources"]))
+        log.info("resources_recorded", epoch=epoch, resources=len(entries))
 
     def clear(self) -> None:
         """Everything the record and the config name was stopped cleanly. OSError

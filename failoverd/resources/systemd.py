@@ -175,9 +175,9 @@ class SystemdResource:
             state, pid = props.get("ActiveState", "unknown"), props.get("MainPID", "0")
             if state not in _STOPPED_STATES or pid not in ("0", ""):
                 return f"{unit} is {state} (main pid {pid})"
-        for pid, start in mains.items():
-            if _process_start(pid) == start:
-                return f"its main process {pid} is still running"
+        for main_pid, start in mains.items():
+            if _process_start(main_pid) == start:
+                return f"its main process {main_pid} is still running"
         return ""
 
     def _wait_stopped(

@@ -57,7 +57,7 @@ class BoundedConnectHandler(SequentialThreadingHandler):
         if self.tls is None:
             # Never fall back to kazoo's context: it trusts the system's CAs.
             raise ssl.SSLError("TLS to ZooKeeper asked for without failoverd's context")
-        address = kwargs.get("address", args[0] if args else None)
+        address = kwargs["address"] if "address" in kwargs else args[0]
         hostname = kwargs.get("hostname")
         if not isinstance(hostname, str) or not hostname:  # kazoo's command() passes a port
             hostname = address[0]
