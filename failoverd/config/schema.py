@@ -28,6 +28,7 @@ from failoverd.config.model import (
     CheckConfig,
     CommandFencerConfig,
     CommandResourceConfig,
+    Config,
     FlapConfig,
     HealthConfig,
     HookConfig,
@@ -40,6 +41,7 @@ from failoverd.config.model import (
     VipResourceConfig,
     WatchdogConfig,
     ZkAuthConfig,
+    ZkTlsConfig,
     ZooKeeperConfig,
 )
 
@@ -48,11 +50,9 @@ class Required:
     """The key must be given (when its mapping is)."""
 
 
-class Unset:
-    """Absent means the feature is off or the value is not used."""
-
-
-REQUIRED, UNSET = Required(), Unset()
+REQUIRED = Required()
+# A section whose keys all have defaults: its own table lists them.
+AS_BELOW = "each key's default"
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,13 @@ def _check(kind: str, doc: str, *keys: Key) -> Table:
     return Table("health.checks[]", doc, (_type_key(kind), *keys, timeout, scope), kind)
 
 
-_NET = (
-    Key("host", "string", "127.0.0.1", _d(CheckConfig, "host"), doc="Where the service listens."),
-    Key("port", "integer", 25, REQUIRED, 1, 65535, doc="Its port."),
-)
+def _net(port: int) -> tuple[Key, Key]:
+    return (
+        Key("host", "string", "127.0.0.1", _d(CheckConfig, "host"), doc="Where it listens."),
+        Key("port", "integer", port, REQUIRED, 1, 65535, doc="Its port."),
+    )
+
+
 _ARGV_NOTE = "run directly, never through a shell"
 
 
@@ -159,18 +162,19 @@ TOP = Table("", "The top level of the file.", (
     Key("node", "mapping", doc="This node."),
     Key("peers", "mapping", doc="Every other member of the cluster, by name."),
     Key("zookeeper", "mapping", doc="The ensemble that holds the lease."),
-    Key("health", "mapping", None, Rule("no checks"), doc="Health checks and how they count."),
-    Key("resources", "list", None, (),
+    Key("health", "mapping", None, Rule(AS_BELOW), doc="Health checks and how they count."),
+    Key("resources", "list", None, _d(Config, "resources"),
         doc="What the active runs: started in order, stopped in reverse."),
     Key("fencing", "list", None, REQUIRED, note="at least one method",
         doc="How to fence the peer, tried in order until one succeeds."),
-    Key("watchdog", "mapping", None, UNSET, doc="A watchdog that resets a hung node."),
-    Key("switchover", "mapping", None, Rule("timeout 10s"), doc="A planned switchover."),
-    Key("flap", "mapping", None, Rule("3 in 10m"), doc="The limit on repeated failovers."),
-    Key("metrics", "mapping", None, UNSET,
+    Key("watchdog", "mapping", None, _d(Config, "watchdog"),
+        doc="A watchdog that resets a hung node."),
+    Key("switchover", "mapping", None, Rule(AS_BELOW), doc="A planned switchover."),
+    Key("flap", "mapping", None, Rule(AS_BELOW), doc="The limit on repeated failovers."),
+    Key("metrics", "mapping", None, _d(Config, "metrics"),
         doc="The HTTP endpoints (/metrics, /health, /status, ...)."),
-    Key("log", "mapping", None, Rule("json, info"), doc="Log format and level."),
-    Key("hooks", "list", None, (), doc="Programs run after a transition."),
+    Key("log", "mapping", None, Rule(AS_BELOW), doc="Log format and level."),
+    Key("hooks", "list", None, _d(Config, "hooks"), doc="Programs run after a transition."),
 ))  # fmt: skip
 
 TABLES: tuple[Table, ...] = (
@@ -197,17 +201,20 @@ TABLES: tuple[Table, ...] = (
             doc="The session timeout; the lease lapses with the session."),
         Key("root", "znode path", "/failoverd", _d(ZooKeeperConfig, "root"),
             doc="The parent of every cluster's znode; absolute, and not / itself."),
-        Key("auth", "mapping", None, UNSET, doc="This node's identity on ZooKeeper."),
+        Key("auth", "mapping", None, _d(ZooKeeperConfig, "auth"),
+            doc="This node's identity on ZooKeeper."),
         Key("lease_margin", "duration", "750ms", Rule("session_timeout / 4"),
             note="at most session_timeout / 2",
             doc="The local lease ends this long before the session could expire "
             "(clock-rate drift, scheduling delay)."),
         Key("insecure", "boolean", False, _d(ZooKeeperConfig, "insecure"),
             doc="Run without auth, on a tree anyone may change; contradicts auth."),
-        Key("operators", "list of ids", ["ops:w4PIv8/Wzcq4qj4/MfEQ8pvUSS4="], (),
+        Key("operators", "list of ids", ["ops:w4PIv8/Wzcq4qj4/MfEQ8pvUSS4="],
+            _d(ZooKeeperConfig, "operators"),
             doc="Operators' ids (digest: what failoverctl digest USER prints; sasl: the "
             "user name): they may read the tree and write control. Needs auth."),
-        Key("tls", "mapping", None, UNSET, doc="TLS to the servers' secureClientPort."),
+        Key("tls", "mapping", None, _d(ZooKeeperConfig, "tls"),
+            doc="TLS to the servers' secureClientPort."),
     )),
     Table("zookeeper.auth", "The credential the nodes' sessions authenticate with.", (
         # digest stays the default: a file written before sasl existed keeps working.
@@ -219,9 +226,9 @@ TABLES: tuple[Table, ...] = (
     )),
     Table("zookeeper.tls", "The CA of the servers' certificates and, if asked for, ours.", (
         Key("ca", "path", "/etc/failoverd/zk-ca.pem", doc="The CA certificate (PEM)."),
-        Key("cert", "path", "/etc/failoverd/zk-client.pem", UNSET,
+        Key("cert", "path", "/etc/failoverd/zk-client.pem", _d(ZkTlsConfig, "cert"),
             doc="This node's client certificate (PEM); goes with key."),
-        Key("key", "path", "/etc/failoverd/zk-client.key", UNSET,
+        Key("key", "path", "/etc/failoverd/zk-client.key", _d(ZkTlsConfig, "key"),
             doc="Its private key (PEM), mode 600; goes with cert."),
     )),
     Table("health", "How this node judges its own services.", (
@@ -231,16 +238,16 @@ TABLES: tuple[Table, ...] = (
             doc="Consecutive passes to become healthy."),
         Key("fall", "integer", 3, _d(HealthConfig, "fall"), 1,
             doc="Consecutive failures to become unhealthy."),
-        Key("checks", "list", None, (),
+        Key("checks", "list", None, _d(HealthConfig, "checks"),
             doc="The checks; without any, the active is replaced only when its session "
             "expires."),
         Key("grace", "duration", "10s", _d(HealthConfig, "grace"), 0,
             doc="After a promotion, failures of active-scope checks count only once they "
             "passed once or this long went by."),
     )),
-    _check("smtp", "An SMTP greeting on a port.", *_NET),
-    _check("imap", "An IMAP greeting on a port.", *_NET),
-    _check("tcp", "A TCP connect to a port.", *_NET),
+    _check("smtp", "An SMTP greeting on a port.", *_net(25)),
+    _check("imap", "An IMAP greeting on a port.", *_net(143)),
+    _check("tcp", "A TCP connect to a port.", *_net(4190)),
     _check("command", "A program; exit 0 is healthy.",
         Key("argv", "argv", ["/usr/local/bin/check-spool"],
             doc=f"The program and its arguments ({_ARGV_NOTE})."),
@@ -275,14 +282,16 @@ TABLES: tuple[Table, ...] = (
         Key("start", "argv", ["/usr/local/sbin/mailstore-mount"],
             doc=f"Starts the resource ({_ARGV_NOTE})."),
         Key("stop", "argv", ["/usr/local/sbin/mailstore-umount"], doc="Stops it."),
-        Key("status", "argv", ["/usr/bin/mountpoint", "-q", "/srv/mail"], UNSET,
+        Key("status", "argv", ["/usr/bin/mountpoint", "-q", "/srv/mail"],
+            _d(CommandResourceConfig, "status"),
             doc="Exits 0 if the resource runs."),
         _timeout(CommandResourceConfig, "30s", "How long start or stop may take."),
     ), "command"),
     Table("resources[]", "An OCF resource agent.", (
         _type_key("ocf"),
         Key("agent", "string", "heartbeat:Filesystem", doc="The agent as PROVIDER:TYPE."),
-        Key("params", "mapping", {"device": "/dev/drbd0", "directory": "/srv/mail"}, Rule("none"),
+        Key("params", "mapping", {"device": "/dev/drbd0", "directory": "/srv/mail"},
+            _d(OcfResourceConfig, "params"),
             doc="Its parameters (OCF_RESKEY_name=value), strings or numbers."),
         _timeout(OcfResourceConfig, "30s", "How long one action may take."),
     ), "ocf"),
@@ -307,7 +316,8 @@ TABLES: tuple[Table, ...] = (
             doc=f"The program; {{node}} and {{address}} become the peer's name and "
             f"address ({_ARGV_NOTE})."),
         _timeout(CommandFencerConfig, "20s", "How long it may take."),
-        Key("check_argv", "argv", ["/usr/local/sbin/pdu-status", "{node}"], UNSET,
+        Key("check_argv", "argv", ["/usr/local/sbin/pdu-status", "{node}"],
+            _d(CommandFencerConfig, "check_argv"),
             doc="Its status action, run by fence readiness: exit 0 means the method "
             "would work."),
         _check_interval(CommandFencerConfig),
@@ -319,7 +329,7 @@ TABLES: tuple[Table, ...] = (
     Table("watchdog", "A watchdog that acts when the daemon stops.", (
         Key("systemd", "boolean", True, _d(WatchdogConfig, "systemd"),
             doc="Ping systemd's watchdog: it restarts a hung daemon, it stops nothing."),
-        Key("device", "path", "/dev/watchdog", UNSET,
+        Key("device", "path", "/dev/watchdog", _d(WatchdogConfig, "device"),
             doc="A watchdog device: it resets the machine if the daemon stops petting it."),
         Key("timeout", "duration", "10s", _d(WatchdogConfig, "timeout"),
             doc="The device's timeout."),
