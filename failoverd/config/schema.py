@@ -336,14 +336,18 @@ TABLES: tuple[Table, ...] = (
     )),
     Table("switchover", "A planned switchover.", (
         Key("timeout", "duration", "10s", _d(SwitchoverConfig, "timeout"),
-            doc="The longest a switchover request counts."),
+            doc="The longest a switchover request stays in force (its own timeout may "
+            "be shorter)."),
     )),
-    Table("flap", "After max_failovers failovers within window, wait backoff.", (
+    Table("flap", "The limit on failovers this node's own health causes.", (
         Key("max_failovers", "integer", 3, _d(FlapConfig, "max_failovers"), 1,
-            doc="Failovers allowed within the window."),
-        Key("window", "duration", "10m", _d(FlapConfig, "window"), doc="The window."),
+            doc="After this many health demotions within window, the active stays "
+            "despite failing checks (an operator is needed)."),
+        Key("window", "duration", "10m", _d(FlapConfig, "window"),
+            doc="The window the demotions are counted in."),
         Key("backoff", "duration", "30s", _d(FlapConfig, "backoff"), 0,
-            doc="The wait once the limit is reached."),
+            doc="After demoting itself (failed health or transition), this node does "
+            "not contend for the lease for this long."),
     )),
     Table("metrics", "The HTTP endpoints: /metrics, /health, /active, /standby, /status.", (
         Key("listen", "host:port", "127.0.0.1:9468",
