@@ -115,6 +115,8 @@ def _value(k: Key, value: object) -> str:
 
 
 def _default(k: Key) -> str:
+    if k.spelling_of:
+        return f"old spelling of `{k.spelling_of}`"
     if isinstance(k.default, Required):
         return "**required**"
     if k.default is None:
@@ -156,11 +158,12 @@ def _flow(value: object) -> str:
 def example(path: str = "", kind: str = "", required_only: bool = False) -> dict[str, Any]:
     """A mapping that sets every key of the table at `path` (and every table nested in
     it) to its example value; example() is a whole file. With `required_only`, only
-    the required keys, and a list has one item, of its first type."""
+    the required keys, and a list has one item, of its first type. An old spelling
+    is left out: giving it with the key it spells is an error."""
     (table,) = [t for t in tables(path) if t.kind == kind]
     out: dict[str, Any] = {}
     for k in table.keys:
-        if required_only and not k.required:
+        if (required_only and not k.required) or k.spelling_of:
             continue
         at = f"{path}.{k.name}" if path else k.name
         if k.example is not None:

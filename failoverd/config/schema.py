@@ -75,10 +75,13 @@ class Key:
     options: tuple[str, ...] = ()
     note: str = ""  # a further limit the parser checks, in words
     doc: str = ""  # one line
+    # The key this one is an old spelling of: still accepted, never given together
+    # with it, and left out of the examples.
+    spelling_of: str = ""
 
     @property
     def required(self) -> bool:
-        return isinstance(self.default, Required)
+        return isinstance(self.default, Required) and not self.spelling_of
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,30 @@ def test_every_documented_key_of_a_section_is_accepted_at_its_example(
     text = Path(_write(tmp_path, data, files)).read_text()
     for t in TABLES:
         if t.path.split(".")[0].removesuffix("[]") == section:
-            assert all(re.search(rf"^\s*-? *'?{k.name}'?:", text, re.M) for k in t.keys), t
+            keys = [k.name for k in t.keys if not k.spelling_of]
+            assert all(re.search(rf"^\s*-? *'?{k}'?:", text, re.M) for k in keys), t
     load_config(str(tmp_path / "failoverd.yaml"))
 
 
 def test_the_file_that_sets_every_key_loads(tmp_path: Path, files: dict[str, str]) -> None:
     config = load_config(_write(tmp_path, example(), files))
     assert len(config.fencing) == 3 and len(config.health.checks) == 5
+
+
+_OLD_SPELLINGS = [(t, k) for t in TABLES for k in t.keys if k.spelling_of]
+
+
+@pytest.mark.parametrize(
+    ("table", "key"), _OLD_SPELLINGS, ids=[f"{_id(t)}.{k.name}" for t, k in _OLD_SPELLINGS]
+)
+def test_an_old_spelling_is_accepted_in_place_of_its_key(
+    tmp_path: Path, files: dict[str, str], table: Table, key: Key
+) -> None:
+    data = _base(needs_device=table.kind == "lease-wait")
+    body = example(table.path, table.kind, required_only=True)
+    body[key.name] = body.pop(key.spelling_of, key.example)
+    _place(data, table, body)
+    load_config(_write(tmp_path, data, files))
 
 
 @pytest.mark.parametrize("table", TABLES, ids=_id)
@@ -215,7 +232,7 @@ def test_each_documented_default_is_what_the_parser_falls_back_to(
     _place(data, table, body)
     obj = _parsed(load_config(_write(tmp_path, data, files)), table)
     for k in table.keys:
-        if isinstance(k.default, Required | Rule) or k.name in body:
+        if isinstance(k.default, Required | Rule) or k.name in body or k.spelling_of:
             continue
         assert getattr(obj, k.name) == k.default, (table.path, table.kind, k.name)
 
@@ -256,8 +273,9 @@ def test_the_documented_bounds_are_the_parsers(
 ) -> None:
     for value, ok in _limits(key):
         data = _base(needs_device=table.kind == "lease-wait")
-        body = example(table.path, table.kind, required_only=True)
-        at = _place(data, table, {**copy.deepcopy(body), key.name: value})
+        body = copy.deepcopy(example(table.path, table.kind, required_only=True))
+        body.pop(key.spelling_of, None)  # an old spelling stands in for its key
+        at = _place(data, table, {**body, key.name: value})
         path = _write(tmp_path, data, files)
         if ok:
             load_config(path)
