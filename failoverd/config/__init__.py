@@ -4,6 +4,8 @@ Durations are resolved to float seconds, unknown keys are errors (a typo must no
 silently disable fencing) and every problem is reported as ``FILE: key.path: message``.
 
 model.py      the parsed shape (Config and its parts) and ConfigError
+schema.py     every key the file may have: the parsers' allowed keys, and the docs'
+reference.py  the key reference (docs/config-reference.md) rendered from schema.py
 reading.py    the YAML reader and the typed getters that record each problem
 zookeeper.py  the zookeeper: section (auth, operators, TLS)
 resources.py  the resources: list

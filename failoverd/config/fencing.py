@@ -14,13 +14,10 @@ from failoverd.config.model import (
     WatchdogConfig,
 )
 from failoverd.config.reading import Section, check_private, secs
+from failoverd.config.schema import CHECK_INTERVAL_RANGE, kinds
 
-# The keys each ``type`` of fencing method may have.
-FENCER_KEYS = {
-    "ssh": "user key_file known_hosts port timeout connect_timeout check_interval verify_ports",
-    "command": "argv timeout check_argv check_interval",
-    "lease-wait": "",
-}
+# The keys each ``type`` of fencing method may have (schema.py).
+FENCER_KEYS = kinds("fencing[]")
 
 
 def fencer_config(
@@ -84,18 +81,9 @@ def _ssh_fencer(s: Section, health: HealthConfig) -> SshFencerConfig:
     )
 
 
-# Fence readiness probes each method every check_interval, default 30 s: a broken
-# path shows within 30 s, long before anyone could act on it, while one ssh probe
-# (login plus the peer's fence-self --dry-run: ~10 ms of CPU here and ~70 ms on the
-# peer, measured) every 30 s costs the pair about 0.25 % of a core. Shorter than 2 s
-# would spend more CPU on probing than the daemon spends on everything else; longer
-# than 10 minutes leaves a broken path unnoticed for too long to be useful.
-_CHECK_INTERVAL_RANGE = (2.0, 600.0)
-
-
 def _check_interval(s: Section, default: float) -> float:
     interval = s.duration("check_interval", default)
-    low, high = _CHECK_INTERVAL_RANGE
+    low, high = CHECK_INTERVAL_RANGE
     if s.has("check_interval") and not low <= interval <= high:
         s.found.problem(
             s.key("check_interval"), f"must be {secs(low)} to {secs(high)}, got {secs(interval)}"

@@ -11,6 +11,7 @@ from failoverd.config.fencing import FENCER_KEYS, fencer_config
 from failoverd.config.model import Config, ConfigError, FlapConfig, SwitchoverConfig
 from failoverd.config.reading import AgentCheck, Findings, Section, read_yaml, typed_item
 from failoverd.config.resources import RESOURCE_KEYS, resource_config
+from failoverd.config.schema import keys
 from failoverd.config.sections import (
     NODE_KEYS,
     health_config,
@@ -24,18 +25,14 @@ from failoverd.config.sections import (
 from failoverd.config.timing import check_timing
 from failoverd.config.zookeeper import ZOOKEEPER_KEYS, zookeeper_config
 
-# The keys the top level may have (each section's own are next to its parser).
-_TOP = "cluster node peers zookeeper health resources fencing watchdog switchover flap metrics log"
-_TOP += " hooks"
-
 
 def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
-    root = Section(found, "", data, _TOP)
+    root = Section(found, "", data, keys(""))
     cluster = root.name("cluster")
     node = node_config(root.section("node", NODE_KEYS))
     peers = peer_configs(root, node.name)
     zookeeper = zookeeper_config(root.section("zookeeper", ZOOKEEPER_KEYS))
-    health = health_config(root.section("health", "interval rise fall checks grace"))
+    health = health_config(root.section("health", keys("health")))
     resources = [
         resource_config(*t)
         for at, v in root.items("resources")
@@ -51,8 +48,8 @@ def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
         for at, v in fencing_items
         if (t := typed_item(found, at, v, FENCER_KEYS))
     ]
-    switchover = root.section("switchover", "timeout")
-    flap = root.section("flap", "max_failovers window backoff")
+    switchover = root.section("switchover", keys("switchover"))
+    flap = root.section("flap", keys("flap"))
     return Config(
         path=path,
         cluster=cluster,
@@ -72,7 +69,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
             backoff=flap.duration("backoff", FlapConfig.backoff, zero_ok=True),
         ),
         metrics=metrics_config(root),
-        log=log_config(root.section("log", "format level")),
+        log=log_config(root.section("log", keys("log"))),
         hooks=hook_configs(root),
     )
 

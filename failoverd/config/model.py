@@ -158,7 +158,7 @@ class SshFencerConfig:
     # see fencing.py's _ssh_connect_timeout for the default.
     connect_timeout: float = 0.5
     # Fence readiness probe period (failoverd/fencing/readiness.py); see
-    # config/fencing.py's _CHECK_INTERVAL_RANGE.
+    # config/schema.py's CHECK_INTERVAL_RANGE.
     check_interval: float = 30.0
     # Ports on the target that must refuse connections after the fence. Empty in
     # the file means: the ports of this node's smtp/imap/tcp health checks.

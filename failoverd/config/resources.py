@@ -13,14 +13,10 @@ from failoverd.config.model import (
     VipResourceConfig,
 )
 from failoverd.config.reading import Section
+from failoverd.config.schema import kinds
 
-# The keys each ``type`` of resource may have.
-RESOURCE_KEYS = {
-    "vip": "address interface timeout arp_count arp_interval",
-    "systemd": "units timeout",
-    "command": "start stop status timeout",
-    "ocf": "agent params timeout",
-}
+# The keys each ``type`` of resource may have (schema.py).
+RESOURCE_KEYS = kinds("resources[]")
 
 
 def resource_config(kind: str, s: Section) -> ResourceConfig:

@@ -10,7 +10,6 @@ from typing import Literal, cast
 
 from failoverd.config.model import (
     HOOK_EVENTS,
-    NET_CHECKS,
     PRIORITY_MAX,
     CheckConfig,
     HealthConfig,
@@ -22,20 +21,11 @@ from failoverd.config.model import (
     WatchdogConfig,
 )
 from failoverd.config.reading import NAME_PATTERN, Section, is_int, typed_item
+from failoverd.config.schema import CHECK_TIMEOUT, check_scope, key, keys, kinds
 
-# The keys each section and each ``type`` of health check may have.
-NODE_KEYS = "name address priority priority_delay state_dir"
-_NET_CHECK = "host port timeout scope"
-_CHECKS = {
-    "smtp": _NET_CHECK,
-    "imap": _NET_CHECK,
-    "tcp": _NET_CHECK,
-    "command": "argv timeout scope",
-    "path": "path absent writable mountpoint timeout scope",
-}
-# A port answers at once or the service is in trouble; a command may do real work; a
-# file system that takes a second to answer a stat is hung (a dead NFS server).
-_CHECK_TIMEOUT = {"smtp": 2.0, "imap": 2.0, "tcp": 2.0, "command": 5.0, "path": 1.0}
+# The keys each section and each ``type`` of health check may have (schema.py).
+NODE_KEYS = keys("node")
+_CHECKS = kinds("health.checks[]")
 _LISTEN = re.compile(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:\[\]]+):(?P<port>\d+)")
 
 
@@ -58,7 +48,7 @@ def peer_configs(root: Section, own_name: str) -> tuple[PeerConfig, ...]:
         return ()
     peers = []
     for name, value in raw.items():
-        s = Section(found, f"peers.{name}", value, "address")
+        s = Section(found, f"peers.{name}", value, keys("peers.<name>"))
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             found.problem(s.at, "a peer's name must use letters, digits, '_', '.' or '-'")
         elif name == own_name:
@@ -84,11 +74,9 @@ def health_config(s: Section) -> HealthConfig:
 
 
 def _check(kind: str, s: Section) -> CheckConfig:
-    timeout = s.duration("timeout", _CHECK_TIMEOUT[kind])
-    scope = cast(
-        Literal["active", "always"],
-        s.choice("scope", "active" if kind in NET_CHECKS else "always", ("active", "always")),
-    )
+    timeout = s.duration("timeout", CHECK_TIMEOUT[kind])
+    scopes = key("health.checks[]", "scope", kind).options
+    scope = cast(Literal["active", "always"], s.choice("scope", check_scope(kind), scopes))
     if kind == "command":
         return CheckConfig("command", timeout=timeout, argv=s.argv("argv") or (), scope=scope)
     if kind == "path":
@@ -106,8 +94,9 @@ def _path_check(s: Section, timeout: float, scope: Literal["active", "always"]) 
     path = s.text("path")
     if path and not path.startswith("/"):
         s.found.problem(s.key("path"), f"expected an absolute path, got {path!r}")
-    absent = s.flag("absent", False)
-    writable, mountpoint = s.flag("writable", False), s.flag("mountpoint", False)
+    absent = s.flag("absent", CheckConfig.absent)
+    writable = s.flag("writable", CheckConfig.writable)
+    mountpoint = s.flag("mountpoint", CheckConfig.mountpoint)
     for name, asked in (("writable", writable), ("mountpoint", mountpoint)):
         if absent and asked:
             msg = "absent: true says the path must not exist, so it cannot also be " + name
@@ -126,9 +115,9 @@ def _path_check(s: Section, timeout: float, scope: Literal["active", "always"]) 
 def watchdog_config(root: Section) -> WatchdogConfig | None:
     if not root.has("watchdog"):
         return None
-    s = root.section("watchdog", "systemd device timeout")
+    s = root.section("watchdog", keys("watchdog"))
     watchdog = WatchdogConfig(
-        systemd=s.flag("systemd", False),
+        systemd=s.flag("systemd", WatchdogConfig.systemd),
         device=s.text("device", "") or None,
         timeout=s.duration("timeout", WatchdogConfig.timeout),
     )
@@ -141,7 +130,7 @@ def watchdog_config(root: Section) -> WatchdogConfig | None:
 def metrics_config(root: Section) -> MetricsConfig | None:
     if not root.has("metrics"):
         return None
-    s = root.section("metrics", "listen")
+    s = root.section("metrics", keys("metrics"))
     msg = "expected host:port like 127.0.0.1:9468 or [::1]:9468"
     raw = s.data.get("listen")
     if is_int(raw) or (isinstance(raw, str) and raw.strip().isdigit()):
@@ -162,7 +151,7 @@ def hook_configs(root: Section) -> tuple[HookConfig, ...]:
     """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
     hooks = []
     for at, item in root.items("hooks"):
-        s = Section(root.found, at, item, "on argv timeout")
+        s = Section(root.found, at, item, keys("hooks[]"))
         if not isinstance(item, Mapping):
             continue
         events: list[str] = []
@@ -188,8 +177,8 @@ def hook_configs(root: Section) -> tuple[HookConfig, ...]:
 
 
 def log_config(s: Section) -> LogConfig:
-    fmt = s.choice("format", LogConfig.format, ("json", "console"))
-    level = s.choice("level", LogConfig.level, ("debug", "info", "warning", "error"))
+    fmt = s.choice("format", LogConfig.format, key("log", "format").options)
+    level = s.choice("level", LogConfig.level, key("log", "level").options)
     return LogConfig(
         format=cast(Literal["json", "console"], fmt),
         level=cast(Literal["debug", "info", "warning", "error"], level),

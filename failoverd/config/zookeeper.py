@@ -9,9 +9,10 @@ from typing import Any
 
 from failoverd.config.model import ZkAuthConfig, ZkTlsConfig, ZooKeeperConfig
 from failoverd.config.reading import Findings, Section, check_private
+from failoverd.config.schema import key, keys
 
-# The keys the section may have.
-ZOOKEEPER_KEYS = "hosts session_timeout root auth lease_margin insecure operators tls"
+# The keys the section may have (schema.py).
+ZOOKEEPER_KEYS = keys("zookeeper")
 
 
 def zookeeper_config(s: Section) -> ZooKeeperConfig:
@@ -30,7 +31,7 @@ def zookeeper_config(s: Section) -> ZooKeeperConfig:
             "must not be /: the clusters need a parent only their nodes may create "
             "under, like /failoverd",
         )
-    auth = _zk_auth(s.section("auth", "scheme credential_file")) if s.has("auth") else None
+    auth = _zk_auth(s.section("auth", keys("zookeeper.auth"))) if s.has("auth") else None
     return ZooKeeperConfig(
         hosts=s.text("hosts"),
         session_timeout=session,
@@ -49,7 +50,7 @@ _SASL_USER = re.compile(r"[^:\s\"]{1,64}")
 def _zk_access(s: Section, auth: ZkAuthConfig | None) -> dict[str, Any]:
     """zookeeper.insecure, .operators and .tls (closed by default)."""
     has_auth = auth is not None
-    insecure = s.flag("insecure", False)
+    insecure = s.flag("insecure", ZooKeeperConfig.insecure)
     if insecure and has_auth:
         s.found.problem(s.key("insecure"), "true contradicts zookeeper.auth: drop one of them")
     operators: list[str] = []
@@ -69,7 +70,7 @@ def _zk_access(s: Section, auth: ZkAuthConfig | None) -> dict[str, Any]:
         s.found.problem(s.key("operators"), "needs zookeeper.auth (the nodes' own identity)")
     tls = None
     if s.has("tls"):
-        t = s.section("tls", "ca cert key")
+        t = s.section("tls", keys("zookeeper.tls"))
         ca, cert, key = t.text("ca"), t.text("cert", "") or None, t.text("key", "") or None
         for name, path in (("ca", ca), ("cert", cert), ("key", key)):
             if path and not os.path.isfile(path):
@@ -107,8 +108,8 @@ def _reason(e: Exception) -> str:
 
 
 def _zk_auth(s: Section) -> ZkAuthConfig:
-    # digest stays the default: a file written before sasl existed keeps working.
-    scheme = s.choice("scheme", "digest", ("digest", "sasl"))
+    spec = key("zookeeper.auth", "scheme")
+    scheme = s.choice("scheme", str(spec.default), spec.options)
     path = s.text("credential_file")
     credential = _read_credential(s.found, s.key("credential_file"), path)
     return ZkAuthConfig("sasl" if scheme == "sasl" else "digest", path, credential)
