@@ -1,7 +1,7 @@
-"""`failoverctl`: the operator's view and controls (DESIGN.md §6). Talks to ZooKeeper
+"""`failoverctl`: the operator's view and controls. Talks to ZooKeeper
 only, with the node's own config file.
 
-Exit codes (DESIGN.md §9): 0 success (status: one healthy active and a standby that
+Exit codes: 0 success (status: one healthy active and a standby that
 could take over), 1 refused/failed/degraded, 2 usage or config error, 3 ZooKeeper
 unreachable (state unknown; the Nagios convention for "unknown").
 """

@@ -1,5 +1,5 @@
 """`failoverctl status`: the cluster at a glance, for a person (a table) or a script
-(`--json`, DESIGN.md §9: a contract) and for monitoring (exit 0 only when one
+(`--json`, a contract) and for monitoring (exit 0 only when one
 healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
 """
 
@@ -29,7 +29,7 @@ from failoverd.zk.znodes import Control, MemberStatus
 
 
 def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
-    """The `status --json` object (DESIGN.md §9: a contract, keep it exact)."""
+    """The `status --json` object (a contract, keep it exact)."""
     holder, _, _ = coord.read_lock(CALL_TIMEOUT)
     crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
     control, _ = coord.read_control(CALL_TIMEOUT)
@@ -169,7 +169,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     ok = st["verdict"].startswith("healthy:")
     sentence = st["verdict"].split(": ", 1)[1]
     if as_json:
-        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
+        click.echo(json.dumps(st, indent=2))  # a contract: exactly these keys
     else:
         _print_table(st, members, recent, sentence, control, _maintenance_by(control, requests))
     ctx.exit(0 if ok else 1)

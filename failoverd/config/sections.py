@@ -1,4 +1,4 @@
-"""The smaller sections of DESIGN.md §9: node, peers, health, watchdog, metrics,
+"""The smaller sections of the config: node, peers, health, watchdog, metrics,
 hooks and log."""
 
 from __future__ import annotations

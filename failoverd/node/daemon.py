@@ -338,7 +338,7 @@ class Daemon:
             self.state.lock_read_at = float("-inf")
         if any(e in got for e in ("zk_suspended", "zk_lost")):
             # While disconnected we cannot see who held the lock; lease-wait must
-            # count from a time this node saw it free again (DESIGN.md §5).
+            # count from a time this node saw it free again.
             self.state.lock_free_since = None
             if self.state.role is Role.STANDBY:  # a takeover may follow: know the fence paths
                 self.readiness.zookeeper_lost()

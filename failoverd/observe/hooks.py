@@ -1,4 +1,4 @@
-"""Role-change hooks (DESIGN.md §9): programs the operator configures to run after a
+"""Role-change hooks: programs the operator configures to run after a
 transition, e.g. to page someone or post to syslog.
 
     hooks: [{on: [promoted, demoted, fenced, fence_failed, stop_failed, flap_limit,

@@ -1,4 +1,4 @@
-"""What each znode holds (DESIGN.md §3), as JSON with a schema version.
+"""What each znode holds, as JSON with a schema version.
 
 Decoding is strict: anything that is not exactly what we wrote raises ZnodeError,
 and callers treat that as the *unsafe* case (an unreadable breadcrumb means
