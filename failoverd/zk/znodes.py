@@ -298,6 +298,9 @@ class MemberStatus:
     # Why this node's HTTP endpoints (metrics.listen) are not served, "" while they
     # are: a load balancer's checks there reach whoever holds the port instead.
     endpoint_error: str = ""
+    # The commit its failoverd was built from (failoverd.release), "" when unknown or
+    # written by a release before 0.2.0: with `version`, what a rolling upgrade shows.
+    commit: str = ""
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -324,6 +327,7 @@ class MemberStatus:
             why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
             watchdog=_watchdog(d.get("watchdog")),
             endpoint_error=_text(d, "endpoint_error", "member", default=""),
+            commit=_text(d, "commit", "member", default=""),
         )
 
 
