@@ -218,9 +218,9 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class HookConfig:
-    """A program run after a transition (failoverd.observe.hooks): `on` lists its events."""
+    """A program run after a transition (failoverd.observe.hooks), for the listed events."""
 
-    on: tuple[str, ...]
+    events: tuple[str, ...]
     argv: tuple[str, ...]
     timeout: float = 10.0
 
