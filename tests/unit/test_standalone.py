@@ -26,8 +26,9 @@ ISSUE_NUMBER = re.compile(
     r"|\(#\d+\)"  # (#12)
     r"|\b[A-Za-z]+ #\d+"  # kazoo #588, PR #7
 )
-# Where issue numbers must not appear: the code, the lab, the deploy files, the docs.
-ISSUE_SCOPE = ("failoverd/", "chaos/", "deploy/", "docs/", "tests/", "README.md")
+# Where issue numbers must not appear: the code, the lab, the deploy files, the docs,
+# the changelog.
+ISSUE_SCOPE = ("failoverd/", "chaos/", "deploy/", "docs/", "tests/", "README.md", "CHANGELOG.md")
 
 
 def tracked_files() -> list[str]:
