@@ -7,7 +7,7 @@
 # fixed place, $FAILOVERD_VENV (default /opt/failoverd), made by Debian's
 # /usr/bin/python3, and link the two console scripts into /usr/local/bin. Why a
 # venv and not Debian's python3-kazoo & co.: Debian 12 ships no structlog >= 23
-# and an older kazoo than the one whose behaviour MACHINE-NOTES.md measured; a
+# and an older kazoo than the one whose behaviour we measured and tested; a
 # venv pins what we tested, leaves the system interpreter untouched, and is one
 # `rm -r` away from gone. The systemd unit's ExecStart points into it.
 #

@@ -1,3 +1,3 @@
 """failoverd: active-passive failover for mail servers, fenced and leased through ZooKeeper."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,10 +1,10 @@
-"""Is this node able to serve mail? (DESIGN.md §4 candidacy, §9 health.)
+"""Is this node able to serve mail? (Candidacy: only a healthy node contends.)
 
 Every ``interval`` all checks run (concurrently, so one round takes as long as the
 slowest check, not the sum); a round passes only if every check passed. Rounds
 feed a hysteresis: ``rise`` passing rounds in a row make the node healthy, ``fall``
 failing rounds in a row make it unhealthy. A busy service that still answers within
-its timeout is healthy: a mail flood must not look like an outage (DESIGN.md §1).
+its timeout is healthy: a mail flood must not look like an outage.
 """
 
 from __future__ import annotations

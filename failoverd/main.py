@@ -15,12 +15,23 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from failoverd import __version__
-
 if TYPE_CHECKING:
     from failoverd.config import Config
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
+
+
+class _Version(argparse.Action):
+    """`--version`: the commit is looked up only when asked for (it may run git)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print version and commit, exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from failoverd.release import describe
+
+        print(describe())
+        parser.exit(0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"
     )
-    p.add_argument("--version", action="version", version=f"failoverd {__version__}")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command")
     fs = sub.add_parser("fence-self", help="stop this node's resources and write a fence marker")
     fs.add_argument("--epoch", type=int, help="the epoch being fenced (every epoch up to it)")

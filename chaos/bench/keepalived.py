@@ -11,7 +11,7 @@ milliseconds as FAILOVERD_EPOCH, so writes by an older master after a newer one
 took over show up as stale writes.
 
 Each node runs `keepalived -n -l -D -P -f CONF -p PID -r VRRPPID -c CHECKPID`
-in its namespace (MACHINE-NOTES.md). There is no quorum and no fencing: that is
+in its namespace. There is no quorum and no fencing: that is
 what the baseline rows show.
 """
 

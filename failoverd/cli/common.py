@@ -1,6 +1,6 @@
 """What every failoverctl command shares: its exit codes as exceptions, the config
 file it was given, who the operator is, and a ZooKeeper session whose failures
-become those exit codes (DESIGN.md §9: 1 refused, 2 usage or config, 3 unreachable).
+become those exit codes (1 refused, 2 usage or config, 3 unreachable).
 
 The group itself (failoverctl.py) stores the config path in `ctx.obj` and the
 operator's --credential path in `ctx.meta["credential_path"]`.

@@ -1,7 +1,7 @@
-"""`failoverctl`: the operator's view and controls (DESIGN.md §6). Talks to ZooKeeper
+"""`failoverctl`: the operator's view and controls. Talks to ZooKeeper
 only, with the node's own config file.
 
-Exit codes (DESIGN.md §9): 0 success (status: one healthy active and a standby that
+Exit codes: 0 success (status: one healthy active and a standby that
 could take over), 1 refused/failed/degraded, 2 usage or config error, 3 ZooKeeper
 unreachable (state unknown; the Nagios convention for "unknown").
 """
@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from failoverd import __version__
 from failoverd.cli.backup import backup_command, restore_command
 from failoverd.cli.common import (
     CALL_TIMEOUT,
@@ -57,6 +56,15 @@ _SUB_CONFIG = click.Option(
 )
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`, the daemon's words: the commit is looked up only when asked for."""
+    if value and not ctx.resilient_parsing:
+        from failoverd.release import describe
+
+        click.echo(describe())
+        ctx.exit(0)
+
+
 class _Commands(click.Group):
     """Every subcommand accepts -c/--config after its name too."""
 
@@ -67,8 +75,13 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    __version__, "--version", prog_name="failoverctl", message="%(prog)s %(version)s"
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the commit it was built from, and exit.",
 )
 @click.option(
     "-c",

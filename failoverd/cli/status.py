@@ -1,5 +1,5 @@
 """`failoverctl status`: the cluster at a glance, for a person (a table) or a script
-(`--json`, DESIGN.md §9: a contract) and for monitoring (exit 0 only when one
+(`--json`, a contract) and for monitoring (exit 0 only when one
 healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
 """
 
@@ -29,7 +29,7 @@ from failoverd.zk.znodes import Control, MemberStatus
 
 
 def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
-    """The `status --json` object (DESIGN.md §9: a contract, keep it exact)."""
+    """The `status --json` object (a contract, keep it exact)."""
     holder, _, _ = coord.read_lock(CALL_TIMEOUT)
     crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
     control, _ = coord.read_control(CALL_TIMEOUT)
@@ -76,16 +76,17 @@ def _eligibility_fields(
     """What a member publishes about its own eligibility (failoverd.node.eligibility)."""
     if name not in members:
         why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
-        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+        return {"eligible": False, "why": why, "version": "", "commit": "", "fence_ready": {}}
     if m is None:
         why = "its member znode is unreadable"
-        return {"eligible": False, "why": why, "version": "", "fence_ready": {}}
+        return {"eligible": False, "why": why, "version": "", "commit": "", "fence_ready": {}}
     fence_ready = getattr(m, "fence_ready", None)
     return {
         "eligible": m.eligible,
         # An eligible member's `why` is "" unless it names a request it ignores.
         "why": m.why if m.eligible else (m.why or "not eligible (no reason given)"),
         "version": m.version,
+        "commit": m.commit,  # "" before 0.2.0 or when its build could not say
         "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
     }
 
@@ -169,7 +170,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     ok = st["verdict"].startswith("healthy:")
     sentence = st["verdict"].split(": ", 1)[1]
     if as_json:
-        click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
+        click.echo(json.dumps(st, indent=2))  # a contract: exactly these keys
     else:
         _print_table(st, members, recent, sentence, control, _maintenance_by(control, requests))
     ctx.exit(0 if ok else 1)
@@ -218,7 +219,7 @@ def _print_table(
                 "yes" if r["connected"] else "NO",
                 "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
                 _fence_column(r.get("fence_ready") or {}),
-                printable(r["version"]) or "-",
+                _version_column(r["version"], r["commit"]),
                 printable(m.since) if m else "-",
                 printable(m.reason) if m else "-",
             )
@@ -242,6 +243,12 @@ def _print_table(
         click.echo("recent transitions:")
         for e in recent:
             click.echo(f"  {history_line(e)}" if e else "  (unreadable entry)")
+
+
+def _version_column(version: str, commit: str) -> str:
+    """`0.2.0 (3f2a9c1)`: in a rolling upgrade, which build each member runs."""
+    text = f"{version} ({commit})" if version and commit else version
+    return printable(text) or "-"
 
 
 def _fence_column(ready: dict[str, bool]) -> str:

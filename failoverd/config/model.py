@@ -1,4 +1,4 @@
-"""The parsed shape of a node's configuration (DESIGN.md §9): frozen dataclasses with
+"""The parsed shape of a node's configuration: frozen dataclasses with
 units resolved. Other modules depend on these names: change them with care."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ZooKeeperConfig:
     session_timeout: float = 3.0
     root: str = "/failoverd"
     auth: ZkAuthConfig | None = None
-    # Local lease = last round trip + session_timeout - lease_margin (DESIGN.md §5).
+    # Local lease = last round trip + session_timeout - lease_margin.
     # None in the file means session_timeout / 4; always resolved to a float here.
     lease_margin: float = 0.75
     # Running without `auth` must be asked for: an open tree lets anyone who
@@ -218,14 +218,14 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class HookConfig:
-    """A program run after a transition (failoverd.observe.hooks): `on` lists its events."""
+    """A program run after a transition (failoverd.observe.hooks), for the listed events."""
 
-    on: tuple[str, ...]
+    events: tuple[str, ...]
     argv: tuple[str, ...]
     timeout: float = 10.0
 
 
-# The events a hook may subscribe to (DESIGN.md §9).
+# The events a hook may subscribe to.
 HOOK_EVENTS = (
     "promoted", "demoted", "fenced", "fence_failed", "stop_failed", "flap_limit",
     "fence_path_lost", "epoch_exhausted",

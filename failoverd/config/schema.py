@@ -367,10 +367,12 @@ TABLES: tuple[Table, ...] = (
             options=_options(LogConfig, "level"), doc="The least severe level written."),
     )),
     Table("hooks[]", "A program run after a transition; it can never block or reverse it.", (
+        Key("events", "list of events", ["promoted", "demoted"], options=HOOK_EVENTS,
+            doc="The events it runs for."),
         Key("on", "list of events", ["promoted", "demoted"], options=HOOK_EVENTS,
-            doc='The events it runs for. Quote the key ("on":): YAML reads a bare on '
-            "as true."),
-        Key("argv", "argv", ["/usr/local/bin/page-oncall"],
+            spelling_of="events",
+            doc='Quoted ("on":), the old spelling of events: YAML reads a bare on as true.'),
+        Key("argv", "argv", ["/usr/local/lib/failoverd/page-webhook", "/etc/failoverd/pager.url"],
             doc=f"The program ({_ARGV_NOTE}); it gets FAILOVERD_EVENT, FAILOVERD_NODE "
             "and more in its environment."),
         _timeout(HookConfig, "10s", "How long it may run before it is killed."),

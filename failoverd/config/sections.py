@@ -1,4 +1,4 @@
-"""The smaller sections of DESIGN.md §9: node, peers, health, watchdog, metrics,
+"""The smaller sections of the config: node, peers, health, watchdog, metrics,
 hooks and log."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from failoverd.config.model import (
     HOOK_EVENTS,
@@ -148,31 +148,44 @@ def metrics_config(root: Section) -> MetricsConfig | None:
 
 
 def hook_configs(root: Section) -> tuple[HookConfig, ...]:
-    """`hooks: [{on: [EVENT, ...], argv: [...], timeout: 10s}]`."""
+    """`hooks: [{events: [EVENT, ...], argv: [...], timeout: 10s}]`.
+
+    `events` was once spelled `on`, which YAML 1.1 (PyYAML) reads, unquoted, as the
+    boolean true: `{on: [promoted]}` arrives as `{True: [promoted]}`. A quoted "on"
+    is still accepted; a bare one is an error that says what to write instead."""
     hooks = []
     for at, item in root.items("hooks"):
+        bare_on = isinstance(item, Mapping) and True in item
+        if bare_on:
+            msg = "a bare 'on:' key is read by YAML as true: write 'events:' instead"
+            root.found.problem(at, msg)
+            item = {k: v for k, v in cast(Mapping[Any, Any], item).items() if k is not True}
         s = Section(root.found, at, item, keys("hooks[]"))
         if not isinstance(item, Mapping):
             continue
+        key = "on" if "on" in item and "events" not in item else "events"
+        if "on" in item and "events" in item:
+            s.found.problem(at, "both 'events' and 'on': write only 'events'")
+        listed = item.get(key)
         events: list[str] = []
-        on = item.get("on")
-        if not isinstance(on, list) or not on:
-            wanted = f"expected a non-empty list of events ({', '.join(HOOK_EVENTS)})"
-            s.found.problem(s.key("on"), f"{wanted}, got {on!r}")
+        if not isinstance(listed, list) or not listed:
+            if not bare_on:  # already told what to write
+                wanted = f"expected a non-empty list of events ({', '.join(HOOK_EVENTS)})"
+                s.found.problem(s.key(key), f"{wanted}, got {listed!r}")
         else:
-            for i, event in enumerate(on):
+            for i, event in enumerate(listed):
                 if event in HOOK_EVENTS:
                     events.append(event)
                 else:
                     close = difflib.get_close_matches(str(event), HOOK_EVENTS, n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
                     s.found.problem(
-                        f"{s.key('on')}[{i}]",
+                        f"{s.key(key)}[{i}]",
                         f"unknown event {event!r}{hint} (known: {', '.join(HOOK_EVENTS)})",
                     )
         argv = s.argv("argv") or ()
         timeout = s.duration("timeout", HookConfig.timeout)
-        hooks.append(HookConfig(on=tuple(events), argv=argv, timeout=timeout))
+        hooks.append(HookConfig(events=tuple(events), argv=argv, timeout=timeout))
     return tuple(hooks)
 
 

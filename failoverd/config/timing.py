@@ -1,4 +1,4 @@
-"""The timing budget of DESIGN.md §5, checked across sections once they are parsed."""
+"""The lease's timing budget, checked across sections once they are parsed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from failoverd.config.reading import Findings, secs
 
 
 def check_timing(c: Config, found: Findings) -> None:
-    """The timing budget of DESIGN.md §5: errors where the lease would be unsafe, notes
+    """The lease's timing budget: errors where the lease would be unsafe, notes
     where safety rests on fencing or failover may come sooner or later than expected."""
     session, margin = c.zookeeper.session_timeout, c.zookeeper.lease_margin
     st = f"zookeeper.session_timeout ({secs(session)})"

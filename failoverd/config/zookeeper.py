@@ -37,7 +37,7 @@ def zookeeper_config(s: Section) -> ZooKeeperConfig:
         session_timeout=session,
         root=root,
         auth=auth,
-        # The margin must cover clock-rate drift and scheduling delay (DESIGN.md §5).
+        # The margin must cover clock-rate drift and scheduling delay.
         lease_margin=s.duration("lease_margin", session / 4),
         **_zk_access(s, auth),
     )

@@ -1,4 +1,4 @@
-"""Fencing: verifiably stop the previous active before this node takes over (DESIGN.md §2, §5).
+"""Fencing: verifiably stop the previous active before this node takes over.
 
 The chain tries the configured methods in order; the first that succeeds ends it.
 If none succeeds the caller must not promote. Every method reports a human reason
@@ -89,7 +89,7 @@ class FenceChain:
     def fence(self, req: FenceRequest) -> tuple[bool, list[FenceOutcome]]:
         """Try each method in order; the first success ends the chain.
 
-        No method is started without a valid lease of our own (DESIGN.md §5): a
+        No method is started without a valid lease of our own: a
         fencer frozen mid-chain past its lease and woken later must not power off or
         fence-self a node that has since become the legitimate active."""
         outcomes: list[FenceOutcome] = []

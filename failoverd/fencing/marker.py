@@ -1,4 +1,4 @@
-"""The local fence marker (DESIGN.md §4, §5): proof on a fenced node that it was fenced.
+"""The local fence marker: proof on a fenced node that it was fenced.
 
 When a peer fences this node (`failoverd fence-self --epoch E`, usually over ssh),
 fence-self writes ``state_dir/fence.marker`` carrying E: "every epoch up to E has been
@@ -17,7 +17,7 @@ timeout and the fencing chain falls through to the next method (power fencing),
 which is exactly what a frozen node needs.
 
 An unreadable or garbage marker (or an unknown version) is the unsafe case: it
-blocks every epoch, never counts as "no marker" (DESIGN.md §3).
+blocks every epoch, never counts as "no marker".
 
 The active record, ``state_dir/active.json``, is the other direction: "this node
 serves epoch N". The daemon writes it under the fence lock before its first resource

@@ -1,4 +1,4 @@
-"""One readiness probe per fencing method (DESIGN.md §5, "fence readiness"): does
+"""One readiness probe per fencing method ("fence readiness"): does
 this method work toward that peer right now? Nothing here fences anything.
 
 * ssh: a real login with the fence key and only the configured known_hosts, whose

@@ -1,4 +1,4 @@
-"""Fence readiness (DESIGN.md §5): know that fencing works before it is needed.
+"""Fence readiness: know that fencing works before it is needed.
 
 A standby that can reach ZooKeeper but cannot fence its peer is not a standby:
 when the active dies, its takeover is refused. One of the outages this project

@@ -1,4 +1,4 @@
-"""The ssh fencer (DESIGN.md §5), in its own module so that paramiko (and the
+"""The ssh fencer, in its own module so that paramiko (and the
 ~27 MB of cryptography it loads) is imported only when a node actually fences or
 runs fence-check, not by every idle daemon (the chain holds a LazySshFencer,
 failoverd/fencing/chain.py, which imports this module at its first use).

@@ -61,6 +61,7 @@ from failoverd.observe import hooks
 from failoverd.observe.endpoints import StatusServer, loop_stale_after
 from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
+from failoverd.release import commit
 from failoverd.resources.abandoned import (
     RECORD_FILE,
     AbandonedWork,
@@ -219,7 +220,10 @@ class Daemon:
         self.http.start()
         self.set_role(Role.INIT, "starting")
         log.info(
-            "started", version=__version__, session_timeout=self.config.zookeeper.session_timeout
+            "started",
+            version=__version__,
+            commit=commit() or "unknown",
+            session_timeout=self.config.zookeeper.session_timeout,
         )
         self.leftovers.stop_leftovers()
         prepare_all(self.resources)  # off the promotion path (resources.prepare_all)
@@ -338,7 +342,7 @@ class Daemon:
             self.state.lock_read_at = float("-inf")
         if any(e in got for e in ("zk_suspended", "zk_lost")):
             # While disconnected we cannot see who held the lock; lease-wait must
-            # count from a time this node saw it free again (DESIGN.md §5).
+            # count from a time this node saw it free again.
             self.state.lock_free_since = None
             if self.state.role is Role.STANDBY:  # a takeover may follow: know the fence paths
                 self.readiness.zookeeper_lost()

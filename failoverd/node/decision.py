@@ -1,4 +1,4 @@
-"""The decisions, as pure functions (DESIGN.md §4): observation in, action and reason out.
+"""The decisions, as pure functions: observation in, action and reason out.
 
 Nothing here does I/O or reads a clock; the daemon gathers an Observation, asks,
 and carries the answer out. Every answer carries one human sentence, which the
@@ -112,7 +112,7 @@ def _decide_stuck(o: Observation) -> Decision:
     """A transitional role seen by the loop. Transitions run to completion inside
     one loop cycle, so the loop only sees one when a transition was cut short: it
     must never stay there (the lease keeper would renew forever and nothing would
-    serve). Demoting stops whatever started and releases the lock (DESIGN.md §4)."""
+    serve). Demoting stops whatever started and releases the lock."""
     if not o.lease_valid:
         return Decision(
             Act.DEMOTE,
@@ -158,7 +158,7 @@ def _decide_active(o: Observation) -> Decision:
                 Act.STAY, f"switchover refused: {target} is not a healthy, connected standby", ""
             )
         # The daemon backs off for the request's timeout, so that it resumes only if
-        # nobody took over (DESIGN.md §6).
+        # nobody took over.
         return Decision(Act.DEMOTE, f"demoting for a switchover to {target}", "switchover")
     if o.maintenance:
         return Decision(Act.STAY, "maintenance mode: no automatic transitions", "")
@@ -210,8 +210,9 @@ def _decide_resource_lost(o: Observation, name: str) -> Decision:
 
 def _decide_standby(o: Observation) -> Decision:
     if o.lock_is_ours:
-        # A create that timed out on our side but ran on the server later (kazoo #588):
-        # we hold the lease without acting on it. Give it back.
+        # A create that timed out on our side but ran on the server later (kazoo sends
+        # requests queued across a reconnect once it is back): we hold the lease
+        # without acting on it. Give it back.
         return Decision(
             Act.RELEASE_STRAY_LOCK,
             "releasing a lock our session holds but never used",
@@ -248,7 +249,7 @@ def _decide_standby(o: Observation) -> Decision:
         if o.now < o.backoff_until:
             return Decision(Act.WAIT, f"backing off for {o.backoff_until - o.now:.1f}s more", "")
         targeted = o.switchover_pending and o.switchover_to == o.node
-        # priority 0 contends at once (DESIGN.md §4), even when the lock was seen free
+        # priority 0 contends at once, even when the lock was seen free
         # after this cycle began (lock_free_since is taken after the read's answer).
         if not targeted and o.lock_free_since is not None and o.priority_delay > 0:
             waited = o.now - o.lock_free_since
@@ -398,7 +399,7 @@ def marker_anomaly(fence_epoch: int | None, zookeeper_epoch: int) -> str:
 
 
 def may_start_resource(lease_valid: bool, lock_is_ours: bool, fenced: bool) -> tuple[bool, str]:
-    """Checked immediately before *each* resource start (DESIGN.md §4)."""
+    """Checked immediately before *each* resource start."""
     if not lease_valid:
         return False, "local lease ran out during promotion"
     if not lock_is_ours:

@@ -1,4 +1,4 @@
-"""Could this node take over now? (DESIGN.md §9: a member's `eligible` and `why`.)
+"""Could this node take over now? (A member's `eligible` and `why`.)
 
 A pure function of the daemon's Observation, like the decisions in decision.py,
 so `failoverctl status`, `GET /standby` and the member znode all say the same

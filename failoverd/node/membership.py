@@ -8,7 +8,7 @@ loses its data (README, "ZooKeeper data loss"), the nodes still know.
   ZooKeeper lost its data, and then "nobody was ever active" is a lie: the last
   active may still be serving, frozen. A daemon that has been a member recreates
   the tree *without* a breadcrumb, which every winner reads as "previous active
-  unknown: fence every peer" (DESIGN.md §3). Only this record counts: a fence
+  unknown: fence every peer". Only this record counts: a fence
   marker alone may be left from another cluster or made up (preflight's
   fence_marker_ahead alert is about that case).
 * **Highest epoch seen** (its own, the breadcrumb's, its peers'): published in the

@@ -1,4 +1,4 @@
-"""systemd's notify protocol (without libsystemd) and the watchdog (DESIGN.md §5).
+"""systemd's notify protocol (without libsystemd) and the watchdog.
 
 The watchdog is the last line of defence for what the local lease cannot cover:
 a daemon frozen (SIGSTOP, VM stall, deadlock) while Postfix keeps running. The

@@ -31,6 +31,7 @@ from failoverd.node.notify import Watchdog
 from failoverd.node.state import NodeState
 from failoverd.observe.endpoints import NodeView, StatusServer
 from failoverd.observe.metrics import Metrics
+from failoverd.release import commit
 from failoverd.zk.coordinator import CoordinationError, Coordinator
 from failoverd.zk.lease import LocalLease, boottime
 from failoverd.zk.znodes import MemberStatus, now_iso
@@ -112,6 +113,7 @@ class Publisher:
             healthy=self.health.healthy,
             epoch=self.state.epoch,
             version=__version__,
+            commit=commit(),
             address=self.config.node.address,
             maintenance=self.state.control.maintenance,
             reason=self.state.reason,

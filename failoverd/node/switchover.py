@@ -1,9 +1,9 @@
-"""Planned switchover (DESIGN.md §6), the two decisions that make it quick, as pure
+"""Planned switchover, the two decisions that make it quick, as pure
 functions.
 
 * Which standby an untargeted `failoverctl switchover` hands over to. Naming it
   in the request means the target contends the moment the lease is free: an
-  unnamed request left every standby to its priority delay (the issue measured
+  unnamed request left every standby to its priority delay (we measured
   1.17 s to the priority-1 node against 0.5 s named).
 * When the old active may contend again. It backs off for the request's whole
   timeout after demoting, so that it resumes only if nobody took over. Once the

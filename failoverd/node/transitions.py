@@ -1,4 +1,4 @@
-"""Takeover and demotion as explicit steps (DESIGN.md §4): the safety argument.
+"""Takeover and demotion as explicit steps: the safety argument.
 
     takeover:  STANDBY -> FENCING -> PROMOTING -> ACTIVE
     demotion:  ACTIVE | PROMOTING | FENCING -> DEMOTING -> STANDBY
@@ -161,7 +161,7 @@ class Transitions:
             self.failed(e)
 
     def failed(self, e: BaseException) -> None:
-        """The catch-all failure edge (DESIGN.md §4, "every transition is total").
+        """The catch-all failure edge ("every transition is total").
 
         Whatever a step raised (OSError from a state dir that went read-only, a bug,
         a poisoned znode), the node ends in STANDBY: the lock released, anything it

@@ -1,4 +1,4 @@
-"""HTTP role endpoints for load balancers and monitoring (DESIGN.md §9), on `metrics.listen`.
+"""HTTP role endpoints for load balancers and monitoring, on `metrics.listen`.
 
 (Not named http.py: that would shadow the standard library for anything run from
 this directory.)

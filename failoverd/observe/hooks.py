@@ -1,4 +1,4 @@
-"""Role-change hooks (DESIGN.md §9): programs the operator configures to run after a
+"""Role-change hooks: programs the operator configures to run after a
 transition, e.g. to page someone or post to syslog.
 
     hooks: [{on: [promoted, demoted, fenced, fence_failed, stop_failed, flap_limit,
@@ -90,7 +90,7 @@ class HookRunner:
         self, event: str, *, epoch: int | None = None, reason: str = "", peer: str | None = None
     ) -> None:
         """Queue `event` for the hooks that subscribe to it. Never blocks."""
-        if not any(event in h.on for h in self.hooks):
+        if not any(event in h.events for h in self.hooks):
             return
         try:
             self.pending.put_nowait(HookEvent(event, epoch, reason, peer))
@@ -123,7 +123,7 @@ class HookRunner:
             if ev is _STOP:
                 return
             for hook in self.hooks:
-                if ev.event in hook.on:
+                if ev.event in hook.events:
                     try:
                         self._run(hook, ev)
                     except Exception:  # noqa: BLE001 - the worker must survive any hook

@@ -1,4 +1,4 @@
-"""Logging (DESIGN.md §7): one event, one line, with who wrote it.
+"""Logging: one event, one line, with who wrote it.
 
 structlog renders JSON lines (`log.format: json`) or human-readable lines
 (`console`); kazoo's and paramiko's stdlib logging goes to the same stream in

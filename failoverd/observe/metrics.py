@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md §7), on a private registry.
+"""Prometheus metrics, on a private registry.
 
 A private CollectorRegistry (not prometheus_client's global one) lets several
 daemons live in one process (tests, benchmarks) without name clashes.

@@ -1,4 +1,4 @@
-"""Operations this node gave up on (DESIGN.md §4): why such a node is not clean.
+"""Operations this node gave up on: why such a node is not clean.
 
 A resource start or stop that ran past its timeout is abandoned: its process
 group is killed and its worker thread left behind. But it may still finish: a

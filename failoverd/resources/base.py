@@ -1,4 +1,4 @@
-"""What every resource is (DESIGN.md §4, §9), and starting or stopping them as a set.
+"""What every resource is, and starting or stopping them as a set.
 
 Resources are started in configured order on promotion and stopped in reverse on
 demotion. Every call is bounded by the resource's ``timeout``; a resource never

@@ -1,4 +1,4 @@
-"""OCF resource agents as failoverd resources (DESIGN.md §9, Debian's `resource-agents`).
+"""OCF resource agents as failoverd resources (Debian's `resource-agents`).
 
     resources:
       - {type: ocf, agent: heartbeat:Filesystem, timeout: 30s,

@@ -1,4 +1,4 @@
-"""FAILOVERD_* for `systemd` resources (DESIGN.md §9 "Resource environment").
+"""FAILOVERD_* for `systemd` resources (the resource environment).
 
 `systemctl start` hands our environment to the systemctl client only; the unit runs
 with the environment systemd gives it. So before each start the daemon writes, per

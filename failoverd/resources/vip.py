@@ -30,7 +30,7 @@ class GratuitousArp:
     """Announces that this host now owns an IPv4 address (unsolicited ARP).
 
     Without it clients and switches keep the old owner's MAC in their ARP caches
-    and are black-holed until the entries expire (30-52 s measured, DESIGN.md §9).
+    and are black-holed until the entries expire (30-52 s measured).
     """
 
     def __init__(

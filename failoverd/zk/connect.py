@@ -15,8 +15,8 @@ later than the old active's expiry allowed. With T / servers a pass over the
 list costs at most about T, and the client is back on a live server within
 about one pass of the new leader being ready.
 
-Safety does not depend on this: the lease is the daemon's own clock (DESIGN.md
-§5); this only decides how soon a client finds a live server.
+Safety does not depend on this: the lease is the daemon's own clock; this only
+decides how soon a client finds a live server.
 
 With zookeeper.tls the handler also does the TLS handshake itself, with the context
 tls.py builds (only our CA, the server's name checked): kazoo's own TLS connect

@@ -1,13 +1,13 @@
-"""Everything the daemon says to ZooKeeper (DESIGN.md §3), through kazoo: the lock
+"""Everything the daemon says to ZooKeeper, through kazoo: the lock
 (the lease), the breadcrumb, members, control and history. failoverctl uses the same
 through admin.py, which adds its backup, restore and ACL repair.
 
-Rules that keep this safe (MACHINE-NOTES.md has the measurements behind them):
+Rules that keep this safe (each measured against kazoo and a real ensemble):
 
 * Every call has a deadline: requests queued while kazoo reconnects may run much
-  later (kazoo #588), so nobody waits on ZooKeeper without a bound.
+  later, so nobody waits on ZooKeeper without a bound.
 * Listener and watch callbacks only hand an event name to the daemon's queue;
-  they never call back into kazoo (deadlocks: kazoo #381, #356, #405).
+  they never call back into kazoo (a kazoo call from its own event thread can deadlock).
 * Lock ownership is judged by the lock's `ephemeralOwner` against the session
   the lease was granted in, never by kazoo's connection state.
 * Writes that must not race use a multi-op transaction that also checks our lock,

@@ -1,7 +1,7 @@
 """The znode format rule: how releases that write different formats share a cluster
 during a rolling upgrade (README, "Upgrading").
 
-Every znode is a JSON object with a format number `v` (DESIGN.md §3).
+Every znode is a JSON object with a format number `v`.
 
 * **Readers** accept every format they know (READ_FORMATS) and ignore fields they do
   not know. A new field therefore needs no new format, as long as an old reader

@@ -1,4 +1,4 @@
-"""The local lease (DESIGN.md §5): how long this node may still act as lease holder.
+"""The local lease: how long this node may still act as lease holder.
 
 ZooKeeper expires a session `T` after the last touch the leader counted for it. A
 round trip (a request and its answer) sent at local time `t_send` touches the

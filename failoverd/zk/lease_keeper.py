@@ -1,5 +1,4 @@
-"""Renewing the local lease: pipelined ZooKeeper round trips on a fixed schedule
-(DESIGN.md §5).
+"""Renewing the local lease: pipelined ZooKeeper round trips on a fixed schedule.
 
 Why pipelined: a keeper that waits for one answer before it asks again turns one
 slow answer into a lost lease. With T = 2 s, a ZooKeeper stall of 0.95 s (a leader
@@ -60,7 +59,7 @@ class LeaseChecker(Protocol):
     def send_lease_check(self, lease: LocalLease, done: Callable[[bool | None], None]) -> bool: ...
 
 
-# Round trips per session timeout. DESIGN.md §5 asks for at least 4 (every T/4);
+# Round trips per session timeout. At least 4 (every T/4) keep a lost answer from costing the lease;
 # one more buys the reconnect after a stall its time (see the module docstring)
 # for 25 % more lease traffic: 2.5 round trips a second at T = 2 s, on the active only.
 RENEWALS_PER_SESSION_TIMEOUT = 5

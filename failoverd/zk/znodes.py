@@ -1,4 +1,4 @@
-"""What each znode holds (DESIGN.md §3), as JSON with a schema version.
+"""What each znode holds, as JSON with a schema version.
 
 Decoding is strict: anything that is not exactly what we wrote raises ZnodeError,
 and callers treat that as the *unsafe* case (an unreadable breadcrumb means
@@ -298,6 +298,9 @@ class MemberStatus:
     # Why this node's HTTP endpoints (metrics.listen) are not served, "" while they
     # are: a load balancer's checks there reach whoever holds the port instead.
     endpoint_error: str = ""
+    # The commit its failoverd was built from (failoverd.release), "" when unknown or
+    # written by a release before 0.2.0: with `version`, what a rolling upgrade shows.
+    commit: str = ""
 
     @classmethod
     def decode(cls, raw: bytes | None) -> MemberStatus:
@@ -324,6 +327,7 @@ class MemberStatus:
             why=_text(d, "why", "member", default=UNKNOWN_ELIGIBILITY),
             watchdog=_watchdog(d.get("watchdog")),
             endpoint_error=_text(d, "endpoint_error", "member", default=""),
+            commit=_text(d, "commit", "member", default=""),
         )
 
 

@@ -39,7 +39,7 @@ def frozen_cgroup() -> Iterator[Path]:
 
 
 def test_a_command_that_cannot_be_killed_does_not_hang_its_caller(frozen_cgroup: Path) -> None:
-    """Issue 9 item 3: _kill_group waited for the killed group without a bound, so the
+    """_kill_group waited for the killed group without a bound, so the
     worker thread (and whatever waited on it) hung as long as the kernel call did."""
     argv = ["sh", "-c", f"echo $$ > {frozen_cgroup}/tasks && exec sleep 60"]
     result: list[object] = []

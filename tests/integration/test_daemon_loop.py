@@ -70,7 +70,7 @@ def loops(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
 def test_active_whose_steps_fail_still_demotes_when_its_lease_runs_out(
     zk: ZooKeeperServer, loops: Any
 ) -> None:
-    """Issue 14: a poisoned znode made every step() raise before decide(); a
+    """A poisoned znode made every step() raise before decide(); a
     lease-less active then never demoted and its service kept running."""
     c, loop = loops(zk)
     d = loop.d
@@ -134,7 +134,7 @@ def test_lease_wait_counts_from_the_lock_seen_free_in_the_current_session(
 @pytest.mark.parametrize(
     ("method", "role"),
     [
-        # A poisoned history entry (issue 14) used to leave the node in FENCING forever.
+        # A poisoned history entry used to leave the node in FENCING forever.
         ("highest_known_epoch", "fencing"),
         # Anything unforeseen after the lock was won, here in the breadcrumb write.
         ("write_breadcrumb", "promoting"),

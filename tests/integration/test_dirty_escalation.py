@@ -1,5 +1,5 @@
 """A node whose resources will not stop (dirty) escalates; it does not rely on systemd
-restarting the daemon (issue 9, item 2; README "How it stays safe").
+restarting the daemon (README "How it stays safe").
 
 What happens today, and what this test pins down with real daemons:
 

@@ -1,4 +1,4 @@
-"""HTTP role endpoints against real daemons (issue 12 item 2): /active on exactly one
+"""HTTP role endpoints against real daemons: /active on exactly one
 node, flipping after a failover that silent HTTP clients cannot slow down."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fence readiness against a real sshd on loopback (DESIGN.md §5).
+"""Fence readiness against a real sshd on loopback.
 
 The peer "mail2" is this machine: its sshd forces `failoverd -c mail2.yaml
 fence-self --from-ssh`, as in production, so every probe is a real login with the

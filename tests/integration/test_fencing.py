@@ -1,4 +1,4 @@
-"""Fencing against a real sshd on loopback (DESIGN.md §5).
+"""Fencing against a real sshd on loopback.
 
 The target "mail2" is this machine: its sshd forces `failoverd -c mail2.yaml fence-self
 --from-ssh`, exactly as deploy/fencing/authorized_keys.example does, and its one

@@ -1,4 +1,4 @@
-"""Fencing after losing the lease (DESIGN.md §5, issue 9 item 5): the chain checks the
+"""Fencing after losing the lease : the chain checks the
 fencer's own lease before each method, lease-wait stops waiting when it goes, and
 fence-self refuses a fence from an epoch older than the one this node serves. And
 lease-wait waits out only a target that published, in its member status in ZooKeeper,

@@ -1,4 +1,4 @@
-"""Role-change hooks against real daemons (issue 12 item 3): they run after the
+"""Role-change hooks against real daemons: they run after the
 transition with the documented environment; a failing or hanging hook changes
 nothing but a log line, and a hanging one is killed with its whole process group."""
 

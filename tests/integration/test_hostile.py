@@ -1,4 +1,4 @@
-"""Hostile znodes and ZooKeeper access on a real ZooKeeper with real daemons (issue 14)."""
+"""Hostile znodes and ZooKeeper access on a real ZooKeeper with real daemons."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ directory is the venv's bin/ that install-deps.sh made.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.mark.parametrize("script", ["failoverd", "failoverctl"])
-def test_console_scripts_in_the_venv_print_the_package_version(script: str) -> None:
+def test_console_scripts_in_the_venv_print_the_package_version_and_commit(script: str) -> None:
     path = VENV_BIN / script
     assert path.is_file(), f"{path} missing: deploy/install-deps.sh installs it"
     # No config file and a clean environment: --version must not need either.
@@ -35,7 +36,11 @@ def test_console_scripts_in_the_venv_print_the_package_version(script: str) -> N
         cwd="/",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{script} {failoverd.__version__}"
+    # An editable install runs the checkout: its commit comes from git.
+    assert re.fullmatch(
+        rf"failoverd {re.escape(failoverd.__version__)} \(commit [0-9a-f]{{7,40}}(\+dirty)?\)",
+        done.stdout.strip(),
+    ), done.stdout
 
 
 def test_the_venv_is_made_by_debians_python() -> None:
@@ -54,6 +59,8 @@ def test_wheel_holds_only_the_daemon_with_license_and_type_marker(tmp_path: Path
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for pkg in ("failoverd", "chaos"):
         shutil.copytree(REPO / pkg, src / pkg, ignore=ignore)
+    # What the package build writes before it builds (failoverd.release).
+    (src / "failoverd" / "BUILD_COMMIT").write_text("3f2a9c1\n")
     wheels = tmp_path / "wheels"
     # Built the way pip builds it on a mail server (PEP 517, isolated setuptools),
     # as install-deps.sh's editable install does too.
@@ -69,6 +76,7 @@ def test_wheel_holds_only_the_daemon_with_license_and_type_marker(tmp_path: Path
     top = {n.split("/")[0] for n in names}
     assert top == {"failoverd", f"failoverd-{failoverd.__version__}.dist-info"}
     assert "failoverd/py.typed" in names
+    assert "failoverd/BUILD_COMMIT" in names
     # Subpackages too: the daemon cannot start without failoverd/config/.
     modules = {n for n in names if n.startswith("failoverd/") and n.endswith(".py")}
     sources = {

@@ -1,4 +1,4 @@
-"""The lease across ZooKeeper stalls (DESIGN.md §5, issue 9 item 1), with real daemons
+"""The lease across ZooKeeper stalls, with real daemons
 and a real ZooKeeper server that is frozen (SIGSTOP) and thawed (SIGCONT).
 
 A leader fsync stall or a GC pause shorter than T/2 must not cost a healthy active

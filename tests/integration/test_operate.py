@@ -4,6 +4,7 @@ codes, ZooKeeper down, ACLs, metrics, reload."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -115,10 +116,15 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     for m in st["members"]:
         assert set(m) == {
             "node", "role", "healthy", "epoch", "connected",
-            "eligible", "why", "version", "fence_ready",
+            "eligible", "why", "version", "commit", "fence_ready",
         }  # fmt: skip
         assert isinstance(m["version"], str) and m["version"]
+        # The daemons run from this checkout: the commit comes from git.
+        assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", m["commit"]), m
         assert isinstance(m["fence_ready"], dict)
+    # The table shows which build each member runs (a rolling upgrade mixes them).
+    table = cluster.ctl("status").stdout
+    assert f"{st['members'][0]['version']} ({st['members'][0]['commit']})" in table
     rows = {m["node"]: m for m in st["members"]}
     assert rows["mail2"]["eligible"] is True and rows["mail2"]["why"] == ""
     assert rows["mail1"]["eligible"] is False and "active" in rows["mail1"]["why"]

@@ -1,7 +1,7 @@
 """The daemon logs `resource_starting` immediately before each resource's start command.
 
-The chaos lab's trigger for the "just before a resource start" window (issue 11,
-chaos/faults/triggers.py) fires on that line, so it must be in the log *before* the
+The chaos lab's trigger for the "just before a resource start" window
+(chaos/faults/triggers.py) fires on that line, so it must be in the log *before* the
 start command runs, once per resource, with the resource's name and the epoch.
 Proved causally: each start command copies the daemon's log at the moment it
 runs, and that copy must already hold the line for its own resource.

@@ -1,4 +1,4 @@
-"""`failoverctl status` tells the truth (issue 12 item 4): a standby that could not take
+"""`failoverctl status` tells the truth: a standby that could not take
 over says so and why, and the exit code follows (0 healthy, 1 degraded, 3 unknown)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Back-to-back untargeted switchovers on a real ZooKeeper (issue 13).
+"""Back-to-back untargeted switchovers on a real ZooKeeper.
 
 A loopback pair with priorities 0 and 1, the defaults an operator gets
 (priority_delay 1 s, switchover.timeout 10 s). Measured before: 1.17, 8.89,

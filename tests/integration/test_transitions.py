@@ -1,4 +1,4 @@
-"""Every transition is total (DESIGN.md §4), with real daemons on a real ZooKeeper.
+"""Every transition is total, with real daemons on a real ZooKeeper.
 
 Whatever a step of a takeover or a demotion raises, and however long a resource
 start hangs, the node ends in a defined state: lock released, what it started
@@ -140,7 +140,7 @@ def with_hanging_start(c: Cluster) -> None:
 def test_abandoned_start_is_never_clean_so_the_successor_fences_and_services_never_overlap(
     zk: ZooKeeperServer, make_cluster: Any, helper: str
 ) -> None:
-    """Issue 9 item 3: the start times out (its process group is killed) but the
+    """The start times out (its process group is killed) but the
     helper it setsid'ed lives on and brings the service up later. Before the fix
     mail1 stopped 'nothing', marked the breadcrumb clean, mail2 took over without
     fencing, and then mail1's service came up next to mail2's."""
@@ -191,7 +191,7 @@ def test_a_restarted_daemon_is_still_unclean_after_an_abandoned_start(
 def test_active_whose_service_is_stopped_underneath_demotes_and_the_peer_takes_over(
     zk: ZooKeeperServer, make_cluster: Any
 ) -> None:
-    """Issue 9 item 5c: with nothing running (here no health check would notice), the
+    """With nothing running (here no health check would notice), the
     active used to stay "active" forever; its resource status now says stopped."""
     c = make_cluster(zk_hosts=zk.address)
     start_mail1_first(c)

@@ -1,7 +1,7 @@
 """ZooKeeper credentials and state directories for every failoverd the tests,
 the demo and the lab start, so they run the default, closed configuration
 (zookeeper.auth set, node.state_dir root-owned 0700 outside /tmp) rather than
-`zookeeper.insecure: true` (issue 14).
+`zookeeper.insecure: true`.
 """
 
 from __future__ import annotations

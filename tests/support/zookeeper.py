@@ -1,7 +1,7 @@
 """Start real ZooKeeper servers (Debian's package) for tests, the demo and the lab.
 
 The Debian classpath has no logging binding, so the server is started directly with
-log4j on the classpath (MACHINE-NOTES.md). Each server gets its own data directory
+log4j on the classpath. Each server gets its own data directory
 and log file; `log_tail()` is what fixtures print when a test fails.
 """
 

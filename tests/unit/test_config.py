@@ -1,4 +1,4 @@
-"""load_config / check_report: the file format of DESIGN.md §9 and its timing budget."""
+"""load_config / check_report: the config file format and its timing budget."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.support.access import state_dir_for
 
 REPO = Path(__file__).resolve().parents[2]
 
-# DESIGN.md §9 verbatim, except resources[2]'s "[...]" placeholders and the
+# The full documented example config, except resources[2]'s "[...]" placeholders and the
 # credential file, which points into the test's tmp_path.
 DESIGN_EXAMPLE = """\
 cluster: mail-east                 # znodes under <zookeeper.root>/mail-east
@@ -668,7 +668,7 @@ def test_lease_wait_with_a_watchdog_section_that_enables_nothing_is_rejected(
 
 def test_lease_wait_with_only_the_systemd_watchdog_is_rejected_by_check(tmp_path: Path) -> None:
     # systemd's watchdog restarts the daemon; it stops neither Postfix nor the VIP of
-    # a frozen node, so waiting out its timeout proves nothing (issue 9, item 2).
+    # a frozen node, so waiting out its timeout proves nothing.
     data = minimal()
     data["watchdog"] = {"systemd": True, "timeout": "10s"}
     data["fencing"] = [{"type": "lease-wait"}]

@@ -184,7 +184,7 @@ def test_init_and_stopped_never_start_a_new_action() -> None:
 @pytest.mark.parametrize("role", [Role.FENCING, Role.PROMOTING, Role.DEMOTING])
 def test_transitional_role_whose_lease_is_gone_demotes(role: Role) -> None:
     # Transitions finish inside one loop cycle, so the loop sees one only when it was
-    # cut short: staying there would wedge the node (issue 9, item 4).
+    # cut short: staying there would wedge the node.
     d = decide(active(role=role, lease_valid=False, lease_remaining=0.0, maintenance=True))
     assert d.act is Act.DEMOTE and d.code == "lease_lost" and str(role) in d.reason
     assert d.backoff == 30.0
@@ -267,7 +267,7 @@ def test_priority_wait_treats_unseen_peers_as_preferred_and_gone_peers_as_absent
     assert priority_wait(me, 1.0, {"mail1": None}, {"mail1"}) == 0.0  # crashed active
 
 
-# -- resources stopped underneath the active (issue 9, item 5c) ---------------------
+# -- resources stopped underneath the active -----------------------------------------
 
 
 def test_active_whose_resource_stopped_underneath_demotes_and_backs_off_for_a_peer() -> None:

@@ -1,4 +1,4 @@
-"""The shipped deploy files are closed by default (issue 14)."""
+"""The shipped deploy files are closed by default."""
 
 from __future__ import annotations
 

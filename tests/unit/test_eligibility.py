@@ -1,4 +1,4 @@
-"""Eligibility (DESIGN.md §9 `eligible`/`why`), exhaustively, with plain values."""
+"""Eligibility (a member's `eligible` and `why`), exhaustively, with plain values."""
 
 from __future__ import annotations
 

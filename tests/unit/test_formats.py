@@ -66,6 +66,8 @@ def test_member_statuses_written_by_0_1_0_read_as_format_1_without_marker() -> N
     assert active.formats == standby.formats == (1,)
     assert active.fence_epoch is standby.fence_epoch is None
     assert active.seen_epoch is standby.seen_epoch is None
+    # Nor the commit it was built from: status shows its version alone.
+    assert (active.version, active.commit) == ("0.1.0", "")
 
 
 def test_control_history_lock_and_marker_written_by_0_1_0_are_read() -> None:
@@ -95,10 +97,10 @@ def test_0_1_0_reads_every_znode_the_new_code_writes() -> None:
     assert old.Breadcrumb.decode(encode(crumb)).epoch == 9
     member = MemberStatus(
         "mail2", "active", True, 9, "0.2.0", "10.0.0.12", False, "promoted", "t", 1,
-        fence_epoch=7,
+        fence_epoch=7, commit="3f2a9c1",
     )  # fmt: skip
     seen = old.MemberStatus.decode(encode(member, write_format({}, ["mail1", "mail2"])))
-    assert (seen.node, seen.role, seen.epoch) == ("mail2", "active", 9)
+    assert (seen.node, seen.role, seen.epoch, seen.version) == ("mail2", "active", 9, "0.2.0")
     assert old.Control.decode(encode(Control(maintenance=True))).maintenance is True
     entry = HistoryEntry("t", "mail2", "promoted", 9, "why")
     assert old.HistoryEntry.decode(encode(entry)).epoch == 9
@@ -155,6 +157,16 @@ def test_new_member_status_publishes_formats_and_marker_epoch() -> None:
     assert data["formats"] == list(formats.READ_FORMATS)
     assert (data["fence_epoch"], data["seen_epoch"]) == (7, 9)
     assert MemberStatus.decode(encode(m)) == m
+
+
+def test_member_status_carries_the_commit_its_failoverd_was_built_from() -> None:
+    m = MemberStatus(
+        "mail1", "standby", True, None, "0.2.0", "a", False, "r", "t", 0, commit="3f2a9c1+dirty"
+    )
+    assert json.loads(encode(m))["commit"] == "3f2a9c1+dirty"
+    assert MemberStatus.decode(encode(m)).commit == "3f2a9c1+dirty"
+    with pytest.raises(ZnodeError, match="commit"):
+        MemberStatus.decode(with_field("member-active.json", commit=7))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from tests.unit.test_config import load, minimal, problems
 def test_hooks_load_with_defaults(tmp_path: Path) -> None:
     cfg = minimal()
     cfg["hooks"] = [
-        {"on": ["promoted", "demoted"], "argv": ["/usr/local/bin/page"], "timeout": "3s"},
-        {"on": ["fence_path_lost"], "argv": ["logger", "x"]},
+        {"events": ["promoted", "demoted"], "argv": ["/usr/local/bin/page"], "timeout": "3s"},
+        {"events": ["fence_path_lost"], "argv": ["logger", "x"]},
     ]
     c = load(tmp_path, cfg)
     assert c.hooks == (
@@ -31,20 +31,70 @@ def test_hooks_load_with_defaults(tmp_path: Path) -> None:
 def test_bad_hooks_name_the_key_path(tmp_path: Path) -> None:
     cfg = minimal()
     cfg["hooks"] = [
-        {"on": ["promoted", "promotd"], "argv": ["/bin/true"]},
-        {"on": [], "argv": []},
-        {"on": ["demoted"], "argv": "page-me", "timeout": "soon", "when": "x"},
+        {"events": ["promoted", "promotd"], "argv": ["/bin/true"]},
+        {"events": [], "argv": []},
+        {"events": ["demoted"], "argv": "page-me", "timeout": "soon", "when": "x"},
         "not a mapping",
     ]
     got = "\n".join(problems(tmp_path, cfg))
-    assert "hooks[0].on[1]: unknown event 'promotd'; did you mean 'promoted'?" in got
-    assert "hooks[1].on: expected a non-empty list of events" in got
+    assert "hooks[0].events[1]: unknown event 'promotd'; did you mean 'promoted'?" in got
+    assert "hooks[1].events: expected a non-empty list of events" in got
     assert "hooks[1].argv: " in got and "hooks[2].argv: " in got
     assert "hooks[2].timeout: " in got
     assert "hooks[2].when: unknown key" in got
     assert "hooks[3]: expected a mapping" in got
-    cfg["hooks"] = {"on": ["promoted"]}
+    cfg["hooks"] = {"events": ["promoted"]}
     assert any("hooks: expected a list" in p for p in problems(tmp_path, cfg))
+
+
+BASE_YAML = """\
+cluster: mail-east
+node: {name: mail1, address: 10.0.0.11}
+peers: {mail2: {address: 10.0.0.12}}
+zookeeper: {hosts: "zk1:2181,zk2:2181,zk3:2181"}
+fencing: [{type: command, argv: [/usr/local/sbin/pdu-off, "{node}"]}]
+"""
+
+
+def test_hooks_subscribe_with_events_in_yaml(tmp_path: Path) -> None:
+    text = BASE_YAML + (
+        "hooks:\n"
+        "  - events: [promoted, fence_failed]\n"
+        "    argv: [/usr/local/lib/failoverd/page-webhook, /etc/failoverd/pager.url]\n"
+        "  - {events: [demoted], argv: [logger, x], timeout: 5s}\n"
+    )
+    assert load(tmp_path, text).hooks == (
+        HookConfig(("promoted", "fence_failed"), ("/usr/local/lib/failoverd/page-webhook",
+                   "/etc/failoverd/pager.url"), 10.0),
+        HookConfig(("demoted",), ("logger", "x"), 5.0),
+    )  # fmt: skip
+
+
+def test_a_quoted_on_key_still_works(tmp_path: Path) -> None:
+    text = BASE_YAML + "hooks:\n  - {\"on\": [promoted], argv: [logger, x]}\n"
+    assert load(tmp_path, text).hooks == (HookConfig(("promoted",), ("logger", "x"), 10.0),)
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "  - {on: [promoted], argv: [logger, x]}\n",
+        "  - on: [promoted]\n    argv: [logger, x]\n",
+    ],
+)
+def test_a_bare_on_key_says_to_write_events(tmp_path: Path, hook: str) -> None:
+    # YAML reads a bare `on` as the boolean true, so the key arrives as True.
+    got = problems(tmp_path, BASE_YAML + "hooks:\n" + hook)
+    path = tmp_path / "failoverd.yaml"
+    assert got == [
+        f"{path}: hooks[0]: a bare 'on:' key is read by YAML as true: write 'events:' instead"
+    ]
+
+
+def test_events_and_on_together_are_one_too_many(tmp_path: Path) -> None:
+    text = BASE_YAML + "hooks:\n  - {events: [promoted], \"on\": [demoted], argv: [logger]}\n"
+    got = "\n".join(problems(tmp_path, text))
+    assert "hooks[0]: both 'events' and 'on': write only 'events'" in got
 
 
 def test_fire_never_blocks_and_drops_when_the_queue_is_full() -> None:

@@ -1,4 +1,4 @@
-"""Every znode reader against hostile bytes (issue 14): whatever a znode holds,
+"""Every znode reader against hostile bytes: whatever a znode holds,
 decoding returns a value within bounds or raises ZnodeError, never anything else.
 A ValueError or RecursionError escaping a decoder stops the daemon's loop."""
 

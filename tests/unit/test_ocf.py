@@ -148,7 +148,7 @@ def test_postfix_dovecot_recipe_passes_check_with_resources_in_order(tmp_path: P
     code, out = check_report(str(path), machine=False)
     assert code == 0, out
     kinds = [r.type for r in load_config(str(path)).resources]
-    assert kinds == ["ocf", "vip", "systemd", "systemd"]  # store, VIP, Postfix, Dovecot
+    assert kinds == ["ocf", "systemd", "systemd", "vip"]  # store, Postfix, Dovecot, VIP
 
 
 def test_daemon_refuses_to_start_on_what_check_says_of_an_agent(

@@ -1,4 +1,4 @@
-"""Smaller items of issue 14: redaction before publishing, terminal escaping,
+"""Operator safety: redaction before publishing, terminal escaping,
 operator identity and history records, the fence marker's files."""
 
 from __future__ import annotations

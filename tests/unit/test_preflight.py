@@ -1,4 +1,4 @@
-"""--check and start-up checks of issue 14: ZooKeeper access, the state dir, owners
+"""--check and start-up checks: ZooKeeper access, the state dir, owners
 and modes of what root runs or trusts, TLS and operator config. Runs as root, so
 "not root-owned" is made with chown to nobody."""
 

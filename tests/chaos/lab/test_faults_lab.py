@@ -1,4 +1,4 @@
-"""The issue-11 faults themselves, without failoverd: they do what they say."""
+"""The lab's faults themselves, without failoverd: they do what they say."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_aggregate_combines_runs_of_different_commits_per_scenario() -> None:
     assert c.commits == ["aaa", "bbb"]
 
 
-def test_render_is_the_issue_11_table() -> None:
+def test_render_is_the_markdown_results_table() -> None:
     text = render(aggregate([result(8, "power-off", [3.0, 1.0]), result(8, "power-off", [5.0])]))
     lines = text.splitlines()
     assert lines[0].startswith("| # | scenario | runs | passed | violations | outage median")
