@@ -31,6 +31,7 @@ import yaml
 from failoverd.checks.preflight import zk_access_problems
 from failoverd.config import ConfigError, load_config
 from failoverd.config.reading import read_yaml
+from tests.support.certs import CA
 from tests.support.checkout import REPO
 
 BASE = REPO / "tests" / "fixtures" / "docs-base.yaml"
@@ -101,11 +102,14 @@ def with_stand_in_credentials(text: str, tmp_path: Path) -> str:
     os.chmod(stand_in, 0o600)
     for path in {m["path"] for m in CREDENTIAL.finditer(text)}:
         text = text.replace(path, str(stand_in))
-    for path in {m["path"] for m in TLS_FILE.finditer(text)}:
-        tls_stand_in = tmp_path / Path(path).name
-        tls_stand_in.write_text("-----BEGIN EXAMPLE-----\n")
-        os.chmod(tls_stand_in, 0o600)
-        text = text.replace(path, str(tls_stand_in))
+    tls = {m.group(0).split(":")[0]: m["path"] for m in TLS_FILE.finditer(text)}
+    if tls:  # real PEM files: the check loads them
+        ca = CA.make("example-ca")
+        cert, key = ca.issue(["localhost"], tmp_path / "zk-client.pem", tmp_path / "zk-client.key")
+        os.chmod(key, 0o600)
+        stand_ins = {"ca": ca.write(tmp_path / "zk-ca.pem"), "cert": cert, "key": key}
+        for kind, path in tls.items():
+            text = text.replace(path, stand_ins[kind])
     return text
 
 
@@ -138,7 +142,7 @@ def test_the_examples_found_include_each_kind() -> None:
     assert "deploy/examples/postfix-dovecot/failoverd.yaml:1" in wheres
     assert any(w.startswith("deploy/examples/hooks/page-webhook:") for w in wheres)
     assert any(w.startswith("deploy/examples/failoverd.yaml:") and w != wheres[0] for w in wheres)
-    assert any(w.startswith("README.md:") for w in wheres)
+    assert any(w.startswith("docs/") for w in wheres)
 
 
 def test_the_check_fails_a_bare_on_key_and_an_unknown_key(tmp_path: Path) -> None:
