@@ -402,10 +402,9 @@ class Daemon:
         obs = self._observe(now)
         self._log_ignored_requests(obs.requests)
         d = decide(obs)
-        if self.last_decision is None or (d.act, d.reason) != (
-            self.last_decision.act,
-            self.last_decision.reason,
-        ):
+        if not d.same_as(self.last_decision):
+            # One line per decision: a back-off or priority delay re-decides every
+            # tick with less time left, which is the same decision (Decision.gist).
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.state.role))
             if d.code == "flap_limit":
                 self.hooks.fire("flap_limit", epoch=self.state.epoch, reason=d.reason)
