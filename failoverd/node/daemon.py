@@ -32,6 +32,7 @@ import structlog
 
 from failoverd import __version__
 from failoverd.config import Config
+from failoverd.config.timing import HOOKS_GRACE, call_timeout
 from failoverd.fencing.chain import build_fence_chain
 from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
@@ -100,7 +101,7 @@ class Daemon:
         # Role, epoch, back-off, the lock as last read...: shared with the transitions.
         self.state = NodeState()
         zk = config.zookeeper
-        self.op_timeout = max(1.0, zk.session_timeout / 2)  # deadline of one ZooKeeper call
+        self.op_timeout = call_timeout(zk.session_timeout)  # deadline of one ZooKeeper call
         self.events: queue.Queue[str] = queue.Queue()
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
@@ -305,7 +306,7 @@ class Daemon:
         self.watchdog.close(clean=not self.state.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.http.close()
-        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
+        self.hooks.stop(HOOKS_GRACE)  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.state.dirty)
 
     def _idle_wait(self) -> float:
