@@ -6,8 +6,10 @@ healthy active has a standby that could take over; 3 when ZooKeeper cannot say).
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -151,8 +153,14 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="every column (epoch, connected, each fencing method, since) and every text in "
+    "full, one line each; the default table fits 100 columns",
+)
 @click.pass_context
-def status_command(ctx: click.Context, as_json: bool) -> None:
+def status_command(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
     config = command_config(ctx)
     credential, _ = operator_identity(ctx)
@@ -171,7 +179,8 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st, indent=2))  # DESIGN.md §9: exactly these keys
     else:
-        _print_table(st, members, recent, sentence, control, _maintenance_by(control, requests))
+        by = _maintenance_by(control, requests)
+        _print_table(st, members, recent, sentence, control, by, wide=wide)
     ctx.exit(0 if ok else 1)
 
 
@@ -189,59 +198,175 @@ def _print_table(
     sentence: str,
     control: Control,
     maintenance_by: str,
+    wide: bool = False,
 ) -> None:
+    def say(text: str) -> None:
+        for line in fit(text, wide):
+            click.echo(line)
+
     active = st["active"]
     holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
-    maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
-    click.echo(
-        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
-        f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
-    )
+    maint = "ON" if st["maintenance"] else "off"
+    epoch = active["epoch"] if active else "-"
+    who = f"cluster {printable(st['cluster'])}   lease holder: {printable(holder)}"
+    when = f"epoch: {epoch}   maintenance: {maint}"
+    head = [f"{who}   {when}"] if wide or len(who) + len(when) + 3 <= WIDTH else [who, when]
+    on = click.style("ON", fg="yellow", bold=True)
+    for line in head:
+        line = line if wide else clip(line, WIDTH)
+        click.echo(line.replace("maintenance: ON", f"maintenance: {on}"))
     if control.maintenance and control.maintenance_by:
         # Who turned it on and why (failoverctl maintenance on --reason).
         why = control.maintenance_reason or "no reason given"
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
-        click.echo(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
-    header = (
-        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
-        "LAST TRANSITION",
-    )  # fmt: skip
-    rows = [header]
-    for r in st["members"]:
-        m = members.get(r["node"])
-        rows.append(
-            (
-                printable(r["node"]),
-                printable(r["role"]),
-                "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
-                "-" if r["epoch"] is None else str(r["epoch"]),
-                "yes" if r["connected"] else "NO",
-                "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
-                _fence_column(r.get("fence_ready") or {}),
-                printable(r["version"]) or "-",
-                printable(m.since) if m else "-",
-                printable(m.reason) if m else "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        click.echo(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
+        say(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
+    for line in member_table(st, members, wide):
+        click.echo(line)
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
-            click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
+            say(printable(f"{r['node']} could not take over: {r['why']}"))
         elif r["why"] and r["role"] != "active":  # an active's why only says it is active
-            click.echo(printable(f"{r['node']}: {r['why']}"))
+            say(printable(f"{r['node']}: {r['why']}"))
     for name, m in members.items():
         if m is not None and m.endpoint_error:
             # Whatever holds that port answers the load balancer's checks meanwhile.
-            click.echo(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
-    click.echo(f"verdict: {printable(sentence)}")  # it quotes members' `why`
+            say(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
+    say(f"verdict: {printable(sentence)}")  # it quotes members' `why`
     if recent:
         click.echo("recent transitions:")
         for e in recent:
-            click.echo(f"  {history_line(e)}" if e else "  (unreadable entry)")
+            line = f"  {history_line(e)}" if e else "  (unreadable entry)"
+            click.echo(line if wide else clip(line, WIDTH))
+
+
+# The table fits a 100-column terminal (and a pager, a ticket, a chat message);
+# `--wide` and `--json` have the rest.
+WIDTH = 100
+ELLIPSIS = "\u2026"
+GAP = "  "
+
+
+def clip(text: str, width: int) -> str:
+    """`text` cut to `width` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + ELLIPSIS
+
+
+def fit(text: str, wide: bool) -> list[str]:
+    """A sentence as lines of at most WIDTH characters, broken between words and
+    continued indented (nothing is cut: it names why a node could not take over);
+    `wide`: one line, as it is."""
+    if wide or len(text) <= WIDTH:
+        return [text]
+    return textwrap.wrap(
+        text, WIDTH, subsequent_indent="    ", break_on_hyphens=False, break_long_words=True
+    )
+
+
+# Default columns: (header, the widest a cell may be). LAST TRANSITION takes
+# what is left of WIDTH; the others' limits leave it at least 18 characters.
+_NARROW = (
+    ("NODE", 16),
+    ("ROLE", 9),
+    ("HEALTH", 9),
+    ("ELIGIBLE", 8),
+    ("FENCING", 16),
+    ("VERSION", 12),
+)
+
+
+def member_table(
+    st: dict[str, Any],
+    members: dict[str, MemberStatus | None],
+    wide: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
+    """The members' table: NODE ROLE HEALTH ELIGIBLE FENCING VERSION LAST TRANSITION
+    within WIDTH columns, long cells cut with an ellipsis; `wide`: every column
+    (EPOCH, CONNECTED, each fencing method, SINCE), nothing cut."""
+    now = now or datetime.now(UTC)
+    rows: list[tuple[str, ...]] = []
+    for r in st["members"]:
+        m = members.get(r["node"])
+        health = "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY"
+        eligible = "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO"
+        ready = r.get("fence_ready") or {}
+        if wide:
+            rows.append(
+                (
+                    printable(r["node"]),
+                    printable(r["role"]),
+                    health,
+                    "-" if r["epoch"] is None else str(r["epoch"]),
+                    "yes" if r["connected"] else "NO",
+                    eligible,
+                    _fence_column(ready),
+                    printable(r["version"]) or "-",
+                    printable(m.since) if m else "-",
+                    printable(m.reason) if m else "-",
+                )
+            )
+        else:
+            rows.append(
+                (
+                    printable(r["node"]),
+                    printable(r["role"]),
+                    health,
+                    eligible,
+                    _fence_short(ready),
+                    printable(r["version"]) or "-",
+                    last_transition(m, now),
+                )
+            )
+    if wide:
+        header: tuple[str, ...] = (
+            "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION",
+            "SINCE", "LAST TRANSITION",
+        )  # fmt: skip
+        limits = [len(max((row[i] for row in [header, *rows]), key=len)) for i in range(9)]
+    else:
+        header = (*(h for h, _ in _NARROW), "LAST TRANSITION")
+        limits = [
+            min(limit, max(len(row[i]) for row in [header, *rows]))
+            for i, (_, limit) in enumerate(_NARROW)
+        ]
+    last = WIDTH - sum(limits) - len(GAP) * len(limits)
+    lines = []
+    for row in [header, *rows]:
+        cells = [clip(c, w).ljust(w) for c, w in zip(row, limits, strict=False)]
+        tail = row[-1] if wide else clip(row[-1], last)
+        lines.append(GAP.join([*cells, tail]).rstrip())
+    return lines
+
+
+def last_transition(m: MemberStatus | None, now: datetime) -> str:
+    """How long ago the member's role last changed, and why: `3h ago: demoting: ...`
+    (the member's `since` is when its role and reason were last set)."""
+    if m is None:
+        return "-"
+    return printable(f"{_age(m.since, now)}: {m.reason}" if m.reason else _age(m.since, now))
+
+
+def _age(since: str, now: datetime) -> str:
+    try:
+        then = datetime.fromisoformat(since)
+    except ValueError:
+        return since or "?"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _fence_short(ready: dict[str, bool]) -> str:
+    """`ok` when every fencing method's last probe worked, else the ones that did
+    not (`ssh:DEAD`); `-` before the first probe."""
+    if not ready:
+        return "-"
+    dead = [k for k, v in ready.items() if not v]
+    return printable(",".join(f"{k}:DEAD" for k in dead) if dead else "ok")
 
 
 def _fence_column(ready: dict[str, bool]) -> str:
