@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from failoverd.cli import status
+from failoverd.cli import status, table
 from failoverd.cli.failoverctl import cli
 from failoverd.zk.znodes import Breadcrumb, Control, HistoryEntry, MemberStatus
 from tests.support.access import state_dir_for, write_credential
@@ -168,9 +168,9 @@ def test_wide_has_every_column_and_every_text_in_full(run: Any) -> None:
 def test_last_transition_says_how_long_ago_the_role_changed() -> None:
     now = datetime(2026, 12, 6, 13, 0, tzinfo=UTC)
     m = member("mail2", since="2026-12-06T09:59:00.000Z", reason="takeover abandoned: x")
-    assert status.last_transition(m, now) == "3h ago: takeover abandoned: x"
+    assert table.last_transition(m, now) == "3h ago: takeover abandoned: x"
     m = member("mail2", since="2026-12-06T12:59:30.000Z", reason="started")
-    assert status.last_transition(m, now) == "30s ago: started"
-    assert status.last_transition(None, now) == "-"
+    assert table.last_transition(m, now) == "30s ago: started"
+    assert table.last_transition(None, now) == "-"
     m = member("mail2", since="yesterday", reason="started")  # an older daemon's text
-    assert status.last_transition(m, now) == "yesterday: started"
+    assert table.last_transition(m, now) == "yesterday: started"
