@@ -1,13 +1,15 @@
 """What `failoverd --check` asks of *this host* for the config to work when it is
 needed (a takeover at 3 a.m.): the programs it would run exist and are executable,
 the systemd units and the VIP's interface exist (and each unit runs its daemon
-itself rather than standing for it: units.py), `ip` and `arping` are installed.
+itself rather than standing for it: units.py), `ip` and `arping` are installed,
+and failoverd.service gives the active time enough to stop in order.
 (Who owns those files and the state dir is failoverd/checks/preflight.py's concern.)
 
 Two severities:
 
 * **error** — will fail when it is needed: a missing or non-executable program, a
-  unit file that is not installed, no `ip` for a VIP. `--check` exits 2; the daemon
+  unit file that is not installed, no `ip` for a VIP, a TimeoutStopSec that
+  cuts the active's ordered stop short. `--check` exits 2; the daemon
   logs it at start (`preflight_failed`) and runs regardless.
 * **warning** — may legitimately appear later or cannot be checked from here: a VIP
   interface created by another service (a bond, a VLAN), `systemctl` absent (a
@@ -28,12 +30,14 @@ from pathlib import Path
 from typing import Literal
 
 from failoverd.checks.programs import root_argvs
-from failoverd.checks.units import wrapper_reason
+from failoverd.checks.units import MANAGER_CONF, stop_timeout, wrapper_reason
 from failoverd.config import (
     Config,
     SystemdResourceConfig,
     VipResourceConfig,
 )
+from failoverd.config.reading import secs
+from failoverd.config.timing import shutdown_time
 
 # Where systemd looks for unit files (systemd.unit(5), system manager), most
 # specific first. Checked on disk, so this works where systemd is not PID 1 too.
@@ -48,6 +52,7 @@ UNIT_DIRS = (
     "/usr/lib/systemd/system",
 )
 NET_DIR = "/sys/class/net"
+DAEMON_UNIT = "failoverd.service"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Machine:
     unit_dirs: Sequence[str] = UNIT_DIRS
     net_dir: str = NET_DIR
     systemctl: str | None = None  # the one on PATH (`which`) unless given
+    manager_conf: Sequence[str] = MANAGER_CONF  # systemd's own config (its defaults)
 
 
 def host_checks(config: Config, machine: Machine | None = None) -> list[Finding]:
@@ -78,6 +84,7 @@ def host_checks(config: Config, machine: Machine | None = None) -> list[Finding]
             found += _systemd_units(at, res.units, m)
         elif isinstance(res, VipResourceConfig):
             found += _vip(at, res, m)
+    found += _daemon_stop_timeout(config, m)
     return found
 
 
@@ -144,6 +151,30 @@ def _wrapper_warning(unit: str, why: str) -> str:
         "and the FAILOVERD_* drop-in reaches nothing; name the unit that runs the daemon "
         "(Debian's Postfix: postfix@-.service, not postfix.service)"
     )
+
+
+def _daemon_stop_timeout(config: Config, m: Machine) -> list[Finding]:
+    """failoverd.service's TimeoutStopSec against the longest the active may take to
+    stop (config/timing.py): killed before it is done, the daemon leaves the
+    breadcrumb unclean, and a planned handover becomes a fenced failover."""
+    limit = stop_timeout(
+        DAEMON_UNIT, m.systemctl or m.which("systemctl"), m.unit_dirs, m.manager_conf
+    )
+    need = shutdown_time(config)
+    if limit is None or need.total < limit.seconds:
+        return []
+    advice = secs(10 * (int(need.total) // 10 + 2))  # a round number with some room
+    return [
+        Finding(
+            "error",
+            "resources",
+            f"the active may take up to {secs(need.total)} to stop ({need.parts()}) but "
+            f"{DAEMON_UNIT} allows {secs(limit.seconds)} (TimeoutStopSec, {limit.source}): "
+            "systemd would kill the daemon mid-demotion and the handover would become a "
+            f"fenced failover; set TimeoutStopSec={advice} in a drop-in "
+            "(systemctl edit failoverd) or lower the resources' timeouts",
+        )
+    ]
 
 
 def _vip(at: str, res: VipResourceConfig, m: Machine) -> list[Finding]:

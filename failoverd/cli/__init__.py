@@ -2,6 +2,7 @@
 
 failoverctl.py  the command group and the commands that steer the cluster
 status.py       `status`: the cluster at a glance, and its verdict
+table.py        status's layout: 100 columns, long cells cut, sentences wrapped (--wide: all)
 backup.py       `backup` and `restore` of the persistent znodes
 common.py       what every command shares: exit-code exceptions, config, operator, ZooKeeper
 identity.py     who the operator is, for the audit trail

@@ -19,6 +19,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.table import WIDTH, clip, fit, member_table
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
 from failoverd.node.operator_audit import claimed, vouched_by
@@ -152,8 +153,14 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="every column (epoch, connected, each fencing method, since) and every text in "
+    "full, one line each; the default table fits 100 columns",
+)
 @click.pass_context
-def status_command(ctx: click.Context, as_json: bool) -> None:
+def status_command(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
     config = command_config(ctx)
     credential, _ = operator_identity(ctx)
@@ -172,7 +179,8 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st, indent=2))  # a contract: exactly these keys
     else:
-        _print_table(st, members, recent, sentence, control, _maintenance_by(control, requests))
+        by = _maintenance_by(control, requests)
+        _print_table(st, members, recent, sentence, control, by, wide=wide)
     ctx.exit(0 if ok else 1)
 
 
@@ -190,71 +198,45 @@ def _print_table(
     sentence: str,
     control: Control,
     maintenance_by: str,
+    wide: bool = False,
 ) -> None:
+    def say(text: str) -> None:
+        for line in fit(text, wide):
+            click.echo(line)
+
     active = st["active"]
     holder = st["lease_holder"] or ("(unreadable)" if sentence == UNREADABLE_LOCK else "-")
-    maint = click.style("ON", fg="yellow", bold=True) if st["maintenance"] else "off"
-    click.echo(
-        f"cluster {st['cluster']}   lease holder: {printable(holder)}   "
-        f"epoch: {active['epoch'] if active else '-'}   maintenance: {maint}"
-    )
+    maint = "ON" if st["maintenance"] else "off"
+    epoch = active["epoch"] if active else "-"
+    who = f"cluster {printable(st['cluster'])}   lease holder: {printable(holder)}"
+    when = f"epoch: {epoch}   maintenance: {maint}"
+    head = [f"{who}   {when}"] if wide or len(who) + len(when) + 3 <= WIDTH else [who, when]
+    on = click.style("ON", fg="yellow", bold=True)
+    for line in head:
+        line = line if wide else clip(line, WIDTH)
+        click.echo(line.replace("maintenance: ON", f"maintenance: {on}"))
     if control.maintenance and control.maintenance_by:
         # Who turned it on and why (failoverctl maintenance on --reason).
         why = control.maintenance_reason or "no reason given"
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
-        click.echo(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
-    header = (
-        "NODE", "ROLE", "HEALTH", "EPOCH", "CONNECTED", "ELIGIBLE", "FENCING", "VERSION", "SINCE",
-        "LAST TRANSITION",
-    )  # fmt: skip
-    rows = [header]
-    for r in st["members"]:
-        m = members.get(r["node"])
-        rows.append(
-            (
-                printable(r["node"]),
-                printable(r["role"]),
-                "-" if not r["connected"] else "healthy" if r["healthy"] else "UNHEALTHY",
-                "-" if r["epoch"] is None else str(r["epoch"]),
-                "yes" if r["connected"] else "NO",
-                "yes" if r["eligible"] else "-" if r["role"] == "active" else "NO",
-                _fence_column(r.get("fence_ready") or {}),
-                _version_column(r["version"], r["commit"]),
-                printable(m.since) if m else "-",
-                printable(m.reason) if m else "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        click.echo(
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
+        say(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
+    for line in member_table(st, members, wide):
+        click.echo(line)
     for r in st["members"]:
         if not r["eligible"] and r["role"] != "active":
-            click.echo(printable(f"{r['node']} could not take over: {r['why']}"))
+            say(printable(f"{r['node']} could not take over: {r['why']}"))
         elif r["why"] and r["role"] != "active":  # an active's why only says it is active
-            click.echo(printable(f"{r['node']}: {r['why']}"))
+            say(printable(f"{r['node']}: {r['why']}"))
     for name, m in members.items():
         if m is not None and m.endpoint_error:
             # Whatever holds that port answers the load balancer's checks meanwhile.
-            click.echo(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
-    click.echo(f"verdict: {printable(sentence)}")  # it quotes members' `why`
+            say(printable(f"{name} serves no HTTP endpoints: {m.endpoint_error}"))
+    say(f"verdict: {printable(sentence)}")  # it quotes members' `why`
     if recent:
         click.echo("recent transitions:")
         for e in recent:
-            click.echo(f"  {history_line(e)}" if e else "  (unreadable entry)")
-
-
-def _version_column(version: str, commit: str) -> str:
-    """`0.2.0 (3f2a9c1)`: in a rolling upgrade, which build each member runs."""
-    text = f"{version} ({commit})" if version and commit else version
-    return printable(text) or "-"
-
-
-def _fence_column(ready: dict[str, bool]) -> str:
-    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe.
-    The method names are the member's own words, escaped like any text from ZooKeeper."""
-    return printable(",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-")
+            line = f"  {history_line(e)}" if e else "  (unreadable entry)"
+            click.echo(line if wide else clip(line, WIDTH))
 
 
 def history_line(e: Any, with_epoch: bool = False) -> str:

@@ -2,8 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from failoverd.config.model import Config
 from failoverd.config.reading import Findings, secs
+
+# The daemon's stop as a whole gets this much beyond the sum of the resources' stop
+# timeouts: each stop is bounded by its own timeout, and the worker running them
+# needs a moment to hand the outcome back (node/transitions.py, stop_budget).
+STOP_SLACK = 5.0
+# Hooks queued by the last demotion get this long at exit before they are killed
+# (observe/hooks.py, HookRunner.stop).
+HOOKS_GRACE = 5.0
+
+
+def call_timeout(session_timeout: float) -> float:
+    """The deadline of one ZooKeeper call the daemon makes (half a session: an
+    answer later than that is from a session that may be gone)."""
+    return max(1.0, session_timeout / 2)
+
+
+@dataclass(frozen=True)
+class ShutdownTime:
+    """How long `systemctl stop failoverd` may take on the active: it stops every
+    resource in reverse order, marks the breadcrumb clean and releases the lease
+    (one ZooKeeper call each), then lets the demotion's hooks finish. A stop that
+    arrives during a takeover waits for the takeover first; that is not counted."""
+
+    resources: float  # the sum of the resources' stop timeouts
+    zookeeper: float  # marking the breadcrumb clean, releasing the lease
+
+    @property
+    def total(self) -> float:
+        return self.resources + STOP_SLACK + self.zookeeper + HOOKS_GRACE
+
+    def parts(self) -> str:
+        return (
+            f"the resources' stop timeouts {secs(self.resources)} + {secs(STOP_SLACK)}, "
+            f"ZooKeeper {secs(self.zookeeper)}, hooks {secs(HOOKS_GRACE)}"
+        )
+
+
+def shutdown_time(c: Config) -> ShutdownTime:
+    return ShutdownTime(
+        resources=sum(r.timeout for r in c.resources),
+        zookeeper=2 * call_timeout(c.zookeeper.session_timeout),
+    )
 
 
 def check_timing(c: Config, found: Findings) -> None:

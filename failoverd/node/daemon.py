@@ -32,6 +32,7 @@ import structlog
 
 from failoverd import __version__
 from failoverd.config import Config
+from failoverd.config.timing import HOOKS_GRACE, call_timeout
 from failoverd.fencing.chain import build_fence_chain
 from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.marker import FenceMarker
@@ -101,7 +102,7 @@ class Daemon:
         # Role, epoch, back-off, the lock as last read...: shared with the transitions.
         self.state = NodeState()
         zk = config.zookeeper
-        self.op_timeout = max(1.0, zk.session_timeout / 2)  # deadline of one ZooKeeper call
+        self.op_timeout = call_timeout(zk.session_timeout)  # deadline of one ZooKeeper call
         self.events: queue.Queue[str] = queue.Queue()
         self.coord = Coordinator(config, self._on_zk_event)
         self.lease = LocalLease(zk.session_timeout, zk.lease_margin)
@@ -309,7 +310,7 @@ class Daemon:
         self.watchdog.close(clean=not self.state.dirty and not self.abandoned.pending)
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.http.close()
-        self.hooks.stop()  # queued hooks (e.g. this demotion's) get a few seconds
+        self.hooks.stop(HOOKS_GRACE)  # queued hooks (e.g. this demotion's) get a few seconds
         log.info("stopped", dirty=self.state.dirty)
 
     def _idle_wait(self) -> float:
@@ -406,10 +407,9 @@ class Daemon:
         obs = self._observe(now)
         self._log_ignored_requests(obs.requests)
         d = decide(obs)
-        if self.last_decision is None or (d.act, d.reason) != (
-            self.last_decision.act,
-            self.last_decision.reason,
-        ):
+        if not d.same_as(self.last_decision):
+            # One line per decision: a back-off or priority delay re-decides every
+            # tick with less time left, which is the same decision (Decision.gist).
             log.info("decided", act=str(d.act), reason=d.reason, role=str(self.state.role))
             if d.code == "flap_limit":
                 self.hooks.fire("flap_limit", epoch=self.state.epoch, reason=d.reason)

@@ -47,6 +47,18 @@ class Decision:
     code: str = ""
     # After a demotion: seconds before this node may contend again.
     backoff: float = 0.0
+    # The reason without its countdown ("backing off"), where the reason carries one:
+    # the loop decides again every tick, and the same wait with less time left is
+    # no new decision to log.
+    gist: str = ""
+
+    def same_as(self, other: Decision | None) -> bool:
+        """The same decision, whatever time it says is left."""
+        return other is not None and (self.act, self.code, self.gist or self.reason) == (
+            other.act,
+            other.code,
+            other.gist or other.reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -247,15 +259,17 @@ def _decide_standby(o: Observation) -> Decision:
                 Act.WAIT, f"standing aside: switchover to {o.switchover_to} pending", ""
             )
         if o.now < o.backoff_until:
-            return Decision(Act.WAIT, f"backing off for {o.backoff_until - o.now:.1f}s more", "")
+            left = o.backoff_until - o.now
+            return Decision(Act.WAIT, f"backing off for {left:.1f}s more", "", gist="backing off")
         targeted = o.switchover_pending and o.switchover_to == o.node
         # priority 0 contends at once, even when the lock was seen free
         # after this cycle began (lock_free_since is taken after the read's answer).
         if not targeted and o.lock_free_since is not None and o.priority_delay > 0:
             waited = o.now - o.lock_free_since
             if waited < o.priority_delay:
+                left = o.priority_delay - waited
                 return Decision(
-                    Act.WAIT, f"priority delay: {o.priority_delay - waited:.1f}s more", ""
+                    Act.WAIT, f"priority delay: {left:.1f}s more", "", gist="priority delay"
                 )
     return Decision(Act.CONTEND, "the lease is free: contending", "takeover")
 

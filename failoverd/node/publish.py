@@ -79,6 +79,11 @@ class Publisher:
         self.members = members
         self.read_timeout = read_timeout
         self.member_written: tuple[Any, ...] | None = None
+        # (role, reason, when they were set): the member's `since`, which status shows
+        # as the age of LAST TRANSITION. Stamped only when they change: the znode is
+        # written again whenever health, eligibility or fence readiness change, and a
+        # standby whose start failed hours ago must not look as if it just failed.
+        self.transition: tuple[Role, str, str] | None = None
         self.requests_reported_before = 0
         self.backoff_wall: tuple[float, str] = (0.0, "")  # (backoff_until, its wall time)
 
@@ -93,6 +98,9 @@ class Publisher:
         except Exception:  # noqa: BLE001 - reporting must never break a transition
             log.exception("eligibility_failed")
             elig = Eligibility(False, "unknown: this node could not work out its eligibility")
+        role = (self.state.role, self.state.reason)
+        if self.transition is None or self.transition[:2] != role:
+            self.transition = (*role, now_iso())  # even if it cannot be written now
         if not self.coord.connected:
             return
         # Floors for the epoch after a loss of ZooKeeper's data (membership.py).
@@ -117,7 +125,7 @@ class Publisher:
             address=self.config.node.address,
             maintenance=self.state.control.maintenance,
             reason=self.state.reason,
-            since=now_iso(),
+            since=self.transition[2],
             priority=self.config.node.priority,
             fence_ready=fence_ready,
             fence_epoch=fence_epoch,

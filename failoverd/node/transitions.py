@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from failoverd.config import Config
+from failoverd.config.timing import STOP_SLACK
 from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import FenceChain
 from failoverd.fencing.marker import FenceMarker
@@ -572,7 +573,9 @@ def resource_timeout(res: Any) -> float:
 
 
 def stop_budget(resources: list[Any]) -> float:
-    return sum(resource_timeout(r) for r in resources) + 5.0
+    # `failoverd --check` holds the same sum against failoverd.service's
+    # TimeoutStopSec (config/timing.py, shutdown_time).
+    return sum(resource_timeout(r) for r in resources) + STOP_SLACK
 
 
 def _step(what: str, fn: Callable[[], T]) -> T | None:

@@ -273,8 +273,8 @@ class MemberStatus:
     version: str
     address: str
     maintenance: bool
-    reason: str
-    since: str
+    reason: str  # why its role last changed
+    since: str  # when its role and reason were last set (node/publish.py)
     priority: int = 0  # lower is preferred (node.priority)
     # Fence readiness (failoverd/fencing/readiness.py): per fencing method, whether its last
     # probe toward every peer worked. Absent (older daemons, no probe yet) = {}.

@@ -272,7 +272,7 @@ def test_daemons_publish_fence_ready_in_status_and_metrics(
 
         both = {"ssh": True, "command": True}
         wait_for(lambda: ready() == {"mail1": both, "mail2": both}, 15, "both fence_ready")
-        out = c.ctl("status")
+        out = c.ctl("status", "--wide")  # each method by name
         assert "command:ok,ssh:ok" in out.stdout, out.stdout
         assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 1
 
@@ -281,7 +281,8 @@ def test_daemons_publish_fence_ready_in_status_and_metrics(
         wait_for(lambda: ready() == {"mail1": broken, "mail2": broken}, FLIP + 2, "ssh dead")
         st = json.loads(c.ctl("status", "--json").stdout)
         assert {m["node"]: m["fence_ready"] for m in st["members"]}["mail2"] == broken
-        assert "command:ok,ssh:DEAD" in c.ctl("status").stdout
+        assert "command:ok,ssh:DEAD" in c.ctl("status", "--wide").stdout
+        assert "ssh:DEAD" in c.ctl("status").stdout.split()  # the table names the dead one
         assert scrape(port)[("failoverd_fence_ready", (("method", "ssh"), ("peer", "mail1")))] == 0
         lost = [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_path_lost"]
         assert lost and lost[0]["level"] == "critical" and lost[0]["peer"] == "mail1", lost

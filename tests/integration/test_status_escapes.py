@@ -27,9 +27,11 @@ def test_a_members_why_and_fence_readiness_reach_the_terminal_escaped(cluster: C
             eligible=False, why=f"fence marker {OSC}stale{CSI}",
         )  # fmt: skip
         coord.write_member(hostile, timeout=5)
-        out = cluster.ctl("status", via="mail1")
+        out = cluster.ctl("status", "--wide", via="mail1")  # every text in full
+        narrow = cluster.ctl("status", via="mail1")  # cut and wrapped: escaped all the same
     finally:
         coord.close()
+    assert "\x1b" not in narrow.stdout and "\x07" not in narrow.stdout, repr(narrow.stdout)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text  # mail2 could not take over: degraded
     verdict = next(line for line in text.splitlines() if line.startswith("verdict:"))

@@ -51,7 +51,7 @@ def _assert_ineligible_and_degraded(c: Cluster, words: str) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     st = json.loads(out.stdout)
     assert st["verdict"].startswith("degraded") and words in st["verdict"]
-    table = c.ctl("status", via="mail1")
+    table = c.ctl("status", "--wide", via="mail1")  # every sentence on one line
     assert table.returncode == 1
     assert f"mail2 could not take over: {row['why']}" in table.stdout
 

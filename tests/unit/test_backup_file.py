@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from failoverd.cli.backup import write_backup_file
 
@@ -52,3 +54,39 @@ def test_a_backup_is_readable_by_root_alone_even_under_a_permissive_umask(
     finally:
         os.umask(old)
     assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_failoverctl_backup_over_a_world_readable_file_leaves_it_readable_by_root_alone(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The command as an operator runs it, under the usual umask 022, over an older
+    backup someone copied with mode 0644: the new file is 0600 all the same (it is
+    a new file renamed over the old one, never the old one rewritten)."""
+    from contextlib import contextmanager
+
+    from click.testing import CliRunner
+
+    from failoverd.cli import backup
+
+    backup_data: dict[str, Any] = {"kind": "failoverd-backup", "path": "/failoverd/mail"}
+    backup_data.update(active=None, history=[])
+
+    @contextmanager
+    def session(*_: Any) -> Iterator[object]:
+        yield object()
+
+    monkeypatch.setattr(backup, "command_config", lambda ctx: object())
+    monkeypatch.setattr(backup, "operator_identity", lambda ctx: (None, ""))
+    monkeypatch.setattr(backup, "zk_session", session)
+    monkeypatch.setattr(backup, "take_backup", lambda coord, timeout: backup_data)
+    target = tmp_path / "cluster.backup"
+    target.write_text("{}\n")
+    target.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        done = CliRunner().invoke(backup.backup_command, [str(target)])
+    finally:
+        os.umask(old)
+    assert done.exit_code == 0, done.output
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+    assert json.loads(target.read_text())["kind"] == "failoverd-backup"
