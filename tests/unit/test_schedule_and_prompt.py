@@ -118,7 +118,7 @@ def change(yes: bool) -> None:
 
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prompt, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(prompt, "on_terminal", lambda: True)
 
 
 @pytest.mark.usefixtures("terminal")
@@ -143,6 +143,25 @@ def test_yes_skips_the_question() -> None:
 
 
 def test_off_a_terminal_nothing_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prompt, "stdin_is_terminal", lambda: False)
+    monkeypatch.setattr(prompt, "on_terminal", lambda: False)
     got = CliRunner().invoke(change, [])
     assert got.exit_code == 0 and "[y/N]" not in got.output
+
+
+class _Tty:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("stdin, stdout, asks", [(1, 1, True), (1, 0, False), (0, 1, False)])
+def test_a_terminal_is_stdin_and_stdout_both(
+    monkeypatch: pytest.MonkeyPatch, stdin: int, stdout: int, asks: bool
+) -> None:
+    # Output captured by a program (stdin still the operator's tty): no question
+    # into a pipe nobody reads.
+    monkeypatch.setattr("sys.stdin", _Tty(bool(stdin)))
+    monkeypatch.setattr("sys.stdout", _Tty(bool(stdout)))
+    assert prompt.on_terminal() is asks
