@@ -43,7 +43,6 @@ from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import ZnodeMissing
 from failoverd.zk.znodes import (
     UNREADABLE_CONTROL,
-    Control,
     FenceConfirmation,
     OperatorRequest,
     Request,
@@ -145,10 +144,9 @@ def maintenance(ctx: click.Context, state: str, reason: str) -> None:
     with zk_session(config, credential) as coord:
         control, version = coord.read_control(CALL_TIMEOUT)
         since = now_iso()
-        new = Control(
-            state == "on",
-            control.switchover,
-            control.failover,
+        new = replace(  # keeps what else control holds: requests, a schedule, a confirmation
+            control,
+            maintenance=state == "on",
             maintenance_by=who,
             maintenance_reason=reason,
             maintenance_since=since,

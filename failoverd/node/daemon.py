@@ -812,6 +812,8 @@ class Daemon:
             log.warning("scheduled_switchover_missed", id=req.id, to=req.to, at=req.at)
         elif control.switchover is not None or control.failover is not None:
             return  # another request is being served: the schedule waits its turn
+        elif control.maintenance:
+            return  # nobody would serve it now; it is dropped once past its window
         else:
             moved = replace(req, requested_at=now_iso(), at=None)
             new = replace(control, scheduled=None, switchover=moved)

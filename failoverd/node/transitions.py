@@ -410,6 +410,11 @@ class Transitions:
         for fencing `name`: it applies (node/confirmation.py), this node waited out
         `name`'s lease, and this node's write consumed it. Every other outcome is
         False, and `name` is fenced as always."""
+        if self.state.control.fence_confirmed is None:
+            # As the loop last read control (its watch wakes the loop on a change):
+            # no round trip on a takeover nobody confirmed anything for. One written
+            # just now is seen by the next attempt, after the back-off.
+            return False
         try:
             conf = self.coord.read_control(self.op_timeout)[0].fence_confirmed
             if conf is None:

@@ -167,6 +167,10 @@ def test_a_scheduled_switchover_waits_for_its_time_and_can_be_withdrawn(
     assert pending["to"] == "mail2" and pending["reason"] == "window"
     out = c.ctl("status")
     assert "switchover scheduled at" in out.stdout and "to mail2" in out.stdout
+    # Other operator changes to control leave it in place.
+    assert c.ctl("maintenance", "on").returncode == 0
+    assert c.ctl("maintenance", "off").returncode == 0
+    assert c.status()["scheduled_switchover"] == pending
     out = c.ctl("switchover", "--cancel")
     assert out.returncode == 0, out.stderr
     assert c.status()["scheduled_switchover"] is None
