@@ -337,7 +337,8 @@ def _dry_run_switchover(
             + (", ".join(f"{k}: {'ready' if v else 'DEAD'}" for k, v in ready.items()) or "unknown")
         )
     lines.append("nothing was written")
-    click.echo(printable("\n".join(lines)))
+    for line in lines:
+        click.echo(printable(line))
 
 
 def _schedule(
@@ -384,7 +385,9 @@ def _cancel_scheduled(coord: Coordinator, credential: str | None, who: str, yes:
 
 @cli.command()
 @click.option("--to", "to", required=True, metavar="NODE", help="the node to promote")
-@click.option("--force", is_flag=True, help="required: confirms the active is gone")
+@click.option(
+    "--force", is_flag=True, help="required (but for --dry-run): confirms the active is gone"
+)
 @click.option("--reason", default="", help="why (goes into history with your name)")
 @_YES
 @_DRY_RUN
@@ -392,7 +395,8 @@ def _cancel_scheduled(coord: Coordinator, credential: str | None, who: str, yes:
 def failover(
     ctx: click.Context, to: str, force: bool, reason: str, yes: bool, dry_run: bool
 ) -> None:
-    """Promote NODE when the active is gone. Fencing still runs."""
+    """Promote NODE when the active is gone. Fencing still runs (confirm-fenced
+    alone lets it skip one fence)."""
     if not force and not dry_run:
         raise click.UsageError(
             "failover needs --force (it promotes a node without a clean handover)"
@@ -460,7 +464,8 @@ def _dry_run_failover(
                 f"(failoverctl fence-check {name}; or confirm-fenced {name} if it is down)"
             )
     lines.append("nothing was written")
-    click.echo(printable("\n".join(lines)))
+    for line in lines:
+        click.echo(printable(line))
     if problems:
         raise Refused("would be refused: " + "; ".join(problems))
     click.echo(f"it would proceed: {to} would become active")

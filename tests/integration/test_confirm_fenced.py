@@ -79,7 +79,8 @@ def test_confirm_fenced_lets_one_takeover_skip_one_fence(
     assert c.active() is None  # the standby rightly refuses
     out = c.ctl("failover", "--to", "mail2", "--dry-run")  # as fence readiness sees it
     assert out.returncode == 0, out.stderr
-    assert "mail1: fenced by mail2; its fence readiness: command: ready" in out.stdout
+    lines = out.stdout.splitlines()
+    assert "  mail1: fenced by mail2; its fence readiness: command: ready" in lines
     assert "it would proceed: mail2 would become active" in out.stdout
 
     out = c.ctl("confirm-fenced", "mail1", "--reason", "site power off, checked by phone")
@@ -92,7 +93,7 @@ def test_confirm_fenced_lets_one_takeover_skip_one_fence(
     assert "mail1 is down" in confirmed["reason"] and "checked by phone" in confirmed["reason"]
     assert confirmed["by"] and "via control" not in confirmed["by"]  # vouched, not claimed
     [skipped] = events(c, "fence_skipped")
-    assert skipped["node"] == "mail2" and "mail1 not fenced" in skipped["reason"]
+    assert skipped["node"] == "mail2" and "mail1 not fenced: confirmed down" in skipped["reason"]
     assert c.status()["fence_confirmed"] is None  # consumed
 
     # The next takeover fences again: mail1 comes back as a standby, mail2 dies.
@@ -144,7 +145,7 @@ def test_dry_runs_write_nothing_and_say_what_would_happen(
     before = control_of(c, "mail2"), len(history(c))
     out = c.ctl("switchover", "--to", "mail2", "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert "switchover mail1 -> mail2 would proceed" in out.stdout
+    assert out.stdout.splitlines()[0] == "dry run: switchover mail1 -> mail2 would proceed"
     assert "nothing was written" in out.stdout
     out = c.ctl("switchover", "--to", "mail9", "--dry-run")
     assert out.returncode == 1 and "unknown node 'mail9'" in out.stderr
