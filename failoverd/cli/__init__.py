@@ -7,6 +7,8 @@ backup.py       `backup` and `restore` of the persistent znodes
 common.py       what every command shares: exit-code exceptions, config, operator, ZooKeeper
 identity.py     who the operator is, for the audit trail
 terminal.py     text from ZooKeeper made safe for a terminal
+prompt.py       the question a command asks on a terminal before it changes who serves
+when.py         the time of `switchover --at`
 
 This package may import config/, zk/ (through its Coordinator only, never kazoo),
 fencing/ (fence-check) and node/'s pure decisions; nothing in the daemon imports it.

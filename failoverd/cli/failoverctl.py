@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 
 import click
@@ -27,14 +28,25 @@ from failoverd.cli.common import (
     zk_session,
 )
 from failoverd.cli.identity import request_znode
+from failoverd.cli.prompt import ask
 from failoverd.cli.status import gather_status, history_line, status_command
 from failoverd.cli.terminal import printable
+from failoverd.cli.when import parse_at
 from failoverd.config import Config
+from failoverd.node.confirmation import applies, lease_wait, refusal
+from failoverd.node.decision import plan_fencing
+from failoverd.node.operator_audit import when as when_text
 from failoverd.node.switchover import pick_target
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import ZnodeMissing
-from failoverd.zk.znodes import Control, OperatorRequest, Request, now_iso
+from failoverd.zk.znodes import (
+    UNREADABLE_CONTROL,
+    FenceConfirmation,
+    OperatorRequest,
+    Request,
+    now_iso,
+)
 
 DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
 
@@ -145,10 +157,9 @@ def maintenance(ctx: click.Context, state: str, reason: str) -> None:
     with zk_session(config, credential) as coord:
         control, version = coord.read_control(CALL_TIMEOUT)
         since = now_iso()
-        new = Control(
-            state == "on",
-            control.switchover,
-            control.failover,
+        new = replace(  # keeps what else control holds: requests, a schedule, a confirmation
+            control,
+            maintenance=state == "on",
             maintenance_by=who,
             maintenance_reason=reason,
             maintenance_since=since,
@@ -218,44 +229,62 @@ def _withdraw(coord: Coordinator, req: Request) -> None:
         coord.write_control(control.without_requests(), version, CALL_TIMEOUT)
 
 
+_YES = click.option("--yes", "-y", is_flag=True, help="do not ask on a terminal")
+_DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="say what would happen from the cluster's state now, write nothing "
+    "(exit 0: it would proceed, 1: it would be refused)",
+)
+
+
 @cli.command()
 @click.option(
     "--to", "to", metavar="NODE", help="the standby to hand over to (default: any healthy one)"
 )
 @click.option("--reason", default="", help="why (goes into history with your name)")
+@click.option(
+    "--at",
+    "at_text",
+    metavar="TIME",
+    help="schedule it: ISO 8601 with offset (2026-12-07T02:00:00+01:00) or HH:MM "
+    "(the next such local time); the daemons carry it out then",
+)
+@click.option("--cancel", is_flag=True, help="withdraw the scheduled switchover")
+@_YES
+@_DRY_RUN
 @click.pass_context
-def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
+def switchover(
+    ctx: click.Context,
+    to: str | None,
+    reason: str,
+    at_text: str | None,
+    cancel: bool,
+    yes: bool,
+    dry_run: bool,
+) -> None:
     """Planned handover: the active stops cleanly, the target takes over without fencing."""
+    if cancel and (to or at_text or dry_run):
+        raise click.UsageError("--cancel takes no --to, --at or --dry-run")
+    at = None
+    if at_text is not None:
+        try:
+            at = parse_at(at_text, datetime.now().astimezone())
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--at") from None
     config = command_config(ctx)
     credential, who = operator_identity(ctx)
     with zk_session(config, credential) as coord:
+        if cancel:
+            return _cancel_scheduled(coord, credential, who, yes)
         st = gather_status(config, coord)
-        rows = {r["node"]: r for r in st["members"]}
         old = st["lease_holder"]
-        if st["maintenance"]:
-            raise Refused("refused: maintenance mode is on (failoverctl maintenance off first)")
-        if old is None or rows.get(old, {}).get("role") != "active":
-            raise Refused(
-                "refused: no active node to switch over from (use failover --to NODE --force)"
-            )
-        if to is not None:
-            if to not in rows:
-                raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
-            if to == old:
-                raise Refused(f"refused: {to} is already active")
-            r = rows[to]
-            if not r["connected"]:
-                raise Refused(f"refused: {to} is not connected to ZooKeeper")
-            if not r["healthy"]:
-                raise Refused(f"refused: {to} fails its health checks")
-            if r["role"] != "standby":
-                raise Refused(f"refused: {to} is {r['role']}, not standby")
-        else:
-            # Name the best standby in the request: it then contends the moment the
-            # lease is free instead of every standby waiting out its priority delay.
-            to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
-            if to is None:
-                raise Refused("refused: no healthy, connected standby to hand over to")
+        to = _switchover_target(st, coord, to, scheduled=at is not None)
+        if dry_run:
+            return _dry_run_switchover(st, old, to, at)
+        if at is not None:
+            return _schedule(coord, config, credential, who, to, reason, at, yes)
+        ask(f"Switch over from {old} to {to}? Its services stop there and start on {to}.", yes)
         timeout = config.switchover.timeout
         started = time.monotonic()
         req = _post_request(coord, "switchover", to, timeout, who, reason, credential)
@@ -270,14 +299,118 @@ def switchover(ctx: click.Context, to: str | None, reason: str) -> None:
         click.echo(printable(f"switchover {old} -> {got[0]} done in {took:.2f}s (epoch {got[1]})"))
 
 
+def _switchover_target(
+    st: dict[str, Any], coord: Coordinator, to: str | None, scheduled: bool
+) -> str | None:
+    """The standby a switchover hands over to, or Refused with the reason. A
+    scheduled one without --to names nobody: whoever is best at its time."""
+    rows = {r["node"]: r for r in st["members"]}
+    old = st["lease_holder"]
+    if st["maintenance"]:
+        raise Refused("refused: maintenance mode is on (failoverctl maintenance off first)")
+    if old is None or rows.get(old, {}).get("role") != "active":
+        raise Refused(
+            "refused: no active node to switch over from (use failover --to NODE --force)"
+        )
+    if to is not None:
+        if to not in rows:
+            raise Refused(f"refused: unknown node {to!r} (members: {', '.join(rows)})")
+        if to == old:
+            raise Refused(f"refused: {to} is already active")
+        r = rows[to]
+        if not r["connected"]:
+            raise Refused(f"refused: {to} is not connected to ZooKeeper")
+        if not r["healthy"]:
+            raise Refused(f"refused: {to} fails its health checks")
+        if r["role"] != "standby":
+            raise Refused(f"refused: {to} is {r['role']}, not standby")
+        return to
+    if scheduled:
+        return None
+    # Name the best standby in the request: it then contends the moment the
+    # lease is free instead of every standby waiting out its priority delay.
+    to = pick_target(rows, coord.read_members(CALL_TIMEOUT), old)
+    if to is None:
+        raise Refused("refused: no healthy, connected standby to hand over to")
+    return to
+
+
+def _dry_run_switchover(
+    st: dict[str, Any], old: str | None, to: str | None, at: float | None
+) -> None:
+    rows = {r["node"]: r for r in st["members"]}
+    when = f" at {when_text(at)}" if at is not None else ""
+    target = to or "the best healthy standby at that time"
+    lines = [f"dry run: switchover {old} -> {target}{when} would proceed"]
+    lines.append(f"  {old} stops its services and hands over cleanly: no fencing needed")
+    if to is not None:
+        ready = rows[to].get("fence_ready") or {}
+        lines.append(
+            f"  {to}'s fence readiness (if {old} fails to stop cleanly, {to} fences it): "
+            + (", ".join(f"{k}: {'ready' if v else 'DEAD'}" for k, v in ready.items()) or "unknown")
+        )
+    lines.append("nothing was written")
+    for line in lines:
+        click.echo(printable(line))
+
+
+def _schedule(
+    coord: Coordinator,
+    config: Config,
+    credential: str | None,
+    who: str,
+    to: str | None,
+    reason: str,
+    at: float,
+    yes: bool,
+) -> None:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    if control.scheduled is not None:
+        raise Refused(
+            f"refused: a switchover is already scheduled at {when_text(control.scheduled.at)} "
+            "(failoverctl switchover --cancel first)"
+        )
+    target = to or "any healthy standby"
+    ask(f"Schedule a switchover to {target} at {when_text(at)}?", yes)
+    req = Request(str(uuid.uuid4()), to, config.switchover.timeout, who, now_iso(), reason, at=at)
+    _vouch(coord, credential, "switchover_scheduled", req.id, who)
+    coord.write_control(replace(control, scheduled=req), version, CALL_TIMEOUT)
+    click.echo(
+        printable(
+            f"switchover to {target} scheduled at {when_text(at)} "
+            f"({datetime.fromtimestamp(at).astimezone().isoformat(timespec='minutes')} local); "
+            "failoverctl switchover --cancel withdraws it"
+        )
+    )
+
+
+def _cancel_scheduled(coord: Coordinator, credential: str | None, who: str, yes: bool) -> None:
+    control, version = coord.read_control(CALL_TIMEOUT)
+    req = control.scheduled
+    if req is None:
+        raise Refused("refused: no switchover is scheduled")
+    target = req.to or "any healthy standby"
+    ask(f"Withdraw the switchover to {target} at {when_text(req.at)}?", yes)
+    _vouch(coord, credential, "switchover_cancelled", req.id, who)
+    coord.write_control(replace(control, scheduled=None), version, CALL_TIMEOUT)
+    click.echo(printable(f"scheduled switchover at {when_text(req.at)} withdrawn"))
+
+
 @cli.command()
 @click.option("--to", "to", required=True, metavar="NODE", help="the node to promote")
-@click.option("--force", is_flag=True, help="required: confirms the active is gone")
+@click.option(
+    "--force", is_flag=True, help="required (but for --dry-run): confirms the active is gone"
+)
 @click.option("--reason", default="", help="why (goes into history with your name)")
+@_YES
+@_DRY_RUN
 @click.pass_context
-def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
-    """Promote NODE when the active is gone. Fencing still runs."""
-    if not force:
+def failover(
+    ctx: click.Context, to: str, force: bool, reason: str, yes: bool, dry_run: bool
+) -> None:
+    """Promote NODE when the active is gone. Fencing still runs (confirm-fenced
+    alone lets it skip one fence)."""
+    if not force and not dry_run:
         raise click.UsageError(
             "failover needs --force (it promotes a node without a clean handover)"
         )
@@ -295,6 +428,9 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
             raise Refused(
                 f"refused: {holder} holds the lease; use 'switchover --to {to}' for a live active"
             )
+        if dry_run:
+            return _dry_run_failover(config, coord, rows, to)
+        ask(f"Promote {to}? It fences the previous active first.", yes)
         timeout = config.switchover.timeout + config.zookeeper.session_timeout
         started = time.monotonic()
         req = _post_request(coord, "failover", to, timeout, who, reason, credential)
@@ -310,6 +446,42 @@ def failover(ctx: click.Context, to: str, force: bool, reason: str) -> None:
                 f"failover to {to} done in {time.monotonic() - started:.2f}s (epoch {got[1]})"
             )
         )
+
+
+def _dry_run_failover(
+    config: Config, coord: Coordinator, rows: dict[str, dict[str, Any]], to: str
+) -> None:
+    """Whom `to` would fence, whether it looks able to, and what would stop it."""
+    crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
+    control, _ = coord.read_control(CALL_TIMEOUT)
+    connected = {n for n, r in rows.items() if r["connected"]}
+    peers = tuple(n for n in config.member_names if n != to)
+    plan = plan_fencing(crumb, readable, to, peers)
+    lines = [f"dry run: failover to {to}", f"  fencing: {plan.reason}"]
+    problems = []
+    if not plan.possible:
+        problems.append(plan.reason)
+    if not rows[to]["healthy"]:
+        problems.append(f"{to} fails its health checks")
+    ready = rows[to].get("fence_ready") or {}
+    for name in plan.targets:
+        verdict = applies(control.fence_confirmed, name, crumb, readable, connected)
+        if verdict.ok:
+            lines.append(f"  {name}: not fenced, {verdict.why} (confirm-fenced; used once)")
+            continue
+        methods = ", ".join(f"{k}: {'ready' if v else 'DEAD'}" for k, v in ready.items())
+        lines.append(f"  {name}: fenced by {to}; its fence readiness: {methods or 'unknown'}")
+        if ready and not any(ready.values()):
+            problems.append(
+                f"no fencing method of {to} works now, so fencing {name} would fail "
+                f"(failoverctl fence-check {name}; or confirm-fenced {name} if it is down)"
+            )
+    lines.append("nothing was written")
+    for line in lines:
+        click.echo(printable(line))
+    if problems:
+        raise Refused("would be refused: " + "; ".join(problems))
+    click.echo(f"it would proceed: {to} would become active")
 
 
 @cli.command("fence-check")
@@ -332,6 +504,47 @@ def fence_check(ctx: click.Context, node: str) -> None:
         raise Refused(
             f"no fencing method would work against {node}: a takeover from it would be refused"
         )
+
+
+@cli.command("confirm-fenced")
+@click.argument("node")
+@click.option("--reason", required=True, help="what you checked (goes into history with your name)")
+@_YES
+@click.pass_context
+def confirm_fenced(ctx: click.Context, node: str, reason: str, yes: bool) -> None:
+    """Say NODE is down and its services stopped: the next takeover skips fencing
+    it, once. Only for a node you have checked by hand (its site, its power)."""
+    if not reason.strip():
+        raise click.UsageError("--reason must say what you checked")
+    config = command_config(ctx)
+    credential, who = operator_identity(ctx)
+    with zk_session(config, credential) as coord:
+        holder, _, _ = coord.read_lock(CALL_TIMEOUT)
+        crumb, readable, _ = coord.read_breadcrumb(CALL_TIMEOUT)
+        members = coord.read_members(CALL_TIMEOUT)
+        why = refusal(node, config.member_names, crumb, readable, holder, set(members))
+        if why is not None:
+            raise Refused(f"refused: {why}")
+        assert crumb is not None  # refusal() says why otherwise
+        zk = config.zookeeper
+        wait = lease_wait(zk.session_timeout, zk.lease_margin)
+        ask(
+            f"Confirm that {node} is DOWN and its services are stopped? The next takeover "
+            f"will not fence it. If {node} still runs them, two nodes serve at once.",
+            yes,
+        )
+        control, version = coord.read_control(CALL_TIMEOUT)
+        if control is UNREADABLE_CONTROL:
+            raise Refused("refused: the control znode is unreadable (see failoverctl status)")
+        conf = FenceConfirmation(str(uuid.uuid4()), node, crumb.epoch, who, now_iso(), reason)
+        _vouch(coord, credential, "fence_confirmed", conf.id, who)
+        coord.write_control(replace(control, fence_confirmed=conf), version, CALL_TIMEOUT)
+    click.echo(
+        printable(
+            f"recorded: the next takeover skips fencing {node} once (its term at epoch "
+            f"{crumb.epoch}), after waiting out its lease ({wait:g}s)"
+        )
+    )
 
 
 @cli.command()

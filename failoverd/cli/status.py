@@ -22,7 +22,7 @@ from failoverd.cli.common import (
 from failoverd.cli.table import WIDTH, clip, fit, member_table
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
-from failoverd.node.operator_audit import claimed, vouched_by
+from failoverd.node.operator_audit import claimed, vouched_by, when
 from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests
 from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import CoordinationError
@@ -68,7 +68,28 @@ def gather_status(config: Config, coord: Coordinator) -> dict[str, Any]:
         status, lock_unreadable=holder == "", requests=judge_requests(config, control, members)
     )
     status["verdict"] = f"{'healthy' if ok else 'degraded'}: {sentence}"
+    status.update(operator_pending(control))
     return status
+
+
+def operator_pending(control: Control) -> dict[str, Any]:
+    """What operators left in `control` for later: a scheduled switchover
+    (switchover --at) and a fence confirmation not yet used (confirm-fenced)."""
+    sched, conf = control.scheduled, control.fence_confirmed
+    return {
+        "scheduled_switchover": None
+        if sched is None
+        else {
+            "to": sched.to,
+            "at": sched.at,
+            "at_iso": when(sched.at),
+            "requested_by": sched.requested_by,
+            "reason": sched.reason,
+        },
+        "fence_confirmed": None
+        if conf is None
+        else {"node": conf.node, "epoch": conf.epoch, "by": conf.by, "at": conf.at},
+    }
 
 
 def _eligibility_fields(
@@ -220,6 +241,7 @@ def _print_table(
         why = control.maintenance_reason or "no reason given"
         since = f" since {control.maintenance_since}" if control.maintenance_since else ""
         say(printable(f"maintenance set by {maintenance_by}{since}: {why}"))
+    _print_pending(st, wide)
     for line in member_table(st, members, wide):
         click.echo(line)
     for r in st["members"]:
@@ -237,6 +259,32 @@ def _print_table(
         for e in recent:
             line = f"  {history_line(e)}" if e else "  (unreadable entry)"
             click.echo(line if wide else clip(line, WIDTH))
+
+
+def _print_pending(st: dict[str, Any], wide: bool) -> None:
+    """A scheduled switchover and an unused fence confirmation, one sentence each."""
+
+    def say(text: str) -> None:
+        for line in fit(text, wide):
+            click.echo(line)
+
+    sched, conf = st.get("scheduled_switchover"), st.get("fence_confirmed")
+    if sched:
+        why = f": {sched['reason']}" if sched["reason"] else ""
+        say(
+            printable(
+                f"switchover scheduled at {sched['at_iso']} to "
+                f"{sched['to'] or 'any healthy standby'}, by {sched['requested_by']}{why} "
+                "(failoverctl switchover --cancel withdraws it)"
+            )
+        )
+    if conf:
+        say(
+            printable(
+                f"fence confirmation pending: {conf['node']} (epoch {conf['epoch']}) confirmed "
+                f"down by {conf['by']} at {conf['at']}: the next takeover skips fencing it once"
+            )
+        )
 
 
 def history_line(e: Any, with_epoch: bool = False) -> str:

@@ -52,9 +52,11 @@ from failoverd.node.leftovers import Leftovers
 from failoverd.node.membership import MembershipRecord
 from failoverd.node.notify import Watchdog
 from failoverd.node.operator_audit import OperatorAudit, is_recorder
+from failoverd.node.operator_audit import when as when_text
 from failoverd.node.publish import Publisher
 from failoverd.node.recent import RecentIds
 from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests, clip
+from failoverd.node.schedule import Due, due
 from failoverd.node.state import NodeState
 from failoverd.node.switchover import handover_done
 from failoverd.node.transitions import Transitions
@@ -324,7 +326,9 @@ class Daemon:
         state = self.state
         timed = state.backoff_until > time.monotonic() or state.lock_holder is None
         busy = state.dirty or self.abandoned.pending
-        if state.role is not Role.ACTIVE and (timed or state.control != Control() or busy):
+        # A scheduled switchover or a fence confirmation waits for no tick of a standby.
+        pending = replace(state.control, scheduled=None, fence_confirmed=None) != Control()
+        if state.role is not Role.ACTIVE and (timed or pending or busy):
             waits.append(TICK)
         for interval in (self.watchdog.systemd_interval, self.watchdog.device_interval):
             if interval:
@@ -475,6 +479,8 @@ class Daemon:
                         self.state.requests_seen[req.id] = now
                         log.info("operator_request_seen", id=req.id, to=req.to, timeout=req.timeout)
                 self._record_operator_actions()
+        if self.state.role is Role.ACTIVE and self.state.control.scheduled is not None:
+            self._scheduled_switchover()
         if self.state.role is Role.ACTIVE:
             # A switchover's target is judged by its member status: read it fresh.
             sw = self.state.control.switchover
@@ -790,6 +796,44 @@ class Daemon:
                 HistoryEntry(now_iso(), self.node, event, self.state.epoch, reason)
             )
             self.history_written += 1
+
+    def _scheduled_switchover(self) -> None:
+        """The active moves a scheduled switchover that has come due into `switchover`
+        (or drops one long past its time): failoverd/node/schedule.py."""
+        req = self.state.control.scheduled
+        assert req is not None
+        when = due(req, time.time(), self.config.switchover.timeout)
+        if when is Due.WAIT:
+            return
+        res = self.guard("reading control", lambda: self.coord.read_control(self._read_timeout()))
+        if res is None:
+            return
+        control, version = res
+        if control.scheduled is None or control.scheduled.id != req.id:
+            return
+        if when is Due.MISSED:
+            new = replace(control, scheduled=None)
+            log.warning("scheduled_switchover_missed", id=req.id, to=req.to, at=req.at)
+        elif control.switchover is not None or control.failover is not None:
+            return  # another request is being served: the schedule waits its turn
+        elif control.maintenance:
+            return  # nobody would serve it now; it is dropped once past its window
+        else:
+            moved = replace(req, requested_at=now_iso(), at=None)
+            new = replace(control, scheduled=None, switchover=moved)
+            log.info("scheduled_switchover_due", id=req.id, to=req.to, at=req.at)
+        if self._try(
+            "starting the scheduled switchover",
+            lambda: self.coord.write_control(new, version, self._read_timeout()),
+        ):
+            if when is Due.MISSED:
+                self.record_history(
+                    "switchover_missed",
+                    f"the switchover to {req.to or 'any healthy standby'} scheduled for "
+                    f"{when_text(req.at)} was more than {self.config.switchover.timeout:g}s "
+                    "late: dropped, not carried out",
+                )
+        self.state.control_read_at = float("-inf")
 
     def clear_requests(self) -> None:
         """A new active has served the operator's request: remove it."""

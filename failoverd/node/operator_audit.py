@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
@@ -43,6 +44,7 @@ from failoverd.zk.znodes import (
     HistoryEntry,
     MemberStatus,
     OperatorRequests,
+    Request,
     now_iso,
 )
 
@@ -72,14 +74,16 @@ def is_recorder(
 class Change:
     """One operator action seen in `control`, before we know who made it."""
 
-    kind: str  # maintenance_on, maintenance_off, switchover, failover
+    # maintenance_on, maintenance_off, switchover, failover, fence_confirmed,
+    # switchover_scheduled, switchover_cancelled
+    kind: str
     ref: str  # maintenance_since, or the request id
     claim: str  # the name control carries: what the writer says
     reason: str  # the history entry's reason
 
     @property
     def event(self) -> str:
-        return self.kind if self.kind.startswith("maintenance") else f"{self.kind}_requested"
+        return f"{self.kind}_requested" if self.kind in ("switchover", "failover") else self.kind
 
 
 class OperatorAudit:
@@ -90,6 +94,11 @@ class OperatorAudit:
         self._credited = RecentIds()  # "kind ref" of changes a request znode vouched for
         self._recorded: dict[str, deque[float]] = {}  # allowance -> times recorded
         self._capped: set[str] = set()  # allowances whose cap was logged this window
+        self._scheduled: Request | None = None  # the scheduled switchover last seen
+        # Who vouched for a scheduled switchover, by its id: when it comes due, the
+        # active moves it into `switchover` long after the operator's request znode
+        # vouched for it, and the switchover is theirs.
+        self._scheduled_by: dict[str, tuple[str, str]] = {}
 
     def changes(self, control: Control, recorder: bool) -> list[Change]:
         """What changed in `control` since the last call that this node records."""
@@ -111,6 +120,33 @@ class OperatorAudit:
                 to = req.to or "any healthy standby"
                 reason = f"to {to}" + (f": {req.reason}" if req.reason else "")
                 out.append(Change(kind, req.id, req.requested_by, reason))
+        out += self._scheduling(control, recorder)
+        conf = control.fence_confirmed
+        if conf is not None and f"confirm {conf.id}" not in self._requests:
+            self._requests.add(f"confirm {conf.id}")
+            if recorder:
+                why = conf.reason or "(no reason given)"
+                reason = f"{conf.node} is down (its term at epoch {conf.epoch}): {why}"
+                out.append(Change("fence_confirmed", conf.id, conf.by, reason))
+        return out
+
+    def _scheduling(self, control: Control, recorder: bool) -> list[Change]:
+        """A switchover scheduled, or one withdrawn before it came due."""
+        out: list[Change] = []
+        old, new = self._scheduled, control.scheduled
+        self._scheduled = new
+        if new is not None and (old is None or old.id != new.id):
+            if recorder:
+                at = when(new.at)
+                reason = f"to {new.to or 'any healthy standby'} at {at}" + (
+                    f": {new.reason}" if new.reason else ""
+                )
+                out.append(Change("switchover_scheduled", new.id, new.requested_by, reason))
+        sw = control.switchover
+        moved = sw is not None and old is not None and sw.id == old.id  # it came due
+        if old is not None and (new is None or new.id != old.id) and not moved and recorder:
+            reason = f"the switchover to {old.to or 'any healthy standby'} at {when(old.at)}"
+            out.append(Change("switchover_cancelled", old.id, "", reason))
         return out
 
     def entries(
@@ -149,7 +185,14 @@ class OperatorAudit:
             found = vouched_by(change.kind, change.ref, fresh)
             if found is not None:
                 self._credited.add(credit)
+                if change.kind == "switchover_scheduled":
+                    self._scheduled_by[change.ref] = found
+                    while len(self._scheduled_by) > 16:
+                        del self._scheduled_by[next(iter(self._scheduled_by))]
                 return found
+        if change.kind == "switchover" and change.ref in self._scheduled_by:
+            # Come due: the operator who scheduled it vouched for it then.
+            return self._scheduled_by.pop(change.ref)
         return claimed(change.claim), CLAIMS
 
     def _allowed(self, allowance: str, now: float) -> bool:
@@ -171,6 +214,13 @@ class OperatorAudit:
                 "the excess is not recorded (the requests still take effect)",
             )
         return False
+
+
+def when(at: float | None) -> str:
+    """A scheduled time for history: ISO 8601 in UTC."""
+    if at is None:
+        return "once seen"
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def vouched_by(

@@ -28,6 +28,7 @@ from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import FenceChain
 from failoverd.fencing.marker import FenceMarker
 from failoverd.health import HealthMonitor
+from failoverd.node.confirmation import applies, lease_wait
 from failoverd.node.decision import (
     Act,
     Decision,
@@ -219,6 +220,8 @@ class Transitions:
             # FENCING -> STANDBY: the previous active is nobody we can fence
             return self.abandon("fence_impossible", plan.reason, self.config.flap.backoff)
         for name in plan.targets:
+            if self._confirmed_down(name, crumb, readable, epoch):
+                continue  # FENCING -> FENCING: an operator's word stands in for this fence
             if not self.fence(name, epoch):
                 # FENCING -> STANDBY: fence failed
                 return self.abandon(
@@ -401,6 +404,69 @@ class Transitions:
             self.hooks.fire("fence_failed", epoch=epoch, peer=name, reason="; ".join(detail))
         return ok
 
+    def _confirmed_down(
+        self, name: str, crumb: Breadcrumb | None, readable: bool, epoch: int
+    ) -> bool:
+        """True when an operator's confirmation (failoverctl confirm-fenced) stands in
+        for fencing `name`: it applies (node/confirmation.py), this node waited out
+        `name`'s lease, and this node's write consumed it. Every other outcome is
+        False, and `name` is fenced as always."""
+        if self.state.control.fence_confirmed is None:
+            # As the loop last read control (its watch wakes the loop on a change):
+            # no round trip on a takeover nobody confirmed anything for. One written
+            # just now is seen by the next attempt, after the back-off.
+            return False
+        try:
+            conf = self.coord.read_control(self.op_timeout)[0].fence_confirmed
+            if conf is None:
+                return False
+            connected = set(self.coord.read_members(self.op_timeout))
+        except CoordinationError as e:
+            log.warning("fence_confirmation_unread", target=name, error=str(e))
+            return False
+        verdict = applies(conf, name, crumb, readable, connected)
+        if not verdict.ok:
+            log.warning("fence_confirmation_ignored", target=name, id=conf.id, reason=verdict.why)
+            return False
+        zk = self.config.zookeeper
+        wait = lease_wait(zk.session_timeout, zk.lease_margin)
+        log.info("fence_confirmation_waiting", target=name, id=conf.id, wait=wait, epoch=epoch)
+        try:
+            waited = self.loop.await_work(_wait_out, wait, self.lease.valid, timeout=wait + 5.0)
+        except TimeoutError:
+            waited = False
+        if not waited:
+            log.warning("fence_confirmation_unused", target=name, reason="own lease ran out")
+            return False
+        try:
+            # Once more after the wait: a node that came back meanwhile is not down.
+            if name in self.coord.read_members(self.op_timeout):
+                log.warning("fence_confirmation_ignored", target=name, reason="it reconnected")
+                return False
+            used = self.coord.consume_fence_confirmation(conf.id, self.op_timeout)
+        except CoordinationError as e:
+            log.warning("fence_confirmation_unused", target=name, reason=str(e))
+            return False
+        if not used:
+            log.warning("fence_confirmation_unused", target=name, reason="changed or taken")
+            return False
+        log.warning(
+            "fence_skipped",
+            target=name,
+            epoch=epoch,
+            id=conf.id,
+            by=conf.by,
+            reason=conf.reason,
+            waited=wait,
+        )
+        self.loop.record_history(
+            "fence_skipped",
+            # Who vouched for it is in the fence_confirmed entry the recorder wrote.
+            f"{name} not fenced: confirmed down at {conf.at} "
+            f"({conf.reason or 'no reason given'}); waited out its lease ({wait:g}s)",
+        )
+        return True
+
     def abandon(self, code: str, reason: str, backoff: float) -> None:
         """Give the lock back without having started anything. Total: each step may
         fail on its own, and the node still ends in STANDBY without a lease."""
@@ -565,6 +631,17 @@ class Transitions:
             lambda: self.loop.record_history("demoted", f"{d.reason}; clean={clean}"),
         )
         _step("queueing hooks", lambda: self.hooks.fire("demoted", epoch=epoch, reason=d.reason))
+
+
+def _wait_out(seconds: float, lease_valid: Callable[[], bool]) -> bool:
+    """Sleep `seconds` while this node's own lease stays valid: a node that lost its
+    lease meanwhile may no longer act on anyone's behalf (as the fence chain)."""
+    until = time.monotonic() + seconds
+    while (now := time.monotonic()) < until:
+        if not lease_valid():
+            return False
+        time.sleep(min(0.1, until - now))
+    return lease_valid()
 
 
 def resource_timeout(res: Any) -> float:

@@ -10,8 +10,12 @@ against the servers' JAAS file) the user name:
 * the **operators** (zookeeper.operators, one id each): READ everywhere and
   WRITE on `control` only. An operator's password can therefore never delete the
   lock or write `clean: true` into the breadcrumb (which would let the next
-  takeover skip fencing). Operator actions reach history through the daemons,
-  which record the `reason` carried in `control`;
+  takeover skip fencing). The one way an operator can make a takeover skip a
+  fence is deliberate and narrow: `failoverctl confirm-fenced` writes the
+  operator's word that a node is down into `control`, which covers that node's
+  last term only, once, after the node's lease was waited out
+  (failoverd/node/confirmation.py). Operator actions reach history through the
+  daemons, which record the `reason` carried in `control`;
 * each operator's **request znode** `requests/<user>` (request_acl): the nodes ALL,
   that operator READ and WRITE, every other operator READ. failoverctl writes it
   with each change it makes in `control`; the daemon takes the name history

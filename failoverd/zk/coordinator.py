@@ -517,6 +517,29 @@ class Coordinator:
                     timeout,
                 )
 
+    def consume_fence_confirmation(self, confirmation_id: str, timeout: float) -> bool:
+        """Remove the operator's fence confirmation from `control`, in one transaction
+        with a check that our lock still exists: True only for the one lock holder
+        whose write took it (node/confirmation.py), so it is used exactly once."""
+        with zk_errors("consuming the fence confirmation"):
+            lock_stat = self._wait(self.client.exists_async(self.lock_path), timeout)
+            if lock_stat is None or lock_stat.ephemeralOwner != self.session_id:
+                return False
+            raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
+            try:
+                control = Control.decode(raw)
+            except ZnodeError:
+                return False
+            conf = control.fence_confirmed
+            if conf is None or conf.id != confirmation_id:
+                return False
+            t = self.client.transaction()
+            t.check(self.lock_path, lock_stat.version)
+            new = encode(replace(control, fence_confirmed=None), self.format)
+            t.set_data(self.control_path, new, version=stat.version)
+            results = self._wait(t.commit_async(), timeout)
+        return not any(isinstance(r, Exception) for r in results)
+
     def append_history(self, entry: HistoryEntry) -> None:
         """Add an audit record without waiting (it must not delay a transition)."""
         self.requests += 1

@@ -383,6 +383,10 @@ class Request:
     requested_by: str
     requested_at: str
     reason: str = ""  # the operator's --reason, for the history entry
+    # A scheduled switchover's time (POSIX seconds, UTC), only in `control.scheduled`:
+    # a request in `switchover` is always carried out at once (releases before
+    # scheduling never read this field, which is why a scheduled one lives apart).
+    at: float | None = None
 
     @classmethod
     def decode_dict(cls, d: Any, what: str) -> Request:
@@ -399,7 +403,69 @@ class Request:
             requested_by=_field(d, "requested_by", str, what),
             requested_at=_field(d, "requested_at", str, what),
             reason=_text(d, "reason", what, default=""),
+            at=_at(d, what),
         )
+
+
+# The furthest ahead a switchover may be scheduled: a forgotten schedule must not
+# surprise anyone a year later.
+MAX_SCHEDULE_AHEAD = 7 * 86400.0
+
+
+def _at(d: dict[str, Any], what: str) -> float | None:
+    value = _field(d, "at", (int, float, type(None)), what) if "at" in d else None
+    if value is None:
+        return None
+    if not 0 < value < 2**40:  # POSIX seconds; far beyond any real date is garbage
+        raise ZnodeError(f"{what}: at {_short(value)} is not a time")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FenceConfirmation:
+    """An operator's word that `node` is down with its resources stopped
+    (`failoverctl confirm-fenced`): the next takeover may skip fencing it, once.
+
+    Bound to `node`'s last term: `epoch` is the epoch of the breadcrumb naming
+    `node` when the operator confirmed. A later takeover moves the breadcrumb on,
+    so a confirmation from an earlier incident never matches again
+    (node/confirmation.py decides whether one applies)."""
+
+    id: str
+    node: str
+    epoch: int
+    by: str  # what failoverctl wrote; history takes the name from the request znode
+    at: str
+    reason: str
+
+    @classmethod
+    def decode_dict(cls, d: Any, what: str) -> FenceConfirmation:
+        if not isinstance(d, dict):
+            raise ZnodeError(f"{what}: not an object")
+        cid = _field(d, "id", str, what)
+        if not REQUEST_ID.fullmatch(cid):
+            raise ZnodeError(f"{what}: id {_short(cid)} is not a request id")
+        return cls(
+            id=cid,
+            node=_name(d, "node", what),
+            epoch=_epoch(d, "epoch", what),  # type: ignore[arg-type]
+            by=_field(d, "by", str, what),
+            at=_field(d, "at", str, what),
+            reason=_field(d, "reason", str, what),
+        )
+
+
+def _lenient(decode: Any, value: Any, what: str) -> Any:
+    """An optional part of `control` added later, decoded on its own: garbage in it
+    reads as absent (no confirmation, no scheduled switchover: nothing is skipped and
+    nothing happens) instead of making all of `control` unreadable, which would
+    freeze every automatic transition."""
+    if value is None:
+        return None
+    try:
+        return decode(value, what)
+    except ZnodeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -414,6 +480,13 @@ class Control:
     maintenance_by: str = ""
     maintenance_reason: str = ""
     maintenance_since: str = ""
+    # A switchover the daemons carry out at `scheduled.at` (failoverctl switchover
+    # --at): the active moves it into `switchover` when it is due. Releases before
+    # it ignore the field, so an old active never carries one out early.
+    scheduled: Request | None = None
+    # The operator's word that a node is down (failoverctl confirm-fenced).
+    # Releases before it ignore the field: they fence as always.
+    fence_confirmed: FenceConfirmation | None = None
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Control:
@@ -426,6 +499,10 @@ class Control:
             maintenance_by=_text(d, "maintenance_by", "control", default=""),
             maintenance_reason=_text(d, "maintenance_reason", "control", default=""),
             maintenance_since=_text(d, "maintenance_since", "control", default=""),
+            scheduled=_lenient(Request.decode_dict, d.get("scheduled"), "control.scheduled"),
+            fence_confirmed=_lenient(
+                FenceConfirmation.decode_dict, d.get("fence_confirmed"), "control.fence_confirmed"
+            ),
         )
 
     def without_requests(self) -> Control:

@@ -110,7 +110,11 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     out = cluster.ctl("status", "--json")
     assert out.returncode == 0, out.stdout
     st = json.loads(out.stdout)
-    assert set(st) == {"cluster", "lease_holder", "active", "maintenance", "members", "verdict"}
+    assert set(st) == {
+        "cluster", "lease_holder", "active", "maintenance", "members", "verdict",
+        "scheduled_switchover", "fence_confirmed",
+    }  # fmt: skip
+    assert st["scheduled_switchover"] is None and st["fence_confirmed"] is None
     assert st["lease_holder"] == "mail1" and st["maintenance"] is False
     assert set(st["active"]) == {"node", "epoch", "since", "clean"}
     for m in st["members"]:
