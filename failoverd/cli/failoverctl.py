@@ -21,6 +21,7 @@ from failoverd import __version__
 from failoverd.cli.backup import backup_command, restore_command
 from failoverd.cli.common import (
     CALL_TIMEOUT,
+    DEFAULT_CONFIG,
     Refused,
     command_config,
     log_to_stderr,
@@ -37,8 +38,6 @@ from failoverd.zk.coordinator import Coordinator
 from failoverd.zk.errors import ZnodeMissing
 from failoverd.zk.znodes import Control, OperatorRequest, Request, now_iso
 
-DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
-
 
 def _config_after_subcommand(
     ctx: click.Context, _param: click.Parameter, value: str | None
@@ -53,7 +52,7 @@ _SUB_CONFIG = click.Option(
     default=None,
     expose_value=False,
     callback=_config_after_subcommand,
-    help="the node's failoverd config file (also accepted before the command)",
+    help="the node's failoverd config or an operator config (also accepted before the command)",
 )
 
 
@@ -75,9 +74,10 @@ class _Commands(click.Group):
     "--config",
     "config_path",
     envvar="FAILOVERD_CONFIG",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="the node's failoverd config file (env FAILOVERD_CONFIG)",
+    default=None,
+    help="the node's failoverd config, or an operator config (env FAILOVERD_CONFIG; "
+    "default: $XDG_CONFIG_HOME/failoverd/failoverctl.yaml or "
+    f"~/.config/failoverd/failoverctl.yaml if it exists, else {DEFAULT_CONFIG})",
 )
 @click.option(
     "--credential",
@@ -85,10 +85,11 @@ class _Commands(click.Group):
     envvar="FAILOVERCTL_CREDENTIAL",
     default=None,
     help="your own ZooKeeper operator credential (user:password, mode 0600); "
-    "default: the node's zookeeper.auth, with SUDO_USER/USER as your name",
+    "default: an operator config's operator.credential, else the node's "
+    "zookeeper.auth, with SUDO_USER/USER as your name",
 )
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, credential_path: str | None) -> None:
     """Inspect and steer a failoverd cluster."""
     log_to_stderr()
     ctx.obj = config_path

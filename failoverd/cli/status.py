@@ -24,7 +24,7 @@ from failoverd.config import Config
 from failoverd.node.operator_audit import claimed, vouched_by
 from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests
 from failoverd.zk.coordinator import Coordinator
-from failoverd.zk.errors import CoordinationError
+from failoverd.zk.errors import AccessRefused, CoordinationError
 from failoverd.zk.znodes import Control, MemberStatus
 
 
@@ -163,6 +163,8 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
             recent = coord.read_history(5, CALL_TIMEOUT)
             control, _ = coord.read_control(CALL_TIMEOUT)
             requests = coord.operator_requests.read(CALL_TIMEOUT) if control.maintenance else {}
+        except AccessRefused:
+            raise  # an auth mistake (exit 2), not an unknown state
         except CoordinationError as e:
             # Connected, then lost it mid-read: the state is just as unknown.
             raise Unreachable(str(e)) from None

@@ -31,7 +31,7 @@ from failoverd.config import Config
 from failoverd.observe.redact import redact
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.client import make_client
-from failoverd.zk.errors import CoordinationError, zk_errors
+from failoverd.zk.errors import AccessRefused, CoordinationError, zk_errors
 from failoverd.zk.formats import write_format
 from failoverd.zk.lease import LocalLease
 from failoverd.zk.requests import RequestZnodes
@@ -101,6 +101,13 @@ class Coordinator:
             event.wait(timeout)
             if not self.client.connected:
                 self.client.stop()
+                refused = getattr(self.client, "sasl_refused", None)
+                if refused is not None:
+                    raise AccessRefused(
+                        f"ZooKeeper at {self.config.zookeeper.hosts} refused the SASL login "
+                        f"of {refused}",
+                        "login_refused",
+                    )
                 raise CoordinationError(
                     f"cannot reach ZooKeeper at {self.config.zookeeper.hosts} within {timeout:g}s"
                 )
