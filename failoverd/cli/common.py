@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 import structlog
@@ -30,6 +31,7 @@ __all__ = [
     "Refused",
     "Unreachable",
     "command_config",
+    "json_option",
     "log_to_stderr",
     "operator_identity",
     "zk_session",
@@ -133,6 +135,14 @@ def zk_session(config: Config, credential: str | None = None) -> Iterator[AdminC
         raise Refused(str(e)) from None
     finally:
         coord.close()
+
+
+def json_option(command: Any) -> Any:
+    """`--json` for a read command: one JSON document on stdout, whose field names
+    are a contract for scripts (the value arrives as `as_json`)."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="print JSON (stable field names) for scripts"
+    )(command)
 
 
 def log_to_stderr() -> None:

@@ -24,6 +24,7 @@ from failoverd.cli.common import (
     DEFAULT_CONFIG,
     Refused,
     command_config,
+    json_option,
     log_to_stderr,
     operator_identity,
     zk_session,
@@ -330,12 +331,14 @@ def fence_check(ctx: click.Context, node: str) -> None:
     default="-",
     help="read the password from this file (default: stdin)",
 )
-def digest(user: str, password_file: Any) -> None:
+@json_option
+def digest(user: str, password_file: Any, as_json: bool) -> None:
     """Print USER's ZooKeeper digest id for zookeeper.operators (no password is stored)."""
     password = password_file.readline().rstrip("\n")
     if not password or ":" in user:
         raise click.UsageError("need a user without ':' and a non-empty password")
-    click.echo(zk_acl.digest_id(user, password))
+    digest_id = zk_acl.digest_id(user, password)
+    click.echo(json.dumps({"user": user, "id": digest_id}) if as_json else digest_id)
 
 
 @cli.command("fix-acl")

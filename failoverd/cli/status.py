@@ -19,6 +19,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.local import local_status
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
 from failoverd.node.operator_audit import claimed, vouched_by
@@ -151,9 +152,17 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="this node's own view from its /status endpoint; ZooKeeper is not consulted",
+)
+@click.option("--url", metavar="URL", help="with --local: the node's endpoint (http://HOST:PORT)")
 @click.pass_context
-def status_command(ctx: click.Context, as_json: bool) -> None:
+def status_command(ctx: click.Context, as_json: bool, local: bool, url: str | None) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
+    if local or url is not None:
+        ctx.exit(local_status(ctx, url, as_json, local))
     config = command_config(ctx)
     credential, _ = operator_identity(ctx)
     with zk_session(config, credential) as coord:
