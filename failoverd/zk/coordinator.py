@@ -23,7 +23,15 @@ from typing import Any
 
 import structlog
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    AuthFailedError,
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
@@ -162,7 +170,15 @@ class Coordinator:
 
     def _wait(self, async_result: Any, timeout: float) -> Any:
         self.requests += 1
-        return async_result.get(timeout=timeout)
+        try:
+            return async_result.get(timeout=timeout)
+        except (ConnectionLoss, KazooTimeoutError):
+            # kazoo counts a session as connected before its SASL login; when the
+            # servers refuse that login, what the call sees is a lost connection.
+            refused = getattr(self.client, "sasl_refused", None)
+            if refused is not None:
+                raise AuthFailedError(f"the servers refused the SASL login of {refused}") from None
+            raise
 
     # -- tree ---------------------------------------------------------------
 
