@@ -61,7 +61,8 @@ def command_config(ctx: click.Context) -> Config:
     try:
         loaded = load_failoverctl_config(path)
     except ConfigError as e:
-        raise ConfigProblem("\n".join([*e.problems, *_unreadable_hint(e.problems)])) from None
+        hint = _unreadable_hint(e.problems, defaulted=ctx.obj is None)
+        raise ConfigProblem("\n".join([*e.problems, *hint])) from None
     if isinstance(loaded, Config):
         return loaded
     command = ctx.info_name or ""
@@ -75,8 +76,12 @@ def command_config(ctx: click.Context) -> Config:
     return cluster_view(loaded)
 
 
-def _unreadable_hint(problems: list[str]) -> list[str]:
-    if not any("Permission denied" in p for p in problems):
+def _unreadable_hint(problems: list[str], defaulted: bool) -> list[str]:
+    """What a person who is not root does about a node config they cannot read, or
+    about having none at all (no --config and no config of their own)."""
+    denied = any("Permission denied" in p for p in problems)
+    missing = defaulted and any("No such file or directory" in p for p in problems)
+    if not denied and not missing:
         return []
     mine = user_config_path() or "~/.config/failoverd/failoverctl.yaml"
     return [

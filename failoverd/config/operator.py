@@ -72,7 +72,7 @@ def _expand(path: str, config_path: str) -> str:
         home = user_home()
         if home:
             path = os.path.join(home, path[2:])
-    return os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_path)), path))
 
 
 def is_operator_config(data: Mapping[Any, Any]) -> bool:

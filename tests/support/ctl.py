@@ -34,9 +34,7 @@ def backup_text(cluster: str) -> str:
 
 
 def node_yaml(cluster: str, hosts: str, credential: Path | None, extra: str = "") -> str:
-    auth = (
-        f"  auth: {{scheme: digest, credential_file: {credential}}}\n" if credential else ""
-    )
+    auth = f"  auth: {{scheme: digest, credential_file: {credential}}}\n" if credential else ""
     return (
         textwrap.dedent(
             f"""\
