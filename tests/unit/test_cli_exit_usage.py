@@ -6,9 +6,11 @@ tests/integration/test_cli_exit_auth.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from click.testing import CliRunner
 
 from failoverd.cli.failoverctl import cli
@@ -50,6 +52,14 @@ zookeeper:
 operator:
   credential: alice.secret
 """
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """failoverctl points structlog at stderr for the process; other tests' logs stay."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def run(*args: str) -> tuple[int, str]:
