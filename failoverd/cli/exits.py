@@ -78,8 +78,8 @@ def access_refused(
             "--credential FILE)"
         )
     elif e.kind == "login_refused":
-        what = f"ZooKeeper at {hosts} refused the login of {who or 'this client'} ({e})"
-        fix = "check the user and password against the servers' JAAS file"
+        what = f"ZooKeeper at {hosts} refused the login with {who or 'no credential'} ({e})"
+        fix = "check the user and password in it against the servers' JAAS file"
     else:
         what = f"ZooKeeper refused access ({e}) to {who or 'a client without a credential'}"
         fix = (

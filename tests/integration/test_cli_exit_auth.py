@@ -59,7 +59,7 @@ def test_a_login_the_servers_refuse_is_exit_2(
     config = write(tmp_path / "failoverd.yaml", text)
     out = ctl("-c", str(config), *args_for(command, tmp_path))
     assert out.returncode == 2, (out.stdout, out.stderr)
-    assert f"ZooKeeper at {sasl_zk.address} refused the login of" in out.stderr
+    assert f"ZooKeeper at {sasl_zk.address} refused the login with" in out.stderr
     assert f"zookeeper.auth.credential_file {cred}" in out.stderr
     assert "JAAS" in out.stderr and "UNKNOWN" not in out.stderr
 
