@@ -54,6 +54,7 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.exits import USAGE
 from failoverd.cli.terminal import printable
 from failoverd.durable import write_atomically
 from failoverd.zk.admin import AdminCoordinator
@@ -315,7 +316,7 @@ def _restore_history(coord: AdminCoordinator, backup: dict[str, Any], timeout: f
 
 
 class _BadFile(click.ClickException):
-    exit_code = 2  # a usage/config error: the file is not a backup of this cluster
+    exit_code = USAGE  # a usage/config error: the file is not a backup of this cluster
 
 
 @click.command("backup")

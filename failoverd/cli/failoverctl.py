@@ -21,8 +21,10 @@ import click
 from failoverd.cli.backup import backup_command, restore_command
 from failoverd.cli.common import (
     CALL_TIMEOUT,
+    DEFAULT_CONFIG,
     Refused,
     command_config,
+    json_option,
     log_to_stderr,
     operator_identity,
     zk_session,
@@ -48,8 +50,6 @@ from failoverd.zk.znodes import (
     now_iso,
 )
 
-DEFAULT_CONFIG = "/etc/failoverd/failoverd.yaml"
-
 
 def _config_after_subcommand(
     ctx: click.Context, _param: click.Parameter, value: str | None
@@ -64,7 +64,7 @@ _SUB_CONFIG = click.Option(
     default=None,
     expose_value=False,
     callback=_config_after_subcommand,
-    help="the node's failoverd config file (also accepted before the command)",
+    help="the node's failoverd config or an operator config (also accepted before the command)",
 )
 
 
@@ -100,9 +100,10 @@ class _Commands(click.Group):
     "--config",
     "config_path",
     envvar="FAILOVERD_CONFIG",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="the node's failoverd config file (env FAILOVERD_CONFIG)",
+    default=None,
+    help="the node's failoverd config, or an operator config (env FAILOVERD_CONFIG; "
+    "default: $XDG_CONFIG_HOME/failoverd/failoverctl.yaml or "
+    f"~/.config/failoverd/failoverctl.yaml if it exists, else {DEFAULT_CONFIG})",
 )
 @click.option(
     "--credential",
@@ -110,10 +111,11 @@ class _Commands(click.Group):
     envvar="FAILOVERCTL_CREDENTIAL",
     default=None,
     help="your own ZooKeeper operator credential (user:password, mode 0600); "
-    "default: the node's zookeeper.auth, with SUDO_USER/USER as your name",
+    "default: an operator config's operator.credential, else the node's "
+    "zookeeper.auth, with SUDO_USER/USER as your name",
 )
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, credential_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, credential_path: str | None) -> None:
     """Inspect and steer a failoverd cluster."""
     log_to_stderr()
     ctx.obj = config_path
@@ -555,12 +557,14 @@ def confirm_fenced(ctx: click.Context, node: str, reason: str, yes: bool) -> Non
     default="-",
     help="read the password from this file (default: stdin)",
 )
-def digest(user: str, password_file: Any) -> None:
+@json_option
+def digest(user: str, password_file: Any, as_json: bool) -> None:
     """Print USER's ZooKeeper digest id for zookeeper.operators (no password is stored)."""
     password = password_file.readline().rstrip("\n")
     if not password or ":" in user:
         raise click.UsageError("need a user without ':' and a non-empty password")
-    click.echo(zk_acl.digest_id(user, password))
+    digest_id = zk_acl.digest_id(user, password)
+    click.echo(json.dumps({"user": user, "id": digest_id}) if as_json else digest_id)
 
 
 @cli.command("fix-acl")

@@ -7,13 +7,15 @@ ZooKeeper lets only that credential write: the daemons record the change under
 that znode's name, whatever name `control` carries (node/operator_audit.py).
 Without one, failoverctl uses the node's own credential (root on a node can read
 it anyway) and writes the nodes' request znode, `requests/:nodes`; the name is
-"node:HOST (sudo user LOGIN, claimed)", from SUDO_USER, else USER: the node's
-credential is proven, the host and login are an honest label, not a proof.
+"node:HOST (sudo user LOGIN, claimed)", LOGIN from SUDO_USER, else USER or LOGNAME,
+else the real uid's login name (login_name): the node's credential is proven, the
+host and login are an honest label, not a proof.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import socket
 import stat
@@ -46,8 +48,19 @@ def read_operator_credential(path: str) -> str:
 def operator_name(credential: str | None) -> str:
     if credential is not None:
         return credential.partition(":")[0]
-    login = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
-    return f"node:{socket.gethostname()} (sudo user {login}, claimed)"
+    return f"node:{socket.gethostname()} (sudo user {login_name()}, claimed)"
+
+
+def login_name() -> str:
+    """Who ran this: SUDO_USER (root by sudo), else USER or LOGNAME, else the real
+    uid's passwd entry (cron and `env -i` set neither), else the uid itself."""
+    for var in ("SUDO_USER", "USER", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 def request_znode(credential: str | None) -> str:

@@ -19,13 +19,14 @@ from failoverd.cli.common import (
     operator_identity,
     zk_session,
 )
+from failoverd.cli.local import local_status
 from failoverd.cli.table import WIDTH, clip, fit, member_table
 from failoverd.cli.terminal import printable
 from failoverd.config import Config
 from failoverd.node.operator_audit import claimed, vouched_by, when
 from failoverd.node.requests import FAILOVER, SWITCHOVER, Requests, check_requests
 from failoverd.zk.coordinator import Coordinator
-from failoverd.zk.errors import CoordinationError
+from failoverd.zk.errors import AccessRefused, CoordinationError
 from failoverd.zk.znodes import Control, MemberStatus
 
 
@@ -180,9 +181,19 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
     help="every column (epoch, connected, each fencing method, since) and every text in "
     "full, one line each; the default table fits 100 columns",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="this node's own view from its /status endpoint; ZooKeeper is not consulted",
+)
+@click.option("--url", metavar="URL", help="with --local: the node's endpoint (http://HOST:PORT)")
 @click.pass_context
-def status_command(ctx: click.Context, as_json: bool, wide: bool) -> None:
+def status_command(
+    ctx: click.Context, as_json: bool, wide: bool, local: bool, url: str | None
+) -> None:
     """Members, roles, health, epoch and lease holder. Exit 0 when healthy."""
+    if local or url is not None:
+        ctx.exit(local_status(ctx, url, as_json, local))
     config = command_config(ctx)
     credential, _ = operator_identity(ctx)
     with zk_session(config, credential) as coord:
@@ -192,6 +203,8 @@ def status_command(ctx: click.Context, as_json: bool, wide: bool) -> None:
             recent = coord.read_history(5, CALL_TIMEOUT)
             control, _ = coord.read_control(CALL_TIMEOUT)
             requests = coord.operator_requests.read(CALL_TIMEOUT) if control.maintenance else {}
+        except AccessRefused:
+            raise  # an auth mistake (exit 2), not an unknown state
         except CoordinationError as e:
             # Connected, then lost it mid-read: the state is just as unknown.
             raise Unreachable(str(e)) from None

@@ -13,6 +13,7 @@ fencing.py    the fencing: list
 sections.py   node, peers, health, watchdog, metrics, hooks, log
 timing.py     the timing budget across sections
 load.py       load_config
+operator.py   an operator's own failoverctl config, and where a user keeps it
 
 Only parsing: nothing here looks at the machine beyond the files the config
 names (checks/ does, checks/report.py is what --check prints), and this package
@@ -38,6 +39,7 @@ from failoverd.config.model import (
     MetricsConfig,
     NodeConfig,
     OcfResourceConfig,
+    OperatorConfig,
     PeerConfig,
     ResourceConfig,
     SshFencerConfig,
@@ -66,6 +68,7 @@ __all__ = [
     "MetricsConfig",
     "NodeConfig",
     "OcfResourceConfig",
+    "OperatorConfig",
     "PeerConfig",
     "ResourceConfig",
     "SshFencerConfig",

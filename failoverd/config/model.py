@@ -264,6 +264,20 @@ class Config:
         return (self.node.name, *(p.name for p in self.peers))
 
 
+@dataclass(frozen=True)
+class OperatorConfig:
+    """An operator's own failoverctl config (config/operator.py): the cluster and how
+    to reach it, with the operator's credential instead of the nodes'."""
+
+    path: str
+    cluster: str
+    members: tuple[str, ...]
+    zookeeper: ZooKeeperConfig
+    # The operator's "user:password" file (None: zookeeper.insecure, no credential).
+    credential: str | None
+    switchover: SwitchoverConfig = field(default_factory=SwitchoverConfig)
+
+
 class ConfigError(Exception):
     """Every problem found in one file, each as 'FILE: key.path: message'."""
 

@@ -104,11 +104,15 @@ def _retry_sasl_refusals(client: KazooClient, user: str) -> None:
         log.warning("sasl_refusal_retry_unavailable", reason="kazoo internals changed")
         return
     said = [False]
+    # Who was refused since the last login that worked (None: nobody): so that
+    # failoverctl, whose connect times out meanwhile, can say "refused", not "unreachable".
+    client.sasl_refused = None  # type: ignore[attr-defined]
 
     def authenticate(host: str, timeout: float) -> Any:
         try:
             result = original(host, timeout)
         except (AuthFailedError, SessionClosedRequireSaslError) as e:
+            client.sasl_refused = user  # type: ignore[attr-defined]
             if not said[0]:
                 said[0] = True
                 log.critical(
@@ -120,6 +124,7 @@ def _retry_sasl_refusals(client: KazooClient, user: str) -> None:
                 )
             raise ConnectionDropped(f"SASL login of {user} refused") from None
         said[0] = False
+        client.sasl_refused = None  # type: ignore[attr-defined]
         return result
 
     conn._authenticate_with_sasl = authenticate

@@ -23,7 +23,15 @@ from typing import Any
 
 import structlog
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    AuthFailedError,
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, Permissions
 
@@ -31,7 +39,7 @@ from failoverd.config import Config
 from failoverd.observe.redact import redact
 from failoverd.zk import acl as zk_acl
 from failoverd.zk.client import make_client
-from failoverd.zk.errors import CoordinationError, zk_errors
+from failoverd.zk.errors import AccessRefused, CoordinationError, zk_errors
 from failoverd.zk.formats import write_format
 from failoverd.zk.lease import LocalLease
 from failoverd.zk.requests import RequestZnodes
@@ -101,6 +109,13 @@ class Coordinator:
             event.wait(timeout)
             if not self.client.connected:
                 self.client.stop()
+                refused = getattr(self.client, "sasl_refused", None)
+                if refused is not None:
+                    raise AccessRefused(
+                        f"ZooKeeper at {self.config.zookeeper.hosts} refused the SASL login "
+                        f"of {refused}",
+                        "login_refused",
+                    )
                 raise CoordinationError(
                     f"cannot reach ZooKeeper at {self.config.zookeeper.hosts} within {timeout:g}s"
                 )
@@ -155,7 +170,15 @@ class Coordinator:
 
     def _wait(self, async_result: Any, timeout: float) -> Any:
         self.requests += 1
-        return async_result.get(timeout=timeout)
+        try:
+            return async_result.get(timeout=timeout)
+        except (ConnectionLoss, KazooTimeoutError):
+            # kazoo counts a session as connected before its SASL login; when the
+            # servers refuse that login, what the call sees is a lost connection.
+            refused = getattr(self.client, "sasl_refused", None)
+            if refused is not None:
+                raise AuthFailedError(f"the servers refused the SASL login of {refused}") from None
+            raise
 
     # -- tree ---------------------------------------------------------------
 

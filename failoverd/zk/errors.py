@@ -1,13 +1,18 @@
 """How a ZooKeeper call fails, as failoverd's callers see it: one CoordinationError
 naming what was being done, never a kazoo exception (only failoverd/zk/ knows kazoo).
-Two kinds a caller acts on have their own class."""
+The kinds a caller acts on have their own class."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import (
+    AuthFailedError,
+    KazooException,
+    NoAuthError,
+    SessionClosedRequireSaslError,
+)
 from kazoo.handlers.threading import KazooTimeoutError
 
 from failoverd.zk.znodes import ZnodeError
@@ -30,6 +35,24 @@ class WriteConflict(CoordinationError):
         self.error = error
 
 
+class AccessRefused(CoordinationError):
+    """ZooKeeper answered, but not to this identity: a mistake of auth, not of the
+    network. `kind` says which: "sasl_required" (the servers enforce a SASL login
+    and none was offered), "login_refused" (the user or password is wrong) or
+    "no_permission" (the znode's ACL does not name this identity: NoAuth)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_ACCESS_KINDS: tuple[tuple[type[Exception], str], ...] = (
+    (SessionClosedRequireSaslError, "sasl_required"),
+    (AuthFailedError, "login_refused"),
+    (NoAuthError, "no_permission"),
+)
+
+
 @contextmanager
 def zk_errors(what: str) -> Iterator[None]:
     """Turn kazoo's exceptions, its timeout and unreadable znode content inside the
@@ -38,5 +61,8 @@ def zk_errors(what: str) -> Iterator[None]:
         yield
     except KazooTimeoutError:
         raise CoordinationError(f"{what}: no answer from ZooKeeper in time") from None
+    except (SessionClosedRequireSaslError, AuthFailedError, NoAuthError) as e:
+        kind = next(k for cls, k in _ACCESS_KINDS if isinstance(e, cls))
+        raise AccessRefused(f"{what}: {type(e).__name__}", kind) from None
     except (KazooException, ZnodeError) as e:
         raise CoordinationError(f"{what}: {type(e).__name__} {e}".strip()) from None
