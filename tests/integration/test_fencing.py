@@ -506,7 +506,7 @@ def test_check_tells_wrong_host_key_refused_connection_and_working_path_apart(
 
     outcomes = chain.check(TARGET)
 
-    assert [o.ok for o in outcomes] == [False, False, True, False, True]
+    assert [o.result for o in outcomes] == ["FAIL", "FAIL", "OK", "FAIL", "UNVERIFIED"]
     assert "host key CHANGED" in outcomes[0].reason
     assert "refused" in outcomes[1].reason
     assert outcomes[2].reason.startswith(
@@ -514,7 +514,9 @@ def test_check_tells_wrong_host_key_refused_connection_and_working_path_apart(
     )
     assert outcomes[2].reason.endswith("; marker none)")
     assert "not an executable program" in outcomes[3].reason
-    assert outcomes[4].reason == "would run: true mail2 127.0.0.1"
+    # Without check_argv nothing asked the power switch: not verified, and it says so.
+    assert outcomes[4].reason.startswith("not verified: no check_argv is configured")
+    assert outcomes[4].reason.endswith("(would run: true mail2 127.0.0.1)")
     # A dry run changes nothing: the service runs, no marker, no lock file, no state dir.
     assert lab.service.accepts()
     assert not lab.state_dir.exists()
