@@ -26,6 +26,8 @@ def started(c: Cluster) -> str:
     active = c.wait_active(timeout=20, via=c.names[0])
     c.start(*c.names[1:])
     wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both connected")
+    # Each has probed its fencing toward the other: status judges what they published.
+    wait_for(lambda: all(m["fence_paths"] for m in c.status()["members"]), 10, "fence readiness")
     return active
 
 
@@ -115,10 +117,10 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     for m in st["members"]:
         assert set(m) == {
             "node", "role", "healthy", "epoch", "connected",
-            "eligible", "why", "version", "fence_ready",
+            "eligible", "why", "version", "fence_ready", "fence_paths",
         }  # fmt: skip
         assert isinstance(m["version"], str) and m["version"]
-        assert isinstance(m["fence_ready"], dict)
+        assert isinstance(m["fence_ready"], dict) and isinstance(m["fence_paths"], dict)
     rows = {m["node"]: m for m in st["members"]}
     assert rows["mail2"]["eligible"] is True and rows["mail2"]["why"] == ""
     assert rows["mail1"]["eligible"] is False and "active" in rows["mail1"]["why"]
