@@ -163,6 +163,13 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
         for n in ready
         if n not in verified
     )
+    # The other way round matters after a failover (the active becomes the standby):
+    # named, not a warning, since today's failover does not depend on it.
+    tail += "".join(
+        f"; the active cannot verifiably fence {n}: {_fence_paths_text(h, n)}"
+        for n in verified
+        if (h.get("fence_paths") or {}).get(n) and not _can_fence(h, n)
+    )
     return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
 
 

@@ -177,9 +177,7 @@ class Cluster:
             # check_argv: the fence target is this machine, always there, so its
             # readiness is verified (status counts only a verified standby healthy);
             # `fence-broken` stands for a fence that fails when it runs.
-            else [
-                {"type": "command", "argv": fence_cmd, "check_argv": ["true"], "timeout": "10s"}
-            ],
+            else [{"type": "command", "argv": fence_cmd, "check_argv": ["true"], "timeout": "10s"}],
             "switchover": {"timeout": "5s"},
             "flap": {"max_failovers": 3, "window": "10m", "backoff": "3s"},
             "log": {"format": "json", "level": "debug"},

@@ -188,3 +188,14 @@ def test_status_is_healthy_when_the_standby_has_one_verified_method_toward_the_a
     ok, sentence = verdict(status(fence_paths=paths))
     assert ok, sentence
     assert sentence == "one healthy active (mail1), eligible standby: mail2"
+
+
+def test_status_names_an_active_that_cannot_verifiably_fence_its_standby() -> None:
+    # After a failover the roles swap; today's failover does not depend on it: exit 0.
+    from failoverd.cli.status import verdict
+
+    st = status(fence_paths={"mail1": {"ssh": "OK"}})
+    st["members"][0]["fence_paths"] = {"mail2": {"ssh": "FAIL"}}  # type: ignore[index]
+    ok, sentence = verdict(st)
+    assert ok, sentence
+    assert sentence.endswith("; the active cannot verifiably fence mail2: ssh FAIL"), sentence
