@@ -473,7 +473,11 @@ def test_lease_wait_waits_out_session_watchdog_and_margin_from_lock_loss() -> No
     ok, outcomes = chain.fence(req)
     assert ok and outcomes[0].method == "lease-wait"
     assert 0.25 <= time.monotonic() - t0 < 0.45
-    assert chain.check(TARGET)[0].reason == "would wait 0.55s"
+    (checked,) = chain.check(TARGET)
+    assert checked.result == "OK"  # verified: mail2 published its device armed
+    assert checked.reason == (
+        "mail2 published an armed watchdog device (timeout 0.3s); would wait 0.55s"
+    )
 
 
 def test_lease_wait_without_a_watchdog_never_succeeds() -> None:

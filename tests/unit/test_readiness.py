@@ -406,20 +406,24 @@ def test_fence_path_lost_fires_within_one_interval_while_another_methods_check_h
         on_change=lambda peer, method, st: lost.set() if not st.ok else None,
         probe_fn=probes,
     )
-    r.start()
-    try:
-        deadline = time.monotonic() + 5
-        while r.results() == {} and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert r.results() == {"mail2": {"ssh": "OK"}}  # the power check still hangs
-        ssh_ok[0] = False
-        broke = time.monotonic()
-        # One interval plus the probe (instant here), with room for a loaded machine.
-        assert lost.wait(10 * interval), "no fence_path_lost while the power check hangs"
-        print(f"fence_path_lost {time.monotonic() - broke:.2f}s after the path broke")
-    finally:
-        release.set()
-        r.stop()
+    with capture_logs():
+        r.start()
+        try:
+            deadline = time.monotonic() + 5
+            while r.results() == {} and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert r.results() == {"mail2": {"ssh": "OK"}}  # the power check still hangs
+            ssh_ok[0] = False
+            broke = time.monotonic()
+            # One interval plus the probe (instant here), with room for a loaded machine.
+            assert lost.wait(10 * interval), "no fence_path_lost while the power check hangs"
+            print(f"fence_path_lost {time.monotonic() - broke:.2f}s after the path broke")
+        finally:
+            release.set()
+            r.stop()
+            # Let the released probe finish here, not log into a later test.
+            while "command" not in r.results().get("mail2", {}) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 def test_an_unverified_path_is_neither_lost_nor_down_and_published_as_unverified() -> None:
