@@ -155,7 +155,7 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
         unverified = "; ".join(f"{n}: {_fence_paths_text(rows[n], holder)}" for n in ready)
         return False, (
             f"no standby can verifiably fence the active {holder}, a failover may be "
-            f"refused ({unverified}; see failoverctl fence-check {holder} on it)"
+            f"refused ({unverified}; run failoverctl fence-check {holder} on the standby)"
         )
     tail = f"; not eligible: {not_ready}" if not_ready else ""
     tail += "".join(
