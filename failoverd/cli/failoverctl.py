@@ -23,6 +23,7 @@ from failoverd.cli.common import (
     CALL_TIMEOUT,
     DEFAULT_CONFIG,
     Refused,
+    Unreachable,
     command_config,
     json_option,
     log_to_stderr,
@@ -35,6 +36,7 @@ from failoverd.cli.status import gather_status, history_line, status_command
 from failoverd.cli.terminal import printable
 from failoverd.cli.when import parse_at
 from failoverd.config import Config
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.node.confirmation import applies, lease_wait, refusal
 from failoverd.node.decision import plan_fencing
 from failoverd.node.operator_audit import when as when_text
@@ -488,24 +490,71 @@ def _dry_run_failover(
 
 @cli.command("fence-check")
 @click.argument("node")
+@click.option(
+    "--json", "as_json", is_flag=True, help="print a list of {method, result, detail, elapsed_ms}"
+)
 @click.pass_context
-def fence_check(ctx: click.Context, node: str) -> None:
-    """Dry-run every fencing method against NODE; fences nothing."""
+def fence_check(ctx: click.Context, node: str, as_json: bool) -> None:
+    """Dry-run every fencing method against NODE; fences nothing.
+
+    Each method is OK (its check ran and passed), UNVERIFIED (nothing could be
+    checked without fencing) or FAIL. Exit 0 when at least one is OK, 1 when none
+    is verified, 3 when only ZooKeeper could have told (lease-wait)."""
     config = command_config(ctx)
     peer = config.peer(node)
     if peer is None:
         raise click.BadParameter(f"{node!r} is not a peer in {config.path}", param_hint="NODE")
-    from failoverd.fencing.base import FenceTarget
+    from failoverd.fencing.base import OK, FenceTarget
     from failoverd.fencing.chain import build_fence_chain
+    from failoverd.fencing.readiness import method_names
 
-    outcomes = build_fence_chain(config).check(FenceTarget(peer.name, peer.address))
-    for o in outcomes:
-        mark = click.style("OK  ", fg="green") if o.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {o.method:<10} {printable(o.reason)} ({o.took * 1000:.0f} ms)")
-    if not any(o.ok for o in outcomes):
-        raise Refused(
-            f"no fencing method would work against {node}: a takeover from it would be refused"
-        )
+    published, unreachable = _published_watchdogs(ctx, config)
+    outcomes = build_fence_chain(config, published).check(FenceTarget(peer.name, peer.address))
+    # The names status and the metrics use: "command", "command-2", ...
+    methods = method_names(config.fencing)
+    if as_json:
+        rows = [
+            {
+                "method": method,
+                "result": o.result,
+                "detail": o.reason,
+                "elapsed_ms": round(o.took * 1000),
+            }
+            for method, o in zip(methods, outcomes, strict=True)
+        ]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        colour = {"OK": "green", "UNVERIFIED": "yellow", "FAIL": "red"}
+        for method, o in zip(methods, outcomes, strict=True):
+            mark = click.style(f"{o.result:<10}", fg=colour[o.result])
+            click.echo(f"{mark} {method:<10} {printable(o.reason)} ({o.took * 1000:.0f} ms)")
+    if any(o.result == OK for o in outcomes):
+        return
+    if unreachable is not None:
+        raise Unreachable(f"no fencing method against {node} is verified, and {unreachable}")
+    failed = sum(1 for o in outcomes if not o.ok)
+    raise Refused(
+        f"no fencing method against {node} is verified ({failed} failed, "
+        f"{len(outcomes) - failed} unverified): a takeover from it may be refused"
+    )
+
+
+def _published_watchdogs(
+    ctx: click.Context, config: Config
+) -> tuple[PublishedWatchdogs | None, str | None]:
+    """What the members published about their watchdog devices, which only a
+    lease-wait method needs (None, and nothing read, without one), and why it
+    could not be read (ZooKeeper unreachable: lease-wait stays UNVERIFIED)."""
+    if not any(f.type == "lease-wait" for f in config.fencing):
+        return None, None
+    credential, _ = operator_identity(ctx)
+    published = PublishedWatchdogs()
+    try:
+        with zk_session(config, credential) as coord:
+            published.saw(coord.read_members(CALL_TIMEOUT))
+    except (Unreachable, Refused) as e:
+        return None, f"what it published about its watchdog could not be read: {e.message}"
+    return published, None
 
 
 @cli.command("confirm-fenced")

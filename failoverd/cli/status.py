@@ -99,10 +99,24 @@ def _eligibility_fields(
     """What a member publishes about its own eligibility (failoverd.node.eligibility)."""
     if name not in members:
         why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
-        return {"eligible": False, "why": why, "version": "", "commit": "", "fence_ready": {}}
+        return {
+            "eligible": False,
+            "why": why,
+            "version": "",
+            "commit": "",
+            "fence_ready": {},
+            "fence_paths": {},
+        }
     if m is None:
         why = "its member znode is unreadable"
-        return {"eligible": False, "why": why, "version": "", "commit": "", "fence_ready": {}}
+        return {
+            "eligible": False,
+            "why": why,
+            "version": "",
+            "commit": "",
+            "fence_ready": {},
+            "fence_paths": {},
+        }
     fence_ready = getattr(m, "fence_ready", None)
     return {
         "eligible": m.eligible,
@@ -111,6 +125,8 @@ def _eligibility_fields(
         "version": m.version,
         "commit": m.commit,  # "" before 0.2.0 or when its build could not say
         "fence_ready": dict(fence_ready) if isinstance(fence_ready, dict) else {},
+        # Per peer, per method: "OK", "UNVERIFIED" or "FAIL" (fencing/base.py).
+        "fence_paths": {peer: dict(r) for peer, r in m.fence_paths.items()},
     }
 
 
@@ -169,8 +185,42 @@ def _verdict(status: dict[str, Any], lock_unreadable: bool) -> tuple[bool, str]:
         return False, (
             f"no standby could take over, failover would not be possible ({not_ready or 'none'})"
         )
+    # Eligible means it would try; only a verified path (OK) says its fence would
+    # work. A standby whose every method toward the active is UNVERIFIED or FAIL
+    # may find out on the day it must take over, so say so now (exit 1).
+    verified = [n for n in ready if _can_fence(rows[n], holder)]
+    if not verified:
+        unverified = "; ".join(f"{n}: {_fence_paths_text(rows[n], holder)}" for n in ready)
+        return False, (
+            f"no standby can verifiably fence the active {holder}, a failover may be "
+            f"refused ({unverified}; run failoverctl fence-check {holder} on the standby)"
+        )
     tail = f"; not eligible: {not_ready}" if not_ready else ""
+    tail += "".join(
+        f"; {n} cannot verifiably fence {holder}: {_fence_paths_text(rows[n], holder)}"
+        for n in ready
+        if n not in verified
+    )
+    # The other way round matters after a failover (the active becomes the standby):
+    # named, not a warning, since today's failover does not depend on it.
+    tail += "".join(
+        f"; the active cannot verifiably fence {n}: {_fence_paths_text(h, n)}"
+        for n in verified
+        if (h.get("fence_paths") or {}).get(n) and not _can_fence(h, n)
+    )
     return True, f"one healthy active ({holder}), eligible standby: {', '.join(ready)}{tail}"
+
+
+def _can_fence(row: dict[str, Any], target: str) -> bool:
+    """Whether a member published a verified (OK) fencing method toward `target`."""
+    return "OK" in (row.get("fence_paths") or {}).get(target, {}).values()
+
+
+def _fence_paths_text(row: dict[str, Any], target: str) -> str:
+    paths = (row.get("fence_paths") or {}).get(target, {})
+    if not paths:
+        return f"no fence readiness toward {target} published (not probed yet, or older failoverd)"
+    return ", ".join(f"{method} {result}" for method, result in paths.items())
 
 
 @click.command("status")

@@ -74,7 +74,7 @@ def member_table(
                     "-" if r["epoch"] is None else str(r["epoch"]),
                     "yes" if r["connected"] else "NO",
                     eligible,
-                    fence_column(ready),
+                    fence_column(ready, r.get("fence_paths") or {}),
                     version_column(r["version"], r.get("commit", "")),
                     printable(m.since) if m else "-",
                     printable(m.reason) if m else "-",
@@ -87,7 +87,7 @@ def member_table(
                     printable(r["role"]),
                     health,
                     eligible,
-                    fence_short(ready),
+                    fence_short(ready, r.get("fence_paths") or {}),
                     version_column(r["version"], r.get("commit", "")),
                     last_transition(m, now),
                 )
@@ -141,16 +141,40 @@ def age(since: str, now: datetime) -> str:
     return f"{seconds}s ago"
 
 
-def fence_short(ready: dict[str, bool]) -> str:
-    """`ok` when every fencing method's last probe worked, else the ones that did
-    not (`ssh:DEAD`); `-` before the first probe."""
+_RANK = {"OK": 0, "UNVERIFIED": 1, "FAIL": 2}
+
+
+def _worst(paths: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Each method's worst result over the peers it fences (OK < UNVERIFIED < FAIL;
+    anything else counts as FAIL)."""
+    worst: dict[str, str] = {}
+    for results in paths.values():
+        for method, result in (results or {}).items():
+            result = result if result in _RANK else "FAIL"
+            if _RANK[result] >= _RANK[worst.get(method, "OK")]:
+                worst[method] = result
+    return worst
+
+
+def fence_short(ready: dict[str, bool], paths: dict[str, dict[str, str]]) -> str:
+    """`ok` when every fencing method's last probe was verified, else the ones that
+    were not (`ssh:FAIL`, `command:UNVERIFIED`); `-` before the first probe. A member of
+    an older release publishes no results, only ready or not (`ssh:DEAD`)."""
+    worst = _worst(paths)
+    if worst:
+        bad = [f"{k}:{v}" for k, v in worst.items() if v != "OK"]
+        return printable(",".join(bad) if bad else "ok")
     if not ready:
         return "-"
     dead = [k for k, v in ready.items() if not v]
     return printable(",".join(f"{k}:DEAD" for k in dead) if dead else "ok")
 
 
-def fence_column(ready: dict[str, bool]) -> str:
-    """Fence readiness per method: `ssh:ok,command:DEAD`; `-` before the first probe.
-    The method names are the member's own words, escaped like any text from ZooKeeper."""
+def fence_column(ready: dict[str, bool], paths: dict[str, dict[str, str]]) -> str:
+    """Fence readiness per method: `ssh:OK,command:UNVERIFIED`; `-` before the first
+    probe. The method names are the member's own words, escaped like any text from
+    ZooKeeper."""
+    worst = _worst(paths)
+    if worst:
+        return printable(",".join(f"{k}:{v}" for k, v in worst.items()))
     return printable(",".join(f"{k}:{'ok' if v else 'DEAD'}" for k, v in ready.items()) or "-")

@@ -33,12 +33,34 @@ class FenceRequest:
     lease_valid: Callable[[], bool] = field(default=lambda: True)
 
 
+# What a dry run (check) of a method found, in the operator's words:
+# OK: verified, the check itself ran and passed (a power switch's status action
+#   exited 0, an ssh login whose forced command answered its dry run, a target
+#   that published an armed watchdog device);
+# UNVERIFIED: nothing could be checked without fencing (a command fencer with no
+#   check_argv: only that its program is executable); not known broken either;
+# FAIL: the check ran and failed (exited non-zero, timed out, program missing,
+#   ssh refused or a host key mismatch, a target without an armed watchdog).
+OK, UNVERIFIED, FAIL = "OK", "UNVERIFIED", "FAIL"
+RESULTS = (OK, UNVERIFIED, FAIL)
+
+
 @dataclass(frozen=True)
 class FenceOutcome:
     method: str
     ok: bool
     reason: str
     took: float
+    # Only for a dry run: False when `ok` means "not known broken" rather than
+    # "checked and works" (UNVERIFIED). A fence's outcome is always verified.
+    verified: bool = True
+
+    @property
+    def result(self) -> str:
+        """OK, UNVERIFIED or FAIL (see above)."""
+        if not self.ok:
+            return FAIL
+        return OK if self.verified else UNVERIFIED
 
 
 class Fencer(Protocol):

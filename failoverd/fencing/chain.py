@@ -121,7 +121,8 @@ class FenceChain:
         return None if why is None else FenceOutcome(f.name, False, f"skipped: {why}", 0.0)
 
     def check(self, target: FenceTarget) -> list[FenceOutcome]:
-        """Dry-run every method; fences nothing."""
+        """Dry-run every method; fences nothing. Each outcome's `result` says what
+        was verified: OK, UNVERIFIED or FAIL (fencing/base.py)."""
         outcomes = []
         for f in self.fencers:
             o = _guarded(f, lambda f=f: f.check(target))  # type: ignore[misc]
@@ -157,11 +158,13 @@ def build_fence_chain(config: Config, published: PublishedWatchdogs | None = Non
     """`published`: the daemon's memory of what each member published about its
     watchdog device, which lease-wait trusts (None: failoverctl's dry runs)."""
     fencers: list[Fencer] = []
+    # What a power switch's status action gets, as in fence readiness (probes.py).
+    check_env = {"FAILOVERD_CLUSTER": config.cluster, "FAILOVERD_NODE": config.node.name}
     for cfg in config.fencing:
         if isinstance(cfg, SshFencerConfig):
             fencers.append(LazySshFencer(cfg))
         elif isinstance(cfg, CommandFencerConfig):
-            fencers.append(CommandFencer(cfg))
+            fencers.append(CommandFencer(cfg, check_env))
         elif isinstance(cfg, LeaseWaitFencerConfig):
             if config.watchdog is None or not config.watchdog.device:
                 # The validator rejects this; should it slip through, fail loudly rather

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from failoverd.fencing.base import FenceOutcome, FenceRequest, FenceTarget
+from failoverd.fencing.base import FAIL, OK, UNVERIFIED, FenceOutcome, FenceRequest, FenceTarget
 from failoverd.zk.znodes import MemberStatus
 
 LEASE_WAIT_STEP = 0.1
@@ -56,6 +56,20 @@ class PublishedWatchdogs:
                 f"({assumed:g}s) this node waits out"
             )
         return None
+
+    def readiness(self, node: str, assumed: float) -> tuple[str, str]:
+        """Fence readiness of a lease-wait toward `node` (OK, UNVERIFIED or FAIL, and
+        why): OK only when `node` published an armed device whose timeout fits in
+        `assumed`; FAIL when what it published makes the fence refuse; UNVERIFIED
+        when nothing readable was seen yet (not started, unreadable status)."""
+        why = self.refusal(node, assumed)
+        status = self._last.get(node)
+        if status is None:
+            return UNVERIFIED, f"not verified: {why}"
+        w = status.watchdog
+        if why is None and w is not None and w.timeout is not None:
+            return OK, f"{node} published an armed watchdog device (timeout {w.timeout:g}s)"
+        return FAIL, why or "refused"
 
 
 class LeaseWaitFencer:
@@ -112,8 +126,12 @@ class LeaseWaitFencer:
         )
 
     def check(self, target: FenceTarget) -> FenceOutcome:
-        if self.published is not None:
-            refused = self._refusal(target.node)
-            if refused is not None:
-                return FenceOutcome(self.name, False, refused, 0.0)
-        return FenceOutcome(self.name, True, f"would wait {self.wait:g}s", 0.0)
+        """OK only when the target published an armed watchdog device (the fence
+        would then wait `wait` seconds and be right to); see PublishedWatchdogs."""
+        if self.published is None:
+            why = f"not verified: this process keeps no record of what {target.node} published"
+            return FenceOutcome(self.name, True, why, 0.0, verified=False)
+        result, why = self.published.readiness(target.node, self.watchdog_timeout)
+        if result == OK:
+            why += f"; would wait {self.wait:g}s"
+        return FenceOutcome(self.name, result != FAIL, why, 0.0, verified=result == OK)

@@ -10,10 +10,12 @@ this method work toward that peer right now? Nothing here fences anything.
   it as strict as the fence (sshfence.py): no user or system config, no agent,
   no other key, no known_hosts but the configured one, never add a host key.
 * command: the fencer's `check_argv` (the power switch's status action) when one
-  is configured, else only that its program is executable.
-* lease-wait: always ready; the config validator already requires a watchdog
-  device here. Whether the *target* published one armed is decided at fence time
-  (lease_wait.py), not probed.
+  is configured (command.py's check, the same as `failoverctl fence-check`), else
+  only that its program is executable: UNVERIFIED, not ready-and-verified.
+* lease-wait: no path to probe; what the *target* published about its watchdog
+  device decides it (readiness.py asks lease_wait.PublishedWatchdogs).
+
+Each probe ends OK, UNVERIFIED or FAIL (fencing/base.py says what each means).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from failoverd.config import CommandFencerConfig, FencerConfig, SshFencerConfig
-from failoverd.fencing.base import FenceTarget, last_line
+from failoverd.fencing.base import FAIL, OK, UNVERIFIED, FenceTarget, last_line
 from failoverd.fencing.command import CommandFencer
-from failoverd.process import in_background, run_command
+from failoverd.process import in_background
 
 SSH = "ssh"
 # ssh's exit status when ssh itself failed (connect, host key, authentication);
@@ -42,24 +44,35 @@ SSH_FAILED = 255
 
 @dataclass(frozen=True)
 class ProbeResult:
-    ok: bool
+    ok: bool  # not known broken: OK or UNVERIFIED
     reason: str
     took: float
+    verified: bool = True  # False: nothing could be checked (UNVERIFIED)
+
+    @property
+    def result(self) -> str:
+        if not self.ok:
+            return FAIL
+        return OK if self.verified else UNVERIFIED
 
 
 def probe(cfg: FencerConfig, target: FenceTarget, env: Mapping[str, str]) -> ProbeResult:
-    """Probe one method toward `target`; never raises."""
+    """Probe one method toward `target`; never raises. lease-wait is not probed
+    here (it has no path; readiness.py judges it by what the target published)."""
     t0 = time.monotonic()
+    verified = True
     try:
         if isinstance(cfg, SshFencerConfig):
             ok, reason = _ssh(cfg, target)
         elif isinstance(cfg, CommandFencerConfig):
-            ok, reason = _command(cfg, target, env)
+            o = CommandFencer(cfg, env).check(target)
+            ok, reason, verified = o.ok, o.reason, o.verified
         else:
-            ok, reason = True, "lease-wait needs no path to the peer"
+            ok, verified = True, False
+            reason = "lease-wait: nothing here says what the target published"
     except Exception as e:  # noqa: BLE001 - a broken probe is a dead path, not a crash
         ok, reason = False, f"probe error: {type(e).__name__}: {e}"
-    return ProbeResult(ok, reason, time.monotonic() - t0)
+    return ProbeResult(ok, reason, time.monotonic() - t0, verified)
 
 
 def ssh_argv(cfg: SshFencerConfig, target: FenceTarget, client: str = SSH) -> list[str]:
@@ -187,22 +200,3 @@ def _explain(err: str) -> str:
     if "Permission denied" in err:
         return f"authentication with the fence key failed: {err}"
     return err or "ssh failed without a message"
-
-
-def _command(
-    cfg: CommandFencerConfig, target: FenceTarget, env: Mapping[str, str]
-) -> tuple[bool, str]:
-    if cfg.check_argv is None:
-        o = CommandFencer(cfg).check(target)
-        return o.ok, f"{o.reason} (no check_argv: only the program was checked)"
-    subst = {"{node}": target.node, "{address}": target.address}
-    argv = list(cfg.check_argv)
-    for key, value in subst.items():
-        argv = [a.replace(key, value) for a in argv]
-    res = run_command(argv, {**env, "FAILOVERD_TARGET": target.node}, cfg.timeout, background=True)
-    last = f": {res.last_line()}" if res.last_line() else ""
-    if res.error:
-        return False, f"cannot run {argv[0]}: {res.error}"
-    if res.timed_out:
-        return False, f"{argv[0]} did not finish within {cfg.timeout:g}s (killed)"
-    return res.ok, f"check {argv[0]} exited {res.returncode}{last}"

@@ -3,14 +3,21 @@
 A standby that can reach ZooKeeper but cannot fence its peer is not a standby:
 when the active dies, its takeover is refused. One of the outages this project
 was founded on was exactly that, a failover path never exercised until the day
-it was needed. So each daemon probes every fencing method toward every peer on
-its own thread, every `check_interval` (failoverd/fencing/probes.py does one
-probe), and:
+it was needed. So each daemon probes every fencing method toward every peer,
+every `check_interval` (failoverd/fencing/probes.py does one probe; lease-wait is
+judged by what the peer published about its watchdog device), and:
 
-* publishes the result per method in its member status (`fence_ready`), which
-  `failoverctl status` shows, and as `failoverd_fence_ready{peer,method}`;
-* logs `fence_path_lost` (critical) when a path breaks or never worked, and
-  `fence_path_restored` when it works again;
+* publishes the result, OK, UNVERIFIED or FAIL (fencing/base.py), per peer and
+  method in its member status (`fence_paths`; `fence_ready` keeps the older
+  per-method bool, true unless FAIL), which `failoverctl status` shows and judges,
+  and as `failoverd_fence_ready{peer,method}` (1 unless FAIL);
+* logs `fence_path_lost` (critical, and the hook of that name) on the first
+  probe that fails after one that did not (or when a path never worked), and
+  `fence_path_restored` on the first that does not fail after that: one page per
+  break, however long it lasts, and none for a path that merely stays broken.
+  Each method has its own prober thread, so a power switch whose status action
+  hangs until its timeout cannot hold back the page for an ssh path that broke
+  meanwhile: a break is seen within one interval plus that probe's own time;
 * tells the fence chain which methods are known dead: at fence time a method
   whose last probe, at most MAX_AGE_INTERVALS intervals old, failed is skipped
   for the next one. Skipping toward a later (stronger) method is always safe;
@@ -30,8 +37,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from failoverd.config import Config, FencerConfig
-from failoverd.fencing.base import FenceTarget
+from failoverd.config import Config, FencerConfig, LeaseWaitFencerConfig
+from failoverd.fencing.base import FAIL, FenceTarget
+from failoverd.fencing.lease_wait import PublishedWatchdogs
 from failoverd.fencing.probes import ProbeResult, probe
 from failoverd.observe import hooks
 
@@ -47,14 +55,24 @@ MIN_WAIT = 0.05
 # zookeeper_lost), at most this often: a flapping connection must not turn into
 # an ssh login per flap (one probe round costs the pair ~80 ms of CPU).
 ZOOKEEPER_LOST_GAP = 10.0
+# lease-wait has no path to probe: judging it is a look at what the peer last
+# published (a dictionary lookup), so it is judged often, and a peer that
+# disarms its watchdog device shows within seconds.
+LEASE_WAIT_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
 class PathState:
-    ok: bool
+    result: str  # OK, UNVERIFIED or FAIL
     reason: str
     at: float  # monotonic time the probe finished
     took: float
+
+    @property
+    def ok(self) -> bool:
+        """Not known broken (OK or UNVERIFIED): the chain tries it, and it counts
+        as a path for eligibility; only OK counts as verified."""
+        return self.result != FAIL
 
 
 def method_names(fencing: Sequence[FencerConfig]) -> list[str]:
@@ -66,6 +84,8 @@ def method_names(fencing: Sequence[FencerConfig]) -> list[str]:
 
 
 def _interval(cfg: FencerConfig) -> float:
+    if isinstance(cfg, LeaseWaitFencerConfig):
+        return LEASE_WAIT_INTERVAL
     return float(getattr(cfg, "check_interval", 0.0)) or 60.0
 
 
@@ -78,6 +98,7 @@ class FenceReadiness:
         on_change: Callable[[str, str, PathState], None] | None = None,
         set_metric: Callable[[str, str, bool], None] | None = None,
         probe_fn: Callable[[FencerConfig, FenceTarget, dict[str, str]], ProbeResult] = probe,
+        published: PublishedWatchdogs | None = None,
     ):
         self.fencing = tuple(config.fencing)
         self.methods = method_names(self.fencing)
@@ -86,33 +107,52 @@ class FenceReadiness:
         self.on_change = on_change
         self.set_metric = set_metric
         self.probe_fn = probe_fn
+        # What each member last published about its watchdog device (the daemon's,
+        # which lease-wait's fence trusts); None: lease-wait stays UNVERIFIED.
+        self.published = published
+        self.watchdog_timeout = config.watchdog.timeout if config.watchdog else 0.0
         self._paths: dict[tuple[str, int], PathState] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._soon: set[str] = set()
+        # Per method: its prober's wake-up, and the peers to probe at once.
+        self._wakes = [threading.Event() for _ in self.fencing]
+        self._soon: list[set[str]] = [set() for _ in self.fencing]
         self._zookeeper_lost_at = float("-inf")
         self._zookeeper_back_at = float("-inf")
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    # -- the prober ---------------------------------------------------------
+    # -- the probers --------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None and self.targets and self.fencing:
-            self._thread = threading.Thread(target=self._run, name="fence-readiness", daemon=True)
-            self._thread.start()
+        """One thread per method (three at most in practice), each probing its method
+        toward every peer: a probe that hangs until its timeout delays only the
+        next probe of its own method."""
+        if self._threads or not (self.targets and self.fencing):
+            return
+        for i, method in enumerate(self.methods):
+            t = threading.Thread(
+                target=self._run, args=(i,), name=f"fence-readiness-{method}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
+
+    def _probe_all_soon(self, nodes: set[str]) -> None:
+        with self._lock:
+            for soon in self._soon:
+                soon.update(nodes)
+        for wake in self._wakes:
+            wake.set()
 
     def probe_soon(self, node: str) -> None:
         """Probe every path to `node` now, not at its next interval: the peer has just
         (re)joined (restarted, powered back on), so what we knew about it is stale,
         and a stale "dead" would make a fence skip a path that works again."""
-        with self._lock:
-            self._soon.add(node)
-        self._wake.set()
+        self._probe_all_soon({node})
 
     def zookeeper_lost(self) -> None:
         """This standby lost its ZooKeeper server: re-probe every peer now.
@@ -131,8 +171,7 @@ class FenceReadiness:
             if now - self._zookeeper_lost_at < ZOOKEEPER_LOST_GAP:
                 return
             self._zookeeper_lost_at = now
-            self._soon.update(t.node for t in self.targets)
-        self._wake.set()
+        self._probe_all_soon({t.node for t in self.targets})
 
     def zookeeper_back(self) -> None:
         """Connected again: re-probe every peer with a path now marked dead.
@@ -147,46 +186,65 @@ class FenceReadiness:
             if not dead or now - self._zookeeper_back_at < ZOOKEEPER_LOST_GAP:
                 return
             self._zookeeper_back_at = now
-            self._soon.update(dead)
-        self._wake.set()
+        self._probe_all_soon(dead)
 
-    def _run(self) -> None:
-        # Everything is due at once at start-up: the first status should say.
-        due = {(t.node, i): 0.0 for t in self.targets for i in range(len(self.fencing))}
+    def _run(self, index: int) -> None:
+        """Method `index`'s prober. Every peer is due at once at start-up (the first
+        status should say); then each probe is due one interval after the previous
+        one *started*, so a slow probe does not stretch the interval."""
+        interval = _interval(self.fencing[index])
+        wake = self._wakes[index]
+        due = {t.node: 0.0 for t in self.targets}
         while not self._stop.is_set():
+            # Cleared before the requests are taken: one made after this line
+            # sets it again and cuts the wait below short, never waits an interval.
+            wake.clear()
             with self._lock:
-                soon, self._soon = self._soon, set()
-            for node, i in due:
-                if node in soon:
-                    due[(node, i)] = 0.0
-            for (node, i), at in sorted(due.items(), key=lambda kv: kv[1]):
+                soon, self._soon[index] = self._soon[index], set()
+            for node in soon:
+                due[node] = 0.0
+            for node, at in sorted(due.items(), key=lambda kv: kv[1]):
                 if self._stop.is_set() or at > time.monotonic():
                     continue
-                self.probe_once(node, i)
-                due[(node, i)] = time.monotonic() + _interval(self.fencing[i])
-            self._wake.wait(max(MIN_WAIT, min(due.values()) - time.monotonic()))
-            self._wake.clear()
+                started = time.monotonic()
+                self.probe_once(node, index)
+                due[node] = started + interval
+            wake.wait(max(MIN_WAIT, min(due.values()) - time.monotonic()))
 
     def probe_once(self, node: str, index: int) -> PathState:
         """Probe one method toward one peer now, record it and report a change."""
         target = next(t for t in self.targets if t.node == node)
-        res = self.probe_fn(self.fencing[index], target, dict(self.env))
-        state = PathState(res.ok, res.reason, time.monotonic(), res.took)
+        cfg = self.fencing[index]
+        if isinstance(cfg, LeaseWaitFencerConfig) and self.published is not None:
+            result, reason = self.published.readiness(node, self.watchdog_timeout)
+            state = PathState(result, reason, time.monotonic(), 0.0)
+        else:
+            res = self.probe_fn(cfg, target, dict(self.env))
+            state = PathState(res.result, res.reason, time.monotonic(), res.took)
         with self._lock:
             before = self._paths.get((node, index))
             self._paths[(node, index)] = state
         method = self.methods[index]
         if self.set_metric is not None:
             self.set_metric(node, method, state.ok)
-        if before is None or before.ok != state.ok:
+        if before is None or before.result != state.result:
             self._report(node, method, before, state)
             if self.on_change is not None:
                 self.on_change(node, method, state)
         return state
 
     def _report(self, peer: str, method: str, before: PathState | None, now: PathState) -> None:
+        """One event per edge between broken (FAIL) and not (OK, UNVERIFIED): the
+        first failed probe after one that did not fail pages at once; a path that
+        stays broken pages no more; the first probe that does not fail clears it.
+        OK <-> UNVERIFIED is no break: it is published, not paged."""
         took_ms = round(now.took * 1000)
-        if not now.ok:
+        result = now.result
+        if before is not None and before.ok == now.ok:
+            log.info(
+                "fence_path_changed", peer=peer, method=method, result=result, reason=now.reason
+            )
+        elif not now.ok:
             log.critical(
                 "fence_path_lost",
                 peer=peer,
@@ -200,11 +258,21 @@ class FenceReadiness:
             hooks.fire("fence_path_lost", peer=peer, reason=f"{method}: {now.reason}")
         elif before is None:
             log.info(
-                "fence_path_ready", peer=peer, method=method, reason=now.reason, took_ms=took_ms
+                "fence_path_ready",
+                peer=peer,
+                method=method,
+                result=result,
+                reason=now.reason,
+                took_ms=took_ms,
             )
         else:
             log.info(
-                "fence_path_restored", peer=peer, method=method, reason=now.reason, took_ms=took_ms
+                "fence_path_restored",
+                peer=peer,
+                method=method,
+                result=result,
+                reason=now.reason,
+                took_ms=took_ms,
             )
 
     # -- answers ------------------------------------------------------------
@@ -232,6 +300,17 @@ class FenceReadiness:
             if states and all(s is not None and not s.ok for s in states):
                 down.append(t.node)
         return tuple(down)
+
+    def results(self) -> dict[str, dict[str, str]]:
+        """Per peer, per method probed so far: OK, UNVERIFIED or FAIL. What the
+        member status publishes as `fence_paths`, and what `failoverctl status`
+        judges: a standby with no OK toward the active cannot verifiably fence it."""
+        with self._lock:
+            paths = dict(self._paths)
+        out: dict[str, dict[str, str]] = {}
+        for (node, i), state in sorted(paths.items()):
+            out.setdefault(node, {})[self.methods[i]] = state.result
+        return out
 
     def summary(self) -> dict[str, bool]:
         """Per method: False if any peer's path is dead, True once every peer's

@@ -129,7 +129,10 @@ class Daemon:
         self.watchdog = Watchdog(config.watchdog)
         self.metrics = Metrics(config.metrics, self.node, config.cluster)
         self.readiness = FenceReadiness(
-            config, lambda *_: self.events.put("fence_ready"), self.metrics.set_fence_ready
+            config,
+            lambda *_: self.events.put("fence_ready"),
+            self.metrics.set_fence_ready,
+            published=self.published_watchdogs,  # lease-wait's readiness
         )
         self.fence_chain.known_dead = self.readiness.known_dead
         # /active, /standby, /health, /status and /metrics: answered from snapshots.
@@ -498,13 +501,14 @@ class Daemon:
                 "reading members", lambda: self.coord.read_members(self._read_timeout())
             )
             if res3 is not None:
+                # Before the re-probes below: lease-wait's is judged by what they published.
+                self.published_watchdogs.saw(res3)
                 for name in set(res3) - {n for n, m in self.members.items() if m is not None}:
                     if name != self.node and res3[name] is not None:  # (re)joined: re-probe
                         self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
                 served = [m.epoch for m in res3.values() if m is not None and m.epoch is not None]
                 self.state.zookeeper_epoch = max([self.state.zookeeper_epoch, *served])
-                self.published_watchdogs.saw(res3)
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority

@@ -111,7 +111,8 @@ class Publisher:
         key: tuple[Any, ...] = (state.role, self.health.healthy, state.epoch, state.reason)
         key += (state.control.maintenance, fence_epoch, seen_epoch)
         fence_ready = self.readiness.summary()
-        key += (tuple(sorted(fence_ready.items())),)
+        fence_paths = self.readiness.results()
+        key += (tuple(sorted(fence_ready.items())), repr(fence_paths))
         key += (elig, self.watchdog.published(), self.http.bind_error)
         if key == self.member_written:
             return
@@ -128,6 +129,7 @@ class Publisher:
             since=self.transition[2],
             priority=self.config.node.priority,
             fence_ready=fence_ready,
+            fence_paths=fence_paths,
             fence_epoch=fence_epoch,
             seen_epoch=seen_epoch,
             eligible=elig.eligible,

@@ -279,6 +279,11 @@ class MemberStatus:
     # Fence readiness (failoverd/fencing/readiness.py): per fencing method, whether its last
     # probe toward every peer worked. Absent (older daemons, no probe yet) = {}.
     fence_ready: dict[str, bool] = field(default_factory=dict, hash=False)
+    # The same per peer, in three words (failoverd/fencing/base.py): "OK" (its check
+    # ran and passed), "UNVERIFIED" (nothing could be checked), "FAIL". `failoverctl
+    # status` counts a standby able to fence the active only with an "OK" toward
+    # it. Absent (older daemons, no probe yet) = {}.
+    fence_paths: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
     # The znode formats this member reads (formats.py); releases before the rule
     # publish none and read only format 1.
     formats: tuple[int, ...] = READ_FORMATS
@@ -320,6 +325,7 @@ class MemberStatus:
             since=_field(d, "since", str, "member"),
             priority=_priority(d),
             fence_ready=_fence_ready(d.get("fence_ready", {})),
+            fence_paths=_fence_paths(d.get("fence_paths", {})),
             formats=_formats(d.get("formats", list(ASSUMED_FORMATS))),
             fence_epoch=_epoch(d, "fence_epoch", "member", optional=True),
             seen_epoch=_epoch(d, "seen_epoch", "member", optional=True),
@@ -337,6 +343,25 @@ def _fence_ready(value: Any) -> dict[str, bool]:
     ):
         raise ZnodeError(f"member: field 'fence_ready' is {_short(value)}")
     return dict(value)
+
+
+# A result is one word; any word is read (a later release may add one, which this
+# release then counts as not verified), but not a paragraph.
+MAX_FENCE_RESULT = 20
+
+
+def _fence_paths(value: Any) -> dict[str, dict[str, str]]:
+    def result_map(v: Any) -> bool:
+        return isinstance(v, dict) and all(
+            isinstance(m, str) and isinstance(r, str) and len(r) <= MAX_FENCE_RESULT
+            for m, r in v.items()
+        )
+
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and result_map(v) for k, v in value.items()
+    ):
+        raise ZnodeError(f"member: field 'fence_paths' is {_short(value)}")
+    return {peer: dict(results) for peer, results in value.items()}
 
 
 # A device timeout is a few seconds to minutes; a day is far beyond any driver's limit.

@@ -174,7 +174,10 @@ class Cluster:
             ],
             "fencing": self.fencing
             if self.fencing is not None
-            else [{"type": "command", "argv": fence_cmd, "timeout": "10s"}],
+            # check_argv: the fence target is this machine, always there, so its
+            # readiness is verified (status counts only a verified standby healthy);
+            # `fence-broken` stands for a fence that fails when it runs.
+            else [{"type": "command", "argv": fence_cmd, "check_argv": ["true"], "timeout": "10s"}],
             "switchover": {"timeout": "5s"},
             "flap": {"max_failovers": 3, "window": "10m", "backoff": "3s"},
             "log": {"format": "json", "level": "debug"},

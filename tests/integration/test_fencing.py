@@ -473,7 +473,11 @@ def test_lease_wait_waits_out_session_watchdog_and_margin_from_lock_loss() -> No
     ok, outcomes = chain.fence(req)
     assert ok and outcomes[0].method == "lease-wait"
     assert 0.25 <= time.monotonic() - t0 < 0.45
-    assert chain.check(TARGET)[0].reason == "would wait 0.55s"
+    (checked,) = chain.check(TARGET)
+    assert checked.result == "OK"  # verified: mail2 published its device armed
+    assert checked.reason == (
+        "mail2 published an armed watchdog device (timeout 0.3s); would wait 0.55s"
+    )
 
 
 def test_lease_wait_without_a_watchdog_never_succeeds() -> None:
@@ -506,7 +510,7 @@ def test_check_tells_wrong_host_key_refused_connection_and_working_path_apart(
 
     outcomes = chain.check(TARGET)
 
-    assert [o.ok for o in outcomes] == [False, False, True, False, True]
+    assert [o.result for o in outcomes] == ["FAIL", "FAIL", "OK", "FAIL", "UNVERIFIED"]
     assert "host key CHANGED" in outcomes[0].reason
     assert "refused" in outcomes[1].reason
     assert outcomes[2].reason.startswith(
@@ -514,7 +518,9 @@ def test_check_tells_wrong_host_key_refused_connection_and_working_path_apart(
     )
     assert outcomes[2].reason.endswith("; marker none)")
     assert "not an executable program" in outcomes[3].reason
-    assert outcomes[4].reason == "would run: true mail2 127.0.0.1"
+    # Without check_argv nothing asked the power switch: not verified, and it says so.
+    assert outcomes[4].reason.startswith("not verified: no check_argv is configured")
+    assert outcomes[4].reason.endswith("(would run: true mail2 127.0.0.1)")
     # A dry run changes nothing: the service runs, no marker, no lock file, no state dir.
     assert lab.service.accepts()
     assert not lab.state_dir.exists()

@@ -27,6 +27,8 @@ def started(c: Cluster) -> str:
     active = c.wait_active(timeout=20, via=c.names[0])
     c.start(*c.names[1:])
     wait_for(lambda: all(m["connected"] for m in c.status()["members"]), 10, "both connected")
+    # Each has probed its fencing toward the other: status judges what they published.
+    wait_for(lambda: all(m["fence_paths"] for m in c.status()["members"]), 10, "fence readiness")
     return active
 
 
@@ -120,12 +122,12 @@ def test_status_json_is_the_documented_contract_and_exit_code_tracks_health(
     for m in st["members"]:
         assert set(m) == {
             "node", "role", "healthy", "epoch", "connected",
-            "eligible", "why", "version", "commit", "fence_ready",
+            "eligible", "why", "version", "commit", "fence_ready", "fence_paths",
         }  # fmt: skip
         assert isinstance(m["version"], str) and m["version"]
         # The daemons run from this checkout: the commit comes from git.
         assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", m["commit"]), m
-        assert isinstance(m["fence_ready"], dict)
+        assert isinstance(m["fence_ready"], dict) and isinstance(m["fence_paths"], dict)
     # The table shows which build each member runs (a rolling upgrade mixes them).
     table = cluster.ctl("status").stdout
     assert f"{st['members'][0]['version']} ({st['members'][0]['commit']})" in table

@@ -187,3 +187,40 @@ def test_an_unreadable_lock_is_named_and_the_json_stays_parseable(cluster: Clust
         assert "lease holder: (unreadable)" in table.stdout, table.stdout
     finally:
         coord.close()
+
+
+def test_a_standby_that_cannot_verifiably_fence_the_active_is_a_warning_at_once(
+    zk: ZooKeeperServer, tmp_path: Path
+) -> None:
+    """The chain: a power switch with a status action, then the same switch without
+    one (what most configs have: nothing can check it). The status action starts
+    failing: mail2 still has a method it would try, so it stays eligible, but none it
+    can verify. Within one probe interval status exits 1 and says why, and mail2
+    raises fence_path_lost; once the check passes again, exit 0."""
+    root = tmp_path / "c"
+    broken = tmp_path / "pdu-broken"
+    check = [sys.executable, "-c", f"import os, sys; sys.exit(os.path.exists({str(broken)!r}))"]
+    fence = [sys.executable, "-m", "tests.support.localfence", str(root), "{node}"]
+    checked = {"type": "command", "argv": fence, "check_argv": check, "check_interval": "2s"}
+    unchecked = {"type": "command", "argv": fence}
+    c = Cluster(root, zk.address, fencing=[checked, unchecked])
+    try:
+        c.start("mail1")
+        assert c.wait_active(timeout=20, via="mail1") == "mail1"
+        c.start("mail2")
+        wait_for(lambda: c.ctl("status").returncode == 0, 20, "healthy status")
+        broken.touch()
+        # One interval (2 s) plus the probe and the member write, on a loaded machine.
+        wait_for(lambda: c.ctl("status").returncode == 1, 8, "status to warn")
+        out = c.ctl("status")
+        assert "no standby can verifiably fence the active mail1" in out.stdout, out.stdout
+        assert "mail2: command FAIL, command-2 UNVERIFIED" in out.stdout, out.stdout
+        row = _mail2_row(c)
+        assert row["eligible"] is True  # it would still try the unchecked switch
+        assert row["fence_paths"] == {"mail1": {"command": "FAIL", "command-2": "UNVERIFIED"}}
+        lost = [e for e in c.nodes["mail2"].events() if e.get("event") == "fence_path_lost"]
+        assert len(lost) == 1 and lost[0]["peer"] == "mail1", lost
+        broken.unlink()
+        wait_for(lambda: c.ctl("status").returncode == 0, 8, "status healthy again")
+    finally:
+        c.stop()

@@ -95,6 +95,11 @@ def test_a_node_whose_device_did_not_take_the_timeout_does_not_contend(
         wait_for(lambda: device["mail1"].stat().st_size > 0, 5, "mail1 to pet its device")
         assert device["mail2"].stat().st_size > 0
         assert [e for e in c.nodes["mail1"].events() if e.get("event") == "promoted"] == []
+        # lease-wait toward mail1 would be refused: fence-check says FAIL, not OK.
+        check = c.ctl("fence-check", "mail1", via="mail2")
+        assert check.returncode == 1, check.stdout + check.stderr
+        assert check.stdout.startswith("FAIL"), check.stdout
+        assert "mail1 published no armed watchdog device" in check.stdout, check.stdout
         c.assert_never_two_serving()
     finally:
         c.stop()
@@ -171,6 +176,12 @@ def test_lease_wait_waits_out_a_frozen_active_that_published_its_armed_device(
         # 1 s, a loaded machine let mail2's only read predate mail1's status: lease-wait
         # then refused, the safe side, and the test timed out.)
         time.sleep(MEMBERS_LEARN + 1.0)
+        # Verified ahead of need: mail1 published its device armed.
+        check = c.ctl("fence-check", "mail1", via="mail2")
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert check.stdout.startswith("OK"), check.stdout
+        paths = wait_for(lambda: members(c)["mail2"].fence_paths, 10, "mail2's fence_paths")  # type: ignore[union-attr]
+        assert paths == {"mail1": {"lease-wait": "OK"}}
         mail1 = c.nodes["mail1"]
         mail1.signal(signal.SIGSTOP)
         # The watchdog device fires: everything on mail1 stops.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,85 @@ def test_paths_found_dead_while_cut_off_are_re_probed_when_zookeeper_is_back() -
         assert len(probes.calls) == 2
     finally:
         r.stop()
+
+
+# --- how soon a broken path is paged ---------------------------------------------------
+
+
+def test_fence_path_lost_fires_within_one_interval_while_another_methods_check_hangs() -> None:
+    # A power switch whose status action hangs until its timeout (20 s by default)
+    # must not hold back the page for an ssh path that broke meanwhile: each method
+    # is probed on its own schedule.
+    import threading
+
+    release = threading.Event()
+    lost = threading.Event()
+    ssh_ok = [True]
+
+    def probes(cfg: FencerConfig, target: FenceTarget, env: dict[str, str]) -> ProbeResult:
+        if cfg.type == "command":
+            release.wait(10)  # the hanging power switch
+            return ProbeResult(True, "outlet on", 0.0)
+        return ProbeResult(ssh_ok[0], "fine" if ssh_ok[0] else "connection refused", 0.0)
+
+    interval = 0.2
+    ssh = SshFencerConfig(user="root", key_file="/k", known_hosts="/kh", check_interval=interval)
+    hung = CommandFencerConfig(argv=("pdu-off",), check_argv=("pdu",), check_interval=interval)
+    r = FenceReadiness(
+        config(ssh, hung),
+        on_change=lambda peer, method, st: lost.set() if not st.ok else None,
+        probe_fn=probes,
+    )
+    with capture_logs():
+        r.start()
+        try:
+            deadline = time.monotonic() + 5
+            while r.results() == {} and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert r.results() == {"mail2": {"ssh": "OK"}}  # the power check still hangs
+            ssh_ok[0] = False
+            broke = time.monotonic()
+            # One interval plus the probe (instant here), with room for a loaded machine.
+            assert lost.wait(10 * interval), "no fence_path_lost while the power check hangs"
+            print(f"fence_path_lost {time.monotonic() - broke:.2f}s after the path broke")
+        finally:
+            release.set()
+            r.stop()
+            # Let the released probe finish here, not log into a later test.
+            while "command" not in r.results().get("mail2", {}) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+def test_an_unverified_path_is_neither_lost_nor_down_and_published_as_unverified() -> None:
+    # A command fencer without check_argv: nothing could be checked. It is not a
+    # broken path (no page, the chain still tries it, the node stays eligible), and
+    # it is published as UNVERIFIED, never as OK.
+    def probes(cfg: FencerConfig, target: FenceTarget, env: dict[str, str]) -> ProbeResult:
+        return ProbeResult(True, "not verified: no check_argv", 0.0, verified=False)
+
+    r = FenceReadiness(config(CommandFencerConfig(argv=("pdu-off",))), probe_fn=probes)
+    with capture_logs() as logs:
+        r.probe_once("mail2", 0)
+    assert [e["event"] for e in logs] == ["fence_path_ready"]
+    assert logs[0]["result"] == "UNVERIFIED"
+    assert r.results() == {"mail2": {"command": "UNVERIFIED"}}
+    assert r.paths_down() == () and r.known_dead("mail2", 0) is None
+
+
+def test_lease_wait_readiness_follows_the_targets_published_watchdog() -> None:
+    from failoverd.config import WatchdogConfig
+    from failoverd.fencing.lease_wait import PublishedWatchdogs
+    from failoverd.zk.znodes import WatchdogStatus
+
+    published = PublishedWatchdogs()
+    cfg = replace(config(LeaseWaitFencerConfig()), watchdog=WatchdogConfig(device="/dev/wd"))
+    r = FenceReadiness(cfg, published=published)
+    assert r.probe_once("mail2", 0).result == "UNVERIFIED"  # nothing seen yet
+    m = MemberStatus("mail2", "active", True, 3, "1", "10.0.0.12", False, "", "now")
+    published.saw({"mail2": replace(m, watchdog=WatchdogStatus(armed=True, timeout=10.0))})
+    assert r.probe_once("mail2", 0).result == "OK"
+    published.saw({"mail2": replace(m, watchdog=WatchdogStatus(False, None, "no device"))})
+    with capture_logs() as logs:
+        assert r.probe_once("mail2", 0).result == "FAIL"
+    assert [e["event"] for e in logs] == ["fence_path_lost"]
+    assert r.results() == {"mail2": {"lease-wait": "FAIL"}}

@@ -340,6 +340,7 @@ def test_failoverctls_verdict_names_every_pending_request_with_who_and_when() ->
         {"node": "mail1", "role": "active", "healthy": True, "eligible": False, "why": "x"},
         {"node": "mail2", "role": "standby", "healthy": True, "eligible": True, "why": ""},
     ]
+    rows[1]["fence_paths"] = {"mail1": {"ssh": "OK"}}  # it can verifiably fence mail1
     status = {"lease_holder": "mail1", "maintenance": False, "members": rows}
     ok, plain = verdict(status)
     control = Control(switchover=request("ghost"), failover=request("mail2", id=RID2))

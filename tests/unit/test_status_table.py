@@ -174,3 +174,17 @@ def test_last_transition_says_how_long_ago_the_role_changed() -> None:
     assert table.last_transition(None, now) == "-"
     m = member("mail2", since="yesterday", reason="started")  # an older daemon's text
     assert table.last_transition(m, now) == "yesterday: started"
+
+
+def test_the_fencing_column_shows_unverified_and_failed_methods_not_ok() -> None:
+    """A method nothing verified is not `ok` in the table: the column reads the
+    OK/UNVERIFIED/FAIL results members publish, each method's worst over its peers."""
+    paths = {"mail1": {"ssh": "OK", "command": "UNVERIFIED"}, "mail3": {"ssh": "FAIL"}}
+    ready = {"ssh": True, "command": True}  # what an old reader saw: all "ready"
+    assert table.fence_short(ready, paths) == "ssh:FAIL,command:UNVERIFIED"
+    assert table.fence_column(ready, paths) == "ssh:FAIL,command:UNVERIFIED"
+    assert table.fence_short(ready, {"mail1": {"ssh": "OK"}}) == "ok"
+    assert table.fence_short(ready, {"mail1": {"ssh": "garbage"}}) == "ssh:FAIL"
+    # A member of an older release publishes only ready or not.
+    assert table.fence_short({"ssh": False}, {}) == "ssh:DEAD"
+    assert table.fence_short({}, {}) == "-"
