@@ -31,10 +31,17 @@ fi
 
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$here/failoverd/__init__.py")
 [ -n "$version" ] || { echo "build-deb.sh: no __version__ in failoverd/__init__.py" >&2; exit 2; }
-work=$(mktemp -d /tmp/failoverd-deb.XXXXXX)
+# Always the same build directory: pip and venv write its path into files that
+# ship (the scripts' RECORD hashes, pyvenv.cfg's `command`), so two builds of one
+# commit give the same files only when they are built in the same place. One
+# build at a time (flock).
+work=/tmp/failoverd-deb-build
+exec 9>"$work.lock"
+flock 9
+rm -rf "$work"
 trap 'rm -rf "$work"' EXIT
 src="$work/failoverd-$version"
-mkdir "$src"
+mkdir -p "$src"
 if git -C "$here" rev-parse --verify -q HEAD >/dev/null; then
     # The commit goes into the package (failoverd/BUILD_COMMIT) for --version.
     export FAILOVERD_BUILD_COMMIT=${FAILOVERD_BUILD_COMMIT:-$(git -C "$here" rev-parse HEAD)}
