@@ -1,12 +1,16 @@
 """A failover you can watch: ZooKeeper and two failoverd nodes on loopback.
 
-    python -m chaos.demo [--dir DIR] [--keep]
+    python -m chaos.demo [--dir DIR] [--installed]
 
 Both nodes offer "mail" on the same service address, 127.0.0.1:2525 (on real
 machines this is the VIP). The demo shows who is active, kills the active node's
 *daemon* with SIGKILL — its mail service keeps running, as after a crash of
 failoverd itself — and shows the standby fence the old service and take over.
 Everything it starts is stopped at the end; logs stay in DIR.
+
+--installed runs the nodes with the installed failoverd and failoverctl
+(/usr/bin, the Debian package's) instead of this checkout's code: the demo
+against the package. The toy mail service and the fencer stay the checkout's.
 """
 
 from __future__ import annotations
@@ -20,18 +24,46 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.support.access import state_dir_for, write_credential, zk_auth
-from tests.support.checkout import use_checkout
+from tests.support.checkout import REPO, use_checkout
 from tests.support.zookeeper import ZooKeeperServer, free_port
 
 SERVICE_PORT = 2525
 NODES = ("mail1", "mail2")
 PY = sys.executable
+
+
+@dataclass(frozen=True)
+class Programs:
+    """The failoverd and failoverctl the demo runs, and the environment they get."""
+
+    daemon: list[str]
+    ctl: list[str]
+    # How the nodes' resource and fencing commands run the checkout's own helpers
+    # (the toy mail service, the local fencer).
+    helper: list[str]
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @classmethod
+    def checkout(cls) -> Programs:
+        return cls([PY, "-m", "failoverd.main"], [PY, "-m", "failoverd.cli"], [PY])
+
+    @classmethod
+    def installed(cls, bindir: Path = Path("/usr/bin")) -> Programs:
+        # Without PYTHONPATH: with the checkout on it, the installed scripts would
+        # import the checkout's failoverd, not their own. The helpers are the
+        # checkout's modules, so they get it back explicitly; the local fencer
+        # runs the installed `failoverd fence-self` (FAILOVERD_BIN).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        daemon = str(bindir / "failoverd")
+        helper = ["/usr/bin/env", f"PYTHONPATH={REPO}", f"FAILOVERD_BIN={daemon}", PY]
+        return cls([daemon], [str(bindir / "failoverctl")], helper, env)
 
 
 def say(text: str) -> None:
@@ -50,9 +82,9 @@ def who_answers(port: int = SERVICE_PORT) -> str:
         return f"nobody ({e.strerror or e})"
 
 
-def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]:
+def node_config(root: Path, zk: str, name: str, priority: int, progs: Programs) -> dict[str, Any]:
     svc = ["--name", name, "--dir", str(root / "service"), "--port", str(SERVICE_PORT)]
-    toy = [PY, "-m", "chaos.services.loopback_smtp"]
+    toy = [*progs.helper, "-m", "chaos.services.loopback_smtp"]
     return {
         "cluster": "demo",
         "node": {
@@ -86,7 +118,7 @@ def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]
         "fencing": [
             {
                 "type": "command",
-                "argv": [PY, "-m", "tests.support.localfence", str(root), "{node}"],
+                "argv": [*progs.helper, "-m", "tests.support.localfence", str(root), "{node}"],
                 "timeout": "10s",
             }
         ],
@@ -94,17 +126,18 @@ def node_config(root: Path, zk: str, name: str, priority: int) -> dict[str, Any]
     }
 
 
-def ctl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ctl(progs: Programs, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PY, "-m", "failoverd.cli", "-c", str(config), *args],
+        [*progs.ctl, "-c", str(config), *args],
         capture_output=True,
         text=True,
         check=False,
+        env=progs.env,
     )
 
 
-def status(config: Path) -> dict[str, Any] | None:
-    out = ctl(config, "status", "--json")
+def status(progs: Programs, config: Path) -> dict[str, Any] | None:
+    out = ctl(progs, config, "status", "--json")
     try:
         return json.loads(out.stdout) if out.stdout else None
     except json.JSONDecodeError:
@@ -119,17 +152,19 @@ def active_of(st: dict[str, Any] | None) -> str | None:
     return holder if holder and roles.get(holder) == "active" else None
 
 
-def wait_active(config: Path, timeout: float, other_than: str | None = None) -> str | None:
+def wait_active(
+    progs: Programs, config: Path, timeout: float, other_than: str | None = None
+) -> str | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        a = active_of(status(config))
+        a = active_of(status(progs, config))
         if a and a != other_than:
             return a
         time.sleep(0.2)
     return None
 
 
-def run(root: Path) -> int:
+def run(root: Path, progs: Programs) -> int:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -138,22 +173,24 @@ def run(root: Path) -> int:
     daemons: dict[str, subprocess.Popen[bytes]] = {}
     configs = {n: root / n / "failoverd.yaml" for n in NODES}
     try:
+        say(f"failoverd: {' '.join(progs.daemon)}, failoverctl: {' '.join(progs.ctl)}")
         say("starting ZooKeeper on loopback")
         zk.start()
         zk.wait_serving()
         for i, name in enumerate(NODES):
             configs[name].parent.mkdir(parents=True)
-            configs[name].write_text(yaml.safe_dump(node_config(root, zk.address, name, i)))
+            configs[name].write_text(yaml.safe_dump(node_config(root, zk.address, name, i, progs)))
         for name in NODES:
             log = open(root / name / "failoverd.log", "ab")  # noqa: SIM115 - owned by the child
             daemons[name] = subprocess.Popen(
-                [PY, "-m", "failoverd.main", "-c", str(configs[name])],
+                [*progs.daemon, "-c", str(configs[name])],
+                env=progs.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             say(f"started failoverd on {name} (log: {root / name / 'failoverd.log'})")
-        active = wait_active(configs["mail2"], 30)
+        active = wait_active(progs, configs["mail2"], 30)
         if active is None:
             say("no node became active within 30 s: see the logs")
             return 1
@@ -161,7 +198,7 @@ def run(root: Path) -> int:
             f"{active} is active; the mail service at 127.0.0.1:{SERVICE_PORT} is answered by: "
             f"{who_answers()}"
         )
-        print(ctl(configs["mail2"], "status").stdout, flush=True)
+        print(ctl(progs, configs["mail2"], "status").stdout, flush=True)
 
         standby = next(n for n in NODES if n != active)
         say(
@@ -174,7 +211,7 @@ def run(root: Path) -> int:
         last = ""
         while time.monotonic() - killed < 30:
             now = who_answers()
-            st = status(configs[standby])
+            st = status(progs, configs[standby])
             roles = ", ".join(f"{m['node']}={m['role']}" for m in st["members"]) if st else "?"
             line = f"service answered by: {now:<28} roles: {roles}"
             if line != last:
@@ -198,8 +235,8 @@ def run(root: Path) -> int:
                     f"fence: {call['by']} fenced {call['target']} (epochs <= {call['epoch']}), "
                     f"exit {call['rc']}"
                 )
-        print(ctl(configs[standby], "status").stdout, flush=True)
-        print(ctl(configs[standby], "history", "--limit", "6").stdout, flush=True)
+        print(ctl(progs, configs[standby], "status").stdout, flush=True)
+        print(ctl(progs, configs[standby], "history", "--limit", "6").stdout, flush=True)
         return 0
     finally:
         for p in daemons.values():
@@ -236,7 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("demo-run").resolve(),
         help="working directory for logs and state (default ./demo-run)",
     )
-    return run(p.parse_args(argv).dir)
+    p.add_argument(
+        "--installed",
+        action="store_true",
+        help="run the installed failoverd and failoverctl (/usr/bin) instead of the checkout's",
+    )
+    args = p.parse_args(argv)
+    progs = Programs.installed() if args.installed else Programs.checkout()
+    return run(args.dir, progs)
 
 
 if __name__ == "__main__":

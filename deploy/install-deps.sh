@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything failoverd, its tests, its demo and its chaos lab need on a
-# fresh Debian 12 machine (run as root). Idempotent: a second run changes nothing.
+# The developer's and CI's install: everything failoverd, its tests, its demo and
+# its chaos lab need on a fresh Debian 12 machine, running this checkout (run as
+# root). Idempotent: a second run changes nothing. A mail server installs the
+# Debian package instead (bash deploy/build-deb.sh; it brings its own venv,
+# /opt/venvs/failoverd, made from the same requirements.lock).
 #
 # Python: Debian's own python3 is "externally managed" (PEP 668), so a bare
 # `pip install` is refused there. We install into a virtual environment at a
@@ -9,11 +12,17 @@
 # venv and not Debian's python3-kazoo & co.: Debian 12 ships no structlog >= 23
 # and an older kazoo than the one whose behaviour we measured and tested; a
 # venv pins what we tested, leaves the system interpreter untouched, and is one
-# `rm -r` away from gone. The systemd unit's ExecStart points into it.
+# `rm -r` away from gone.
 #
-# This checkout is installed editable, with the test extra, so the tests and the
-# lab run the code you are looking at. A mail server installs the package
-# non-editable into the same place (README, "Install").
+# The dependencies come from the locks, each file checked against its hash
+# (--require-hashes): requirements.lock is what the Debian package ships, so the
+# tests run those very versions (tests/unit/test_lock.py fails on a venv that
+# drifted); requirements-test.lock adds pytest and matplotlib. This checkout is
+# installed editable with --no-deps on top, so the tests and the lab run the code
+# you are looking at.
+#
+# The systemd unit runs /usr/bin/failoverd: the Debian package's link into its
+# venv, or on a developer's box the link made here into this one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${FAILOVERD_VENV:-/opt/failoverd}
@@ -59,23 +68,32 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/nu
     rm -f "$venv/.failoverd-install"
 fi
 # pip runs only when something changed: another checkout, a changed pyproject.toml
-# (dependencies, entry points), or a venv that no longer imports this checkout. So a
+# (entry points) or lock, or a venv that no longer imports this checkout. So a
 # second run changes nothing and takes a second, not a rebuild of the editable wheel.
 stamp="$venv/.failoverd-install"
-want="$here $(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+want="$here $(cd "$here" && sha256sum pyproject.toml requirements.lock requirements-test.lock \
+              | cut -d' ' -f1 | tr '\n' ' ')"
 # -I: ignore the working directory and PYTHONPATH, so only the venv's own install counts.
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
    || [ ! -x "$venv/bin/failoverd" ] || [ ! -x "$venv/bin/failoverctl" ] \
    || ! "$venv/bin/python" -I -c 'import sys, failoverd; sys.exit(failoverd.__file__ != sys.argv[1])' \
         "$here/failoverd/__init__.py" 2>/dev/null; then
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+    pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+    "${pip[@]}" --require-hashes -r "$here/requirements.lock"
+    "${pip[@]}" --require-hashes -r "$here/requirements-test.lock"
+    "${pip[@]}" --no-deps -e "$here"
     echo "$want" >"$stamp"
 fi
 # Only the default install owns the system-wide names (a developer's side venv,
-# FAILOVERD_VENV=/opt/fo-x, must not repoint them).
+# FAILOVERD_VENV=/opt/fo-x, must not repoint them). /usr/bin/failoverd is the path
+# the systemd unit and the fencing forced command name, the same path the Debian
+# package puts there; when the package is installed, its link stays.
 if [ "$venv" = /opt/failoverd ]; then
     for script in failoverd failoverctl; do
-        [ "$(readlink "/usr/local/bin/$script")" = "$venv/bin/$script" ] \
-            || ln -sfn "$venv/bin/$script" "/usr/local/bin/$script"
+        for dir in /usr/local/bin /usr/bin; do
+            [ "$dir" = /usr/bin ] && dpkg -S "/usr/bin/$script" >/dev/null 2>&1 && continue
+            [ "$(readlink "$dir/$script")" = "$venv/bin/$script" ] \
+                || ln -sfn "$venv/bin/$script" "$dir/$script"
+        done
     done
 fi

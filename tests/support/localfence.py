@@ -5,7 +5,9 @@ integration tests and the loopback demo): it runs the target's own `fence-self`.
         (config: CLUSTER_ROOT/NODE/failoverd.yaml)
 
 FAILOVERD_EPOCH (set by failoverd) is the winner's new epoch; the target fences
-every epoch below it. Every call is appended to CLUSTER_ROOT/fence-calls.jsonl;
+every epoch below it. FAILOVERD_BIN, when set, is the failoverd that runs it (the
+demo against the installed package: /usr/bin/failoverd), else this checkout's.
+Every call is appended to CLUSTER_ROOT/fence-calls.jsonl;
 the file CLUSTER_ROOT/fence-broken makes it fail, standing in for a fencer that
 cannot reach its target.
 """
@@ -20,13 +22,15 @@ from pathlib import Path
 root, node = Path(sys.argv[1]), sys.argv[2]
 epoch = int(os.environ["FAILOVERD_EPOCH"]) - 1
 broken = (root / "fence-broken").exists()
+installed = os.environ.get("FAILOVERD_BIN")
+failoverd = [installed] if installed else [sys.executable, "-m", "failoverd.main"]
+# An installed failoverd must import its own code, not the checkout's on PYTHONPATH.
+env = {k: v for k, v in os.environ.items() if not (installed and k == "PYTHONPATH")}
 rc = 1
 if not broken:
     rc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "failoverd.main",
+            *failoverd,
             "-c",
             str(root / node / "failoverd.yaml"),
             "fence-self",
@@ -34,6 +38,7 @@ if not broken:
             str(epoch),
         ],
         check=False,
+        env=env,
     ).returncode
 with open(root / "fence-calls.jsonl", "a") as f:
     f.write(
