@@ -114,6 +114,18 @@ check "nothing in the venv that dpkg does not know (no stray .pyc)" bash -c \
     "[ -z \"\$(comm -23 <(find $venv | sort) <(dpkg -L failoverd | sort))\" ]"
 sizes="deb $(du -h "$deb" | cut -f1), venv $(du -sh "$venv" | cut -f1), build ${built}s"
 
+# --- the demo against the installed package ---------------------------------------
+# ZooKeeper and two nodes on loopback running /usr/bin/failoverd and failoverctl; the
+# driver (and the toy mail service it gives the nodes) comes from the developer's venv.
+demo_python=${FAILOVERD_VENV:-/opt/failoverd}/bin/python
+if [ -x "$demo_python" ]; then
+    check "the demo against the installed package (a failover)" \
+        "$demo_python" -m chaos.demo --installed --dir "$work/demo"
+    [ "$failed" = 0 ] || tail -n 40 "$work/demo"/*.log >&2 2>/dev/null || true
+else
+    bad "the demo against the installed package: no $demo_python (run deploy/install-deps.sh)"
+fi
+
 # --- purge -------------------------------------------------------------------
 # A fence marker is the operator's: purge keeps a state dir that is not empty.
 touch /var/lib/failoverd/fence.marker
