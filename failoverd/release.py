@@ -41,7 +41,11 @@ def commit() -> str:
         written = BUILD_COMMIT.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return _commit_from_git(PACKAGE.parent)
-    return written if _COMMIT.fullmatch(written) else ""
+    if not _COMMIT.fullmatch(written):
+        return ""
+    # The build writes the full hash; shown, as git shows it, abbreviated.
+    digest, dirty = written.partition("+")[::2]
+    return digest[:7] + ("+" + dirty if dirty else "")
 
 
 def describe() -> str:

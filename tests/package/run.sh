@@ -47,10 +47,11 @@ venv=/opt/venvs/failoverd
 site=$venv/lib/python3.11/site-packages
 
 # --- what the package installed ----------------------------------------------
-check "failoverd --version says $version" \
-    sh -c "/usr/bin/failoverd --version | grep -q '^failoverd $version'"
-check "failoverctl --version says $version" \
-    sh -c "/usr/bin/failoverctl --version | grep -q '^failoverctl $version'"
+short=$(git rev-parse --short=7 HEAD 2>/dev/null || echo unknown)
+check "failoverd --version says $version and the commit" \
+    sh -c "/usr/bin/failoverd --version | grep -qx 'failoverd $version (commit $short)'"
+check "failoverctl --version says $version and the commit" \
+    sh -c "/usr/bin/failoverctl --version | grep -qx 'failoverd $version (commit $short)'"
 check "failoverctl --help" /usr/bin/failoverctl --help
 check "failoverd and failoverctl on PATH are the package's" \
     test "$(readlink -f /usr/bin/failoverd)" = "$venv/bin/failoverd" -a \

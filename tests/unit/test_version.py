@@ -61,6 +61,15 @@ def test_version_names_the_commit_the_package_build_wrote(
     assert (out.returncode, out.stdout, out.stderr) == (0, "failoverd 0.2.0 (commit 3f2a9c1)\n", "")
 
 
+def test_the_full_hash_the_package_build_writes_is_shown_abbreviated(
+    copied_package: Path,
+) -> None:
+    full = "3f2a9c1d0b8e7f6a5c4d3e2f1a0b9c8d7e6f5a4b"
+    (copied_package / "failoverd" / "BUILD_COMMIT").write_text(full + "\n")
+    out = run_version(copied_package, "failoverctl")
+    assert out.stdout == "failoverd 0.2.0 (commit 3f2a9c1)\n"
+
+
 @pytest.mark.parametrize("command", ["failoverd", "failoverctl"])
 def test_version_outside_a_checkout_and_without_build_commit_says_unknown(
     copied_package: Path, command: str
