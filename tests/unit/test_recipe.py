@@ -9,7 +9,6 @@ explains below each block, the files explain inline).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
