@@ -5,7 +5,7 @@
     python -m chaos run --all | --smoke
     python -m chaos run ... --mail postfix   the real mail node (Postfix, Dovecot, ext4 store)
     python -m chaos run ... --jobs K         up to K labs at once (exclusive scenarios alone)
-    python -m chaos table RUN_FOLDER...      the Markdown table of many runs (README)
+    python -m chaos table RUN_FOLDER...      the Markdown table of many runs (chaos/README.md)
     python -m chaos controls                 negative controls (exit 0: every one was flagged)
     python -m chaos soak --minutes N [--seed S]  random composed fault schedules
     python -m chaos check RUN_DIR            re-judge a recorded repetition

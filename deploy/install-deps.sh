@@ -30,7 +30,8 @@ venv=${FAILOVERD_VENV:-/opt/failoverd}
 # keepalived is only the benchmark's baseline (python -m chaos bench). postfix,
 # dovecot-imapd, resource-agents (+ kmod: the Filesystem agent needs modprobe) and
 # e2fsprogs are the lab's real mail node.
-# haproxy runs the README's `option httpchk GET /active` example in a test.
+# haproxy runs the `option httpchk GET /active` example of docs/monitoring.md, "HAProxy",
+# in a test (tests/integration/test_endpoints.py).
 debs=(python3 python3-venv zookeeper openssh-server openssh-client iptables nftables iproute2
       netcat-openbsd arping procps psmisc keepalived postfix dovecot-imapd resource-agents
       e2fsprogs util-linux swaks curl haproxy kmod)

@@ -75,7 +75,8 @@ class CommandOutcome:
 # throttled for about half a second. Niceness only weighs runnable tasks
 # against each other: an idle daemon leaves the check all the CPU it had
 # before. It does not unthrottle a cgroup: chaos scenario 29 was fixed by
-# checks that fork nothing (health.py PathCheck), see chaos/README.md "Results".
+# checks that fork nothing (health.py PathCheck), see
+# docs/benchmarks.md, "A forked check's CPU is the daemon's CPU".
 BACKGROUND_NICE = 10
 _NICE = "/usr/bin/nice" if os.access("/usr/bin/nice", os.X_OK) else shutil.which("nice")
 

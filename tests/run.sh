@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one command that installs everything and runs every test (README, .ci/run).
+# The one command that installs everything and runs every test (README.md, "Quick start";
+# .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh

@@ -1,4 +1,5 @@
-"""`python -m chaos table FOLDER...`: the README's table of many runs, generated.
+"""`python -m chaos table FOLDER...`: the results table of many runs, generated
+(chaos/README.md, "Results: every scenario, twenty runs each"; docs/benchmarks.md).
 
 Every results.json under the given folders (run folders, or folders of run
 folders) is one repetition; repetitions of the same scenario are combined, whatever

@@ -44,8 +44,9 @@ def zk_access_problems(config: Config) -> list[str]:
     if zk.auth is None and not zk.insecure:
         return [
             "zookeeper.auth: is required: without it anyone who reaches ZooKeeper can delete "
-            "the lock or mark the breadcrumb clean (split brain); set it up (README: "
-            "'ZooKeeper access') or set zookeeper.insecure: true to run open on purpose"
+            "the lock or mark the breadcrumb clean (split brain); set it up "
+            '(docs/install.md, "3. The nodes\' ZooKeeper credential") '
+            "or set zookeeper.insecure: true to run open on purpose"
         ]
     return []
 

@@ -1,5 +1,5 @@
 """`failoverctl backup FILE` and `failoverctl restore FILE`: the cluster's persistent
-znodes, for when ZooKeeper loses its data (README, "ZooKeeper data loss").
+znodes, for when ZooKeeper loses its data (docs/operations.md, "Backup and restore").
 
 What a backup holds: the breadcrumb `active`, the operator's `control` and the
 `history/` entries, each as the exact bytes stored. Not `lock` and not `members/`:

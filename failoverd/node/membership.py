@@ -1,6 +1,6 @@
 """The node's own record of the cluster, kept in its state dir: that it has been a
 member, and the highest epoch it has seen used. What ZooKeeper forgets when it
-loses its data (README, "ZooKeeper data loss"), the nodes still know.
+loses its data (docs/design.md, "When ZooKeeper loses its data"), the nodes still know.
 
 * **Member.** A cluster's tree that does not exist in ZooKeeper means one of two
   things. Either the cluster is brand new, and the first daemon creates the tree

@@ -1,5 +1,5 @@
 """The znode format rule: how releases that write different formats share a cluster
-during a rolling upgrade (README, "Upgrading").
+during a rolling upgrade (docs/upgrading.md, "Old and new daemons in one cluster").
 
 Every znode is a JSON object with a format number `v`.
 

@@ -1,5 +1,5 @@
 """A node whose resources will not stop (dirty) escalates; it does not rely on systemd
-restarting the daemon (README "How it stays safe").
+restarting the daemon (docs/design.md, "Restarts, crashes and nodes that will not stop").
 
 What happens today, and what this test pins down with real daemons:
 

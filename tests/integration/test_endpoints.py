@@ -108,12 +108,13 @@ def test_active_is_200_on_exactly_one_node_and_flips_after_a_failover(cluster: C
     cluster.assert_never_two_serving()
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+MONITORING_DOC = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
 
 
-def _readme_haproxy_backend() -> str:
-    """The README's HAProxy example, as written there (a test of the documentation)."""
-    text = README.read_text()
+def _documented_haproxy_backend() -> str:
+    """The HAProxy example of docs/monitoring.md ("HAProxy"), as written there (a test
+    of the documentation)."""
+    text = MONITORING_DOC.read_text()
     start = text.index("backend smtp\n")
     return text[start : text.index("```", start)]
 
@@ -140,11 +141,13 @@ def _haproxy_states(sock: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="deploy/install-deps.sh installs it")
-def test_haproxy_with_the_readme_check_follows_the_active(cluster: Cluster, tmp_path: Path) -> None:
-    """The README's `option httpchk GET /active` backend, pointed at two real daemons:
+def test_haproxy_with_the_documented_check_follows_the_active(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """docs/monitoring.md's `option httpchk GET /active` backend, pointed at two real daemons:
     HAProxy marks only the active UP, and the other one after a failover."""
     ports = cluster.http_ports  # type: ignore[attr-defined]
-    backend = _readme_haproxy_backend()
+    backend = _documented_haproxy_backend()
     for name, node_ip in (("mail1", "10.0.0.11"), ("mail2", "10.0.0.12")):
         # Only the addresses change: the service port is never connected to here.
         backend = backend.replace(

@@ -1,5 +1,6 @@
-"""The install path (README "Install", deploy/install-deps.sh): the venv's console
-scripts work, and the wheel a mail server gets holds the daemon and nothing else.
+"""The install path (docs/install.md, "Without the package: from a checkout";
+deploy/install-deps.sh): the venv's console scripts work, and the wheel a mail
+server gets holds the daemon and nothing else.
 
 tests/run.sh runs the suite with the venv's own interpreter, so sys.executable's
 directory is the venv's bin/ that install-deps.sh made.

@@ -1,7 +1,8 @@
-"""The upgrade procedure of the README ("Upgrading") with the real previous release:
-both nodes run release 0.1.0 (taken from git: PREVIOUS_RELEASE is its commit), the standby is
-upgraded first, then a switchover, then the other node. Old and new daemons share
-one tree throughout; nobody is fenced and no two services ever run at once."""
+"""The upgrade procedure (docs/upgrading.md, "The procedure") with the real previous
+release: both nodes run release 0.1.0 (taken from git: PREVIOUS_RELEASE is its
+commit), the standby is upgraded first, then a switchover, then the other node. Old
+and new daemons share one tree throughout; nobody is fenced and no two services ever
+run at once."""
 
 from __future__ import annotations
 

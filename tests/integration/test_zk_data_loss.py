@@ -1,6 +1,7 @@
-"""ZooKeeper loses the cluster's tree (README, "ZooKeeper data loss"), with real
-daemons on a real ZooKeeper: epochs continue above every fence marker, and
-`failoverctl backup` / `restore` bring back the epoch floor and the history."""
+"""ZooKeeper loses the cluster's tree (docs/design.md, "When ZooKeeper loses its data";
+docs/operations.md, "Backup and restore"), with real daemons on a real ZooKeeper:
+epochs continue above every fence marker, and `failoverctl backup` / `restore`
+bring back the epoch floor and the history."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m chaos table`: aggregation of many runs' results.json into the README table."""
+"""`python -m chaos table`: aggregation of many runs' results.json into the results table."""
 
 from __future__ import annotations
 
