@@ -44,7 +44,7 @@ _NARROW = (
     ("ROLE", 9),
     ("HEALTH", 9),
     ("ELIGIBLE", 8),
-    ("FENCING", 13),
+    ("FENCING", 16),
     ("VERSION", 15),
 )
 
@@ -158,12 +158,13 @@ def _worst(paths: dict[str, dict[str, str]]) -> dict[str, str]:
 
 def fence_short(ready: dict[str, bool], paths: dict[str, dict[str, str]]) -> str:
     """`ok` when every fencing method's last probe was verified, else the ones that
-    were not (`ssh:FAIL`, `command:UNVERIFIED`); `-` before the first probe. A member of
-    an older release publishes no results, only ready or not (`ssh:DEAD`)."""
+    were not, failed ones first (`ssh:FAIL,command:UNVERIFIED`); `-` before the first
+    probe. A member of an older release publishes no results, only ready or not
+    (`ssh:DEAD`)."""
     worst = _worst(paths)
-    if worst:
-        bad = [f"{k}:{v}" for k, v in worst.items() if v != "OK"]
-        return printable(",".join(bad) if bad else "ok")
+    if worst:  # the failed ones first: they survive the cut of a narrow column
+        bad = sorted((k for k, v in worst.items() if v != "OK"), key=lambda k: -_RANK[worst[k]])
+        return printable(",".join(f"{k}:{worst[k]}" for k in bad) if bad else "ok")
     if not ready:
         return "-"
     dead = [k for k, v in ready.items() if not v]

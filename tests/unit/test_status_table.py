@@ -183,6 +183,8 @@ def test_the_fencing_column_shows_unverified_and_failed_methods_not_ok() -> None
     ready = {"ssh": True, "command": True}  # what an old reader saw: all "ready"
     assert table.fence_short(ready, paths) == "ssh:FAIL,command:UNVERIFIED"
     assert table.fence_column(ready, paths) == "ssh:FAIL,command:UNVERIFIED"
+    failed_last = {"mail1": {"command": "UNVERIFIED", "ssh": "FAIL"}}
+    assert table.fence_short(ready, failed_last) == "ssh:FAIL,command:UNVERIFIED"
     assert table.fence_short(ready, {"mail1": {"ssh": "OK"}}) == "ok"
     assert table.fence_short(ready, {"mail1": {"ssh": "garbage"}}) == "ssh:FAIL"
     # A member of an older release publishes only ready or not.
