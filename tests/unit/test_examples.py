@@ -10,10 +10,13 @@ host (programs and units installed, OCF agents, owners and modes, the state dir)
 is left out; test_host_checks and test_ocf hold the recipe to those. The parser
 reads one file itself, `zookeeper.auth.credential_file`: it gets a stand-in.
 
-A block with a top-level `node:` key is a whole config. Any other block is a
-fragment, checked on top of tests/fixtures/docs-base.yaml: its top-level keys go
-over the base's, mappings merged key by key. So YAML that is not failoverd's
-config (or a deliberately wrong example) must not use the ```yaml fence.
+A block with a top-level `node:` key is a whole config. A block with a top-level
+`operator:` key is an operator's failoverctl config, parsed whole by
+failoverd.config.operator's loader, its `operator.credential` replaced by a
+stand-in (mode 0600) that failoverctl's own reader must accept. Any other block
+is a fragment, checked on top of tests/fixtures/docs-base.yaml: its top-level
+keys go over the base's, mappings merged key by key. So YAML that is not
+failoverd's config (or a deliberately wrong example) must not use the ```yaml fence.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ import pytest
 import yaml
 
 from failoverd.checks.preflight import zk_access_problems
+from failoverd.cli.identity import read_operator_credential
 from failoverd.config import ConfigError, load_config
+from failoverd.config.model import OperatorConfig
+from failoverd.config.operator import is_operator_config, load_failoverctl_config
 from failoverd.config.reading import read_yaml
 from tests.support.certs import CA
 from tests.support.checkout import REPO
@@ -39,6 +45,8 @@ EXAMPLES = REPO / "deploy" / "examples"
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)```yaml\s*$")
 FENCE_CLOSE = re.compile(r"^\s*```\s*$")
 CREDENTIAL = re.compile(r"credential_file:\s*[\"']?(?P<path>/[^\s,}\"']+)")
+# An operator config's operator.credential: absolute, ~/..., or relative to the file.
+OPERATOR_CREDENTIAL = re.compile(r"\bcredential:\s*[\"']?(?P<path>[^\s,}\"'#]+)")
 # zookeeper.tls's files: each only has to exist (and the key be private) for the check.
 TLS_FILE = re.compile(r"\b(?:ca|cert|key):\s*[\"']?(?P<path>/[^\s,}\"']+)")
 
@@ -102,6 +110,8 @@ def with_stand_in_credentials(text: str, tmp_path: Path) -> str:
     os.chmod(stand_in, 0o600)
     for path in {m["path"] for m in CREDENTIAL.finditer(text)}:
         text = text.replace(path, str(stand_in))
+    for m in OPERATOR_CREDENTIAL.finditer(text):
+        text = text.replace(m.group(0), m.group(0).replace(m["path"], str(stand_in)))
     tls = {m.group(0).split(":")[0]: m["path"] for m in TLS_FILE.finditer(text)}
     if tls:  # real PEM files: the check loads them
         ca = CA.make("example-ca")
@@ -119,6 +129,8 @@ def check_text(text: str, tmp_path: Path) -> list[str]:
     path.write_text(with_stand_in_credentials(text, tmp_path))
     try:
         data = read_yaml(str(path))
+        if is_operator_config(data):
+            return operator_problems(str(path))
         if "node" not in data:  # a fragment: on top of the base config
             base = BASE.read_text()
             path.write_text(with_stand_in_credentials(base, tmp_path))
@@ -126,6 +138,19 @@ def check_text(text: str, tmp_path: Path) -> list[str]:
         return zk_access_problems(load_config(str(path)))
     except ConfigError as e:
         return [p.replace(f"{path}: ", "") for p in e.problems]
+
+
+def operator_problems(path: str) -> list[str]:
+    """An operator config: failoverctl's loader, then its reader of the credential."""
+    config = load_failoverctl_config(path)
+    if not isinstance(config, OperatorConfig):
+        return [f"not read as an operator config: {config!r:.60}"]
+    if config.credential is not None:
+        try:
+            read_operator_credential(config.credential)
+        except ValueError as e:
+            return [f"operator.credential: {e}"]
+    return []
 
 
 ALL = examples()
@@ -153,6 +178,27 @@ def test_the_check_fails_a_bare_on_key_and_an_unknown_key(tmp_path: Path) -> Non
     assert check_text("zookeeper:\n  sesion_timeout: 3s\n", tmp_path) == [
         "zookeeper.sesion_timeout: unknown key 'sesion_timeout'; did you mean 'session_timeout'?"
     ]
+
+
+OPERATOR = """\
+cluster: mail
+members: [mail1, mail2]
+zookeeper:
+  hosts: zk1:2281,zk2:2281,zk3:2281
+  auth: {scheme: sasl}
+operator:
+  credential: ~/.config/failoverd/zk-credential
+"""
+
+
+def test_an_operator_block_is_read_as_an_operator_config(tmp_path: Path) -> None:
+    assert check_text(OPERATOR, tmp_path) == []
+    # The loader is the one that judges it: a node's secret in it is named.
+    secret = OPERATOR.replace("{scheme: sasl}", "{scheme: sasl, credential_file: /etc/x}")
+    assert [p.split(":")[0] for p in check_text(secret, tmp_path)] == [
+        "zookeeper.auth.credential_file"
+    ]
+    assert [p.split(":")[0] for p in check_text(OPERATOR.replace("members", "nodes"), tmp_path)]
 
 
 def test_a_fragment_merges_into_the_base_and_a_whole_config_stands_alone(
