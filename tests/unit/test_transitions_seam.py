@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -439,3 +440,67 @@ def test_a_failed_parallel_start_demotes_and_stops_everything_in_reverse_order()
     s = {name: (a, b) for what, name, a, b in log if what == "stop"}
     assert sorted(s) == ["dovecot", "postfix", "store", "vip"]
     assert min(s["store"][0], s["vip"][0]) >= max(s["postfix"][1], s["dovecot"][1])
+
+
+@pytest.mark.parametrize("how", ["killed-at-its-timeout", "worker-hung"])
+def test_an_abandoned_parallel_start_hands_the_one_fence_lock_over_without_letting_go(
+    tmp_path: Path, how: str
+) -> None:
+    """As for the serial start: from the first start to the end of the demotion the
+    fence lock is never free, though two starts ran at once under one hold."""
+    t, st, world = make(Role.STANDBY)
+    promotable(world)
+    marker = FenceMarker(tmp_path / "state")
+    abandoned = AbandonedWork(marker.lock_path)
+    t.marker, t.abandoned = marker, abandoned
+    seen: list[tuple[str, bool]] = []
+    release = threading.Event()
+    watching = False  # from the first start on
+
+    def probe(where: str) -> None:
+        if watching or where.endswith(" start"):
+            seen.append((where, lock_is_free(marker.lock_path)))
+
+    log: list[Any] = []
+    store, vip = Ordered("store", None, log), Ordered("vip", (), log)
+    store.start = lambda env: probe("store start")  # type: ignore[method-assign]
+    vip.timeout = 0.05  # given up on 2 s later when it hangs
+
+    def vip_start(env: Any) -> None:
+        nonlocal watching
+        watching = True
+        probe("vip start")
+        if how == "killed-at-its-timeout":
+            raise ResourceTimeout("resources[1].start (vip): timed out after 0.05s")
+        release.wait(10)
+
+    vip.start = vip_start  # type: ignore[method-assign]
+    store.stop = lambda env: probe("store stop")  # type: ignore[method-assign]
+    vip.stop = lambda env: probe("vip stop")  # type: ignore[method-assign]
+    t.resources = [store, vip]  # type: ignore[list-item]
+    loop = t.loop
+    assert isinstance(loop, FakeLoop)
+
+    def set_role(role: Role, reason: str) -> None:
+        probe(f"set_role {role}")
+        st.role, st.reason = role, reason
+
+    def clear_active() -> None:
+        probe("clear_active")
+        FenceMarker.clear_active(marker)
+
+    loop.set_role = set_role  # type: ignore[method-assign]
+    marker.clear_active = clear_active  # type: ignore[method-assign]
+    world.resource_watch.unwatch.side_effect = lambda: probe("unwatch")
+    world.health.set_active.side_effect = lambda active: probe(f"set_active {active}")
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    probe("after the demotion")
+    release.set()
+    assert st.role is Role.STANDBY and abandoned.pending
+    assert "vip start" in st.reason
+    assert {"store start", "vip start", "unwatch", "clear_active", "vip stop"} <= {
+        w for w, _ in seen
+    }
+    assert [where for where, free in seen if free] == [], seen
+    abandoned.release_fence_lock()
+    assert lock_is_free(marker.lock_path)
