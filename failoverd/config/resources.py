@@ -149,10 +149,16 @@ def check_order(found: Findings, resources: Sequence[tuple[str, ResourceConfig]]
                 )
     if len(found.problems) > before:
         return  # a cycle through a misspelt name would only repeat the problem
-    cycle = plan(names, afters).cycle()
+    order = plan(names, afters)
+    cycle = order.cycle()
     if cycle:
         steps = [_waits(resources, names, a, b) for a, b in zip(cycle, cycle[1:], strict=False)]
         found.problem(f"{resources[cycle[0]][0]}.after", "a cycle: " + ", ".join(steps))
+        return
+    # What --check shows, so the operator sees the order the file makes.
+    groups = " then ".join(" + ".join(names[i] for i in g) for g in order.groups())
+    found.note("resources", f"start order: {groups} (each as soon as what it is after is up); "
+               "stopped the other way round")  # fmt: skip
 
 
 def _waits(

@@ -188,3 +188,11 @@ def test_check_exits_2_on_an_order_problem(tmp_path: Path) -> None:
     code, text = check_report(path)
     assert code == 2
     assert f"{path}: resources[0].after[0]: no resource named 'store'" in text
+
+
+def test_check_shows_the_order_the_file_makes(tmp_path: Path) -> None:
+    notes = load_config(write(tmp_path, MAIL)).notes  # what --check prints as notes
+    assert (
+        "resources: start order: store + vip then postfix + dovecot "
+        "(each as soon as what it is after is up); stopped the other way round"
+    ) in notes
