@@ -2,8 +2,10 @@
 
 The toy node's config (chaos/lab/nodes.py) is rewritten for Debian's Postfix and
 Dovecot (chaos/services/postfix.py): the ext4 store image (chaos/lab/store_image.py)
-mounted by ocf:heartbeat:Filesystem from the node's own loop device, then the VIP,
-then the two services as `command` resources; ssh fencing verifies both ports.
+mounted by ocf:heartbeat:Filesystem from the node's own loop device and the VIP
+together, then the two services together as `command` resources (`after:` both:
+they listen on the VIP only and write to the store); they stop together before the
+store and the VIP go. ssh fencing verifies both ports.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from chaos.services.postfix import prepare_node
 def mail_config(
     cfg: dict[str, Any], run: Path, node: str, unhealthy_flag: Path, variant: str
 ) -> dict[str, Any]:
-    """failoverd.yaml for the real mail node: store, VIP, Postfix, Dovecot (in that order).
+    """failoverd.yaml for the real mail node: store and VIP, then Postfix and Dovecot.
 
     `variant` is the node's mail setting: "postfix", or a negative control's planted
     mistake (chaos/faults/controls.py).
@@ -36,6 +38,8 @@ def mail_config(
     def service(name: str, timeout: str) -> dict[str, Any]:
         return {
             "type": "command",
+            "name": name,
+            "after": ["store", "vip"],
             "start": cmd("start", name),
             "stop": cmd("stop", name),
             "status": cmd("status", name),
@@ -54,6 +58,7 @@ def mail_config(
     cfg["resources"] = [
         {
             "type": "ocf",
+            "name": "store",
             "agent": "heartbeat:Filesystem",
             "params": {
                 "device": loop_device(run, node),
@@ -62,7 +67,9 @@ def mail_config(
             },
             "timeout": "20s",
         },
-        {"type": "vip", "address": f"{VIP}/{PREFIXLEN}", "interface": "eth0"},
+        # With the store, not after it: `after: []` waits for nothing.
+        {"type": "vip", "name": "vip", "after": [], "address": f"{VIP}/{PREFIXLEN}",
+         "interface": "eth0"},  # fmt: skip
         service("postfix", "15s"),
         service("dovecot", "10s"),
     ]

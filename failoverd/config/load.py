@@ -10,7 +10,7 @@ from typing import Any
 from failoverd.config.fencing import FENCER_KEYS, fencer_config
 from failoverd.config.model import Config, ConfigError, FlapConfig, SwitchoverConfig
 from failoverd.config.reading import AgentCheck, Findings, Section, read_yaml, typed_item
-from failoverd.config.resources import RESOURCE_KEYS, resource_config
+from failoverd.config.resources import RESOURCE_KEYS, check_order, resource_config
 from failoverd.config.schema import keys
 from failoverd.config.sections import (
     NODE_KEYS,
@@ -34,10 +34,11 @@ def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
     zookeeper = zookeeper_config(root.section("zookeeper", ZOOKEEPER_KEYS))
     health = health_config(root.section("health", keys("health")))
     resources = [
-        resource_config(*t)
+        (at, resource_config(*t))
         for at, v in root.items("resources")
         if (t := typed_item(found, at, v, RESOURCE_KEYS))
     ]
+    check_order(found, resources)
     watchdog = watchdog_config(root)
     fencing_items = root.items("fencing")
     if not fencing_items and found.ok("fencing"):
@@ -57,7 +58,7 @@ def _parse(path: str, data: Mapping[Any, Any], found: Findings) -> Config:
         peers=peers,
         zookeeper=zookeeper,
         health=health,
-        resources=tuple(resources),
+        resources=tuple(c for _, c in resources),
         fencing=tuple(fencing),
         watchdog=watchdog,
         switchover=SwitchoverConfig(

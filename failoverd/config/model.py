@@ -115,6 +115,10 @@ class VipResourceConfig:
     timeout: float = 5.0
     arp_count: int = 3
     arp_interval: float = 1.0
+    # How `after:` names it (config/order.py); "": the name derived from its kind.
+    name: str = ""
+    # What it starts after (config/order.py); None: the resource listed before it.
+    after: tuple[str, ...] | None = None
     type: Literal["vip"] = "vip"
 
 
@@ -122,6 +126,8 @@ class VipResourceConfig:
 class SystemdResourceConfig:
     units: tuple[str, ...]
     timeout: float = 30.0
+    name: str = ""
+    after: tuple[str, ...] | None = None
     type: Literal["systemd"] = "systemd"
 
 
@@ -131,6 +137,8 @@ class CommandResourceConfig:
     stop: tuple[str, ...]
     status: tuple[str, ...] | None = None
     timeout: float = 30.0
+    name: str = ""
+    after: tuple[str, ...] | None = None
     type: Literal["command"] = "command"
 
 
@@ -139,6 +147,8 @@ class OcfResourceConfig:
     agent: str  # PROVIDER:TYPE, e.g. heartbeat:Filesystem
     params: tuple[tuple[str, str], ...] = ()  # OCF_RESKEY_<name>=<value>, in file order
     timeout: float = 30.0
+    name: str = ""
+    after: tuple[str, ...] | None = None
     type: Literal["ocf"] = "ocf"
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from failoverd.config.model import (
     CommandResourceConfig,
@@ -12,7 +13,8 @@ from failoverd.config.model import (
     SystemdResourceConfig,
     VipResourceConfig,
 )
-from failoverd.config.reading import Section
+from failoverd.config.order import plan, resource_name
+from failoverd.config.reading import NAME_PATTERN, Findings, Section, is_int
 from failoverd.config.schema import kinds
 
 # The keys each ``type`` of resource may have (schema.py).
@@ -20,6 +22,12 @@ RESOURCE_KEYS = kinds("resources[]")
 
 
 def resource_config(kind: str, s: Section) -> ResourceConfig:
+    """One `resources:` entry, with its `name:` and `after:`."""
+    cfg = _resource(kind, s)
+    return dataclasses.replace(cfg, name=_name(s), after=_after(s))
+
+
+def _resource(kind: str, s: Section) -> ResourceConfig:
     if kind == "vip":
         return VipResourceConfig(
             address=_vip_address(s),
@@ -81,3 +89,86 @@ def _vip_address(s: Section) -> str:
         msg = "expected an address with a prefix length like 192.0.2.25/24"
         s.found.problem(s.key("address"), f"{msg}, got {address!r}")
     return address
+
+
+def _name(s: Section) -> str:
+    if not s.has("name"):
+        return ""
+    value = s.data["name"]
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value) and value not in (".", ".."):
+        return value
+    s.found.problem(s.key("name"), f"expected letters, digits, '_', '.' or '-', got {value!r:.80}")
+    return ""
+
+
+def _after(s: Section) -> tuple[str, ...] | None:
+    if "after" not in s.data:
+        return None
+    value = s.data["after"]
+    if value is None:
+        value = []  # `after:` with nothing after it: YAML reads null, meant as none
+    if not isinstance(value, list):
+        s.found.problem(s.key("after"), f"expected a list of resource names, got {value!r:.80}")
+        return None
+    names = []
+    for i, item in enumerate(value):
+        at = f"{s.key('after')}[{i}]"
+        if is_int(item) or not isinstance(item, str) or not item:
+            s.found.problem(at, f"expected a resource's name, got {item!r:.80}")
+        elif item in names:
+            s.found.problem(at, f"{item!r} is named twice")
+        else:
+            names.append(item)
+    return tuple(names)
+
+
+def check_order(found: Findings, resources: Sequence[tuple[str, ResourceConfig]]) -> None:
+    """Across the list: names unique, every `after:` entry one other resource, no cycle
+    (config/order.py has the rules). `resources`: (key path, config) of each entry."""
+    names = [resource_name(c, at) for at, c in resources]
+    before = len(found.problems)
+    for i, (at, c) in enumerate(resources):
+        first = names.index(names[i])
+        if c.name and first < i:
+            found.problem(f"{at}.name", f"{c.name!r} is also the name of {resources[first][0]}")
+    afters = [c.after for _, c in resources]
+    if all(a is None for a in afters):
+        return
+    for i, (at, c) in enumerate(resources):
+        for k, wanted in enumerate(c.after or ()):
+            where = f"{at}.after[{k}]"
+            same = [resources[j][0] for j, n in enumerate(names) if n == wanted]
+            if wanted == names[i]:
+                found.problem(where, f"{wanted!r} is this resource itself")
+            elif not same:
+                found.problem(where, f"no resource named {wanted!r}{_known(names)}")
+            elif len(same) > 1:
+                both = " and ".join(same)
+                found.problem(
+                    where, f"{wanted!r} names {both}: give them each a name: to tell them apart"
+                )
+    if len(found.problems) > before:
+        return  # a cycle through a misspelt name would only repeat the problem
+    order = plan(names, afters)
+    cycle = order.cycle()
+    if cycle:
+        steps = [_waits(resources, names, a, b) for a, b in zip(cycle, cycle[1:], strict=False)]
+        found.problem(f"{resources[cycle[0]][0]}.after", "a cycle: " + ", ".join(steps))
+        return
+    # What --check shows, so the operator sees the order the file makes.
+    groups = " then ".join(" + ".join(names[i] for i in g) for g in order.groups())
+    found.note("resources", f"start order: {groups} (each as soon as what it is after is up); "
+               "stopped the other way round")  # fmt: skip
+
+
+def _waits(
+    resources: Sequence[tuple[str, ResourceConfig]], names: list[str], a: int, b: int
+) -> str:
+    """'postfix waits for store (after:)', or why it waits without `after:`."""
+    why = "after:" if resources[a][1].after is not None else "listed before it; it has no after:"
+    return f"{names[a]} waits for {names[b]} ({why})"
+
+
+def _known(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names)
+    return f" (the resources are {shown})" if len(shown) <= 300 else ""

@@ -143,6 +143,19 @@ def _net(port: int) -> tuple[Key, Key]:
     )
 
 
+def _order(derived: str, name: str, after: list[str]) -> tuple[Key, Key]:
+    """`name:` and `after:`, which every kind of resource has (config/order.py). The
+    examples of the four kinds make one valid order together (reference.py's file)."""
+    return (
+        Key("name", "name", name, Rule(derived), note="unique among the resources",
+            doc="What after: calls it; it also names it in logs and fence reports."),
+        Key("after", "list of names", after, Rule("the resource listed before it"),
+            note="no cycles; [] waits for nothing",
+            doc="Start once these have started, stop before them; without after: "
+            "anywhere, the list order, one at a time."),
+    )  # fmt: skip
+
+
 _ARGV_NOTE = "run directly, never through a shell"
 
 
@@ -169,7 +182,7 @@ TOP = Table("", "The top level of the file.", (
     Key("zookeeper", "mapping", doc="The ensemble that holds the lease."),
     Key("health", "mapping", None, Rule(AS_BELOW), doc="Health checks and how they count."),
     Key("resources", "list", None, _d(Config, "resources"),
-        doc="What the active runs: started in order, stopped in reverse."),
+        doc="What the active runs: started in order (or as after: says), stopped in reverse."),
     Key("fencing", "list", None, REQUIRED, note="at least one method",
         doc="How to fence the peer, tried in order until one succeeds."),
     Key("watchdog", "mapping", None, _d(Config, "watchdog"),
@@ -276,11 +289,13 @@ TABLES: tuple[Table, ...] = (
             doc="Gratuitous ARPs sent after adding it."),
         Key("arp_interval", "duration", "1s", _d(VipResourceConfig, "arp_interval"),
             doc="The pause between them."),
+        *_order("vip ADDRESS on INTERFACE", "vip", []),
     ), "vip"),
     Table("resources[]", "systemd units, started and stopped together.", (
         _type_key("systemd"),
         Key("units", "list of strings", ["postfix.service", "dovecot.service"], doc="The units."),
         _timeout(SystemdResourceConfig, "30s", "How long starting or stopping them may take."),
+        *_order("systemd UNIT UNIT...", "mail", ["store", "vip"]),
     ), "systemd"),
     Table("resources[]", "A program's start, stop and status commands.", (
         _type_key("command"),
@@ -291,6 +306,7 @@ TABLES: tuple[Table, ...] = (
             _d(CommandResourceConfig, "status"),
             doc="Exits 0 if the resource runs."),
         _timeout(CommandResourceConfig, "30s", "How long start or stop may take."),
+        *_order("command resources[N]", "backup", ["mail"]),
     ), "command"),
     Table("resources[]", "An OCF resource agent.", (
         _type_key("ocf"),
@@ -299,6 +315,7 @@ TABLES: tuple[Table, ...] = (
             _d(OcfResourceConfig, "params"),
             doc="Its parameters (OCF_RESKEY_name=value), strings or numbers."),
         _timeout(OcfResourceConfig, "30s", "How long one action may take."),
+        *_order("ocf PROVIDER:TYPE resources[N]", "store", []),
     ), "ocf"),
     Table("fencing[]", "Log in to the peer and have it fence itself.", (
         _type_key("ssh"),

@@ -29,7 +29,10 @@ class ShutdownTime:
     (one ZooKeeper call each), then lets the demotion's hooks finish. A stop that
     arrives during a takeover waits for the takeover first; that is not counted."""
 
-    resources: float  # the sum of the resources' stop timeouts
+    # The sum of the resources' stop timeouts: one after another without `after:`;
+    # with it they may stop in parallel, and the sum stays a safe upper bound (the
+    # longest chain of waits, config/order.py's Order.longest, is never more).
+    resources: float
     zookeeper: float  # marking the breadcrumb clean, releasing the lease
 
     @property
@@ -66,7 +69,7 @@ def check_timing(c: Config, found: Findings) -> None:
             f"{secs(margin)} is more than half of {st}: it must be at most {secs(session / 2)} "
             "so the lease is renewed at least twice before it lapses",
         )
-    stop = sum(r.timeout for r in c.resources)  # resources stop one after another
+    stop = sum(r.timeout for r in c.resources)  # one after another; with after: a bound
     if stop > margin:
         found.note(
             "resources",

@@ -8,7 +8,9 @@ promotion and resumed after the new active fenced it stops there instead of
 starting Postfix next to the new active.
 
 Why the flock on ``state_dir/fence.lock``: the daemon holds it while it checks the
-marker *and* starts one resource; fence-self holds it while it writes the marker
+marker *and* starts one resource (with `after:`, while it starts the resources in
+parallel, each checking the marker right before its start: a flock is one per
+process, node/transitions.py); fence-self holds it while it writes the marker
 *and* stops the resources. A fence therefore never interleaves with a start:
 either the start finished before the fence began (and the fence stops it), or the
 start sees the marker and refuses. A daemon frozen mid-start keeps holding the

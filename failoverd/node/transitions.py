@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from failoverd.config import Config
+from failoverd.config.order import Order
 from failoverd.config.timing import STOP_SLACK
 from failoverd.fencing.base import FenceRequest, FenceTarget
 from failoverd.fencing.chain import FenceChain
@@ -43,6 +44,7 @@ from failoverd.observe.hooks import HookRunner
 from failoverd.observe.metrics import Metrics
 from failoverd.resources.abandoned import AbandonedWork, tagged
 from failoverd.resources.base import Resource, ResourceError, ResourceTimeout, stop_all
+from failoverd.resources.order import order_of, run
 from failoverd.resources.started import RecordUnreadable, StartedRecord, leftovers
 from failoverd.resources.watch import ResourceWatch
 from failoverd.zk.coordinator import CoordinationError, Coordinator
@@ -258,6 +260,55 @@ class Transitions:
             # fence could stop us unnoticed, and no start could take the fence lock),
             # or an earlier record is unreadable (the demotion keeps us out of contention)
             return self.failed(e)
+        failure = self._start_resources(epoch, env)
+        if failure is not None:
+            res, error = failure
+            # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
+            log.error("resource_start_failed", resource=res.name, error=str(error), epoch=epoch)
+            failed = f"{getattr(res, 'key', 'resource')}.start"  # resources[2].start
+            _step("counting the failure", partial(self.metrics.resource_failed, failed))
+            return self.demote(
+                Decision(
+                    Act.DEMOTE,
+                    f"demoting: {res.name} did not start ({error})",
+                    "start_failed",
+                    backoff=self.config.flap.backoff,
+                )
+            )
+        took = time.monotonic() - started
+        self._expect(Role.PROMOTING)
+        # PROMOTING -> ACTIVE: every resource started under a valid lease
+        # set_role sets the role before it publishes it; a failure to publish (or
+        # any bookkeeping below) must not undo a finished promotion.
+        _step(
+            "publishing the role",
+            lambda: self.loop.set_role(Role.ACTIVE, f"promoted with epoch {epoch}"),
+        )
+        self.resource_watch.watch(env)
+        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
+        _step("counting the transition", lambda: self.metrics.transition("takeover"))
+        _step(
+            "writing history",
+            lambda: self.loop.record_history("promoted", f"{plan.reason}; took {took:.2f}s"),
+        )
+        _step(
+            "queueing hooks", lambda: self.hooks.fire("promoted", epoch=epoch, reason=plan.reason)
+        )
+        _step("clearing the operator's request", self.loop.clear_requests)
+
+    # -- starting the resources ---------------------------------------------------------
+
+    def _start_resources(
+        self, epoch: int, env: dict[str, str]
+    ) -> tuple[Resource, BaseException] | None:
+        """Start every resource; the first that did not start and why, or None.
+
+        Without `after:` anywhere, the list order, one at a time, each start under its
+        own hold of the fence lock. With it, in parallel where the order allows
+        (`_start_in_order`)."""
+        order = order_of(self.resources)
+        if not order.serial:
+            return self._start_in_order(order, epoch, env)
         for res in self.resources:
             # Tagged, so that every process of this start can be found if we give up on it.
             tag, start_env = tagged(env)
@@ -293,38 +344,74 @@ class Transitions:
                             self.abandoned.adopt_fence_lock(lock.keep())
                         raise
             except (ResourceError, TimeoutError) as e:
-                # PROMOTING -> DEMOTING -> STANDBY: a resource did not start
-                log.error("resource_start_failed", resource=res.name, error=str(e), epoch=epoch)
-                failed = f"{getattr(res, 'key', 'resource')}.start"  # resources[2].start
-                _step("counting the failure", partial(self.metrics.resource_failed, failed))
-                return self.demote(
-                    Decision(
-                        Act.DEMOTE,
-                        f"demoting: {res.name} did not start ({e})",
-                        "start_failed",
-                        backoff=self.config.flap.backoff,
-                    )
-                )
-        took = time.monotonic() - started
-        self._expect(Role.PROMOTING)
-        # PROMOTING -> ACTIVE: every resource started under a valid lease
-        # set_role sets the role before it publishes it; a failure to publish (or
-        # any bookkeeping below) must not undo a finished promotion.
-        _step(
-            "publishing the role",
-            lambda: self.loop.set_role(Role.ACTIVE, f"promoted with epoch {epoch}"),
-        )
-        self.resource_watch.watch(env)
-        log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
-        _step("counting the transition", lambda: self.metrics.transition("takeover"))
-        _step(
-            "writing history",
-            lambda: self.loop.record_history("promoted", f"{plan.reason}; took {took:.2f}s"),
-        )
-        _step(
-            "queueing hooks", lambda: self.hooks.fire("promoted", epoch=epoch, reason=plan.reason)
-        )
-        _step("clearing the operator's request", self.loop.clear_requests)
+                return res, e
+        return None
+
+    def _start_in_order(
+        self, order: Order, epoch: int, env: dict[str, str]
+    ) -> tuple[Resource, BaseException] | None:
+        """Each resource as soon as everything it waits for has started (`after:`,
+        config/order.py), each on its own thread (resources/order.py).
+
+        The fence lock is held across all of them, taken once here: it is a flock,
+        so two starts of this process could not each hold it. The safety argument is
+        the serial one's: each start still checks the lease and the marker right
+        before it runs, and no fence-self can write the marker while any start
+        runs. What it costs: a fence-self waits for the whole start (at most its
+        lock wait, then the peer falls through to a stronger method), not one
+        resource's. Each start is given up on at its timeout plus 2 s, as the serial
+        path's await_work does."""
+        resources = self.resources
+        tags = [tagged(env) for _ in resources]  # every process of each start, findable
+
+        def start(i: int) -> None:
+            res = resources[i]
+            ok, why = may_start_resource(
+                self.lease.valid(),
+                self.lease.session is not None and self.lease.session == self.coord.last_session_id,
+                self.marker.blocks(epoch),
+            )
+            if not ok:
+                raise ResourceError(why)
+            # Immediately before the start: the chaos lab's trigger fires on it.
+            log.info("resource_starting", resource=res.name, epoch=epoch)
+            res.start(tags[i][1])
+
+        limits = [resource_timeout(r) + 2.0 for r in resources]
+        # The plain sum bounds any order (the critical path is never longer); the
+        # runner gives up on each start at its own limit well before this.
+        budget = sum(limits) + STOP_SLACK
+        try:
+            with self.marker.held(timeout=1.0) as lock:
+                try:
+                    runner = partial(run, keep_going=False, deadlines=limits)
+                    out = self.loop.await_work(runner, order, start, timeout=budget)
+                except TimeoutError as e:
+                    # The runner itself hung: any start may still be running.
+                    for i, res in enumerate(resources):
+                        self.abandoned.add(tags[i][0], f"{res.name} start", limits[i], None)
+                    self.abandoned.adopt_fence_lock(lock.keep())
+                    return resources[0], e
+                for i, error in out.failed.items():
+                    if isinstance(error, ResourceTimeout):
+                        # Killed at its timeout, but what it setsid'ed may still come up.
+                        what = f"{resources[i].name} start"
+                        self.abandoned.add(tags[i][0], what, resource_timeout(resources[i]), None)
+                for i, future in out.hung.items():
+                    log.critical("operation_hung", operation=f"{resources[i].name} start",
+                                 timeout=limits[i])  # fmt: skip
+                    self.abandoned.add(tags[i][0], f"{resources[i].name} start", limits[i], future)
+                if self.abandoned.pending:
+                    # Handed over inside the block, as on the serial path: never free
+                    # while an abandoned start may still complete.
+                    self.abandoned.adopt_fence_lock(lock.keep())
+        except TimeoutError as e:  # the fence lock stayed busy: a fence-self runs
+            return resources[0], e
+        for i, error in out.failed.items():
+            return resources[i], error
+        for i in out.hung:
+            return resources[i], TimeoutError(f"start hung for {limits[i]:g}s")
+        return None
 
     # -- what this node started ---------------------------------------------------------
 

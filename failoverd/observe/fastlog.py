@@ -53,7 +53,10 @@ class DeferredLogger:
         stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         line = {**kw, "event": event, "level": level, "timestamp": stamp}
         line |= {"node": plain.node, "cluster": plain.cluster}
-        print(json.dumps(line, default=str), file=plain.stream, flush=True)
+        # One write per line: stops run on several threads (resources/order.py), and
+        # print() writes the newline separately, so two lines could interleave.
+        plain.stream.write(json.dumps(line, default=str) + "\n")
+        plain.stream.flush()
 
     def debug(self, event: str, **kw: Any) -> None:
         self._emit("debug", event, kw)

@@ -1,10 +1,10 @@
 """What every resource is, and starting or stopping them as a set.
 
-Resources are started in configured order on promotion and stopped in reverse on
-demotion. Every call is bounded by the resource's ``timeout``; a resource never
-leaves a child process running past its deadline, except the daemon a start
-command deliberately launches. The kinds: command.py, systemd.py, vip.py, ocf.py;
-build.py makes them from the configuration.
+Resources are started in configured order on promotion (or as `after:` allows,
+resources/order.py) and stopped in reverse on demotion. Every call is bounded by
+the resource's ``timeout``; a resource never leaves a child process running past
+its deadline, except the daemon a start command deliberately launches. The kinds:
+command.py, systemd.py, vip.py, ocf.py; build.py makes them from the configuration.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Protocol
 from failoverd.observe import fastlog
 from failoverd.observe.redact import redact, redact_argv
 from failoverd.process import CommandOutcome
+from failoverd.resources.order import order_of, run
 
 log = fastlog.get_logger(__name__)  # no structlog in fence-self
 
@@ -100,16 +101,30 @@ def prepare_all(resources: Sequence[Resource]) -> None:
 
 
 def stop_all(resources: Sequence[Resource], env: Mapping[str, str]) -> list[str]:
-    """Stop in reverse start order; keep going past failures so that as much as
-    possible is stopped. Returns one '<name>: <reason>' per failure (empty: all stopped)."""
-    failures: list[str] = []
-    for res in reversed(resources):
-        started = time.monotonic()
+    """Stop in reverse start order (`resources` is in start order): without `after:`
+    the last first, one at a time; with it, each resource once everything that
+    waits for it has stopped, in parallel where that allows (resources/order.py).
+    Keep going past failures so that as much as possible is stopped. Returns one
+    '<name>: <reason>' per failure (empty: all stopped)."""
+    failures: dict[int, str] = {}
+
+    def stop(i: int) -> None:
+        res, started = resources[i], time.monotonic()
         try:
             res.stop(env)
         except Exception as e:  # one broken resource must not keep the others running
-            failures.append(f"{res.name}: {e}")
+            failures[i] = f"{res.name}: {e}"
             log.error("resource_stop_failed", resource=res.name, error=str(e))
-            continue
+            return
         log.info("resource_stopped", resource=res.name, took_ms=ms_since(started))
-    return failures
+
+    plan = order_of(resources)
+    if plan.serial:
+        for i in reversed(range(len(resources))):
+            stop(i)
+    else:
+        outcome = run(plan.backwards(), stop, keep_going=True)
+        for i, e in outcome.failed.items():  # what stop() lets through (BaseException)
+            failures[i] = f"{resources[i].name}: {type(e).__name__}: {e}"
+    # In the order stop_all always reported them: the last listed first.
+    return [failures[i] for i in sorted(failures, reverse=True)]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from failoverd.config.model import CommandResourceConfig
+from failoverd.config.order import resource_name
 from failoverd.observe import fastlog
 from failoverd.process import run_command
 from failoverd.resources.base import command_error, ms_since
@@ -26,7 +27,8 @@ class CommandResource:
         self.cfg = cfg
         self.timeout = cfg.timeout
         self.key = key
-        self.name = name or f"command {key}"
+        self.name = name or resource_name(cfg, key)
+        self.after = cfg.after  # what it starts after (config/order.py)
 
     def start(self, env: Mapping[str, str]) -> None:
         started = time.monotonic()

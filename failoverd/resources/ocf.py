@@ -29,6 +29,7 @@ from pathlib import Path
 import structlog
 
 from failoverd.config.model import OcfResourceConfig
+from failoverd.config.order import resource_name
 from failoverd.process import CommandOutcome, run_command
 from failoverd.resources.base import (
     ResourceError,
@@ -158,7 +159,8 @@ class OcfResource:
         # The agent and the config's key path, never a parameter value (a password,
         # a private path): the name is published (failoverd/resources/base.py).
         self.label = f"ocf {cfg.agent}"
-        self.name = f"{self.label} {key}"
+        self.name = resource_name(cfg, key)
+        self.after = cfg.after  # what it starts after (config/order.py)
         self.path = agent_path(cfg.agent)
 
     def _action(self, action: str, env: Mapping[str, str]) -> CommandOutcome:

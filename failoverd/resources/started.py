@@ -61,7 +61,12 @@ KINDS: dict[str, type[Any]] = {
 }
 # What the settings say about how a resource runs, not which one it is: a record
 # and a file that differ only in these name the same resource.
-_HOW = {"timeout": 0.0, "arp_count": 0, "arp_interval": 0.0}
+# The order (`name:`, `after:`) is a how-setting too: renaming a resource or letting it
+# start in parallel does not make it another one.
+_HOW = {"timeout": 0.0, "arp_count": 0, "arp_interval": 0.0, "name": "", "after": None}
+# Keys a record written before they existed lacks: read as their defaults, so an
+# upgrade does not make the record unreadable (which keeps the node out of contention).
+_ADDED = {"name": "", "after": None}
 
 
 class RecordUnreadable(ValueError):
@@ -215,8 +220,12 @@ def describe(cfg: ResourceConfig) -> str:
 
 
 def to_data(cfg: ResourceConfig) -> dict[str, Any]:
-    """A resource's config as JSON data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))  # type: ignore[no-any-return]
+    """A resource's config as JSON data (tuples become lists). The keys added later are
+    left out at their defaults: such a record stays what an older daemon wrote and reads."""
+    data = {
+        k: v for k, v in dataclasses.asdict(cfg).items() if k not in _ADDED or v != _ADDED[k]
+    }
+    return json.loads(json.dumps(data))  # type: ignore[no-any-return]
 
 
 def from_data(data: object) -> ResourceConfig:
@@ -227,6 +236,7 @@ def from_data(data: object) -> ResourceConfig:
     if cls is None:
         raise ValueError(f"unknown resource type {data.get('type')!r:.40}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    data = {**{k: v for k, v in _ADDED.items() if k in fields}, **data}
     if set(data) != set(fields):
         raise ValueError(f"{data['type']}: keys {sorted(data)} are not {sorted(fields)}")
     values = {

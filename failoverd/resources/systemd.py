@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from failoverd.config.model import SystemdResourceConfig
+from failoverd.config.order import resource_name
 from failoverd.observe import fastlog
 from failoverd.process import run_command
 from failoverd.resources import systemd_dropin
@@ -88,7 +89,8 @@ class SystemdResource:
         self.timeout = cfg.timeout
         self.systemctl = systemctl
         self.unit_dir = unit_dir
-        self.name = "systemd " + " ".join(cfg.units)
+        self.name = resource_name(cfg, key)
+        self.after = cfg.after  # what it starts after (config/order.py)
 
     def _unit_dir(self) -> Path:
         return self.unit_dir if self.unit_dir is not None else systemd_dropin.RUNTIME_UNIT_DIR

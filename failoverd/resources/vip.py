@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 
 from failoverd.config.model import VipResourceConfig
+from failoverd.config.order import resource_name
 from failoverd.observe import fastlog
 from failoverd.process import CommandOutcome, run_command
 from failoverd.resources import garp
@@ -144,7 +145,8 @@ class VipResource:
         self.timeout = cfg.timeout
         self.ip = tuple(ip)  # a prefix such as ("ip", "netns", "exec", "lab", "ip") in tests
         self.iface_addr = ipaddress.ip_interface(cfg.address)
-        self.name = f"vip {cfg.address} on {cfg.interface}"
+        self.name = resource_name(cfg, key)
+        self.after = cfg.after  # what it starts after (config/order.py)
         self.arp = GratuitousArp(
             arping, cfg.interface, str(self.iface_addr.ip), cfg.timeout, native=native_arp
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from failoverd.config.order import plan
 from tests.support.checkout import REPO
 
 PAGE = REPO / "docs" / "postfix-dovecot.md"
@@ -62,3 +63,14 @@ def test_the_recipe_listens_everywhere_starts_the_vip_last_and_uses_sasl() -> No
     assert settings(blocks("ini")[0])["inet_interfaces"] == "all"
     assert settings(blocks("ini")[1])["listen"] == "*"
     assert "auth: {scheme: sasl," in (REPO / "docs" / "install.md").read_text()
+
+
+def test_the_recipe_starts_both_daemons_together_between_the_store_and_the_vip() -> None:
+    resources = page_config()["resources"]
+    names = [r["name"] for r in resources]
+    order = plan(names, [tuple(r["after"]) if "after" in r else None for r in resources])
+    assert [[names[i] for i in g] for g in order.groups()] == [
+        ["store"],
+        ["postfix", "dovecot"],
+        ["vip"],
+    ]

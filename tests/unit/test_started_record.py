@@ -24,6 +24,7 @@ from failoverd.resources.started import (
     RecordUnreadable,
     StartedRecord,
     differences,
+    identity,
     leftovers,
     stop_order,
 )
@@ -178,3 +179,18 @@ def test_leftovers_reuse_the_configs_resources_and_build_the_recorded_ones(
         "vip 192.0.2.26/24 on eth0",
     ]
     assert found[-1] is built[0] and found[0] is built[1]
+
+
+def test_a_record_keeps_names_and_after_and_reads_one_written_before_they_existed(
+    tmp_path: Path,
+) -> None:
+    record = StartedRecord(tmp_path / "state")
+    named = SystemdResourceConfig(("postfix.service",), name="postfix", after=("store",))
+    record.write([named, unit("dovecot.service")], epoch=3)
+    assert record.read() == (named, unit("dovecot.service"))
+    # What a daemon without `name:` and `after:` wrote: still readable, not "unknown".
+    old = {"units": ["postfix.service"], "timeout": 30.0, "type": "systemd"}
+    record.path.write_text(json.dumps({"v": 1, "epoch": 2, "resources": [old]}))
+    assert record.read() == (unit("postfix.service"),)
+    # Renamed or reordered in the file: still the same resource.
+    assert identity(named) == identity(unit("postfix.service"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -371,3 +372,135 @@ def test_a_stop_failure_keeps_the_record() -> None:
     t.resources = [broken]
     t.demote(Decision(Act.DEMOTE, "demoting: unhealthy", "health", 0.0))
     assert call.started.clear() not in world.mock_calls
+
+
+class Ordered:
+    """A resource with `name:` and `after:` whose start and stop record when they ran."""
+
+    def __init__(self, name: str, after: tuple[str, ...] | None, log: list[Any]):
+        self.name, self.after, self.log = name, after, log
+        self.key, self.timeout, self.fail = f"resources[{name}]", 5.0, False
+
+    def _op(self, what: str) -> None:
+        began = time.monotonic()
+        time.sleep(0.15)
+        if self.fail and what == "start":
+            raise ResourceTimeout(f"{self.key}.start (command): timed out after 5s")
+        self.log.append((what, self.name, began, time.monotonic()))
+
+    def start(self, env: Any) -> None:
+        self._op("start")
+
+    def stop(self, env: Any) -> None:
+        self._op("stop")
+
+
+def mail_node(log: list[Any]) -> list[Ordered]:
+    """The mail node's order: Postfix and Dovecot once the store and the VIP are up."""
+    both = ("store", "vip")
+    return [
+        Ordered("store", None, log),
+        Ordered("vip", (), log),
+        Ordered("postfix", both, log),
+        Ordered("dovecot", both, log),
+    ]
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_a_takeover_with_after_starts_in_parallel_under_one_hold_of_the_fence_lock() -> None:
+    t, st, world = make(Role.STANDBY)
+    promotable(world)
+    log: list[Any] = []
+    t.resources = mail_node(log)  # type: ignore[assignment]
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    assert st.role is Role.ACTIVE
+    s = {name: (a, b) for what, name, a, b in log if what == "start"}
+    assert overlap(s["store"], s["vip"]) and overlap(s["postfix"], s["dovecot"])
+    assert min(s["postfix"][0], s["dovecot"][0]) >= max(s["store"][1], s["vip"][1])
+    holds = [c for c in world.mock_calls if c == call.marker.held(timeout=1.0)]
+    assert len(holds) == 2  # the record's, then one for all four starts
+    # Once when the epoch is chosen, then right before each of the four starts.
+    assert [c for c in world.mock_calls if c[0] == "marker.blocks"] == [call.marker.blocks(5)] * 5
+
+
+def test_a_failed_parallel_start_demotes_and_stops_everything_in_reverse_order() -> None:
+    t, st, world = make(Role.STANDBY)
+    promotable(world)
+    log: list[Any] = []
+    t.resources = mail_node(log)  # type: ignore[assignment]
+    t.resources[3].fail = True  # type: ignore[attr-defined]  # dovecot is killed at its timeout
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    assert st.role is Role.STANDBY and "dovecot did not start" in st.reason
+    # Its start may have left something behind: tracked, and the lock handed over.
+    world.abandoned.add.assert_called_once()
+    assert world.abandoned.add.call_args[0][1] == "dovecot start"
+    s = {name: (a, b) for what, name, a, b in log if what == "stop"}
+    assert sorted(s) == ["dovecot", "postfix", "store", "vip"]
+    assert min(s["store"][0], s["vip"][0]) >= max(s["postfix"][1], s["dovecot"][1])
+
+
+@pytest.mark.parametrize("how", ["killed-at-its-timeout", "worker-hung"])
+def test_an_abandoned_parallel_start_hands_the_one_fence_lock_over_without_letting_go(
+    tmp_path: Path, how: str
+) -> None:
+    """As for the serial start: from the first start to the end of the demotion the
+    fence lock is never free, though two starts ran at once under one hold."""
+    t, st, world = make(Role.STANDBY)
+    promotable(world)
+    marker = FenceMarker(tmp_path / "state")
+    abandoned = AbandonedWork(marker.lock_path)
+    t.marker, t.abandoned = marker, abandoned
+    seen: list[tuple[str, bool]] = []
+    release = threading.Event()
+    watching = False  # from the first start on
+
+    def probe(where: str) -> None:
+        if watching or where.endswith(" start"):
+            seen.append((where, lock_is_free(marker.lock_path)))
+
+    log: list[Any] = []
+    store, vip = Ordered("store", None, log), Ordered("vip", (), log)
+    store.start = lambda env: probe("store start")  # type: ignore[method-assign]
+    vip.timeout = 0.05  # given up on 2 s later when it hangs
+
+    def vip_start(env: Any) -> None:
+        nonlocal watching
+        watching = True
+        probe("vip start")
+        if how == "killed-at-its-timeout":
+            raise ResourceTimeout("resources[1].start (vip): timed out after 0.05s")
+        release.wait(10)
+
+    vip.start = vip_start  # type: ignore[method-assign]
+    store.stop = lambda env: probe("store stop")  # type: ignore[method-assign]
+    vip.stop = lambda env: probe("vip stop")  # type: ignore[method-assign]
+    t.resources = [store, vip]  # type: ignore[list-item]
+    loop = t.loop
+    assert isinstance(loop, FakeLoop)
+
+    def set_role(role: Role, reason: str) -> None:
+        probe(f"set_role {role}")
+        st.role, st.reason = role, reason
+
+    def clear_active() -> None:
+        probe("clear_active")
+        FenceMarker.clear_active(marker)
+
+    loop.set_role = set_role  # type: ignore[method-assign]
+    marker.clear_active = clear_active  # type: ignore[method-assign]
+    world.resource_watch.unwatch.side_effect = lambda: probe("unwatch")
+    world.health.set_active.side_effect = lambda active: probe(f"set_active {active}")
+    t.take_over(Decision(Act.CONTEND, "lock free", "contend"))
+    probe("after the demotion")
+    release.set()
+    assert st.role is Role.STANDBY and abandoned.pending
+    assert "vip start" in st.reason
+    assert {"store start", "vip start", "unwatch", "clear_active", "vip stop"} <= {
+        w for w, _ in seen
+    }
+    assert [where for where, free in seen if free] == [], seen
+    abandoned.release_fence_lock()
+    assert lock_is_free(marker.lock_path)
