@@ -77,6 +77,8 @@ class Sshd:
         self.authorized_keys.write_text(f'command="{quoted}",restrict {pubkey}\n')
 
     def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return  # running: a second sshd would fail on the port and leak this one
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation dir
         self.config_path.write_text(
             "\n".join(

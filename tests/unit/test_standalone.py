@@ -20,7 +20,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 THIS_FILE = "tests/unit/test_standalone.py"
 
-OUTSIDE_DOCUMENTS = re.compile(r"DESIGN\.md|MACHINE-NOTES|\.\./shared|§")
+# Spelled in pieces, so that this file does not itself name what it looks for.
+_DESIGN, _NOTES, _SHARED = "DESIGN" + r"\.md", "MACHINE" + "-NOTES", r"\.\." + "/shared"
+OUTSIDE_DOCUMENTS = re.compile(f"{_DESIGN}|{_NOTES}|{_SHARED}|§")
 ISSUE_NUMBER = re.compile(
     r"(?<![A-Za-z])[Ii]ssues?[ _-]?#?\d+"  # issue 12, issue #12, issue-11, issue_11
     r"|\(#\d+\)"  # (#12)
@@ -86,7 +88,7 @@ def test_code_lab_deploy_files_and_docs_carry_no_issue_numbers() -> None:
         ("def test_render_is_the_issue_11_table():", True),
         ("fixed in (#12)", True),
         ("later (kazoo #588), so", True),
-        ("see DESIGN.md for the lease", True),
+        ("see " + "DESIGN" + ".md for the lease", True),
         ("| #1 outage median | #3 |", False),  # the lab's scenario numbers
         ("an epoch ZooKeeper never issued", False),
         ("ca.issue(names, cert, key)", False),
