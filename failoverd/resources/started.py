@@ -61,7 +61,12 @@ KINDS: dict[str, type[Any]] = {
 }
 # What the settings say about how a resource runs, not which one it is: a record
 # and a file that differ only in these name the same resource.
-_HOW = {"timeout": 0.0, "arp_count": 0, "arp_interval": 0.0}
+_HOW = {"timeout": 0.0, "arp_count": 0, "arp_interval": 0.0, "kill": None}
+# Keys added to a kind after the first version of the record, with the value their
+# absence means. A record without them is an older daemon's and still read; one
+# whose value is that default leaves them out, so that an older fence-self (after a
+# downgrade) still reads what a newer daemon recorded.
+_ADDED = {"kill": None}
 
 
 class RecordUnreadable(ValueError):
@@ -216,7 +221,11 @@ def describe(cfg: ResourceConfig) -> str:
 
 def to_data(cfg: ResourceConfig) -> dict[str, Any]:
     """A resource's config as JSON data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))  # type: ignore[no-any-return]
+    data = dataclasses.asdict(cfg)
+    for key, absent in _ADDED.items():
+        if key in data and data[key] == absent:
+            del data[key]
+    return json.loads(json.dumps(data))  # type: ignore[no-any-return]
 
 
 def from_data(data: object) -> ResourceConfig:
@@ -227,6 +236,7 @@ def from_data(data: object) -> ResourceConfig:
     if cls is None:
         raise ValueError(f"unknown resource type {data.get('type')!r:.40}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    data = {**{k: v for k, v in _ADDED.items() if k in fields}, **data}
     if set(data) != set(fields):
         raise ValueError(f"{data['type']}: keys {sorted(data)} are not {sorted(fields)}")
     values = {
