@@ -3,7 +3,8 @@
 The toy node's config (chaos/lab/nodes.py) is rewritten for Debian's Postfix and
 Dovecot (chaos/services/postfix.py): the ext4 store image (chaos/lab/store_image.py)
 mounted by ocf:heartbeat:Filesystem from the node's own loop device, then the VIP,
-then the two services as `command` resources; ssh fencing verifies both ports.
+then the two services as `command` resources (each with a `kill`: SIGKILL, the
+fast path of a fence); ssh fencing verifies both ports.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def mail_config(
             "type": "command",
             "start": cmd("start", name),
             "stop": cmd("stop", name),
+            # The fast path, when the stop is a fence (fence-self, a lost lease).
+            "kill": cmd("kill", name),
             "status": cmd("status", name),
             "timeout": timeout,
         }
