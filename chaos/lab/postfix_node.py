@@ -4,8 +4,9 @@ The toy node's config (chaos/lab/nodes.py) is rewritten for Debian's Postfix and
 Dovecot (chaos/services/postfix.py): the ext4 store image (chaos/lab/store_image.py)
 mounted by ocf:heartbeat:Filesystem from the node's own loop device and the VIP
 together, then the two services together as `command` resources (`after:` both:
-they listen on the VIP only and write to the store); they stop together before the
-store and the VIP go. ssh fencing verifies both ports.
+they listen on the VIP only and write to the store), each with a `kill` (SIGKILL,
+the fast path of a fence); they stop together before the store and the VIP go. ssh
+fencing verifies both ports.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def mail_config(
             "after": ["store", "vip"],
             "start": cmd("start", name),
             "stop": cmd("stop", name),
+            # The fast path, when the stop is a fence (fence-self, a lost lease).
+            "kill": cmd("kill", name),
             "status": cmd("status", name),
             "timeout": timeout,
         }

@@ -44,7 +44,8 @@ def root_argvs(config: Config) -> list[tuple[str, tuple[str, ...]]]:
             out.append((f"health.checks[{i}].argv", c.argv))
     for i, r in enumerate(config.resources):
         if isinstance(r, CommandResourceConfig):
-            out += [(f"resources[{i}].{k}", getattr(r, k)) for k in ("start", "stop", "status")]
+            keys = ("start", "stop", "status", "kill")
+            out += [(f"resources[{i}].{k}", getattr(r, k)) for k in keys]
     for i, f in enumerate(config.fencing):
         if isinstance(f, CommandFencerConfig):
             out += [(f"fencing[{i}].argv", f.argv), (f"fencing[{i}].check_argv", f.check_argv)]

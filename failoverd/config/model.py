@@ -137,6 +137,9 @@ class CommandResourceConfig:
     stop: tuple[str, ...]
     status: tuple[str, ...] | None = None
     timeout: float = 30.0
+    # The fast path, used when the stop is a fence (fence-self, a lost lease); None:
+    # the stop serves for both (failoverd/resources/base.py, Resource.kill).
+    kill: tuple[str, ...] | None = None
     name: str = ""
     after: tuple[str, ...] | None = None
     type: Literal["command"] = "command"

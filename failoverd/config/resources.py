@@ -48,6 +48,7 @@ def _resource(kind: str, s: Section) -> ResourceConfig:
         stop=s.argv("stop") or (),
         status=s.argv("status", required=False),
         timeout=s.duration("timeout", CommandResourceConfig.timeout),
+        kill=s.argv("kill", required=False),
     )
 
 

@@ -305,7 +305,10 @@ TABLES: tuple[Table, ...] = (
         Key("status", "argv", ["/usr/bin/mountpoint", "-q", "/srv/mail"],
             _d(CommandResourceConfig, "status"),
             doc="Exits 0 if the resource runs."),
-        _timeout(CommandResourceConfig, "30s", "How long start or stop may take."),
+        Key("kill", "argv", ["/usr/local/sbin/postfix-kill", "/etc/postfix"],
+            _d(CommandResourceConfig, "kill"),
+            doc="Stops it fast, for a fence: kills rather than waits (unset: `stop`)."),
+        _timeout(CommandResourceConfig, "30s", "How long start, stop or kill may take."),
         *_order("command resources[N]", "backup", ["mail"]),
     ), "command"),
     Table("resources[]", "An OCF resource agent.", (

@@ -16,7 +16,8 @@ mid-chain past its lease while this node legitimately took over; stopping us wou
 leave the cluster with an "active" that runs nothing. Exit 2, nothing stopped.
 
 Order matters: under the fence lock, the marker is written *first*, then the
-resources are stopped. Once the marker exists, a daemon that resumes from a freeze
+resources are stopped, each by its fast path (`kill`, failoverd/resources/base.py):
+a fence is not a graceful stop. Once the marker exists, a daemon that resumes from a freeze
 refuses to start anything for the fenced epoch, so the stop cannot be undone behind
 our back; and the lock guarantees no start is half-way through while we stop.
 
@@ -146,7 +147,9 @@ def run_fence_self(
                 log.critical("resources_record_unreadable", error=str(e), epoch=epoch)
                 print(f"FAILED {record_error}", file=out)
                 resources = configured
-            failures = stop_all(resources, env)
+            # Fast: a fence is not a graceful stop. The peer is waiting to start
+            # the same services; every resource takes its fast path (`kill`).
+            failures = stop_all(resources, env, True)
             if not failures and marker_error is None and record_error is None:
                 _clear_record(record)
     except TimeoutError:

@@ -61,6 +61,22 @@ class Decision:
         )
 
 
+# Demotions of a node that has lost its right to serve: its local lease ran out, its
+# session no longer holds the lock, or a peer fenced it. A peer may already be
+# fencing it or waiting out its lease to start the same services.
+_FENCE_CODES = frozenset({"lease_lost", "lock_lost", "fenced"})
+
+
+def stop_is_fence(code: str, lease_valid: bool) -> bool:
+    """Whether a demotion stops its resources as a fence does (their fast path,
+    `kill`) rather than gracefully. A node that lost its right to serve is racing
+    the peer that takes over: its stop *is* the fence, and a graceful shutdown only
+    lengthens the race. A switchover, a failing health check, a watchdog problem
+    and `systemctl stop failoverd` still hold the lease: they stop gracefully, and
+    the peer waits for that stop (the clean breadcrumb) rather than fencing."""
+    return code in _FENCE_CODES or not lease_valid
+
+
 @dataclass(frozen=True)
 class Observation:
     now: float  # monotonic seconds

@@ -38,6 +38,7 @@ from failoverd.node.decision import (
     may_start_resource,
     plan_epoch,
     plan_fencing,
+    stop_is_fence,
 )
 from failoverd.node.state import NodeState
 from failoverd.observe.hooks import HookRunner
@@ -611,13 +612,17 @@ class Transitions:
 
     def demote(self, d: Decision) -> None:
         """Stop resources in reverse -> breadcrumb clean -> release. Total: each step
-        may fail on its own, and the node still ends in STANDBY without a lease."""
+        may fail on its own, and the node still ends in STANDBY without a lease.
+        The stop is graceful, or a fence's kill when the node has lost its right
+        to serve (a lost lease or lock, a fence: decision.py, stop_is_fence)."""
         self._expect(Role.ACTIVE, Role.PROMOTING, Role.FENCING, Role.DEMOTING)
         release = lambda: self.coord.release_lock(self.lease, self.op_timeout)  # noqa: E731
         started = time.monotonic()
         epoch = self.state.epoch
         clean = False
         backoff = d.backoff
+        # A node that lost its right to serve kills rather than stops (decision.py).
+        fast = stop_is_fence(d.code, self.lease.valid())
         self.resource_watch.unwatch()  # stopping on purpose from here on
         # Fences of any epoch are welcome again (never raises).
         _step("clearing the active epoch", self.marker.clear_active)
@@ -638,7 +643,7 @@ class Transitions:
             budget = stop_budget(to_stop)
             try:
                 failures = self.loop.await_work(
-                    stop_all, to_stop, env, timeout=budget, abandon=(tag, "stop")
+                    stop_all, to_stop, env, fast, timeout=budget, abandon=(tag, "stop")
                 )
             except TimeoutError:
                 failures = ["stop timed out"]
@@ -709,6 +714,7 @@ class Transitions:
             epoch=epoch,
             code=d.code,
             reason=d.reason,
+            stop="kill" if fast else "graceful",
             clean=clean,
             took_ms=round(took * 1000),
             backoff=backoff,

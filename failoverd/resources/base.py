@@ -1,7 +1,8 @@
 """What every resource is, and starting or stopping them as a set.
 
 Resources are started in configured order on promotion (or as `after:` allows,
-resources/order.py) and stopped in reverse on demotion. Every call is bounded by
+resources/order.py) and stopped in reverse on demotion. A stop that is a fence takes
+each resource's fast path instead (`kill`, see `stop_all`). Every call is bounded by
 the resource's ``timeout``; a resource never leaves a child process running past
 its deadline, except the daemon a start command deliberately launches. The kinds:
 command.py, systemd.py, vip.py, ocf.py; build.py makes them from the configuration.
@@ -40,6 +41,12 @@ class Resource(Protocol):
     def start(self, env: Mapping[str, str]) -> None: ...
 
     def stop(self, env: Mapping[str, str]) -> None: ...
+
+    # Optional, like `prepare`: `kill(env)`, the fast path of a stop that is a fence
+    # (stop_all below). The same contract as `stop` (idempotent; returns only once
+    # nothing of the resource runs, verified as the stop verifies it; raises
+    # otherwise), reached without waiting for a graceful shutdown. A resource
+    # without it is stopped.
 
     def is_running(self, env: Mapping[str, str]) -> bool | None: ...
 
@@ -100,23 +107,38 @@ def prepare_all(resources: Sequence[Resource]) -> None:
             prepare()
 
 
-def stop_all(resources: Sequence[Resource], env: Mapping[str, str]) -> list[str]:
+def stop_all(
+    resources: Sequence[Resource], env: Mapping[str, str], fast: bool = False
+) -> list[str]:
     """Stop in reverse start order (`resources` is in start order): without `after:`
     the last first, one at a time; with it, each resource once everything that
     waits for it has stopped, in parallel where that allows (resources/order.py).
     Keep going past failures so that as much as possible is stopped. Returns one
-    '<name>: <reason>' per failure (empty: all stopped)."""
+    '<name>: <reason>' per failure (empty: all stopped).
+
+    `fast`: the stop is a fence (fence-self; a demotion of a node that lost its
+    lease, node/decision.py stop_is_fence), so each resource takes its fast path,
+    `kill`. A fenced node has lost its right to serve and a peer is waiting to
+    start the same services: a graceful shutdown buys nothing then, and nothing
+    acknowledged is lost by a kill (mail is acknowledged once it is on the store).
+    The order stays the same: the store goes last, after every service using it
+    is gone."""
     failures: dict[int, str] = {}
+    how = "kill" if fast else "stop"
 
     def stop(i: int) -> None:
         res, started = resources[i], time.monotonic()
+        kill = getattr(res, "kill", None) if fast else None
         try:
-            res.stop(env)
+            if kill is not None:
+                kill(env)
+            else:
+                res.stop(env)
         except Exception as e:  # one broken resource must not keep the others running
             failures[i] = f"{res.name}: {e}"
-            log.error("resource_stop_failed", resource=res.name, error=str(e))
+            log.error("resource_stop_failed", resource=res.name, error=str(e), how=how)
             return
-        log.info("resource_stopped", resource=res.name, took_ms=ms_since(started))
+        log.info("resource_stopped", resource=res.name, took_ms=ms_since(started), how=how)
 
     plan = order_of(resources)
     if plan.serial:

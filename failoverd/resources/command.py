@@ -1,4 +1,5 @@
-"""A resource run by the operator's own commands: start, stop and, optionally, status.
+"""A resource run by the operator's own commands: start, stop and, optionally, status
+and kill (the fast stop of a fence).
 
 Idempotence is the commands' contract (stopping a stopped service exits 0); each
 call is bounded by the resource's timeout (failoverd/process.py).
@@ -38,6 +39,14 @@ class CommandResource:
     def stop(self, env: Mapping[str, str]) -> None:
         # Idempotence is the stop command's contract: stopping a stopped service exits 0.
         self._run(self.cfg.stop, env, "stop")
+
+    def kill(self, env: Mapping[str, str]) -> None:
+        """The fast path of a fence: the `kill` command, under the stop's contract
+        (idempotent, exits 0 only once nothing runs); without one, the stop."""
+        if self.cfg.kill:
+            self._run(self.cfg.kill, env, "kill")
+        else:
+            self.stop(env)
 
     def is_running(self, env: Mapping[str, str]) -> bool | None:
         if not self.cfg.status:

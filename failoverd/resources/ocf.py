@@ -192,6 +192,15 @@ class OcfResource:
         if outcome.returncode not in (OCF_SUCCESS, OCF_NOT_RUNNING):
             raise self._failed(outcome, "stop")
 
+    def kill(self, env: Mapping[str, str]) -> None:
+        """The fast path of a fence is the agent's own stop. OCF has no kill action,
+        and the agents failoverd is used with need none: Filesystem's stop unmounts
+        at once when nothing uses the mount (the services above it were killed
+        first) and otherwise signals the users itself (force_unmount, true by
+        default), TERM, then KILL. An unmount is never skipped or made lazy: the
+        peer mounts the same device next."""
+        self.stop(env)
+
     def is_running(self, env: Mapping[str, str]) -> bool | None:
         rc = self._action("monitor", env).returncode
         if rc == OCF_SUCCESS:

@@ -61,12 +61,17 @@ KINDS: dict[str, type[Any]] = {
 }
 # What the settings say about how a resource runs, not which one it is: a record
 # and a file that differ only in these name the same resource.
-# The order (`name:`, `after:`) is a how-setting too: renaming a resource or letting it
-# start in parallel does not make it another one.
-_HOW = {"timeout": 0.0, "arp_count": 0, "arp_interval": 0.0, "name": "", "after": None}
-# Keys a record written before they existed lacks: read as their defaults, so an
-# upgrade does not make the record unreadable (which keeps the node out of contention).
-_ADDED = {"name": "", "after": None}
+# The order (`name:`, `after:`) and the fast path (`kill`) are how-settings too:
+# renaming a resource, letting it start in parallel or killing it differently does
+# not make it another one.
+_HOW = {
+    "timeout": 0.0, "arp_count": 0, "arp_interval": 0.0, "name": "", "after": None, "kill": None,
+}  # fmt: skip
+# Keys added to a kind after the first version of the record, with the value their
+# absence means. A record without them is an older daemon's and still read; one
+# whose value is that default leaves them out, so that an older fence-self (after a
+# downgrade) still reads what a newer daemon recorded.
+_ADDED = {"name": "", "after": None, "kill": None}
 
 
 class RecordUnreadable(ValueError):
@@ -222,9 +227,7 @@ def describe(cfg: ResourceConfig) -> str:
 def to_data(cfg: ResourceConfig) -> dict[str, Any]:
     """A resource's config as JSON data (tuples become lists). The keys added later are
     left out at their defaults: such a record stays what an older daemon wrote and reads."""
-    data = {
-        k: v for k, v in dataclasses.asdict(cfg).items() if k not in _ADDED or v != _ADDED[k]
-    }
+    data = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _ADDED or v != _ADDED[k]}
     return json.loads(json.dumps(data))  # type: ignore[no-any-return]
 
 
