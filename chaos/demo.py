@@ -119,6 +119,10 @@ def node_config(root: Path, zk: str, name: str, priority: int, progs: Programs) 
             {
                 "type": "command",
                 "argv": [*progs.helper, "-m", "tests.support.localfence", str(root), "{node}"],
+                # The power switch's status action: the peer's fence-self --dry-run.
+                "check_argv": [
+                    *progs.helper, "-m", "tests.support.localfence", str(root), "{node}", "--check"
+                ],
                 "timeout": "10s",
             }
         ],

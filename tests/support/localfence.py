@@ -1,8 +1,12 @@
 """A `command` fencer for clusters whose nodes all live on this machine (the
 integration tests and the loopback demo): it runs the target's own `fence-self`.
 
-    python -m tests.support.localfence CLUSTER_ROOT NODE
+    python -m tests.support.localfence CLUSTER_ROOT NODE [--check]
         (config: CLUSTER_ROOT/NODE/failoverd.yaml)
+
+--check is the fencer's `check_argv`: the target's `fence-self --dry-run`, which
+stops nothing, so fence readiness and `failoverctl fence-check` can verify the
+method (OK) instead of only finding the program (UNVERIFIED). It is not recorded.
 
 FAILOVERD_EPOCH (set by failoverd) is the winner's new epoch; the target fences
 every epoch below it. FAILOVERD_BIN, when set, is the failoverd that runs it (the
@@ -20,19 +24,26 @@ import time
 from pathlib import Path
 
 root, node = Path(sys.argv[1]), sys.argv[2]
-epoch = int(os.environ["FAILOVERD_EPOCH"]) - 1
+check = sys.argv[3:] == ["--check"]
 broken = (root / "fence-broken").exists()
 installed = os.environ.get("FAILOVERD_BIN")
 failoverd = [installed] if installed else [sys.executable, "-m", "failoverd.main"]
 # An installed failoverd must import its own code, not the checkout's on PYTHONPATH.
 env = {k: v for k, v in os.environ.items() if not (installed and k == "PYTHONPATH")}
+config = str(root / node / "failoverd.yaml")
+if check:
+    if broken:
+        sys.exit(1)
+    dry = [*failoverd, "-c", config, "fence-self", "--dry-run"]
+    sys.exit(subprocess.run(dry, check=False, env=env, stdout=subprocess.DEVNULL).returncode)
+epoch = int(os.environ["FAILOVERD_EPOCH"]) - 1
 rc = 1
 if not broken:
     rc = subprocess.run(
         [
             *failoverd,
             "-c",
-            str(root / node / "failoverd.yaml"),
+            config,
             "fence-self",
             "--epoch",
             str(epoch),
