@@ -55,6 +55,17 @@ MaxStartups 50
 LogLevel VERBOSE
 SetEnv SHLVL=1
 """
+# sshd's forced command for the fence key. fence-self's log lines (its stderr) go back
+# to the fencer as always, and are also kept on the fenced node: the benchmark reads
+# how long each stop took there (chaos/bench/phases.py). The wait for tee keeps its
+# last bytes ahead of the exit status on the ssh channel.
+FENCE_SELF_SH = """#!/bin/bash
+{fence_self} 2> >(tee -a {log} >&2)
+rc=$?
+wait $!
+exit $rc
+"""
+FENCE_LOG = "fence-self.log"  # chaos/bench/phases.py reads it
 # SetEnv SHLVL=1: the lab fences as root, whose login shell (bash) runs ~/.bashrc for
 # a command sent over ssh, and root's .bashrc on this machine runs `pyenv init`
 # (~90 ms of CPU per login, measured). A production fence user has no such rc file;
@@ -217,11 +228,14 @@ class MailNode:
             write_credential(secret)
         host_pub = keygen(ssh / "host_ed25519", f"{self.name}@lab")
         (ssh / "sshd_config").write_text(SSHD_CONFIG.format(dir=ssh))
-        forced = (
+        fence_self = (
             f"/usr/bin/env PATH={PATH} PYTHONPATH={REPO} PYTHONUNBUFFERED=1 "
             f"{installed('failoverd')} "
             f"-c {self.config_path} fence-self --from-ssh"
         )
+        forced = ssh / "fence-self.sh"
+        forced.write_text(FENCE_SELF_SH.format(fence_self=fence_self, log=self.dir / FENCE_LOG))
+        forced.chmod(0o755)
         (ssh / "authorized_keys").write_text(f'command="{forced}",restrict {fence_pub}\n')
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         return host_pub
