@@ -4,7 +4,8 @@ The config: the VIP and the lab's SMTP service (chaos/services/toy_smtp.py) as
 resources, ssh then the lab's power switch (`python -m chaos power-off`) as
 fencing; the real mail node's (`--mail postfix`) is chaos/lab/postfix_node.py. The
 node's sshd (port 22 in its namespace) only lets the per-run fence key run the
-forced command `failoverd -c CFG fence-self --from-ssh`. Processes are started
+forced command `failoverd -c CFG fence-self --from-ssh` (through `ssh/fence-self.sh`,
+which also keeps fence-self's log lines in `<node>/fence-self.log`). Processes are started
 with `ip netns exec`, their output goes to the run folder.
 
 The real mail node is one machine = one network namespace + one mount namespace:

@@ -1,6 +1,11 @@
-"""`python -m chaos.bench`'s options: which cases `--mail` runs, and its usage errors."""
+"""`python -m chaos.bench`'s options: which cases `--mail` runs, its usage errors, and
+keepalived's scripts on the real mail node."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -55,3 +60,26 @@ def test_the_repeat_count_applies_to_the_real_node_cases() -> None:
     bench.args, bench.repeat = args, args.repeat
     specs = {c.key: c for c in suite.LAB_CASES}
     assert bench.reps(specs["switchover"]) == 3 and bench.reps(specs["ka-crash"]) == 3
+
+
+def test_keepalived_on_the_real_node_mounts_then_starts_and_stops_then_unmounts(
+    tmp_path: Path,
+) -> None:
+    from chaos.bench.keepalived import KeepalivedNode
+
+    (tmp_path / "lab.json").write_text(json.dumps({"prefix": "fo1"}))
+    (tmp_path / "mailstore.json").write_text(json.dumps({"mail1": "/dev/loop7"}))
+    lab = SimpleNamespace(run_dir=tmp_path)
+    node = KeepalivedNode(lab, "mail1", machine=object())  # type: ignore[arg-type]
+    node.prepare()
+    script = (tmp_path / "mail1" / "notify.sh").read_text()
+    master, rest = script.split("\nfi\n")
+    assert "umask 022" in script  # keepalived's own umask 077 locks Postfix out of its queue
+    steps = [
+        "mount -t ext4 /dev/loop7 /run/failoverd-chaos/mail/fo1/store",
+        "start postfix",
+        "start dovecot",
+    ]
+    assert [master.index(s) for s in steps] == sorted(master.index(s) for s in steps)
+    steps = ["stop dovecot", "stop postfix", "umount /run/failoverd-chaos/mail/fo1/store"]
+    assert [rest.index(s) for s in steps] == sorted(rest.index(s) for s in steps)
