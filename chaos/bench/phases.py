@@ -20,7 +20,8 @@ seconds spent in
   client got acknowledged by the new active's service.
 
 A planned switchover adds the old active's side: request seen (`decided` demote),
-each resource's stop, demoted (`role_changed` standby).
+each resource's stop, demoted (its last stop, after which it gives the lease back,
+or its `role_changed` standby if that comes first).
 
 Every duration is either a monotonic `took_ms` of the process that did the work
 or a difference of two log lines' times on this one machine. Phases a repetition
@@ -176,17 +177,23 @@ def takeover_steps(
         old = [e for e in events if e[1] == old_active]
         demote = lambda r: r.get("event") == "decided" and r.get("act") == "demote"  # noqa: E731
         t_demote, _ = _first(old, demote, start, t_fencing)
-        t_standby, _ = _first(old, _role("standby"), t_demote or start, t_fencing)
         if t_demote is not None:
             _add(steps, "request seen", t_demote - start)
+            # The lease goes right after the last stop, and the old active may log
+            # its own `standby` only after the target already contends: the
+            # demotion ends with whichever of the two came first.
+            last = t_contend if t_contend is not None else t_fencing
+            released = None
             for _t, _n, r in old:
-                if t_demote <= _t <= (t_standby or t_fencing) and r.get("event") == (
-                    "resource_stopped"
-                ):
+                if t_demote <= _t <= last and r.get("event") == "resource_stopped":
                     _add(steps, f"demote: stop {label(r)}", _ms(r))
-            if t_standby is not None:
-                _add(steps, "demote", t_standby - t_demote)
-                seen_from = t_standby
+                    released = _t
+                elif t_demote <= _t <= last and _role("standby")(r):
+                    released = _t
+                    break
+            if released is not None:
+                _add(steps, "demote", released - t_demote)
+                seen_from = released
     if t_contend is not None:
         free = lambda r: r.get("event") == "decided" and (  # noqa: E731
             r.get("act") == "contend" or str(r.get("reason", "")).startswith("priority delay")

@@ -130,6 +130,31 @@ def test_a_failed_method_and_the_one_that_fenced_are_both_shown() -> None:
     assert "fence: ssh connect" not in steps  # no fence-self ran
 
 
+def test_a_switchover_whose_old_active_logs_standby_late_ends_its_demotion_at_the_last_stop() -> (
+    None
+):
+    old = [
+        '{"act": "demote", "event": "decided", "timestamp": "2026-12-07T00:00:10.400000Z"}',
+        '{"resource": "command resources[3]", "took_ms": 1234, "event": "resource_stopped", "timestamp": "2026-12-07T00:00:11.650000Z"}',
+        '{"resource": "ocf heartbeat:Filesystem resources[0]", "took_ms": 232, "event": "resource_stopped", "timestamp": "2026-12-07T00:00:12.060000Z"}',
+        '{"role": "standby", "event": "role_changed", "timestamp": "2026-12-07T00:00:12.110000Z"}',
+    ]
+    new = [
+        '{"act": "contend", "event": "decided", "timestamp": "2026-12-07T00:00:12.077000Z"}',
+        '{"role": "fencing", "event": "role_changed", "timestamp": "2026-12-07T00:00:12.079000Z"}',
+        '{"role": "promoting", "event": "role_changed", "timestamp": "2026-12-07T00:00:12.095000Z"}',
+        '{"role": "active", "event": "role_changed", "timestamp": "2026-12-07T00:00:14.233000Z"}',
+    ]
+    events = sorted(
+        phases.parse_log(old, "mail1") + phases.parse_log(new, "mail2"), key=lambda e: e[0]
+    )
+    steps = phases.takeover_steps(events, FAULT, FAULT + 20, old_active="mail1", planned=True)
+    assert steps is not None
+    assert steps["request seen"] == 0.4
+    assert steps["demote"] == 1.66  # 10.400 -> the last stop at 12.060
+    assert steps["detect"] == 0.017  # not 2.077, from the command
+
+
 def test_a_switchover_shows_the_old_actives_demotion_and_detection_after_its_release() -> None:
     old = [
         '{"act": "demote", "event": "decided", "timestamp": "2026-12-07T00:00:10.100000Z"}',
