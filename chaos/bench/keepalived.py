@@ -32,9 +32,10 @@ differ only in what decides and orders the takeover. Its cases there:
   STOP script by hand (Dovecot, Postfix stopped, store unmounted), then `systemctl
   stop keepalived` (SIGTERM: it sends priority 0 and the backup takes over at once),
   timed from the first command, as failoverd's switchover is. keepalived's own STOP
-  script alone is not enough: measured, keepalived 2.2.7 exits (in ~1 s) before the
-  script has stopped Postfix, which then serves beside the new master on a store
-  mounted twice.
+  script alone is not enough: measured with keepalived 2.2.7, after its SIGTERM
+  alone (it exited within ~1 s) the old master's Postfix was still running beside
+  the new master, on a store mounted twice (2 overlaps, lost mail, e2fsck errors).
+  In the toy lab, ka-switchover is the SIGTERM alone.
 """
 
 from __future__ import annotations

@@ -2,16 +2,18 @@
 
 One lab (chaos/lab/network.py, chaos/lab/cluster.py: three ZooKeeper servers, two mail
 nodes with failoverd, sshd and the SMTP service, a client sending a message to
-the VIP every 50 ms) runs the cases one after another. With `mail="postfix"` the
-nodes are the real mail node (chaos/lab/postfix_node.py: the ext4 store, the VIP,
-Postfix, Dovecot), as `python -m chaos run --mail postfix` builds them; the
-mailboxes are then read over IMAP at the end and the store checked with e2fsck
-(chaos/judge/readback.py), and lost mail is judged against what was delivered. Each repetition: wait
+the VIP every 50 ms) runs the cases one after another. Each repetition: wait
 until the cluster is ready (one node serves, the VIP answers, `failoverctl
 status` shows the other daemon as a connected, healthy standby), inject the
 fault on whichever node is active, wait for the standby to serve (or hold),
 heal, repair (restart a killed daemon, power a node back on). chaos/bench/slices.py
 then judges each case's slice of the recorded history.
+
+With `mail="postfix"` the nodes are the real mail node (chaos/lab/postfix_node.py:
+the ext4 store, the VIP, Postfix, Dovecot), as `python -m chaos run --mail postfix`
+builds them; at the end the mailboxes are read over IMAP and the store is checked
+with e2fsck (chaos/judge/readback.py), and lost mail is judged against what was
+delivered.
 """
 
 from __future__ import annotations
