@@ -8,10 +8,17 @@ status` shows the other daemon as a connected, healthy standby), inject the
 fault on whichever node is active, wait for the standby to serve (or hold),
 heal, repair (restart a killed daemon, power a node back on). chaos/bench/slices.py
 then judges each case's slice of the recorded history.
+
+With `mail="postfix"` the nodes are the real mail node (chaos/lab/postfix_node.py:
+the ext4 store, the VIP, Postfix, Dovecot), as `python -m chaos run --mail postfix`
+builds them; at the end the mailboxes are read over IMAP and the store is checked
+with e2fsck (chaos/judge/readback.py), and lost mail is judged against what was
+delivered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -29,6 +36,7 @@ from chaos.bench.common import log, sample, wait_until
 from chaos.bench.slices import CaseResult, judge_run
 from chaos.faults import nemesis
 from chaos.faults.scenario import Ctx
+from chaos.judge import readback
 from chaos.lab import netns
 from chaos.lab.cluster import Cluster
 from chaos.lab.network import Lab
@@ -44,6 +52,9 @@ WARMUP = 2.0
 # (failoverd/node/switchover.py), so switchovers may follow each other at once; a
 # second lets the client see the new active before the next one.
 SWITCHOVER_SPACING = 1.0
+PLANNED = frozenset({"switchover", "switchover-any"})
+# The real mail node's processes a crash kills: Postfix's (master, smtpd, ...) and Dovecot's.
+MAIL_PROGRAMS = ("/usr/lib/postfix/sbin/", "/usr/sbin/dovecot", "/usr/lib/dovecot/")
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -74,10 +85,34 @@ def kill_service(run_dir: Path, node: str) -> None:
     append_event(run_dir / "events" / f"{node}-service.jsonl", event)
 
 
+def kill_mail(c: Cluster, node: str) -> None:
+    """SIGKILL the real mail node's Postfix and Dovecot (every process of theirs on the
+    node) and record the service's end once they are gone. The store stays mounted,
+    as it would on a machine whose services crashed: fencing must unmount it."""
+    mine: list[int] = []
+    for pid in netns.pids(c.lab.ns(node)):
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if exe.startswith(MAIL_PROGRAMS):
+            mine.append(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if not mine:
+        return
+    wait_until(lambda: not any(_running(p) for p in mine), 5, 0.01)
+    event = {"event": "service_down", "node": node, "t": time.time(), "by": "crash"}
+    append_event(c.run_dir / "events" / f"{node}-service.jsonl", event)
+
+
 def crash(c: Cluster, node: str) -> nemesis.Heal:
     """The active's daemon and service die at once; the machine (and sshd) stay up."""
     c.nodes[node].signal_daemon(signal.SIGKILL)
-    kill_service(c.run_dir, node)
+    if c.mail:
+        kill_mail(c, node)
+    else:
+        kill_service(c.run_dir, node)
     return nemesis.nothing
 
 
@@ -231,15 +266,16 @@ def _record_daemon_memory(c: Cluster) -> None:
 
 
 def run_failoverd_cases(
-    cases: list[tuple[str, str, int]], run_dir: Path, seed: int
+    cases: list[tuple[str, str, int]], run_dir: Path, seed: int, mail: str | None = None
 ) -> list[CaseResult]:
     """Run (key, title, repetitions) cases in order in one fresh lab; always tear it down.
+    `mail="postfix"`: on the real mail node.
 
     A case that fails (the cluster never got ready again) records its error; the
     remaining cases are skipped with the same error, since the lab is suspect."""
     results = [CaseResult(key, "failoverd", title, run_dir) for key, title, _ in cases]
     lab = Lab.create(run_dir)
-    cluster = Cluster(lab)
+    cluster = Cluster(lab, mail=mail)
     try:
         with signals_raise():
             cluster.start_zookeeper()
@@ -256,6 +292,8 @@ def run_failoverd_cases(
             _record_daemon_memory(cluster)
             (run_dir / "status.json").write_text(cluster.status())
             cluster.stop_client()
+            if mail:
+                readback.collect(cluster)  # drain the queue, read the mailboxes over IMAP
     except BaseException as e:  # noqa: BLE001 - Ctrl-C too: record, tear down, re-raise
         error = "".join(traceback.format_exception_only(type(e), e)).strip()
         (run_dir / "error.txt").write_text(traceback.format_exc())
@@ -267,5 +305,23 @@ def run_failoverd_cases(
             raise
     finally:
         cluster.teardown()
-    judge_run(run_dir, results, with_phases=True)
+        if mail:
+            readback.fsck_store(run_dir)  # after the final unmount
+    delivered = mail_verdict(run_dir, results) if mail else None
+    judge_run(run_dir, results, with_phases=True, delivered=delivered, planned=PLANNED)
     return results
+
+
+def mail_verdict(run_dir: Path, results: list[CaseResult]) -> set[int]:
+    """The real mail node's verdict of the whole lab run (mail.json): delivered, lost,
+    duplicated, the store's e2fsck. A damaged store or unread mailboxes are every
+    case's problem (they cannot be told apart by case); lost mail is counted per case."""
+    got = readback.judge(run_dir)
+    delivered: set[int] = got.pop("delivered_set")
+    problems = got.pop("problems")
+    (run_dir / "mail.json").write_text(json.dumps({**got, "problems": problems}, indent=1))
+    for rule, msg in problems:
+        if rule in ("fsck", "mailboxes"):
+            for r in results:
+                r.error = r.error or f"{rule}: {msg}"
+    return delivered

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.bench import causes as bench_causes
+from chaos.bench import phases as bench_phases
 from chaos.judge.checker import Verdict, check, overlaps, service_intervals
 from chaos.judge.history import Expectation, History, ServiceEvent, load_history
 from chaos.judge.timeline import draw
@@ -154,11 +155,37 @@ def phases(
     }
 
 
+@dataclass
+class StepSources:
+    """What the step-by-step split of a takeover reads (chaos/bench/phases.py)."""
+
+    fence_self: list[Any] = field(default_factory=list)  # fence-self's log lines
+    labels: dict[str, str] = field(default_factory=dict)  # resource name -> mount, VIP, ...
+    planned: frozenset[str] = frozenset()  # case keys that are planned switchovers
+
+
+def served_at(sub: History, node: str | None, start: float, end: float) -> float | None:
+    if node is None:
+        return None
+    service = [(e.t, e.node, e.event) for e in sub.service]
+    acks = [(d.t_start, d.t_end) for d in sub.deliveries if d.ok]
+    return bench_phases.first_served(service, acks, node, start, end)
+
+
 def judge_case(
-    h: History, result: CaseResult, lo: float, hi: float, events: Any, zk: Any = None
+    h: History,
+    result: CaseResult,
+    lo: float,
+    hi: float,
+    events: Any,
+    zk: Any = None,
+    delivered: set[int] | None = None,
+    steps: StepSources | None = None,
 ) -> Verdict:
+    """`delivered`: the real mail node's mailboxes, read over IMAP at the end (lost
+    mail is judged against them, not against the toy store's writes)."""
     sub = sliced(h, lo, hi)
-    verdict = check(sub, Expectation("allowed", settle=120.0))
+    verdict = check(sub, Expectation("allowed", settle=120.0), delivered)
     mine = [f for f in sub.faults() if f.name.startswith(f"{result.key} #")]
     for i, f in enumerate(mine):
         end = mine[i + 1].start if i + 1 < len(mine) else hi
@@ -168,6 +195,22 @@ def judge_case(
             rep["fault_s"] = round((f.heal or f.start) - f.start, 3)
             if events:
                 rep["phases"] = phases(events, f.start, end)
+            after = rep.get("serving_after") or []
+            new = after[0] if len(after) == 1 and after[0] != rep.get("active_before") else None
+            served = served_at(sub, new, f.start, end)
+            if not events and served is not None:  # keepalived: no log of ours to split
+                rep["steps"] = {bench_phases.SERVED: round(served - f.start, 3)}
+            if events and steps is not None:
+                rep["steps"] = bench_phases.takeover_steps(
+                    events,
+                    f.start,
+                    end,
+                    fence_self=steps.fence_self,
+                    labels=steps.labels,
+                    old_active=rep.get("active_before"),
+                    planned=result.key in steps.planned,
+                    served_at=served,
+                )
             if events and zk is not None:
                 rep["causes"] = bench_causes.causes(
                     result.run_dir, zk[0], events, zk[1], f.start, end
@@ -180,7 +223,8 @@ def judge_case(
         1 for w in sub.writes if w.accepted and any(x <= w.t <= y for x, y in spans)
     )
     acked = {d.n for d in sub.deliveries if d.ok}
-    result.lost = len(acked - {w.msg for w in h.writes if w.accepted})
+    stored = {w.msg for w in h.writes if w.accepted} if delivered is None else delivered
+    result.lost = len(acked - stored)
     result.stale_writes = sum(1 for v in verdict.violations if v.rule == "stale_epoch")
     ignore = {"not_settled", "outage", "no_failover"}
     result.violations = sorted({v.rule for v in verdict.violations} - ignore)
@@ -193,11 +237,25 @@ def judge_case(
     return verdict
 
 
-def judge_run(run_dir: Path, results: list[CaseResult], with_phases: bool) -> None:
-    """Judge every case of one lab run in place, and write bench-cases.json."""
+def judge_run(
+    run_dir: Path,
+    results: list[CaseResult],
+    with_phases: bool,
+    delivered: set[int] | None = None,
+    planned: frozenset[str] = frozenset(),
+) -> None:
+    """Judge every case of one lab run in place, and write bench-cases.json.
+    `delivered`: the messages found in the real mail node's mailboxes (--mail postfix)."""
     h = load_history(run_dir)
     windows = case_windows(run_dir)
     events = daemon_events(run_dir, h.nodes) if with_phases else None
+    steps = None
+    if with_phases:
+        steps = StepSources(
+            bench_phases.fence_self_events(run_dir, h.nodes),
+            bench_phases.node_labels(run_dir, h.nodes),
+            planned,
+        )
     # The ZooKeeper minority case also explains its time (chaos/bench/causes.py).
     zk = None
     if with_phases and any(r.key == "zk-minority" for r in results):
@@ -207,8 +265,9 @@ def judge_run(run_dir: Path, results: list[CaseResult], with_phases: bool) -> No
             lo, hi = windows[r.key]
             # From the case's start (the cluster was ready: one node serving, and
             # acknowledgements before the first fault) to its end.
-            judge_case(h, r, lo, hi, events, zk if r.key == "zk-minority" else None)
-    whole = check(h, Expectation("allowed", settle=120.0))
+            zr = zk if r.key == "zk-minority" else None
+            judge_case(h, r, lo, hi, events, zr, delivered, steps)
+    whole = check(h, Expectation("allowed", settle=120.0), delivered)
     summary = {
         "overlaps_whole_run": len(overlaps(whole.intervals)),
         "cases": [r.to_json() for r in results],

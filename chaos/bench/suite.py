@@ -1,6 +1,7 @@
 """`python -m chaos.bench`: how fast, how safe, and at what cost.
 
     python -m chaos.bench [--quick] [--repeat N] [--out DIR] [--only CASE,...]
+                          [--mail toy|postfix]
 
 Runs, and prints as Markdown tables (also bench.md, bench.json and bench.png
 in the output folder, default ./chaos-runs/bench-<timestamp>/):
@@ -14,6 +15,16 @@ in the output folder, default ./chaos-runs/bench-<timestamp>/):
   during a failover (chaos/bench/footprint.py);
 * scale (loopback): many clusters on one ensemble, ZooKeeper leader kill and
   every active killed at once (chaos/bench/scale.py).
+
+`--mail postfix` runs the lab cases on the real mail node (the ext4 store, the VIP,
+Postfix and Dovecot: chaos/lab/postfix_node.py, as `python -m chaos run --mail
+postfix` does), by default the crash, power-off, isolate and both switchover cases
+and keepalived's baseline on the same node (chaos/bench/keepalived.py); lost mail is
+judged against the mailboxes read over IMAP, and the store is checked with e2fsck.
+Every failoverd case also gets a step-by-step split of its takeovers
+(chaos/bench/phases.py): detection, contention, each fence method with its ssh
+connect, each resource's stop on the fenced node and the verification, each
+resource's start.
 
 `--quick` (CI) runs few repetitions and small windows, in about four minutes
 on two cores. Exit status: 0 done and no failoverd split brain, 1 a part failed
@@ -39,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.bench import causes as bench_causes
+from chaos.bench import phases as bench_phases
 from chaos.bench import report
 from chaos.bench.common import log
 from chaos.repetition import signals_raise
@@ -74,9 +86,34 @@ LAB_CASES = (
     # Each repetition waits out the client's ARP black hole after the heal (up to
     # ~50 s): 10 repetitions keep the full run within ~35 minutes.
     CaseSpec("ka-cut-peer-link", "keepalived", "link mail1–mail2 cut", "no-failover", 1, 10),
+    CaseSpec(
+        "ka-switchover", "keepalived", "planned: keepalived stopped on the master", "planned", 2
+    ),
 )
 PARTS = ("footprint", "scale")
 ALL = tuple(c.key for c in LAB_CASES) + PARTS
+MAILS = ("toy", "postfix")
+# What `--mail toy` runs without --only: today's set (ka-switchover only on request).
+TOY_DEFAULT = tuple(k for k in ALL if k != "ka-switchover")
+# `--mail postfix`: the unplanned and planned failovers an operator of a mail pair
+# meets, and keepalived's baseline on the same real node.
+POSTFIX_DEFAULT = (
+    "crash",
+    "power-off",
+    "isolate",
+    "switchover",
+    "switchover-any",
+    "ka-crash",
+    "ka-switchover",
+)
+POSTFIX_REFUSED = {
+    # Both leave the old master serving and the store mounted while the other node
+    # mounts it: a double mount that damages the store for every later repetition.
+    "ka-kill-daemon": "keepalived dies and the services keep the store mounted",
+    "ka-cut-peer-link": "both masters mount the store",
+}
+# On the real node keepalived's crash is the machine's (see chaos/bench/keepalived.py).
+POSTFIX_TITLES = {"ka-crash": "master machine crash (power-off), no fencing"}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -95,6 +132,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         metavar="CASES",
         help=f"comma-separated subset of {','.join(ALL)}",
     )
+    ap.add_argument(
+        "--mail",
+        choices=MAILS,
+        default="toy",
+        help="the lab's mail node: the toy SMTP service (default) or Postfix and Dovecot "
+        f"on an ext4 store (default cases then: {','.join(POSTFIX_DEFAULT)})",
+    )
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--scale-clusters", type=int, metavar="N", help="clusters (50; quick 10)")
     ap.add_argument("--scale-session", type=float, default=3.0, metavar="S", help="T at scale")
@@ -111,13 +155,22 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _selected(args: argparse.Namespace) -> list[str] | str:
+    """The cases to run, or what is wrong with --only (a usage error)."""
+    postfix = args.mail == "postfix"
     if not args.only:
-        return list(ALL)
+        return list(POSTFIX_DEFAULT if postfix else TOY_DEFAULT)
     chosen = [x.strip() for item in args.only for x in item.split(",") if x.strip()]
     unknown = [x for x in chosen if x not in ALL]
     if unknown:
         return f"unknown case(s) {', '.join(unknown)}; known: {', '.join(ALL)}"
+    refused = [f"{k} ({POSTFIX_REFUSED[k]})" for k in chosen if postfix and k in POSTFIX_REFUSED]
+    if refused:
+        return f"not with --mail postfix: {'; '.join(refused)}"
     return [k for k in ALL if k in chosen]
+
+
+def _title(spec: CaseSpec, mail: str) -> str:
+    return POSTFIX_TITLES.get(spec.key, spec.title) if mail == "postfix" else spec.title
 
 
 class Bench:
@@ -129,6 +182,7 @@ class Bench:
             "started": datetime.now().isoformat(timespec="seconds"),
             "command": " ".join(["python -m chaos bench", *argv]),
             "quick": q,
+            "mail": args.mail,
             "machine": {
                 "cpus": os.cpu_count(),
                 "kernel": platform.release(),
@@ -190,11 +244,12 @@ class Bench:
             )
 
     def lab(self, system: str, specs: list[CaseSpec]) -> list[Any]:
-        plan = [(c.key, c.title, self.reps(c)) for c in specs]
+        plan = [(c.key, _title(c, self.args.mail), self.reps(c)) for c in specs]
+        mail = "postfix" if self.args.mail == "postfix" else None
         if system == "failoverd":
             from chaos.bench.lab_cases import run_failoverd_cases
 
-            results = run_failoverd_cases(plan, self.out / "lab-failoverd", self.args.seed)
+            results = run_failoverd_cases(plan, self.out / "lab-failoverd", self.args.seed, mail)
             with contextlib.suppress(OSError, ValueError):
                 mem = json.loads((self.out / "lab-failoverd" / "daemons.json").read_text())
                 self.data["lab_daemons_after"] = mem
@@ -202,18 +257,24 @@ class Bench:
         from chaos.bench.keepalived import run_keepalived_cases
 
         cap = self.args.ka_recover or (20.0 if self.args.quick else 60.0)
-        return run_keepalived_cases(plan, self.out / "lab-keepalived", cap)
+        return run_keepalived_cases(plan, self.out / "lab-keepalived", cap, mail)
 
     def report(self) -> str:
         t = float(self.data.get("lab_session_timeout", 2.0))
         rows = report.case_rows(self.data["cases"], t)
         fp, sc = self.data.get("footprint"), self.data.get("scale")
-        ts = report.targets(rows, fp, sc, t)
-        self.data["summary"] = {"rows": rows, "targets": ts}
+        mail = self.data.get("mail", "toy")
+        ts = report.targets(rows, fp, sc, t, mail)
+        # keepalived's rows have one step: the new master's first answer.
+        steps = bench_phases.phase_rows(self.data["cases"])
+        self.data["summary"] = {"rows": rows, "targets": ts, "steps": steps}
         self.save()
-        parts = [f"`{self.data['command']}` — {self.out}", ""]
+        parts = [f"`{self.data['command']}` — {self.out} (mail node: {mail})", ""]
         if rows:
             parts += [report.cases_table(rows, t), "", report.phases_table(rows), ""]
+        if steps:
+            parts += [bench_phases.phase_table(steps), ""]
+        parts += report.mail_lines(self.out)
         zkm = [c for c in self.data["cases"] if c["key"] == "zk-minority"]
         if zkm and (split := bench_causes.split_rows(zkm[0]["reps"])):
             self.data["summary"]["zk_minority_split"] = split

@@ -4,7 +4,8 @@ The config: the VIP and the lab's SMTP service (chaos/services/toy_smtp.py) as
 resources, ssh then the lab's power switch (`python -m chaos power-off`) as
 fencing; the real mail node's (`--mail postfix`) is chaos/lab/postfix_node.py. The
 node's sshd (port 22 in its namespace) only lets the per-run fence key run the
-forced command `failoverd -c CFG fence-self --from-ssh`. Processes are started
+forced command `failoverd -c CFG fence-self --from-ssh` (through `ssh/fence-self.sh`,
+which also keeps fence-self's log lines in `<node>/fence-self.log`). Processes are started
 with `ip netns exec`, their output goes to the run folder.
 
 The real mail node is one machine = one network namespace + one mount namespace:
@@ -55,6 +56,17 @@ MaxStartups 50
 LogLevel VERBOSE
 SetEnv SHLVL=1
 """
+# sshd's forced command for the fence key. fence-self's log lines (its stderr) go back
+# to the fencer as always, and are also kept on the fenced node: the benchmark reads
+# how long each stop took there (chaos/bench/phases.py). The wait for tee keeps its
+# last bytes ahead of the exit status on the ssh channel.
+FENCE_SELF_SH = """#!/bin/bash
+{fence_self} 2> >(tee -a {log} >&2)
+rc=$?
+wait $!
+exit $rc
+"""
+FENCE_LOG = "fence-self.log"  # chaos/bench/phases.py reads it
 # SetEnv SHLVL=1: the lab fences as root, whose login shell (bash) runs ~/.bashrc for
 # a command sent over ssh, and root's .bashrc on this machine runs `pyenv init`
 # (~90 ms of CPU per login, measured). A production fence user has no such rc file;
@@ -217,11 +229,14 @@ class MailNode:
             write_credential(secret)
         host_pub = keygen(ssh / "host_ed25519", f"{self.name}@lab")
         (ssh / "sshd_config").write_text(SSHD_CONFIG.format(dir=ssh))
-        forced = (
+        fence_self = (
             f"/usr/bin/env PATH={PATH} PYTHONPATH={REPO} PYTHONUNBUFFERED=1 "
             f"{installed('failoverd')} "
             f"-c {self.config_path} fence-self --from-ssh"
         )
+        forced = ssh / "fence-self.sh"
+        forced.write_text(FENCE_SELF_SH.format(fence_self=fence_self, log=self.dir / FENCE_LOG))
+        forced.chmod(0o755)
         (ssh / "authorized_keys").write_text(f'command="{forced}",restrict {fence_pub}\n')
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         return host_pub
