@@ -24,6 +24,7 @@ COMMANDS: dict[str, list[str]] = {
     "switchover": ["switchover"],
     "failover": ["failover", "--to", "mail2", "--force"],
     "fence-check": ["fence-check", "mail2"],
+    "confirm-fenced": ["confirm-fenced", "mail2", "--reason", "exit-code test"],
     "fix-acl": ["fix-acl"],
     "backup": ["backup", "{tmp}/backup.json"],
     "restore": ["restore", "{tmp}/restore.json"],
@@ -36,6 +37,9 @@ TYPOS: dict[str, list[str]] = {
     "switchover": ["switchover", "--too", "mail2"],
     "failover": ["failover", "--force"],  # --to is required
     "fence-check": ["fence-check"],  # NODE is required
+    "confirm-fenced": ["confirm-fenced", "mail2"],  # --reason is required
+    "switchover --at": ["switchover", "--at", "25:00"],  # not a time
+    "switchover --cancel": ["switchover", "--cancel", "--at", "23:59"],
     "digest": ["digest", "alice", "--password-fil", "x"],
     "fix-acl": ["fix-acl", "extra"],
     "backup": ["backup"],
