@@ -18,6 +18,13 @@ What keeps the word from doing harm:
   still waits out the node's lease (LEASE_WAIT, below) before it skips the fence,
   and consumes the confirmation in one transaction with a check of its own lock:
   exactly one takeover uses it, and only the lock holder can.
+* It is withdrawn as soon as the node is seen again (`withdrawal`): by every
+  daemon that finds the node's member znode, and by the node's own daemon when it
+  reads control. The word was "it is down"; a node that came back may have started
+  its services again, or failed to stop them, and a later attempt must fence it
+  even if it has dropped off ZooKeeper again by then. Its own daemon covers a
+  return shorter than the others' read interval: its member znode is gone again by
+  the time anyone else looks, but the withdrawal it wrote stays.
 * Anything unreadable in it reads as no confirmation (zk/znodes.py `_lenient`):
   the node is then fenced as always.
 
@@ -88,6 +95,20 @@ def applies(
     if target in connected:
         return Applies(False, f"{target} is connected to ZooKeeper again")
     return Applies(True, f"{target} confirmed down by {conf.by or '?'} at {conf.at}")
+
+
+def withdrawal(conf: FenceConfirmation | None, me: str, connected: Collection[str]) -> str | None:
+    """Why this daemon (`me`) removes `conf` from control now, or None to leave it.
+
+    `connected`: the members whose member znode this daemon last found. Any member
+    may withdraw it (a version-checked write: a newer word is never removed)."""
+    if conf is None:
+        return None
+    if conf.node == me:
+        return f"{me} is running and connected to ZooKeeper: it is not down"
+    if conf.node in connected:
+        return f"{conf.node} is connected to ZooKeeper again (its member znode exists)"
+    return None
 
 
 def refusal(

@@ -39,6 +39,7 @@ from failoverd.fencing.marker import FenceMarker
 from failoverd.fencing.readiness import FenceReadiness
 from failoverd.health import HealthMonitor
 from failoverd.node import notify
+from failoverd.node.confirmation import withdrawal
 from failoverd.node.decision import (
     Act,
     Decision,
@@ -184,6 +185,8 @@ class Daemon:
         self.audit = OperatorAudit(self.node)
         self.exit_code = 0
         self.members: dict[str, MemberStatus | None] = {}
+        self.confirmations_withdrawn: set[str] = set()  # fence confirmations judged gone
+        self.confirmation_seen: tuple[str, float] = ("", 0.0)  # its id, the control read
         self.members_read_at = float("-inf")
         self.peer_priority: dict[str, int] = {}  # learned from member status
         self.last_decision: Decision | None = None
@@ -512,6 +515,42 @@ class Daemon:
                 for name, m in res3.items():
                     if m is not None:
                         self.peer_priority[name] = m.priority
+        self._withdraw_confirmation()
+
+    def _withdraw_confirmation(self) -> None:
+        """An operator's word that a node is down stands only while nobody sees it
+        (node/confirmation.py `withdrawal`): once its member znode is found, or its
+        own daemon reads control, the word is removed, so that a later takeover
+        fences the node even if it has dropped off ZooKeeper again by then."""
+        conf = self.state.control.fence_confirmed
+        if conf is None or conf.id in self.confirmations_withdrawn:
+            return
+        if self.confirmation_seen[0] != conf.id:
+            self.confirmation_seen = (conf.id, self.state.control_read_at)
+        # Only members read since the confirmation was first seen count: an older read
+        # may show the node from before it went down (failoverctl refused the word
+        # while its member znode existed; this daemon's read may be older than that).
+        fresh = self.members if self.members_read_at >= self.confirmation_seen[1] else {}
+        why = withdrawal(conf, self.node, fresh)
+        if why is None:
+            return
+        removed = self.guard(
+            "withdrawing the fence confirmation",
+            lambda: self.coord.withdraw_fence_confirmation(conf.id, self._read_timeout()),
+        )
+        if removed is None:
+            return  # ZooKeeper trouble: tried again on the next loop
+        # Removed by this write, or already gone or replaced: judged no more either way
+        # (a replacing one has another id and is judged on its own).
+        self.confirmations_withdrawn.add(conf.id)
+        self.state.control_read_at = float("-inf")  # read control again now
+        if removed:
+            log.warning("fence_confirmation_withdrawn", target=conf.node, id=conf.id, reason=why)
+            self.record_history(
+                "fence_confirmation_withdrawn",
+                f"the confirmation that {conf.node} is down (by {conf.by or '?'} at {conf.at}) "
+                f"is withdrawn: {why}; a takeover fences {conf.node} again",
+            )
 
     def _end_handover_backoff(self, now: float) -> None:
         """The switchover's back-off (only that one, not one set since) has done its job

@@ -30,8 +30,11 @@ class Due(StrEnum):
 
 def due(req: Request, now_wall: float, window: float) -> Due:
     """`now_wall`: POSIX seconds; `window`: how late it may still be carried out
-    (switchover.timeout). A schedule without a time is due at once."""
-    at = req.at if req.at is not None else now_wall
+    (switchover.timeout). A schedule without a time is garbage (failoverctl always
+    writes one, and decoding drops it): never carried out, dropped as missed."""
+    at = req.at
+    if at is None:
+        return Due.MISSED
     if now_wall < at:
         return Due.WAIT
     if now_wall - at > window:

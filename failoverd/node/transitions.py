@@ -531,6 +531,10 @@ class Transitions:
             if name in self.coord.read_members(self.op_timeout):
                 log.warning("fence_confirmation_ignored", target=name, reason="it reconnected")
                 return False
+            # Consumed before the breadcrumb moves on (promote, below): a takeover
+            # that dies in between has used up the word without starting anything,
+            # and the next one fences the node again. Only availability is lost then
+            # (an operator confirms again), never safety, so the order stays.
             used = self.coord.consume_fence_confirmation(conf.id, self.op_timeout)
         except CoordinationError as e:
             log.warning("fence_confirmation_unused", target=name, reason=str(e))

@@ -30,7 +30,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,51 @@ def leftovers(
     # One the file no longer names is named by its place in the record.
     keys = {identity(c): f"{RECORD_FILE}[{i}]" for i, c in enumerate(recorded)}
     order = stop_order(recorded, configured)
-    return [objects.get(identity(c)) or build_resource(c, keys[identity(c)]) for c in order]
+    union = [objects.get(identity(c)) or build_resource(c, keys[identity(c)]) for c in order]
+    only_recorded = [c for c in recorded if identity(c) not in objects]
+    if not only_recorded:
+        return union
+    # A resource only the record names (the file dropped it, renamed it or changed
+    # what it is) has no name any `after:` in the file points at: a plan by `after:`
+    # would stop it at once, alongside the services that may still write to it (the
+    # old store, unmounted under a running postfix). The record's own `after:` does
+    # not help either, since the file's entries of the same resources replace it. So
+    # such a union stops one at a time, the last listed first: the record's start
+    # order reversed, the order failoverd always had (resources/order.py).
+    log.warning(
+        "resource_order_ignored",
+        reason="the record names resources the file does not: "
+        + ", ".join(describe(c) for c in only_recorded),
+        using="the list order",
+    )
+    return [InListOrder(r) for r in union]
+
+
+class InListOrder:
+    """A resource stopped in the list order: its `after:` hidden from stop_all's plan,
+    everything else its own. A wrapper, so that the daemon's own objects (which it
+    also starts, by their `after:`) are left as they are."""
+
+    after = None
+
+    def __init__(self, resource: Resource):
+        self.resource = resource
+        self.name = resource.name
+        self.key = resource.key
+        self.timeout = resource.timeout
+
+    def start(self, env: Mapping[str, str]) -> None:
+        self.resource.start(env)
+
+    def stop(self, env: Mapping[str, str]) -> None:
+        self.resource.stop(env)
+
+    def is_running(self, env: Mapping[str, str]) -> bool | None:
+        return self.resource.is_running(env)
+
+    def __getattr__(self, attr: str) -> Any:
+        # The optional parts (`kill`, `prepare`) are there exactly when the resource has them.
+        return getattr(self.resource, attr)
 
 
 def differences(

@@ -25,6 +25,7 @@ import structlog
 from kazoo.client import KazooState
 from kazoo.exceptions import (
     AuthFailedError,
+    BadVersionError,
     ConnectionLoss,
     KazooException,
     NoAuthError,
@@ -562,6 +563,32 @@ class Coordinator:
             t.set_data(self.control_path, new, version=stat.version)
             results = self._wait(t.commit_async(), timeout)
         return not any(isinstance(r, Exception) for r in results)
+
+    def withdraw_fence_confirmation(self, confirmation_id: str, timeout: float) -> bool:
+        """Remove the operator's fence confirmation `confirmation_id` from `control`
+        (its node was seen again, node/confirmation.py `withdrawal`). Version-checked:
+        True only if this write removed exactly that one; a confirmation written since
+        is left alone."""
+        with zk_errors("withdrawing the fence confirmation"):
+            try:
+                raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
+            except NoNodeError:
+                return False
+            try:
+                control = Control.decode(raw)
+            except ZnodeError:
+                return False
+            conf = control.fence_confirmed
+            if conf is None or conf.id != confirmation_id:
+                return False
+            new = encode(replace(control, fence_confirmed=None), self.format)
+            try:
+                self._wait(
+                    self.client.set_async(self.control_path, new, version=stat.version), timeout
+                )
+            except BadVersionError:
+                return False  # control changed meanwhile: the next read judges again
+        return True
 
     def append_history(self, entry: HistoryEntry) -> None:
         """Add an audit record without waiting (it must not delay a transition)."""

@@ -431,6 +431,15 @@ class Request:
             at=_at(d, what),
         )
 
+    @classmethod
+    def decode_scheduled(cls, d: Any, what: str) -> Request:
+        """`control.scheduled`: a request with its time. failoverctl always writes
+        `at`; a schedule without one is garbage, not "at once" (nothing happens)."""
+        req = cls.decode_dict(d, what)
+        if req.at is None:
+            raise ZnodeError(f"{what}: no at")
+        return req
+
 
 # The furthest ahead a switchover may be scheduled: a forgotten schedule must not
 # surprise anyone a year later.
@@ -524,7 +533,7 @@ class Control:
             maintenance_by=_text(d, "maintenance_by", "control", default=""),
             maintenance_reason=_text(d, "maintenance_reason", "control", default=""),
             maintenance_since=_text(d, "maintenance_since", "control", default=""),
-            scheduled=_lenient(Request.decode_dict, d.get("scheduled"), "control.scheduled"),
+            scheduled=_lenient(Request.decode_scheduled, d.get("scheduled"), "control.scheduled"),
             fence_confirmed=_lenient(
                 FenceConfirmation.decode_dict, d.get("fence_confirmed"), "control.fence_confirmed"
             ),

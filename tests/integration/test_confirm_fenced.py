@@ -137,6 +137,48 @@ def test_confirm_fenced_lets_one_takeover_skip_one_fence(
     c.assert_never_two_serving()
 
 
+def test_a_confirmation_is_withdrawn_when_its_node_comes_back(
+    make_cluster: Any, zk: ZooKeeperServer
+) -> None:
+    """The word was "mail1 is down". mail1 comes back (and may run its services
+    again), then drops off once more: the next takeover fences it, and with a broken
+    fencer refuses, instead of starting next to it on the old word."""
+    c: Cluster = make_cluster(zk_hosts=zk.address)
+    started(c)
+    (c.root / "fence-broken").touch()
+    c.nodes["mail1"].kill()
+    stop_service_by_hand(c, "mail1")
+    wait_for(lambda: not connected(c, "mail1", "mail2"), 15, "mail1's session to expire")
+    wait_for(lambda: events(c, "fence_failed"), 20, "mail2 to try fencing mail1, and fail")
+    # Maintenance holds mail2 back, so that mail1 is back before any takeover looks.
+    out = c.ctl("maintenance", "on", "--reason", "test", via="mail2")
+    assert out.returncode == 0, out.stderr
+    out = c.ctl("confirm-fenced", "mail1", "--reason", "site power off", via="mail2")
+    assert out.returncode == 0, out.stderr
+    assert c.status("mail2")["fence_confirmed"] is not None
+
+    c.nodes["mail1"].start()  # its site is back
+    wait_for(lambda: events(c, "fence_confirmation_withdrawn"), 20, "the word to be withdrawn")
+    [withdrawn] = events(c, "fence_confirmation_withdrawn")
+    assert "mail1" in withdrawn["reason"] and "fences mail1 again" in withdrawn["reason"]
+    assert c.status("mail2")["fence_confirmed"] is None
+
+    # mail1 drops off again; the next takeover does not skip its fence.
+    c.nodes["mail1"].kill()
+    wait_for(lambda: not connected(c, "mail1", "mail2"), 15, "mail1's session to expire")
+    failed_before = len(events(c, "fence_failed"))
+    out = c.ctl("maintenance", "off", "--reason", "test", via="mail2")
+    assert out.returncode == 0, out.stderr
+    wait_for(
+        lambda: len(events(c, "fence_failed")) > failed_before,
+        30,
+        "mail2 to try fencing mail1 again, and fail",
+    )
+    assert c.active(via="mail2") is None
+    assert not events(c, "fence_skipped")
+    c.assert_never_two_serving()
+
+
 def test_dry_runs_write_nothing_and_say_what_would_happen(
     make_cluster: Any, zk: ZooKeeperServer
 ) -> None:

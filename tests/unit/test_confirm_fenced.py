@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from failoverd.node.confirmation import applies, lease_wait, refusal
+from failoverd.node.confirmation import applies, lease_wait, refusal, withdrawal
+from failoverd.node.daemon import Daemon
 from failoverd.node.operator_audit import OperatorAudit
 from failoverd.zk.znodes import (
     Breadcrumb,
@@ -145,3 +148,81 @@ def test_a_confirmation_nobody_vouches_for_is_recorded_as_a_claim() -> None:
     changes = audit.changes(Control(fence_confirmed=CONF), recorder=True)
     [entry] = audit.entries(changes, {}, 1000, 7, 0.0)
     assert entry.by == "alice (claimed, via control)"
+
+
+@pytest.mark.parametrize(
+    "me, connected, why",
+    [
+        # Any daemon that sees the confirmed node's member znode: it came back.
+        ("mail2", {"mail1", "mail2"}, "mail1 is connected to ZooKeeper again"),
+        # The confirmed node's own daemon, even before its member znode is seen by
+        # anyone: a reconnect shorter than the others' read interval is caught too.
+        ("mail1", {"mail2"}, "mail1 is running and connected to ZooKeeper"),
+    ],
+)
+def test_a_confirmation_is_withdrawn_once_its_node_is_seen_again(
+    me: str, connected: set[str], why: str
+) -> None:
+    got = withdrawal(CONF, me, connected)
+    assert got is not None and why in got
+
+
+def test_a_confirmation_of_a_node_still_gone_stays() -> None:
+    assert withdrawal(CONF, "mail2", {"mail2"}) is None
+    assert withdrawal(None, "mail1", {"mail1"}) is None
+
+
+class Withdrawer:
+    """The daemon's part around `withdrawal` (Daemon._withdraw_confirmation) on fakes:
+    what it read when, and what it wrote."""
+
+    def __init__(self, me: str, members: dict[str, object], control_read_at: float) -> None:
+        self.node = me
+        self.state = SimpleNamespace(control=Control(fence_confirmed=CONF))
+        self.state.control_read_at = control_read_at
+        self.members, self.members_read_at = members, float("-inf")
+        self.confirmations_withdrawn: set[str] = set()
+        self.confirmation_seen = ("", 0.0)
+        self.written: list[str] = []
+        self.history: list[tuple[str, str]] = []
+        self.coord = SimpleNamespace(withdraw_fence_confirmation=self._withdraw)
+
+    def _withdraw(self, cid: str, timeout: float) -> bool:
+        self.written.append(cid)
+        return True
+
+    def guard(self, what: str, fn: Any) -> Any:
+        return fn()
+
+    def _read_timeout(self) -> float:
+        return 1.0
+
+    def record_history(self, event: str, reason: str) -> None:
+        self.history.append((event, reason))
+
+    def step(self, members_read_at: float) -> None:
+        self.members_read_at = members_read_at
+        Daemon._withdraw_confirmation(self)  # type: ignore[arg-type]
+
+
+def test_a_standby_that_sees_the_confirmed_node_again_withdraws_the_word_once() -> None:
+    d = Withdrawer("mail2", {"mail1": None, "mail2": None}, control_read_at=10.0)
+    d.step(members_read_at=10.0)  # read in the same loop, after control
+    assert d.written == [CID]
+    assert d.history[0][0] == "fence_confirmation_withdrawn"
+    assert "mail1 is connected to ZooKeeper again" in d.history[0][1]
+    d.step(members_read_at=12.0)
+    assert d.written == [CID]  # judged once
+
+
+def test_a_members_read_older_than_the_confirmation_does_not_withdraw_it() -> None:
+    # This daemon's last members read still shows mail1 from before it went down.
+    d = Withdrawer("mail2", {"mail1": None, "mail2": None}, control_read_at=10.0)
+    d.step(members_read_at=8.0)
+    assert d.written == [] and d.history == []
+
+
+def test_the_confirmed_nodes_own_daemon_withdraws_it_at_once() -> None:
+    d = Withdrawer("mail1", {}, control_read_at=10.0)
+    d.step(members_read_at=float("-inf"))
+    assert d.written == [CID] and "mail1 is running" in d.history[0][1]

@@ -3,6 +3,8 @@ question a command asks on a terminal (cli/prompt.py)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import click
@@ -76,6 +78,20 @@ SCHEDULED = Request(
 )
 def test_a_schedule_is_due_at_its_time_and_missed_a_timeout_later(now: float, expect: Due) -> None:
     assert due(SCHEDULED, now, window=30.0) is expect
+
+
+def test_a_schedule_without_a_time_is_garbage_and_nothing_happens() -> None:
+    # failoverctl always writes `at`: a schedule without one was not written by it.
+    raw = json.dumps({
+        "v": 1, "failover": None, "switchover": None, "maintenance": False,
+        "maintenance_by": "", "maintenance_reason": "", "maintenance_since": "",
+        "fence_confirmed": None,
+        "scheduled": {"id": "0b6c1f9e-6d3c-4c1e-9a57-2a1c1f7d2b10", "to": None, "timeout": 60,
+                      "requested_by": "x", "requested_at": "2026-01-01T00:00:00Z"},
+    }).encode()  # fmt: skip
+    assert Control.decode(raw).scheduled is None
+    # And one that reaches `due` all the same is never carried out.
+    assert due(replace(SCHEDULED, at=None), 1000.0, window=30.0) is Due.MISSED
 
 
 def test_history_credits_a_scheduled_switchover_that_came_due_to_who_scheduled_it() -> None:
