@@ -264,9 +264,7 @@ def _decide_standby(o: Observation) -> Decision:
                 Act.WAIT, f"standing aside: switchover to {o.switchover_to} pending", ""
             )
         if o.now < o.backoff_until and not retries_early(o):
-            left = o.backoff_until - o.now
-            if early_retry_pending(o):
-                assert o.early_retry_at is not None
+            if early_retry_pending(o) and o.early_retry_at is not None:
                 left = o.early_retry_at - o.now
                 return Decision(
                     Act.WAIT,
@@ -274,6 +272,7 @@ def _decide_standby(o: Observation) -> Decision:
                     "",
                     gist="backing off",
                 )
+            left = o.backoff_until - o.now
             return Decision(Act.WAIT, f"backing off for {left:.1f}s more", "", gist="backing off")
         targeted = o.switchover_pending and o.switchover_to == o.node
         # priority 0 contends at once, even when the lock was seen free
