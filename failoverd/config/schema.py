@@ -372,7 +372,9 @@ TABLES: tuple[Table, ...] = (
             doc="The window the demotions are counted in."),
         Key("backoff", "duration", "30s", _d(FlapConfig, "backoff"), 0,
             doc="After demoting itself (failed health or transition), this node does "
-            "not contend for the lease for this long."),
+            "not contend for the lease for this long. After a failed takeover while "
+            "nobody serves, it retries after the session timeout T instead, doubling "
+            "with each further failure up to this."),
     )),
     Table("metrics", "The HTTP endpoints: /metrics, /health, /active, /standby, /status.", (
         Key("listen", "host:port", "127.0.0.1:9468",

@@ -45,8 +45,10 @@ from failoverd.node.decision import (
     Decision,
     Observation,
     Role,
+    active_member,
     decide,
     marker_anomaly,
+    others_serving,
     priority_wait,
 )
 from failoverd.node.leftovers import Leftovers
@@ -510,6 +512,7 @@ class Daemon:
                     if name != self.node and res3[name] is not None:  # (re)joined: re-probe
                         self.readiness.probe_soon(name)
                 self.members, self.members_read_at = res3, now
+                self._end_early_retry(res3)
                 served = [m.epoch for m in res3.values() if m is not None and m.epoch is not None]
                 self.state.zookeeper_epoch = max([self.state.zookeeper_epoch, *served])
                 for name, m in res3.items():
@@ -561,6 +564,17 @@ class Daemon:
         if handover_done(state.handover[0], state.lock_holder, self.node):
             log.info("switchover_backoff_ended", holder=state.lock_holder)
             state.backoff_until, state.handover = min(state.backoff_until, now), None
+
+    def _end_early_retry(self, members: dict[str, MemberStatus | None]) -> None:
+        """Another member served since this node's failed takeover: from here on a
+        takeover would be a failover between live nodes, which waits out the full
+        back-off (state.py, `early_retry_at`)."""
+        if self.state.early_retry_at is None:
+            return
+        active = active_member(self.node, members)
+        if active is not None:
+            log.info("early_retry_cancelled", active=active)
+            self.state.early_retry_at, self.state.failed_takeovers = None, 0
 
     def _setup_session(self) -> None:
         # The parents first: under one that anyone may create in, the cluster node
@@ -716,6 +730,8 @@ class Daemon:
             else self.state.leftovers_unknown,
             resource_lost=self.resource_watch.lost if self.state.role is Role.ACTIVE else None,
             flap_backoff=cfg.flap.backoff,
+            early_retry_at=self.state.early_retry_at,
+            member_serving=bool(others_serving(self.node, self.members)),
             watchdog_problem=self.watchdog.problem,
             marker_anomaly=anomaly if self.state.role is not Role.ACTIVE else "",
             requests=requests,

@@ -111,6 +111,11 @@ class Observation:
     # Our resources could not be stopped: we must never contend (and should be fenced).
     dirty: bool
     flap_backoff: float
+    # After a failed takeover (state.py: `early_retry_at`): when this node may try
+    # again before `backoff_until`, provided nobody serves. None: no early retry.
+    early_retry_at: float | None = None
+    # Another member publishes a role in which it may serve (SERVING_ROLES).
+    member_serving: bool = False
     # Why dirty, when it is an abandoned operation (failoverd/resources/abandoned.py).
     dirty_reason: str = ""
     # Active: a resource whose status says it stopped underneath us (resource_watch.py).
@@ -274,7 +279,15 @@ def _decide_standby(o: Observation) -> Decision:
             return Decision(
                 Act.WAIT, f"standing aside: switchover to {o.switchover_to} pending", ""
             )
-        if o.now < o.backoff_until:
+        if o.now < o.backoff_until and not retries_early(o):
+            if early_retry_pending(o) and o.early_retry_at is not None:
+                left = o.early_retry_at - o.now
+                return Decision(
+                    Act.WAIT,
+                    f"backing off for {left:.1f}s more (nobody serves: retrying early)",
+                    "",
+                    gist="backing off",
+                )
             left = o.backoff_until - o.now
             return Decision(Act.WAIT, f"backing off for {left:.1f}s more", "", gist="backing off")
         targeted = o.switchover_pending and o.switchover_to == o.node
@@ -287,7 +300,61 @@ def _decide_standby(o: Observation) -> Decision:
                 return Decision(
                     Act.WAIT, f"priority delay: {left:.1f}s more", "", gist="priority delay"
                 )
+    if not forced and o.now < o.backoff_until:
+        return Decision(
+            Act.CONTEND,
+            "the lease is free and nobody serves: retrying a failed takeover early",
+            "takeover",
+        )
     return Decision(Act.CONTEND, "the lease is free: contending", "takeover")
+
+
+# The roles in which a member may be serving, or about to: judged by what it
+# publishes, so a member that is promoting counts as much as an active one.
+SERVING_ROLES = frozenset({Role.FENCING, Role.PROMOTING, Role.ACTIVE, Role.DEMOTING})
+
+
+def early_retry_pending(o: Observation) -> bool:
+    """A failed takeover of this node may be retried before its back-off ends:
+    nobody holds the lock and no other member publishes a serving role."""
+    return o.early_retry_at is not None and o.lock_holder is None and not o.member_serving
+
+
+def retries_early(o: Observation) -> bool:
+    """The early retry is due (early_retry_pending, and its time has come)."""
+    return early_retry_pending(o) and o.early_retry_at is not None and o.now >= o.early_retry_at
+
+
+def early_retry(failures: int, session_timeout: float, backoff: float) -> float:
+    """How long after its `failures`-th failed takeover in a row a node retries
+    while nobody serves: T, 2T, 4T, ... (T the session timeout), never longer than
+    the full back-off.
+
+    The full back-off is for flapping between live nodes; with nobody serving, each
+    second of it is an outage. T is the pace of the cluster itself: a lost active is
+    replaced after about T, so retrying sooner gains little, and it leaves a peer
+    that is faster to recover its turn first. The doubling bounds the cost of a
+    failure that does not pass (a fence that keeps failing is tried at most
+    log2(backoff / T) more times before the full back-off holds again)."""
+    doublings = min(max(failures - 1, 0), 32)  # 2**32 * T is past any back-off
+    return min(session_timeout * 2**doublings, backoff)
+
+
+def active_member(node: str, members: dict[str, MemberStatus | None]) -> str | None:
+    """Another member that publishes role active, if any: it serves."""
+    for name, m in members.items():
+        if name != node and m is not None and m.role == Role.ACTIVE:
+            return name
+    return None
+
+
+def others_serving(node: str, members: dict[str, MemberStatus | None]) -> list[str]:
+    """The other members whose published role may be serving (SERVING_ROLES)."""
+    return [
+        name
+        for name, m in members.items()
+        if name != node and m is not None and m.role in SERVING_ROLES
+    ]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from failoverd.node.decision import Observation, Role
+from failoverd.node.decision import Observation, Role, early_retry_pending, retries_early
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,12 @@ def _eligibility(
         return Eligibility(False, "its health checks have not passed often enough yet (rise)")
     if fence_paths_down:
         return Eligibility(False, f"no working fencing path to {', '.join(fence_paths_down)}")
-    if o.now < o.backoff_until:
+    if o.now < o.backoff_until and not retries_early(o):
         until = f" until {backoff_until_wall}" if backoff_until_wall else ""
-        return Eligibility(False, f"backing off{until} after a demotion or a failed takeover")
+        why = f"backing off{until} after a demotion or a failed takeover"
+        if early_retry_pending(o):
+            why += "; while nobody serves it retries sooner"
+        return Eligibility(False, why)
     return ELIGIBLE
 
 

@@ -30,6 +30,12 @@ class NodeState:
       a demotion clears it. The loop only reads it.
     * `backoff_until`: the transitions when a takeover is abandoned or a node
       demotes; the loop shortens it once a switchover's target holds the lease.
+    * `failed_takeovers`, `early_retry_at`: the transitions when a takeover fails
+      (the failures in a row, and when the node may retry early if nobody
+      serves: decision.early_retry, Transitions.back_off); a promotion resets
+      both. The loop resets them once another member is seen active: a takeover
+      after that is a failover between live nodes, which waits out the full
+      back-off.
     * `handover`: a demotion for a switchover sets it (its target, "" = any; the
       back-off it set); the loop clears it when that back-off ends early
       (failoverd/node/switchover.py).
@@ -61,6 +67,8 @@ class NodeState:
     reason: str = "starting"
     epoch: int | None = None
     backoff_until: float = 0.0
+    failed_takeovers: int = 0
+    early_retry_at: float | None = None
     handover: tuple[str, float] | None = None
     dirty: bool = False
     dirty_since: float = 0.0

@@ -35,6 +35,7 @@ from failoverd.node.decision import (
     Decision,
     EpochPlan,
     Role,
+    early_retry,
     may_start_resource,
     plan_epoch,
     plan_fencing,
@@ -187,7 +188,7 @@ class Transitions:
             # ZooKeeper, the loop gives the stray lock back (RELEASE_STRAY_LOCK).
             self.lease.revoke()
             self.state.lock_read_at = float("-inf")
-            self.state.backoff_until = time.monotonic() + backoff
+            self.back_off(time.monotonic(), backoff, failed_takeover=True)
         elif role is Role.FENCING:
             # FENCING -> STANDBY: nothing started yet
             self.abandon("transition_failed", why, backoff)
@@ -285,6 +286,7 @@ class Transitions:
             "publishing the role",
             lambda: self.loop.set_role(Role.ACTIVE, f"promoted with epoch {epoch}"),
         )
+        self.state.failed_takeovers, self.state.early_retry_at = 0, None
         self.resource_watch.watch(env)
         log.info("promoted", epoch=epoch, took_ms=round(took * 1000), reason=d.reason)
         _step("counting the transition", lambda: self.metrics.transition("takeover"))
@@ -572,12 +574,33 @@ class Transitions:
             self.lease.revoke()
             self.state.lock_read_at = float("-inf")
             self.state.lock_free_since = None
-            self.state.backoff_until = time.monotonic() + backoff
+            # Only what may pass by itself is retried early; a previous active nobody
+            # can fence, an epoch past the ceiling, this node's own marker: an operator's.
+            passing = code in ("fence_failed", "transition_failed")
+            self.back_off(time.monotonic(), backoff, failed_takeover=passing)
             # FENCING|PROMOTING -> STANDBY: lock released, nothing started
             _step(
                 "publishing the role",
                 lambda: self.loop.set_role(Role.STANDBY, f"takeover abandoned: {reason}"),
             )
+
+    def back_off(self, now: float, backoff: float, *, failed_takeover: bool) -> None:
+        """Keep out of contention for `backoff` seconds from `now`. After a failed
+        takeover, the node may retry early while nobody serves (decision.early_retry):
+        T after the first failure, doubling with each further one. A further one
+        fails within a back-off of the previous one's end, as the retries of a node
+        that tries again whenever it may do; a failure after a longer pause (the node
+        was unhealthy, say) starts again at T."""
+        state = self.state
+        if failed_takeover and backoff > 0:
+            further = now < state.backoff_until + backoff
+            in_a_row = state.failed_takeovers + 1 if further else 1
+            T = self.config.zookeeper.session_timeout  # noqa: N806 - the design's name
+            state.failed_takeovers = in_a_row
+            state.early_retry_at = now + early_retry(in_a_row, T, backoff)
+        else:
+            state.failed_takeovers, state.early_retry_at = 0, None
+        state.backoff_until = now + backoff
 
     def _epoch(self, plan: EpochPlan) -> int | None:
         """The planned epoch, or None once the takeover is abandoned: when no epoch
@@ -627,6 +650,8 @@ class Transitions:
         backoff = d.backoff
         # A node that lost its right to serve kills rather than stops (decision.py).
         fast = stop_is_fence(d.code, self.lease.valid())
+        # A takeover cut short (a start failed, a step raised): nothing served yet.
+        failed_takeover = self.state.role in (Role.FENCING, Role.PROMOTING)
         self.resource_watch.unwatch()  # stopping on purpose from here on
         # Fences of any epoch are welcome again (never raises).
         _step("clearing the active epoch", self.marker.clear_active)
@@ -700,7 +725,7 @@ class Transitions:
                 backoff = max(backoff, life)
                 self.state.requests_done.add(self.state.control.switchover.id)
                 handed_to = self.state.control.switchover.to or ""  # ends early: switchover.py
-            self.state.backoff_until = now + backoff
+            self.back_off(now, backoff, failed_takeover=failed_takeover)
             self.state.handover = (
                 None if handed_to is None else (handed_to, self.state.backoff_until)
             )

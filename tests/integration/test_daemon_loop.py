@@ -5,7 +5,7 @@ loop does next. Everything but the injected fault is the real thing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,12 @@ class Loop:
 def loops(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     made: list[tuple[Cluster, Loop]] = []
 
-    def factory(zk: ZooKeeperServer, **kw: Any) -> tuple[Cluster, Loop]:
+    def factory(
+        zk: ZooKeeperServer, edit: Callable[[dict[str, Any]], None] | None = None, **kw: Any
+    ) -> tuple[Cluster, Loop]:
         c = Cluster(tmp_path / f"c{len(made)}", zk_hosts=zk.address, **kw)
+        if edit is not None:
+            c.edit_config("mail1", edit)
         loop = Loop(c, "mail1")
         made.append((c, loop))
         return c, loop
@@ -158,3 +162,38 @@ def test_any_exception_mid_takeover_ends_in_standby_with_the_lock_released(
     assert d.state.backoff_until > time.monotonic()  # backs off before it tries again
     assert c.status()["lease_holder"] is None
     assert not c.serving()
+
+
+def test_a_takeover_whose_start_failed_while_nobody_serves_is_retried_after_about_T(
+    zk: ZooKeeperServer, loops: Any, tmp_path: Path
+) -> None:
+    """A start that fails once (a store not mounted yet, a state dir briefly
+    unwritable) used to keep the node out for the whole flap.backoff while nobody
+    served. Nobody serves here (a fresh cluster, mail2 never started): mail1 retries
+    after T (2 s), not after the 30 s back-off, and serves."""
+    once = tmp_path / "fail-next-start"
+    once.touch()
+    fails_once = {
+        "type": "command",
+        "start": ["sh", "-c", 'if [ -e "$0" ]; then rm -f "$0"; exit 1; fi', str(once)],
+        "stop": ["true"],
+        "timeout": "5s",
+    }
+
+    def failing_first(cfg: dict[str, Any]) -> None:
+        cfg["resources"].insert(0, fails_once)
+
+    c, loop = loops(zk, edit=failing_first, extra={"flap": {"backoff": "30s"}})
+    d = loop.d
+    with structlog.testing.capture_logs() as logs:
+        loop.until(lambda: not once.exists(), 20, "mail1's first start")
+        loop.until(lambda: d.state.role is Role.STANDBY, 10, "mail1 back to standby")
+        failed_at = time.monotonic()
+        loop.until(lambda: d.state.role is Role.ACTIVE, 10, "mail1 active again")
+    waited = time.monotonic() - failed_at
+    assert c.session_timeout <= waited + 0.2 and waited < c.session_timeout + 3.0, waited
+    assert [e["code"] for e in logs if e["event"] == "demoted"] == ["start_failed"]
+    assert any(
+        e["event"] == "decided" and "retrying a failed takeover early" in e["reason"] for e in logs
+    )
+    wait_for(lambda: [i for i in c.serving() if i[0] == "mail1"], 10, "mail1's service up")

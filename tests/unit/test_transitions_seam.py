@@ -32,6 +32,7 @@ from failoverd.zk.znodes import Breadcrumb, Control, KnownEpochs, Request
 T = TypeVar("T")
 OP_TIMEOUT = 2.5
 FLAP_BACKOFF = 5.0
+SESSION_TIMEOUT = 2.0  # T
 SWITCHOVER_TIMEOUT = 45.0  # config's switchover.timeout
 
 
@@ -85,6 +86,7 @@ def make(role: Role, **state: Any) -> tuple[Transitions, NodeState, MagicMock]:
     config: Any = SimpleNamespace(
         node=SimpleNamespace(name="mail1"),
         flap=SimpleNamespace(backoff=FLAP_BACKOFF),
+        zookeeper=SimpleNamespace(session_timeout=SESSION_TIMEOUT),
         switchover=SimpleNamespace(timeout=SWITCHOVER_TIMEOUT),
         peers=[],
         resources=(),
