@@ -444,18 +444,47 @@ def start_dovecot(p: NodePaths, timeout: float) -> int:
     return 1
 
 
+# The Dovecot processes that read and write mail on the store. The rest (the master,
+# log, config, anvil, auth, stats and the login processes) hold none of it.
+DOVECOT_MAIL = frozenset(
+    f"/usr/lib/dovecot/{name}" for name in ("imap", "pop3", "lmtp", "indexer-worker", "dovecot-lda")
+)
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _mail_workers() -> list[int]:
+    return [pid for pid in node_processes(DOVECOT_BIN) if _exe(pid) in DOVECOT_MAIL]
+
+
 def stop_dovecot(p: NodePaths, timeout: float) -> int:
+    """SIGTERM to the master, then graceful where it matters: the processes that
+    read and write mail finish and exit. What is left after them is bookkeeping
+    that holds nothing of the store; measured on this machine, the master keeps
+    its listeners open for about 1.1 s after SIGTERM while it waits for its log
+    process, whether or not anybody is connected, so waiting for it costs a
+    switchover a second for nothing. Those are killed, and the pid file goes as
+    after kill_dovecot."""
     master = _dovecot_master()
     if master is None and not node_processes(DOVECOT_BIN):
         return 0
     if master is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(master, signal.SIGTERM)
-    if not _wait_none(DOVECOT_BIN, timeout):
-        _kill_all(DOVECOT_BIN)
-        if not _wait_none(DOVECOT_BIN, 2.0):
-            print("dovecot processes survived SIGKILL", file=sys.stderr)
-            return 1
+    deadline = time.monotonic() + timeout
+    while _mail_workers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _kill_all(DOVECOT_BIN)  # the mail workers too, if they outlived the timeout
+    if not _wait_none(DOVECOT_BIN, 2.0):
+        print("dovecot processes survived SIGKILL", file=sys.stderr)
+        return 1
+    with contextlib.suppress(FileNotFoundError):
+        (p.local / "dovecot-run" / "master.pid").unlink()
     return 0
 
 
