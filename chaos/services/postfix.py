@@ -237,7 +237,7 @@ def _wait_none(prefixes: tuple[str, ...], timeout: float) -> bool:
     while node_processes(prefixes):
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.05)
+        time.sleep(0.01)
     return True
 
 
@@ -377,17 +377,14 @@ def stop_postfix(p: NodePaths, timeout: float) -> int:
         if _interval_open(p):  # a start that failed, or a Postfix that died by itself
             p.event("service_down", by="postfix-not-running", epoch=_epoch())
         return 0
-    subprocess.run(
-        ["postfix", "-c", str(p.postfix), "stop"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=timeout,
-    )
+    # What `postfix stop` does, without its wait: it sends the master SIGTERM (the
+    # master passes it on to its children and exits: the graceful stop), then looks
+    # for the master again in steps of a second, which cost a switchover up to 1.2 s
+    # (measured). The master is found by its process, not its pid file.
     master = _postfix_master()
     if master is not None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(master, signal.SIGTERM)  # `postfix stop` may not find the pid file
+            os.kill(master, signal.SIGTERM)
     if not _wait_none((POSTFIX_BIN,), timeout):
         _kill_all((POSTFIX_BIN,))
         if not _wait_none((POSTFIX_BIN,), 2.0):

@@ -86,3 +86,31 @@ def test_a_mail_worker_that_outlives_the_timeout_is_killed_too(
     assert not alive and clock["t"] >= 2.0
 
 
+
+
+def test_postfix_stop_signals_the_master_and_does_not_wait_in_seconds(
+    node: postfix.NodePaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postfix stop` looks for the master again only after a second's sleep; the lab's
+    stop sends the same SIGTERM itself and polls."""
+    master, child = 200, 201
+    exe = {master: postfix.POSTFIX_BIN + "master", child: postfix.POSTFIX_BIN + "smtpd"}
+    alive = {master, child}
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        postfix, "node_processes", lambda pre: sorted(p for p in alive if exe[p].startswith(pre))
+    )
+    monkeypatch.setattr(postfix, "_interval_open", lambda p: True)
+
+    def kill(pid: int, sig: int) -> None:
+        sent.append((pid, sig))
+        if sig == signal.SIGTERM:  # the master passes it on and exits
+            alive.clear()
+
+    def no_subprocess(*a: object, **kw: object) -> None:
+        raise AssertionError(f"ran {a[0]!r}: the stop must not wait on postfix-script")
+
+    monkeypatch.setattr(postfix.os, "kill", kill)
+    monkeypatch.setattr(postfix.subprocess, "run", no_subprocess)
+    assert postfix.stop_postfix(node, 5.0) == 0
+    assert sent == [(master, signal.SIGTERM)]
