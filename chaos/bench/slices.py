@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +117,9 @@ def case_windows(run_dir: Path) -> dict[str, tuple[float, float]]:
 
 def daemon_events(run_dir: Path, nodes: tuple[str, ...]) -> list[tuple[float, str, dict[str, Any]]]:
     """(time, node, record) of every failoverd log line with a timestamp, in time order."""
-    out = []
-    for node in nodes:
-        for r in read_records(run_dir / node / "failoverd.log", problems=[]):
-            ts = r.get("timestamp")
-            if isinstance(ts, str):
-                try:
-                    out.append((datetime.fromisoformat(ts).timestamp(), node, r))
-                except ValueError:
-                    continue
+    out = [
+        e for node in nodes for e in bench_phases.read_log(run_dir / node / "failoverd.log", node)
+    ]
     return sorted(out, key=lambda x: x[0])
 
 

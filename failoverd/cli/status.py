@@ -97,18 +97,12 @@ def _eligibility_fields(
     name: str, m: MemberStatus | None, members: dict[str, MemberStatus | None]
 ) -> dict[str, Any]:
     """What a member publishes about its own eligibility (failoverd.node.eligibility)."""
-    if name not in members:
-        why = "it is not connected to ZooKeeper (failoverd stopped or cut off)"
-        return {
-            "eligible": False,
-            "why": why,
-            "version": "",
-            "commit": "",
-            "fence_ready": {},
-            "fence_paths": {},
-        }
-    if m is None:
-        why = "its member znode is unreadable"
+    if name not in members or m is None:
+        why = (
+            "it is not connected to ZooKeeper (failoverd stopped or cut off)"
+            if name not in members
+            else "its member znode is unreadable"
+        )
         return {
             "eligible": False,
             "why": why,

@@ -256,18 +256,9 @@ class FenceReadiness:
                 f"last method); see failoverctl fence-check {peer}",
             )
             hooks.fire("fence_path_lost", peer=peer, reason=f"{method}: {now.reason}")
-        elif before is None:
-            log.info(
-                "fence_path_ready",
-                peer=peer,
-                method=method,
-                result=result,
-                reason=now.reason,
-                took_ms=took_ms,
-            )
         else:
             log.info(
-                "fence_path_restored",
+                "fence_path_ready" if before is None else "fence_path_restored",
                 peer=peer,
                 method=method,
                 result=result,

@@ -550,16 +550,11 @@ class Coordinator:
             if lock_stat is None or lock_stat.ephemeralOwner != self.session_id:
                 return False
             raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
-            try:
-                control = Control.decode(raw)
-            except ZnodeError:
-                return False
-            conf = control.fence_confirmed
-            if conf is None or conf.id != confirmation_id:
+            new = self._without_confirmation(raw, confirmation_id)
+            if new is None:
                 return False
             t = self.client.transaction()
             t.check(self.lock_path, lock_stat.version)
-            new = encode(replace(control, fence_confirmed=None), self.format)
             t.set_data(self.control_path, new, version=stat.version)
             results = self._wait(t.commit_async(), timeout)
         return not any(isinstance(r, Exception) for r in results)
@@ -574,14 +569,9 @@ class Coordinator:
                 raw, stat = self._wait(self.client.get_async(self.control_path), timeout)
             except NoNodeError:
                 return False
-            try:
-                control = Control.decode(raw)
-            except ZnodeError:
+            new = self._without_confirmation(raw, confirmation_id)
+            if new is None:
                 return False
-            conf = control.fence_confirmed
-            if conf is None or conf.id != confirmation_id:
-                return False
-            new = encode(replace(control, fence_confirmed=None), self.format)
             try:
                 self._wait(
                     self.client.set_async(self.control_path, new, version=stat.version), timeout
@@ -589,6 +579,19 @@ class Coordinator:
             except BadVersionError:
                 return False  # control changed meanwhile: the next read judges again
         return True
+
+    def _without_confirmation(self, raw: bytes, confirmation_id: str) -> bytes | None:
+        """`control` as read, with the fence confirmation `confirmation_id` removed;
+        None when control is unreadable or holds no such confirmation (one written
+        since has another id and is left alone)."""
+        try:
+            control = Control.decode(raw)
+        except ZnodeError:
+            return None
+        conf = control.fence_confirmed
+        if conf is None or conf.id != confirmation_id:
+            return None
+        return encode(replace(control, fence_confirmed=None), self.format)
 
     def append_history(self, entry: HistoryEntry) -> None:
         """Add an audit record without waiting (it must not delay a transition)."""
